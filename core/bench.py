@@ -1,0 +1,155 @@
+"""`tfchat bench`: the engine against the book's loop, on one checkpoint, in one run.
+
+Figures, all at batch 1 and temperature 1:
+- book: the chapter's `generate` at a full window (every step recomputes C positions);
+- cached: the engine decoding with its KV cache filling the last part of the window;
+- cropped: the engine past the window, where it recomputes the cropped window as the book does;
+- ttft: prompt of 100 tokens (or the window less one) to the first new token;
+- limit: tokens/s if each step only read the weights once, at the bandwidth measured
+  for the output layer's matrix-vector product, the step's largest read.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from core.book_model import BookModel
+from core.checkpoint import load_checkpoint
+from core.device import resolve_device
+from core.fast_model import FastModel
+from core.generation import generate_ids
+from core.model_config import ModelConfig
+from core.paths import resolve_model_path
+from core.sampling import SamplingParams
+
+BOOK_CONFIG = ModelConfig(d_model=80, num_heads=4, num_blocks=6, context_length=128, vocab_size=100256)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _load_weights(model_arg: str | None):
+    if model_arg is None:
+        torch.manual_seed(0)
+        return "random book-config weights", BOOK_CONFIG, BookModel(BOOK_CONFIG).state_dict()
+    checkpoint = load_checkpoint(resolve_model_path(model_arg))
+    return str(checkpoint.path), checkpoint.config, checkpoint.state_dict
+
+
+def _random_ids(n: int, vocab: int, seed: int) -> list[int]:
+    return torch.randint(0, vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def book_tokens_per_s(book: BookModel, config: ModelConfig, device, n: int) -> float:
+    idx = torch.tensor([_random_ids(config.context_length, config.vocab_size, 1)], device=device)
+    book.generate(idx, 2)  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    book.generate(idx, n, temperature=1.0)
+    _sync(device)
+    return n / (time.perf_counter() - start)
+
+
+def engine_step_times(model: FastModel, prompt: list[int], n: int, seed: int = 0) -> list[float]:
+    """Seconds from the call to each new token; index 0 is the time to first token."""
+    params = SamplingParams(temperature=1.0, max_new_tokens=n)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    start = time.perf_counter()
+    times = []
+    for _ in generate_ids(model, prompt, params, generator):  # each id is on the host, so synced
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def decode_rate(times: list[float]) -> float:
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def matvec_bandwidth(model: FastModel, repeats: int = 200) -> float:
+    """Bytes/s streaming the output layer, the largest read of a decode step."""
+    x = torch.randn(model.config.d_model, device=model.device)
+    for _ in range(10):
+        F.linear(x, model.out_weight, model.out_bias)
+    _sync(model.device)
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats // 5):
+            F.linear(x, model.out_weight, model.out_bias)
+        _sync(model.device)
+        samples.append((time.perf_counter() - start) / (repeats // 5))
+    nbytes = (model.out_weight.numel() + model.out_bias.numel()) * 4
+    return nbytes / min(samples)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def measure(model_arg: str | None, device_name: str, tokens: int) -> dict:
+    device = resolve_device(device_name)
+    source, config, state = _load_weights(model_arg)
+    C, V = config.context_length, config.vocab_size
+    model = FastModel(config, state, device)
+    book = BookModel(config).to(device).eval()
+    book.load_state_dict({k: v.float() for k, v in state.items()})
+    n = max(2, min(tokens, C // 2))
+
+    book_rate = book_tokens_per_s(book, config, device, n)
+
+    ttft_prompt = _random_ids(min(100, C - 1), V, 2)
+    engine_step_times(model, ttft_prompt, 2)  # warm-up
+    ttft = statistics.median(engine_step_times(model, ttft_prompt, 1, seed=s)[0] for s in range(7))
+
+    cached = max(decode_rate(engine_step_times(model, _random_ids(C - n, V, 3), n + 1, seed=s)) for s in range(3))
+    cropped = decode_rate(engine_step_times(model, _random_ids(C, V, 4), n + 1))
+
+    bandwidth = matvec_bandwidth(model)
+    limit = bandwidth / model.weight_bytes_per_token()
+    return {
+        "model": source, "device": str(device), "d_model": config.d_model, "num_heads": config.num_heads,
+        "num_blocks": config.num_blocks, "context_length": C, "vocab_size": V, "tokens_timed": n,
+        "book_tokens_per_s": round(book_rate, 2),
+        "engine_tokens_per_s": round(cached, 2),
+        "ratio": round(cached / book_rate, 2),
+        "engine_cropped_tokens_per_s": round(cropped, 2),
+        "cropped_ratio": round(cropped / book_rate, 2),
+        "ttft_ms": round(ttft * 1000, 2), "ttft_prompt_tokens": len(ttft_prompt),
+        "bandwidth_gb_s": round(bandwidth / 1e9, 2),
+        "limit_tokens_per_s": round(limit, 2),
+        "fraction_of_limit": round(cached / limit, 3),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+    }
+
+
+def run_bench(model_arg: str | None, device_name: str, tokens: int) -> int:
+    r = measure(model_arg, device_name, tokens)
+    rows = [
+        ("model", r["model"]),
+        ("device", r["device"]),
+        ("config", f"D={r['d_model']} H={r['num_heads']} L={r['num_blocks']} C={r['context_length']} V={r['vocab_size']}"),
+        ("book loop, full window", f"{r['book_tokens_per_s']:.1f} tok/s"),
+        ("engine, KV cache at the window's end", f"{r['engine_tokens_per_s']:.1f} tok/s  ({r['ratio']:.1f}x the book)"),
+        ("engine, past the window (cropped recompute)", f"{r['engine_cropped_tokens_per_s']:.1f} tok/s  ({r['cropped_ratio']:.1f}x)"),
+        (f"time to first token ({r['ttft_prompt_tokens']}-token prompt)", f"{r['ttft_ms']:.1f} ms"),
+        ("bandwidth (output-layer matvec)", f"{r['bandwidth_gb_s']:.1f} GB/s"),
+        ("limit (weights read once per token)", f"{r['limit_tokens_per_s']:.1f} tok/s"),
+        ("engine / limit", f"{r['fraction_of_limit'] * 100:.0f}%"),
+        ("peak memory", f"{r['peak_memory_mb']:.0f} MB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps(r))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,194 @@
+"""The `tfchat` command: the app with no subcommand, headless tools with one.
+
+Every error a user can cause ends here as one line on stderr and exit code 2;
+Ctrl+C ends with 130 after what was generated so far has been printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+# torch warns at import when numpy is absent; tfchat never needs numpy.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="checkpoint file (default: $TFCHAT_MODEL, ./model/model.ckpt, the shipped model)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=None, help="named preset (default: balanced)")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--min-p", type=float)
+    p.add_argument("--repetition-penalty", type=float)
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--stop", action="append", help="stop string (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfchat", description="Chat-style REPL for the book's GPT models.")
+    _add_model_args(parser)
+    parser.add_argument("--preset", help="preset to start with (default: the last one used)")
+    parser.add_argument("--history", help="history database (default: in the XDG data directory)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="continue a prompt and stream the text to stdout")
+    gen.add_argument("prompt", nargs="?", help="the prompt (default: read standard input)")
+    _add_model_args(gen)
+    _add_sampling_args(gen)
+    gen.add_argument("--stats", action="store_true", help="print one JSON line of statistics to stderr")
+
+    info = sub.add_parser("info", help="parameter count and every tensor's name and shape")
+    _add_model_args(info)
+
+    bench = sub.add_parser("bench", help="measure the engine against the book's loop")
+    _add_model_args(bench)
+    bench.add_argument("--tokens", type=int, default=64, help="tokens timed per measurement")
+
+    train = sub.add_parser("train", help="train the book's model on a UTF-8 text file")
+    train.add_argument("textfile")
+    train.add_argument("--out", default="model/model.ckpt")
+    train.add_argument("--config", default=None, help="YAML of hyper-parameters (default: configs/train.yaml)")
+    train.add_argument("--resume", action="store_true", help="continue from --out and its optimizer side file")
+    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a hyper-parameter (repeatable), e.g. --set max_iters=2000")
+    for key in ("d_model", "num_heads", "num_blocks", "context_length", "batch_size", "max_iters",
+                "eval_interval", "eval_iters"):
+        train.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key)
+    for key in ("dropout", "learning_rate"):
+        train.add_argument(f"--{key.replace('_', '-')}", type=float, dest=key)
+    train.add_argument("--half", action="store_true", help="store the weights in float16 (half the file size)")
+
+    hist = sub.add_parser("history", help="list or export past exchanges")
+    hist.add_argument("--history", help="history database")
+    hist.add_argument("--format", choices=("text", "jsonl"), default="text")
+    hist.add_argument("--limit", type=int, default=20, help="newest N exchanges (0 = all)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.errors import TfchatError
+
+    from core.runtime import tune_allocator
+
+    args = build_parser().parse_args(argv)
+    tune_allocator()
+    try:
+        return _dispatch(args)
+    except TfchatError as exc:
+        print(f"tfchat: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print("\ntfchat: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _dispatch(args) -> int:
+    if args.command == "generate":
+        return cmd_generate(args)
+    if args.command == "info":
+        return cmd_info(args)
+    if args.command == "bench":
+        from core.bench import run_bench
+
+        return run_bench(args.model, args.device, args.tokens)
+    if args.command == "train":
+        from core.train import run_train_command
+
+        return run_train_command(args)
+    if args.command == "history":
+        from core.history import export_history
+
+        return export_history(args.history, args.format, args.limit, sys.stdout)
+    # The interactive app is the only place the UI is imported.
+    from tui.app import run_app
+
+    return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history)
+
+
+def sampling_params_from_args(args):
+    from core.presets import load_presets, params_from_mapping
+
+    catalog = load_presets()
+    for warning in catalog.warnings:
+        print(f"tfchat: warning: {warning}", file=sys.stderr)
+    base = catalog.get(args.preset or "balanced").params
+    overrides = {
+        key: getattr(args, key)
+        for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
+        if getattr(args, key) is not None
+    }
+    if args.stop:
+        overrides["stop"] = args.stop
+    return params_from_mapping(overrides, base)
+
+
+def _read_prompt(args) -> str:
+    from core.errors import PromptError
+
+    if args.prompt is not None:
+        return args.prompt
+    if sys.stdin is None or sys.stdin.isatty():
+        raise PromptError("no prompt: give one as an argument or on standard input")
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PromptError("standard input is not UTF-8 text") from None
+
+
+def cmd_generate(args) -> int:
+    from core.engine import Engine
+    from core.paths import resolve_model_path
+
+    params = sampling_params_from_args(args)
+    prompt = _read_prompt(args)
+    engine = Engine.load(resolve_model_path(args.model), args.device)
+    generation = engine.generate(prompt, params)
+    out = sys.stdout
+    try:
+        for piece in generation:
+            out.write(piece)
+            out.flush()
+    finally:
+        out.write("\n")
+        out.flush()
+        if args.stats and generation.stats is not None:
+            stats = generation.stats
+            print(json.dumps({"prompt_tokens": stats.prompt_tokens, "new_tokens": stats.new_tokens,
+                              "ttft_s": round(stats.ttft_s, 5), "tokens_per_s": round(stats.tokens_per_s, 2),
+                              "device": stats.device, "finish_reason": stats.finish_reason,
+                              "seed": stats.seed}), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    from core.checkpoint import load_checkpoint
+    from core.paths import resolve_model_path
+
+    checkpoint = load_checkpoint(resolve_model_path(args.model))
+    c = checkpoint.config
+    params = sum(t.numel() for k, t in checkpoint.state_dict.items() if not k.endswith(".mask"))
+    print(f"model: {checkpoint.path}")
+    print(f"d_model={c.d_model} num_heads={c.num_heads} num_blocks={c.num_blocks} "
+          f"context_length={c.context_length} max_token_value={c.vocab_size}")
+    print(f"Model param size: {params:,}")
+    for name, tensor in checkpoint.state_dict.items():
+        print(f"{name}: {list(tensor.shape)} {str(tensor.dtype).replace('torch.', '')}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The book's model rearranged for inference: fused weights, a KV cache, last-position logits.
+
+Numerically it is the book's forward pass; the differences are only in how the
+float work is grouped (all heads of a layer in one matrix, attention through
+`scaled_dot_product_attention`), which moves the last bits and nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from core.book_model import sinusoidal_positions
+from core.model_config import ModelConfig
+
+
+@dataclass
+class BlockWeights:
+    ln1_weight: torch.Tensor
+    ln1_bias: torch.Tensor
+    qkv: torch.Tensor  # [3D, D]: every head's Wq, then Wk, then Wv, stacked
+    proj_weight: torch.Tensor
+    proj_bias: torch.Tensor
+    ln2_weight: torch.Tensor
+    ln2_bias: torch.Tensor
+    ffn_in_weight: torch.Tensor
+    ffn_in_bias: torch.Tensor
+    ffn_out_weight: torch.Tensor
+    ffn_out_bias: torch.Tensor
+
+
+class KVCache:
+    """Keys and values of the positions computed so far, preallocated to the window."""
+
+    def __init__(self, config: ModelConfig, device: torch.device, dtype: torch.dtype):
+        shape = (config.num_blocks, 1, config.num_heads, config.context_length, config.head_size)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # positions 0..length-1 are filled
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+class FastModel:
+    """Inference-only view of a book checkpoint, weights resident on one device."""
+
+    def __init__(self, config: ModelConfig, state_dict: dict[str, torch.Tensor], device: torch.device):
+        self.config = config
+        self.device = device
+        D, H = config.d_model, config.num_heads
+
+        def take(key: str) -> torch.Tensor:
+            return state_dict[key].to(device=device, dtype=torch.float32).contiguous()
+
+        self.embedding = take("token_embedding_lookup_table.weight")
+        self.positions = sinusoidal_positions(config.context_length, D).to(device)
+        self.blocks: list[BlockWeights] = []
+        for i in range(config.num_blocks):
+            p = f"transformer_blocks.{i}."
+            heads = [f"{p}mha.heads.{h}." for h in range(H)]
+            qkv = torch.cat(
+                [state_dict[h + w + ".weight"] for w in ("Wq", "Wk", "Wv") for h in heads], dim=0
+            )
+            self.blocks.append(
+                BlockWeights(
+                    ln1_weight=take(p + "ln1.weight"),
+                    ln1_bias=take(p + "ln1.bias"),
+                    qkv=qkv.to(device=device, dtype=torch.float32).contiguous(),
+                    proj_weight=take(p + "mha.projection_layer.weight"),
+                    proj_bias=take(p + "mha.projection_layer.bias"),
+                    ln2_weight=take(p + "ln2.weight"),
+                    ln2_bias=take(p + "ln2.bias"),
+                    ffn_in_weight=take(p + "ffn.ffn.0.weight"),
+                    ffn_in_bias=take(p + "ffn.ffn.0.bias"),
+                    ffn_out_weight=take(p + "ffn.ffn.2.weight"),
+                    ffn_out_bias=take(p + "ffn.ffn.2.bias"),
+                )
+            )
+        final = f"transformer_blocks.{config.num_blocks}."
+        self.final_ln_weight = take(final + "weight")
+        self.final_ln_bias = take(final + "bias")
+        self.out_weight = take("model_out_linear_layer.weight")
+        self.out_bias = take("model_out_linear_layer.bias")
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config, self.device, torch.float32)
+
+    def weight_bytes_per_token(self) -> int:
+        """Bytes of weights one decode step must read: all but the embedding table, plus one row."""
+        tensors = [self.final_ln_weight, self.final_ln_bias, self.out_weight, self.out_bias]
+        for block in self.blocks:
+            tensors.extend(vars(block).values())
+        row = self.embedding[0]
+        return sum(t.numel() * t.element_size() for t in tensors) + row.numel() * row.element_size()
+
+    @torch.inference_mode()
+    def last_logits(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits [V] of the next token after `ids` (1-D, on the device).
+
+        With a cache, `ids` continue the cached positions (a prefill from an empty
+        cache, or one new token); without one, `ids` is a whole window at positions
+        0..T-1, which is what the book computes once the text outgrows the window.
+        """
+        T = ids.shape[0]
+        start = cache.length if cache is not None else 0
+        C = self.config.context_length
+        assert start + T <= C, "the window overflows; the caller crops and recomputes"
+        x = self.embedding[ids] + self.positions[start : start + T]  # (T, D)
+        x = x.unsqueeze(0)  # (1, T, D)
+        last = len(self.blocks) - 1
+        for layer, block in enumerate(self.blocks):
+            x = self._block(x, block, layer, cache, start, only_last_row=(layer == last))
+        if cache is not None:
+            cache.length = start + T
+        x = F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+        return F.linear(x, self.out_weight, self.out_bias)
+
+    def _block(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int, only_last_row: bool):
+        _, T, D = x.shape
+        H, hs = self.config.num_heads, self.config.head_size
+        h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
+        q, k, v = F.linear(h, w.qkv).view(1, T, 3, H, hs).permute(2, 0, 3, 1, 4)  # each (1, H, T, hs)
+        if cache is not None:
+            cache.keys[layer, :, :, start : start + T] = k
+            cache.values[layer, :, :, start : start + T] = v
+            k = cache.keys[layer, :, :, : start + T]
+            v = cache.values[layer, :, :, : start + T]
+        if only_last_row:
+            # Nothing after the last block needs the other rows: the last query sees every key.
+            q, x = q[:, :, -1:], x[:, -1:]
+            attn = F.scaled_dot_product_attention(q, k, v)
+        elif start == 0:
+            attn = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
+        else:
+            assert T == 1, "only single-token steps continue a filled cache"
+            attn = F.scaled_dot_product_attention(q, k, v)
+        attn = attn.transpose(1, 2).reshape(1, -1, D)
+        x = x + F.linear(attn, w.proj_weight, w.proj_bias)
+        h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
+        return x + F.linear(F.relu(F.linear(h, w.ffn_in_weight, w.ffn_in_bias)), w.ffn_out_weight, w.ffn_out_bias)

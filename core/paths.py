@@ -1,0 +1,45 @@
+"""Where tfchat keeps things: XDG directories, and which model file to open."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_PRESETS = PACKAGE_ROOT / "configs" / "presets.yaml"
+SHIPPED_MODEL = PACKAGE_ROOT / "model" / "model.ckpt"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value and os.path.isabs(value) else Path.home() / fallback
+
+
+def config_dir() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") / "tfchat"
+
+
+def data_dir() -> Path:
+    return _xdg("XDG_DATA_HOME", ".local/share") / "tfchat"
+
+
+def state_dir() -> Path:
+    return _xdg("XDG_STATE_HOME", ".local/state") / "tfchat"
+
+
+def user_presets_file() -> Path:
+    return config_dir() / "presets.yaml"
+
+
+def default_history_file() -> Path:
+    return data_dir() / "history.sqlite3"
+
+
+def resolve_model_path(explicit: str | None) -> Path:
+    """--model, else $TFCHAT_MODEL, else ./model/model.ckpt, else the model tfchat ships."""
+    if explicit:
+        return Path(explicit).expanduser()
+    from_env = os.environ.get("TFCHAT_MODEL")
+    if from_env:
+        return Path(from_env).expanduser()
+    local = Path("model") / "model.ckpt"
+    return local if local.exists() else SHIPPED_MODEL

@@ -1,0 +1,150 @@
+"""Generation settings and the pure functions that turn logits into a next token.
+
+Order, as the common engines apply it: repetition penalty, temperature, top-k,
+top-p, min-p. Temperature 0 is greedy (argmax after the penalty). At least one
+token always survives the filters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+
+from core.errors import PresetError
+
+# top-p first looks among this many best tokens; only when they do not reach p
+# does it sort the whole vocabulary.
+_TOP_P_PROBE = 256
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    """0 means greedy: always the most likely token."""
+    top_k: int | None = None
+    """Keep the k most likely tokens (ties at the k-th kept); None or 0 keeps all."""
+    top_p: float = 1.0
+    """Keep the smallest set whose probability reaches p; 1.0 keeps all."""
+    min_p: float = 0.0
+    """Drop tokens below min_p times the top probability; 0 keeps all."""
+    repetition_penalty: float = 1.0
+    """Above 1 discourages tokens already in the context window; 1.0 is off."""
+    max_new_tokens: int = 200
+    seed: int | None = None
+    """Fixed seed for reproducible sampling; None draws a fresh one."""
+    stop: tuple[str, ...] = field(default_factory=tuple)
+    """Strings that end the generation; the stop string itself is not shown."""
+
+    def __post_init__(self):
+        for problem in validate_values(self):
+            raise PresetError(problem)
+
+    def with_changes(self, **changes) -> "SamplingParams":
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return {f.name: (list(self.stop) if f.name == "stop" else getattr(self, f.name)) for f in fields(self)}
+
+
+PARAM_NAMES = tuple(f.name for f in fields(SamplingParams))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_values(p: SamplingParams) -> list[str]:
+    """Problems with the values, each naming its key; empty when all are sound."""
+    problems = []
+    if not _is_number(p.temperature) or p.temperature < 0:
+        problems.append(f"temperature must be a number >= 0, got {p.temperature!r}")
+    if p.top_k is not None and (not _is_int(p.top_k) or p.top_k < 0):
+        problems.append(f"top_k must be an integer >= 0 (0 = off), got {p.top_k!r}")
+    if not _is_number(p.top_p) or not 0 < p.top_p <= 1:
+        problems.append(f"top_p must be in (0, 1], got {p.top_p!r}")
+    if not _is_number(p.min_p) or not 0 <= p.min_p <= 1:
+        problems.append(f"min_p must be in [0, 1], got {p.min_p!r}")
+    if not _is_number(p.repetition_penalty) or p.repetition_penalty <= 0:
+        problems.append(f"repetition_penalty must be a number > 0, got {p.repetition_penalty!r}")
+    if not _is_int(p.max_new_tokens) or p.max_new_tokens < 1:
+        problems.append(f"max_new_tokens must be an integer >= 1, got {p.max_new_tokens!r}")
+    if p.seed is not None and (not _is_int(p.seed) or p.seed < 0):
+        problems.append(f"seed must be an integer >= 0, got {p.seed!r}")
+    if not isinstance(p.stop, tuple) or not all(isinstance(s, str) and s for s in p.stop):
+        problems.append(f"stop must be a list of non-empty strings, got {p.stop!r}")
+    return problems
+
+
+def apply_repetition_penalty(logits: torch.Tensor, window_ids: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Each distinct id in the window once: positive logits divided, negative multiplied."""
+    if penalty == 1.0 or window_ids.numel() == 0:
+        return logits
+    seen = logits.gather(0, window_ids)
+    # Duplicated ids all compute the same value from the original logit, so the
+    # scatter applies the penalty once per distinct id.
+    penalised = torch.where(seen > 0, seen / penalty, seen * penalty)
+    return logits.scatter(0, window_ids, penalised)
+
+
+def next_token(
+    logits: torch.Tensor,
+    params: SamplingParams,
+    window_ids: torch.Tensor,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """The next token id (a 0-d tensor on the logits' device) from last-position logits [V]."""
+    logits = apply_repetition_penalty(logits, window_ids, params.repetition_penalty)
+    if params.temperature == 0:
+        return logits.argmax()
+    candidates, probs = filtered_probs(logits, params)
+    return candidates[_draw(probs, generator)] if candidates is not None else _draw(probs, generator)
+
+
+def filtered_probs(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Probabilities after temperature and the filters, unnormalised where zeroed.
+
+    Returns (candidate ids, probs over them); candidate ids is None when probs
+    span the whole vocabulary. With top-k set, everything after it touches only
+    the survivors, not the vocabulary.
+    """
+    logits = logits / params.temperature
+    candidates = None
+    if params.top_k and params.top_k < logits.shape[0]:
+        kth = torch.topk(logits, params.top_k).values[-1]
+        candidates = (logits >= kth).nonzero().squeeze(1)  # ties at the k-th value survive
+        logits = logits[candidates]
+    probs = torch.softmax(logits, dim=0)
+    if params.top_p < 1.0:
+        probs = _top_p(probs, params.top_p)
+    if params.min_p > 0.0:
+        # The top token always survives: its probability is >= min_p times itself.
+        probs = torch.where(probs >= params.min_p * probs.max(), probs, torch.zeros_like(probs))
+    return candidates, probs
+
+
+def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Zero every token outside the smallest set whose probability reaches top_p."""
+    probe = min(_TOP_P_PROBE, probs.shape[0])
+    sorted_probs, order = torch.topk(probs, probe)
+    cumulative = sorted_probs.cumsum(0)
+    if probe < probs.shape[0] and cumulative[-1] < top_p:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        cumulative = sorted_probs.cumsum(0)
+    # Keep a token when the mass before it is still short of p: this keeps the one that crosses p.
+    keep = (cumulative - sorted_probs) < top_p
+    kept = torch.zeros_like(probs)
+    kept[order[keep]] = sorted_probs[keep]
+    return kept
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Inverse-CDF draw: one pass for the running sum, a binary search for the token."""
+    cdf = probs.cumsum(0, dtype=torch.float64)
+    u = torch.rand(1, generator=generator, device=probs.device, dtype=torch.float64) * cdf[-1]
+    index = torch.searchsorted(cdf, u, right=True)
+    return index.clamp_(max=probs.shape[0] - 1)[0]

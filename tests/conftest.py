@@ -1,0 +1,35 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference import random_book_checkpoint  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path, monkeypatch):
+    """Keep every test away from the real XDG config, data and state of whoever runs them."""
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.delenv("TFCHAT_MODEL", raising=False)
+
+
+@pytest.fixture
+def make_checkpoint(tmp_path):
+    """Write a random book-layout checkpoint and return its path."""
+    def make(d_model=24, num_heads=3, num_blocks=2, context_length=16, vocab_size=2000, seed=0, name=None, **kw):
+        ckpt = random_book_checkpoint(d_model, num_heads, num_blocks, context_length, vocab_size, seed=seed, **kw)
+        path = tmp_path / (name or f"m_{d_model}_{num_heads}_{num_blocks}_{context_length}_{vocab_size}_{seed}.ckpt")
+        torch.save(ckpt, path)
+        return path
+    return make
+
+
+@pytest.fixture
+def small_model(make_checkpoint):
+    """A small checkpoint whose vocabulary covers plain English in cl100k_base."""
+    return make_checkpoint(d_model=32, num_heads=4, num_blocks=2, context_length=32, vocab_size=100256, seed=7)
