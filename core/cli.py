@@ -59,11 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=None, help="YAML of hyper-parameters (default: configs/train.yaml)")
     train.add_argument("--resume", action="store_true", help="continue from --out and its optimizer side file")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a hyper-parameter (repeatable), e.g. --set max_iters=2000")
     for key in ("d_model", "num_heads", "num_blocks", "context_length", "batch_size", "max_iters",
-                "eval_interval", "eval_iters"):
-        train.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key)
+                "eval_interval", "eval_iters", "TORCH_SEED"):
+        train.add_argument(f"--{key.lower().replace('_', '-')}", type=int, dest=key)
     for key in ("dropout", "learning_rate"):
         train.add_argument(f"--{key.replace('_', '-')}", type=float, dest=key)
     train.add_argument("--half", action="store_true", help="store the weights in float16 (half the file size)")

@@ -1,0 +1,200 @@
+"""`tfchat train`: the book's training loop, writing the book's checkpoint format.
+
+Writes are atomic (temporary file, then rename), so Ctrl+C or a crash leaves
+either the previous checkpoint or the new one, never half of one. The
+optimizer's state lives in a side file (`<out>.optim`) so the checkpoint
+itself stays exactly what the book's `inference.py` loads.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from core.book_model import BookModel
+from core.checkpoint import load_checkpoint
+from core.device import resolve_device
+from core.errors import TrainingError
+from core.model_config import ModelConfig
+from core.tokenizer import load_encoding
+from core.train_config import KNOWN_KEYS, load_train_config
+
+EXIT_OK, EXIT_INTERRUPTED = 0, 130
+
+
+def read_training_text(path: Path) -> str:
+    if not path.exists():
+        raise TrainingError(f"{path}: no such file")
+    if path.is_dir():
+        raise TrainingError(f"{path}: is a directory, expected a UTF-8 text file")
+    data = path.read_bytes()
+    if not data.strip():
+        raise TrainingError(f"{path}: the file is empty")
+    if b"\x00" in data[:65536]:
+        raise TrainingError(f"{path}: looks binary (NUL bytes); expected UTF-8 text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrainingError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def tokenize(text: str, path: Path, context_length: int) -> torch.Tensor:
+    tokens = load_encoding().encode(text, disallowed_special=())
+    # The validation split is the last 10%; it must hold one window plus its target.
+    needed = 10 * (context_length + 1) + 1
+    if len(tokens) < needed:
+        raise TrainingError(
+            f"{path}: {len(tokens)} tokens is too short for context_length {context_length} "
+            f"(needs at least {needed} so the 10% validation split holds a window)"
+        )
+    return torch.tensor(tokens, dtype=torch.long)
+
+
+def get_batch(data: torch.Tensor, batch_size: int, context_length: int, device, generator) -> tuple:
+    starts = torch.randint(len(data) - context_length, (batch_size,), generator=generator)
+    x = torch.stack([data[s : s + context_length] for s in starts])
+    y = torch.stack([data[s + 1 : s + context_length + 1] for s in starts])
+    return x.to(device), y.to(device)
+
+
+@torch.no_grad()
+def estimate_loss(model, splits: dict, hp: dict, device, generator) -> dict:
+    model.eval()
+    out = {}
+    for name, data in splits.items():
+        losses = [model(*get_batch(data, hp["batch_size"], hp["context_length"], device, generator))[1].item()
+                  for _ in range(hp["eval_iters"])]
+        out[name] = sum(losses) / len(losses)
+    model.train()
+    return out
+
+
+def atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def book_checkpoint(model: BookModel, hp: dict, half: bool) -> dict:
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() for k, v in state.items()}
+    return {"model_state_dict": state, "h_params": dict(hp)}
+
+
+class Progress:
+    """One self-rewriting line on a terminal; a line per evaluation elsewhere."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.tty = stream.isatty()
+
+    def show(self, step: int, train_loss: float, val_loss: float | None, tok_s: float, eta_s: float, final=False):
+        width = 24
+        filled = int(width * step / self.total)
+        bar = "#" * filled + "-" * (width - filled)
+        val = f"{val_loss:.4f}" if val_loss is not None else "  -   "
+        line = (f"[{bar}] step {step}/{self.total}  train {train_loss:.4f}  val {val}  "
+                f"{tok_s:,.0f} tok/s  left {int(eta_s) // 60}m{int(eta_s) % 60:02d}s")
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+        elif final or val_loss is not None:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict, resume: bool,
+          device_name: str, half: bool, log=sys.stderr) -> dict:
+    """Train and write `out`; returns the steps done and the last train and val losses."""
+    device = resolve_device(device_name)
+    optim_path = out.with_name(out.name + ".optim")
+    start_step, optim_state = 0, None
+    if resume:
+        if not out.exists() or not optim_path.exists():
+            raise TrainingError(f"--resume: needs {out} and {optim_path} from an earlier run")
+        checkpoint = load_checkpoint(out)
+        side = torch.load(optim_path, map_location="cpu", weights_only=True)
+        hp = {**checkpoint.h_params, **{k: v for k, v in overrides.items() if v is not None and k == "max_iters"}}
+        start_step, optim_state = side["step"], side["optimizer"]
+        resume_weights = side.get("model_state_dict", checkpoint.state_dict)
+    else:
+        hp = load_train_config(config_path, overrides)
+
+    text = read_training_text(text_path)
+    data = tokenize(text, text_path, hp["context_length"])
+    vocab = int(data.max()) + 1
+    if resume and vocab > hp["max_token_value"]:
+        raise TrainingError(f"{text_path}: has tokens beyond the checkpoint's vocabulary; resume on the same text")
+    hp["max_token_value"] = hp.get("max_token_value", vocab) if resume else vocab
+    hp["device"] = device.type
+    split = int(0.9 * len(data))
+    splits = {"train": data[:split], "val": data[split:]}
+
+    torch.manual_seed(hp["TORCH_SEED"] + start_step)
+    batches = torch.Generator().manual_seed(hp["TORCH_SEED"] + start_step)
+    config = ModelConfig(hp["d_model"], hp["num_heads"], hp["num_blocks"], hp["context_length"], hp["max_token_value"])
+    model = BookModel(config, dropout=hp["dropout"]).to(device)
+    if resume:
+        model.load_state_dict({k: v.float() for k, v in resume_weights.items()})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp["learning_rate"])
+    if optim_state is not None:
+        optimizer.load_state_dict(optim_state)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"training {params:,} parameters on {len(data):,} tokens (vocabulary {vocab:,}) on {device}, "
+          f"steps {start_step}..{hp['max_iters']}", file=log)
+
+    progress = Progress(hp["max_iters"], log)
+    step, losses, started = start_step, {"train": math.nan, "val": math.nan}, time.perf_counter()
+    tokens_per_step = hp["batch_size"] * hp["context_length"]
+
+    def save():
+        atomic_save(book_checkpoint(model, hp, half), out)
+        side = {"optimizer": optimizer.state_dict(), "step": step, "train_loss": losses["train"],
+                "val_loss": losses["val"]}
+        if half:  # keep full-precision weights to resume from
+            side["model_state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        atomic_save(side, optim_path)
+
+    model.train()
+    try:
+        while step < hp["max_iters"]:
+            _, loss = model(*get_batch(splits["train"], hp["batch_size"], hp["context_length"], device, batches))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            elapsed = time.perf_counter() - started
+            rate = (step - start_step) * tokens_per_step / elapsed
+            eta = (hp["max_iters"] - step) * elapsed / (step - start_step)
+            evaluate = step % hp["eval_interval"] == 0 or step == hp["max_iters"]
+            if evaluate:
+                losses = estimate_loss(model, splits, hp, device, batches)
+                save()
+            progress.show(step, losses["train"] if evaluate else loss.item(),
+                          losses["val"] if evaluate else None, rate, eta, final=step == hp["max_iters"])
+    except KeyboardInterrupt:
+        save()
+        raise
+    if step == start_step:
+        save()
+    return {"steps": step, **losses}
+
+
+def run_train_command(args) -> int:
+    overrides = {k: getattr(args, k, None) for k in KNOWN_KEYS}
+    out = Path(args.out)
+    try:
+        result = train(Path(args.textfile), out, args.config, overrides, args.resume, args.device, args.half)
+    except KeyboardInterrupt:
+        print(f"\ntfchat: interrupted; progress saved to {out} (continue with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"saved {out} ({out.stat().st_size / 2**20:.1f} MiB): step {result['steps']}, "
+          f"train loss {result['train']:.4f}, val loss {result['val']:.4f}", file=sys.stderr)
+    return EXIT_OK

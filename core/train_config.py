@@ -1,0 +1,61 @@
+"""Hyper-parameters for training: YAML defaults, flag overrides, one validation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from core.errors import TrainingError
+from core.paths import PACKAGE_ROOT
+
+DEFAULT_TRAIN_CONFIG = PACKAGE_ROOT / "configs" / "train.yaml"
+
+INT_KEYS = ("d_model", "num_heads", "num_blocks", "context_length", "batch_size", "max_iters",
+            "eval_interval", "eval_iters", "TORCH_SEED")
+FLOAT_KEYS = ("dropout", "learning_rate")
+KNOWN_KEYS = INT_KEYS + FLOAT_KEYS
+
+
+def load_train_config(path: Path | None, overrides: dict) -> dict:
+    path = Path(path) if path else DEFAULT_TRAIN_CONFIG
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise TrainingError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise TrainingError(f"{path}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise TrainingError(f"{path}: expected a mapping of hyper-parameter names to values")
+    unknown = [k for k in data if k not in KNOWN_KEYS]
+    if unknown:
+        raise TrainingError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(KNOWN_KEYS)})")
+    missing = [k for k in KNOWN_KEYS if k not in data and k not in overrides]
+    if missing:
+        raise TrainingError(f"{path}: missing key {missing[0]!r}")
+    config = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    problems = config_problems(config)
+    if problems:
+        raise TrainingError(f"{path}: {problems[0]}")
+    return {k: (float(v) if k in FLOAT_KEYS else v) for k, v in config.items()}
+
+
+def config_problems(c: dict) -> list[str]:
+    problems = []
+    for key in INT_KEYS:
+        value = c[key]
+        if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and key != "TORCH_SEED"):
+            problems.append(f"{key} must be a positive integer, got {value!r}")
+    for key in FLOAT_KEYS:
+        if isinstance(c[key], bool) or not isinstance(c[key], (int, float)):
+            problems.append(f"{key} must be a number, got {c[key]!r}")
+    if problems:
+        return problems
+    if c["d_model"] % c["num_heads"]:
+        problems.append(f"d_model {c['d_model']} is not divisible by num_heads {c['num_heads']}")
+    if c["d_model"] % 2:
+        problems.append(f"d_model {c['d_model']} must be even (sinusoidal positions pair sin and cos)")
+    if not 0 <= c["dropout"] < 1:
+        problems.append(f"dropout must be in [0, 1), got {c['dropout']}")
+    if not 0 < c["learning_rate"] < 1:
+        problems.append(f"learning_rate must be in (0, 1), got {c['learning_rate']}")
+    return problems
