@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,13 +75,20 @@ def config_from_h_params(h_params: dict) -> ModelConfig:
 
 def _read(path: Path) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd pickles; we report our own line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refuses anything but tensors and plain containers.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling refused"
-        raise CheckpointError(f"{path}: refused, it holds more than tensors and plain data ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # weights_only refuses anything but tensors and plain containers; a
+        # "GLOBAL" it names is code the file wanted to run or import.
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if blocked:
+            raise CheckpointError(
+                f"{path}: refused, it asks to load Python code ({blocked.group(1)}), not just tensors"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt, or another format)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, corrupt or truncated ({reason})") from None
 
 

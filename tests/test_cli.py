@@ -1,0 +1,99 @@
+"""The headless CLI as a user runs it: a real process, real checkpoint, real tokenizer."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tfchat(*args, stdin=None, env_extra=None, cwd=None, timeout=120):
+    env = {**os.environ, **(env_extra or {})}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], input=stdin, capture_output=True,
+                          text=True, env=env, cwd=cwd or ROOT, timeout=timeout)
+
+
+def test_generate_streams_text_and_reports_stats(small_model):
+    r = tfchat("generate", "The sales team", "--model", str(small_model), "--preset", "greedy",
+               "--max-new-tokens", "12", "--stats")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+    stats = json.loads(r.stderr.strip().splitlines()[-1])
+    assert stats["new_tokens"] == 12 and stats["prompt_tokens"] == 3 and stats["device"] == "cpu"
+    assert stats["tokens_per_s"] > 0 and stats["ttft_s"] > 0
+
+
+def test_generate_reads_the_prompt_from_stdin_and_is_deterministic_with_a_seed(small_model):
+    args = ("generate", "--model", str(small_model), "--temperature", "0.9", "--seed", "5", "--max-new-tokens", "20")
+    a = tfchat(*args, stdin="Customers often")
+    b = tfchat(*args, stdin="Customers often")
+    assert a.returncode == 0 and a.stdout == b.stdout and a.stdout.strip()
+
+
+def test_model_from_environment_variable(small_model):
+    r = tfchat("generate", "Hi", "--max-new-tokens", "3", env_extra={"TFCHAT_MODEL": str(small_model)})
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("generate", "x", "--model", "/nonexistent/m.ckpt"), "/nonexistent/m.ckpt: no such file"),
+    (("generate", "x", "--preset", "nope"), "unknown preset 'nope'"),
+    (("generate", "x", "--top-p", "3"), "top_p"),
+    (("generate", "", "--max-new-tokens", "2"), "empty"),
+])
+def test_user_errors_are_one_line_and_exit_2(small_model, args, needle):
+    r = tfchat(*args, "--model", str(small_model)) if "--model" not in args else tfchat(*args)
+    assert r.returncode == 2
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_corrupt_model_is_one_line(tmp_path):
+    bad = tmp_path / "model.ckpt"
+    bad.write_bytes(b"\x80\x02not really a checkpoint")
+    r = tfchat("info", "--model", str(bad))
+    assert r.returncode == 2 and str(bad) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_info_lists_parameter_count_and_every_tensor(make_checkpoint):
+    path = make_checkpoint(d_model=24, num_heads=3, num_blocks=2, context_length=8, vocab_size=100)
+    r = tfchat("info", "--model", str(path))
+    assert r.returncode == 0, r.stderr
+    # 2*V*D + V + blocks*(2*2D + 3*D*D + D*D + D + 4D*D + 4D + D*4D + D) + 2D
+    D, V = 24, 100
+    per_block = 4 * D + 3 * D * D + D * D + D + 4 * D * D + 4 * D + 4 * D * D + D
+    expected = 2 * V * D + V + 2 * per_block + 2 * D
+    assert f"Model param size: {expected:,}" in r.stdout
+    assert "transformer_blocks.1.mha.heads.2.Wv.weight: [8, 24] float32" in r.stdout
+    assert "model_out_linear_layer.bias: [100] float32" in r.stdout
+
+
+def test_ctrl_c_keeps_partial_output_and_exits_130(small_model):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "generate", "Once upon", "--model", str(small_model),
+                             "--max-new-tokens", "100000", "--temperature", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    first = proc.stdout.read(20)  # wait until text is streaming
+    assert first
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert b"interrupted" in err and b"Traceback" not in err
+    assert len(first + rest) > 20
+
+
+def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
+    path = make_checkpoint(d_model=32, num_heads=4, num_blocks=2, context_length=32, vocab_size=3000)
+    r = tfchat("bench", "--model", str(path), "--tokens", "8")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("book_tokens_per_s", "engine_tokens_per_s", "ratio", "ttft_ms", "limit_tokens_per_s",
+                "fraction_of_limit", "peak_memory_mb"):
+        assert result[key] > 0
+    assert "book loop" in r.stdout
