@@ -16,13 +16,16 @@ EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="checkpoint file (default: $TFCHAT_MODEL, ./model/model.ckpt, the shipped model)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+def _add_model_args(p: argparse.ArgumentParser, top_level: bool = False) -> None:
+    # Subcommands repeat the options without defaults, so `tfchat --model X info` works too.
+    default = {} if top_level else {"default": argparse.SUPPRESS}
+    p.add_argument("--model", help="checkpoint file (default: $TFCHAT_MODEL, ./model/model.ckpt, the shipped model)",
+                   **default)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), **({"default": "auto"} if top_level else default))
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default=None, help="named preset (default: balanced)")
+    p.add_argument("--preset", default=argparse.SUPPRESS, help="named preset (default: balanced)")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
@@ -35,7 +38,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfchat", description="Chat-style REPL for the book's GPT models.")
-    _add_model_args(parser)
+    _add_model_args(parser, top_level=True)
     parser.add_argument("--preset", help="preset to start with (default: the last one used)")
     parser.add_argument("--history", help="history database (default: in the XDG data directory)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--half", action="store_true", help="store the weights in float16 (half the file size)")
 
     hist = sub.add_parser("history", help="list or export past exchanges")
-    hist.add_argument("--history", help="history database")
+    hist.add_argument("--history", default=argparse.SUPPRESS, help="history database")
     hist.add_argument("--format", choices=("text", "jsonl"), default="text")
     hist.add_argument("--limit", type=int, default=20, help="newest N exchanges (0 = all)")
     return parser

@@ -1,0 +1,450 @@
+"""The tfchat app: wires the engine, presets, history and widgets together."""
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import yaml
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+
+from core.engine import Engine
+from core.errors import TfchatError
+from core.history import Exchange, History
+from core.paths import resolve_model_path
+from core.presets import PresetCatalog, load_presets, params_from_mapping
+from core.sampling import SamplingParams
+from tui.messages import EngineFailed, EngineReady, GenerationDone
+from textual import events
+
+from tui.keys import alt_digit
+from tui.prompt_input import PromptInput
+from tui.session import Request, transcript_text
+from tui.sidebar import PresetSidebar
+from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
+from tui.status_line import StatusLine
+from tui.transcript import ExchangeView, Transcript
+
+DRAIN_INTERVAL_S = 1 / 30  # render streamed text in batches, at most 30 times a second
+LAST_PRESET_KEY = "last_preset"
+
+
+class TfchatApp(App):
+    TITLE = "tfchat"
+    COMMAND_PALETTE_BINDING = "f1"
+    CSS = """
+    #main { width: 1fr; }
+    #body { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", tooltip="Stop the generation, keeping its output"),
+        Binding("ctrl+n", "next_preset", "Next", tooltip="Next preset"),
+        Binding("ctrl+p", "previous_preset", "Prev", tooltip="Previous preset"),
+        # alt+digit as ESC-digit is caught in on_key (see tui.keys); these serve kitty-protocol terminals.
+        Binding("alt+1", "choose_preset(1)", "Preset", key_display="M-1..9", tooltip="Choose preset 1-9 directly"),
+        *[Binding(f"alt+{i}", f"choose_preset({i})", f"Preset {i}", show=False) for i in range(2, 10)],
+        Binding("ctrl+r", "regenerate", "Regen", tooltip="Send the last prompt again"),
+        Binding("ctrl+g", "continue_output", "More", tooltip="Continue the last output by max_new_tokens"),
+        Binding("ctrl+t", "toggle_mode", "Mode", tooltip="Switch completion / continue mode"),
+        Binding("ctrl+o", "copy_output", "Copy", tooltip="Copy the last output (OSC 52, works over SSH)"),
+        Binding("ctrl+l", "clear", "Clear", tooltip="Clear the screen and the continue context"),
+        Binding("ctrl+s", "toggle_sidebar", "Sidebar", tooltip="Show or hide the preset sidebar"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit (a running generation is kept)"),
+    ]
+
+    def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History,
+                 preset: str | None = None):
+        super().__init__()
+        self.model_path = model_path
+        self.device_name = device
+        self.catalog = catalog
+        self.history = history
+        remembered = history.get_setting(LAST_PRESET_KEY)
+        default = "balanced" if "balanced" in catalog.presets else catalog.names()[0]
+        self.preset = preset or (remembered if remembered in catalog.presets else default)
+        self.overrides: dict[str, dict] = {}  # preset name -> /set values for this session
+        self.mode = "completion"
+        self.engine: Engine | None = None
+        self.pending: deque[Request] = deque()
+        self.active: Request | None = None
+        self.active_view: ExchangeView | None = None
+        self.cancel = threading.Event()
+        self.pieces: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.context_log: list[tuple[str, str]] = []  # (prompt, output) since the last clear
+        self.last_prompt: Request | None = None  # what ctrl+r sends again
+
+    # ----- layout -----------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="main"):
+                yield Transcript()
+                yield PromptInput(recall=self.history.recent_prompts(), id="prompt")
+            yield PresetSidebar()
+        yield StatusLine()
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        status = self.query_one(StatusLine)
+        status.model_name = self.model_path.name
+        status.mode = self.mode
+        self._refresh_sidebar()
+        self.query_one(PromptInput).focus()
+        for warning in self.catalog.warnings:
+            self.query_one(Transcript).add_notice(warning, error=True)
+        self.set_interval(DRAIN_INTERVAL_S, self._drain)
+        try:
+            self._loop_signal(signal.SIGHUP)
+        except (NotImplementedError, RuntimeError, AttributeError, ValueError):
+            pass
+        self.load_engine()
+
+    def _loop_signal(self, sig) -> None:
+        import asyncio
+
+        asyncio.get_running_loop().add_signal_handler(sig, self._hang_up)
+
+    def _hang_up(self) -> None:
+        """The terminal went away (SSH dropped): keep what was generated, then leave."""
+        self._save_interrupted("hangup")
+        self.exit()
+
+    # ----- engine -----------------------------------------------------------------
+    @work(thread=True, exit_on_error=False, group="engine", description="loading the model")
+    def load_engine(self) -> None:
+        if not self.model_path.exists():
+            self.post_message(EngineFailed(str(self.model_path), missing_model=True))
+            return
+        try:
+            self.post_message(EngineReady(Engine.load(self.model_path, self.device_name)))
+        except TfchatError as exc:
+            self.post_message(EngineFailed(str(exc)))
+        except Exception as exc:  # a bug or an odd platform: still one line, never a crash
+            self.post_message(EngineFailed(f"{self.model_path}: cannot load ({type(exc).__name__}: {exc})"))
+
+    @on(EngineReady)
+    def _engine_ready(self, message: EngineReady) -> None:
+        self.engine = message.engine
+        status = self.query_one(StatusLine)
+        status.device = str(self.engine.device)
+        status.parameters = self.engine.parameter_count
+        status.context_length = self.engine.config.context_length
+        status.state = "ready"
+        self._start_next()
+
+    @on(EngineFailed)
+    def _engine_failed(self, message: EngineFailed) -> None:
+        status = self.query_one(StatusLine)
+        transcript = self.query_one(Transcript)
+        if message.missing_model:
+            status.state = "no model"
+            transcript.add_notice(
+                f"No model found at {message.reason}.\n"
+                "Train one on a text file:   tfchat train my_text.txt   (writes model/model.ckpt)\n"
+                "or point tfchat at one:     tfchat --model path/to/model.ckpt   (or set $TFCHAT_MODEL)",
+                error=True,
+            )
+        else:
+            status.state = "failed"
+            transcript.add_notice(message.reason, error=True)
+        if self.pending:
+            transcript.add_notice(f"{len(self.pending)} queued prompt(s) cannot run without a model.", error=True)
+
+    # ----- presets ----------------------------------------------------------------
+    def current_params(self) -> SamplingParams:
+        base = self.catalog.get(self.preset).params
+        changes = self.overrides.get(self.preset)
+        return params_from_mapping(changes, base) if changes else base
+
+    def set_preset(self, name: str) -> None:
+        self.catalog.get(name)  # raises with the list of names when unknown
+        self.preset = name
+        self.history.set_setting(LAST_PRESET_KEY, name)
+        self._refresh_sidebar()
+
+    def _refresh_sidebar(self) -> None:
+        self.query_one(PresetSidebar).show(self.catalog, self.preset, self.current_params(),
+                                           set(self.overrides.get(self.preset, {})))
+
+    def _step_preset(self, step: int) -> None:
+        names = self.catalog.names()
+        self.set_preset(names[(names.index(self.preset) + step) % len(names)])
+
+    def action_next_preset(self) -> None:
+        self._step_preset(+1)
+
+    def action_previous_preset(self) -> None:
+        self._step_preset(-1)
+
+    def action_choose_preset(self, number: int) -> None:
+        names = self.catalog.names()
+        if 1 <= number <= len(names):
+            self.set_preset(names[number - 1])
+
+    def on_key(self, event: events.Key) -> None:
+        digit = alt_digit(event.key, event.character)
+        if digit is not None:
+            event.stop()
+            self.action_choose_preset(digit)
+
+    @on(PresetSidebar.Chosen)
+    def _preset_chosen(self, message: PresetSidebar.Chosen) -> None:
+        self.set_preset(message.name)
+        self.query_one(PromptInput).focus()
+
+    # ----- sending ----------------------------------------------------------------
+    @on(PromptInput.Submitted)
+    def _submitted(self, message: PromptInput.Submitted) -> None:
+        try:
+            command = parse_slash(message.text)
+        except SlashError as exc:
+            self.query_one(Transcript).add_notice(str(exc), error=True)
+            return
+        if command is not None:
+            self._run_command(command)
+            return
+        text = message.text[1:] if message.text.startswith("//") else message.text
+        self._enqueue(Request("prompt", text, self.preset, self.current_params(), self.mode))
+
+    def _enqueue(self, request: Request) -> None:
+        if self.engine is None and self.query_one(StatusLine).state in ("no model", "failed"):
+            self.query_one(Transcript).add_notice("No model is loaded; see the message above.", error=True)
+            return
+        if request.kind != "continue":
+            self.last_prompt = request
+        self.pending.append(request)
+        self._start_next()
+
+    def _start_next(self) -> None:
+        status = self.query_one(StatusLine)
+        if self.active is None and self.engine is not None and self.pending:
+            self._start(self.pending.popleft())
+        status.queued = len(self.pending)
+
+    def _start(self, request: Request) -> None:
+        last_view = self.active_view_for_continue()
+        if request.kind == "continue" and last_view is not None:
+            view, context = last_view, self._continue_context()
+        else:
+            view = self.query_one(Transcript).add_exchange(request.prompt, request.preset)
+            prior = transcript_text(self.context_log) if request.mode == "continue" else ""
+            context = prior + request.prompt
+        view.mark_generation_start()
+        self.active, self.active_view = request, view
+        self.cancel = threading.Event()
+        self.query_one(StatusLine).state = "generating"
+        self._generate(context, request.params, self.cancel)
+
+    def active_view_for_continue(self) -> ExchangeView | None:
+        views = self.query_one(Transcript).exchanges()
+        return views[-1] if views else None
+
+    def _continue_context(self) -> str:
+        """The last exchange's own text, or the whole transcript in continue mode."""
+        if self.mode == "continue":
+            return transcript_text(self.context_log)
+        last = self.context_log[-1] if self.context_log else ("", "")
+        return last[0] + last[1]
+
+    @work(thread=True, exit_on_error=False, group="generation", description="generating")
+    def _generate(self, context: str, params: SamplingParams, cancel: threading.Event) -> None:
+        # Runs off the UI thread; hands text over through a queue and a posted
+        # message, never waiting for the UI.
+        try:
+            generation = self.engine.generate(context, params, cancel)
+            for piece in generation:
+                self.pieces.put(piece)
+            self.post_message(GenerationDone(generation.stats))
+        except TfchatError as exc:
+            self.post_message(GenerationDone(None, str(exc)))
+        except Exception as exc:
+            self.post_message(GenerationDone(None, f"generation failed: {type(exc).__name__}: {exc}"))
+
+    def _drain(self) -> None:
+        chunks = []
+        while True:
+            try:
+                chunks.append(self.pieces.get_nowait())
+            except queue.Empty:
+                break
+        if chunks and self.active_view is not None:
+            view = self.active_view
+            self.query_one(Transcript).follow(lambda: view.append("".join(chunks)))
+
+    @on(GenerationDone)
+    def _generation_done(self, message: GenerationDone) -> None:
+        self._drain()
+        request, view = self.active, self.active_view
+        self.active = self.active_view = None
+        self.query_one(StatusLine).state = "ready"
+        if request is None or view is None:
+            return
+        if message.error:
+            view.finish(message.error, "failed")
+        else:
+            stats = message.stats
+            stopped = stats.finish_reason == "cancelled"
+            note = {"cancelled": " · stopped", "stop": " · stop string"}.get(stats.finish_reason, "")
+            view.finish(f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
+                        f"ttft {stats.ttft_s * 1000:.0f} ms · {request.preset}{note}", "stopped" if stopped else "")
+            self._record(request, view, stats.as_dict(), stats.finish_reason)
+        self._start_next()
+
+    def _record(self, request: Request, view: ExchangeView, stats: dict, reason: str) -> None:
+        """Keep the exchange for continue mode and write it to the history at once."""
+        if request.kind == "continue" and self.context_log:
+            self.context_log[-1] = (self.context_log[-1][0], view.output)
+        else:
+            self.context_log.append((request.prompt, view.output))
+        try:
+            self.history.add(Exchange(prompt=request.prompt, output=view.new_output(), preset=request.preset,
+                                      params=request.params.as_dict(), stats=stats, model=str(self.model_path),
+                                      finish_reason=reason, kind=request.kind))
+        except TfchatError as exc:
+            self.query_one(Transcript).add_notice(str(exc), error=True)
+
+    def _save_interrupted(self, reason: str) -> None:
+        """Quit or hang-up mid-generation: stop it and keep the partial output."""
+        if self.active is None or self.active_view is None:
+            return
+        self.cancel.set()
+        self._drain()
+        request, view = self.active, self.active_view
+        self.active = self.active_view = None
+        self._record(request, view, {"new_tokens": None}, reason)
+
+    # ----- actions ----------------------------------------------------------------
+    def action_stop(self) -> None:
+        if self.active is not None:
+            self.cancel.set()
+
+    def action_regenerate(self) -> None:
+        last = self.last_prompt
+        if last is None:
+            self.notify("Nothing to regenerate yet.", severity="warning")
+            return
+        self._enqueue(Request("regenerate", last.prompt, self.preset, self.current_params(), last.mode))
+
+    def action_continue_output(self) -> None:
+        if not self.context_log and self.active is None:
+            self.notify("Nothing to continue yet.", severity="warning")
+            return
+        self._enqueue(Request("continue", "", self.preset, self.current_params(), self.mode))
+
+    def action_toggle_mode(self) -> None:
+        self.mode = "continue" if self.mode == "completion" else "completion"
+        self.query_one(StatusLine).mode = self.mode
+        self.notify(f"Mode: {self.mode}" + (" (the transcript is the context)" if self.mode == "continue" else
+                                            " (each prompt starts fresh)"))
+
+    def action_copy_output(self) -> None:
+        views = self.query_one(Transcript).exchanges()
+        if not views or not views[-1].output:
+            self.notify("No output to copy yet.", severity="warning")
+            return
+        self.copy_to_clipboard(views[-1].output)
+        self.notify(f"Copied {len(views[-1].output)} characters (OSC 52).")
+
+    def action_clear(self) -> None:
+        self.query_one(Transcript).clear()
+        self.context_log.clear()
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(PresetSidebar)
+        sidebar.display = not sidebar.display
+
+    async def action_quit(self) -> None:
+        self._save_interrupted("quit")
+        self.exit()
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if binding.show and binding.action not in ("quit",):
+                key = binding.key_display or binding.key
+                yield SystemCommand(f"{binding.tooltip or binding.description} ({key})", f"Key: {key}",
+                                    lambda action=binding.action: self.run_action(action))
+
+    # ----- slash commands ---------------------------------------------------------
+    def _run_command(self, command: SlashCommand) -> None:
+        transcript = self.query_one(Transcript)
+        try:
+            handler = getattr(self, "_cmd_" + command.name[1:])
+            handler(*command.args)
+        except TypeError:
+            transcript.add_notice(f"usage: {COMMANDS[command.name]}", error=True)
+        except (TfchatError, OSError) as exc:
+            transcript.add_notice(f"{command.name}: {exc}", error=True)
+
+    def _cmd_set(self, key: str, *value_words: str) -> None:
+        if not value_words:
+            raise TypeError
+        raw = " ".join(value_words)
+        value = yaml.safe_load(raw) if key != "stop" else [raw]
+        changes = {**self.overrides.get(self.preset, {}), key: value}
+        params_from_mapping(changes, self.catalog.get(self.preset).params)  # validate before keeping
+        self.overrides[self.preset] = changes
+        self._refresh_sidebar()
+        self.query_one(Transcript).add_notice(f"{self.preset}: {key} = {value} for this session")
+
+    def _cmd_unset(self, key: str) -> None:
+        changes = self.overrides.get(self.preset, {})
+        if key == "all":
+            changes.clear()
+        elif key not in changes:
+            raise TfchatError(f"{key} is not changed in {self.preset}")
+        else:
+            del changes[key]
+        self._refresh_sidebar()
+
+    def _cmd_preset(self, name: str) -> None:
+        self.set_preset(name)
+
+    def _cmd_mode(self, mode: str) -> None:
+        if mode not in ("completion", "continue"):
+            raise TfchatError("mode is 'completion' or 'continue'")
+        if mode != self.mode:
+            self.action_toggle_mode()
+
+    def _cmd_clear(self) -> None:
+        self.action_clear()
+
+    def _cmd_save(self, path: str) -> None:
+        target = Path(path).expanduser()
+        target.write_text(self.transcript_markdown(), encoding="utf-8")
+        self.query_one(Transcript).add_notice(f"Saved the transcript to {target}")
+
+    def _cmd_help(self) -> None:
+        keys = "\n".join(f"  {b.key_display or self.get_key_display(b):<8} {b.tooltip}" for b in self.BINDINGS if b.show)
+        commands = "\n".join(f"  {line}" for line in COMMANDS.values())
+        self.query_one(Transcript).add_notice(
+            f"Enter sends · ctrl+j new line · up/down recall earlier prompts · f1 command palette\n"
+            f"Keys:\n{keys}\nCommands:\n{commands}\nModel: {self.model_path}")
+
+    def transcript_markdown(self) -> str:
+        parts = [f"# tfchat transcript\n\nModel: `{self.model_path}`\n"]
+        for view in self.query_one(Transcript).exchanges():
+            parts.append(f"## Prompt ({view.preset})\n\n```text\n{view.prompt}\n```\n\n"
+                         f"### Output\n\n```text\n{view.output}\n```\n")
+        return "\n".join(parts)
+
+
+def make_app(model: str | None = None, device: str = "auto", preset: str | None = None,
+             history: str | None = None) -> TfchatApp:
+    """The one way to build the app: the CLI, Pilot tests and snapshot tests all use it."""
+    catalog = load_presets()
+    if preset is not None:
+        catalog.get(preset)
+    return TfchatApp(resolve_model_path(model), device, catalog, History(history), preset)
+
+
+def run_app(model: str | None, device: str, preset: str | None, history: str | None) -> int:
+    app = make_app(model, device, preset, history)
+    app.run()
+    return app.return_code or 0

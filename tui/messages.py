@@ -1,0 +1,25 @@
+"""Messages from the engine's worker threads to the app (posted, never awaited)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from core.engine import Engine, GenerationStats
+
+
+@dataclass
+class EngineReady(Message):
+    engine: Engine
+
+
+@dataclass
+class EngineFailed(Message):
+    reason: str
+    missing_model: bool = False
+
+
+@dataclass
+class GenerationDone(Message):
+    stats: GenerationStats | None
+    error: str | None = None

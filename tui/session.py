@@ -1,0 +1,23 @@
+"""What a generation request is, and the transcript text that continue mode feeds back."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.sampling import SamplingParams
+
+
+@dataclass
+class Request:
+    kind: str  # 'prompt', 'regenerate' or 'continue'
+    prompt: str  # what the user typed; empty for 'continue'
+    preset: str
+    params: SamplingParams
+    mode: str  # 'completion' or 'continue', as it was when sent
+
+
+def transcript_text(exchanges: list[tuple[str, str]]) -> str:
+    """The session as one text, prompt then continuation, for continue mode.
+
+    The engine crops it to the model's window exactly as the book does.
+    """
+    return "".join(prompt + output for prompt, output in exchanges)

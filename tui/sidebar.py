@@ -1,0 +1,61 @@
+"""The preset sidebar: every preset by number, the active one marked, its parameters below."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from core.presets import PresetCatalog
+from core.sampling import SamplingParams
+
+
+class PresetSidebar(Vertical):
+    DEFAULT_CSS = """
+    PresetSidebar { width: 32; border-left: solid $accent 40%; padding: 0 1; }
+    PresetSidebar > Label { text-style: bold; margin: 0 0 1 0; }
+    PresetSidebar OptionList { height: auto; max-height: 12; border: none; padding: 0; }
+    PresetSidebar #preset-params { margin: 1 0 0 0; color: $text-muted; }
+    """
+
+    @dataclass
+    class Chosen(Message):
+        name: str
+
+    def compose(self):
+        yield Label("Presets")
+        yield OptionList(id="preset-list")
+        yield Static(id="preset-params")
+
+    def show(self, catalog: PresetCatalog, active: str, params: SamplingParams, overridden: set[str]) -> None:
+        options = self.query_one(OptionList)
+        options.clear_options()
+        for number, name in enumerate(catalog.names(), start=1):
+            marker = "●" if name == active else " "
+            source = " (user)" if catalog.presets[name].source == "user" else ""
+            options.add_option(Option(f"{marker} {number} {name}{source}", id=name))
+        options.highlighted = catalog.names().index(active)
+        self.query_one("#preset-params", Static).update(self._params_text(catalog, active, params, overridden))
+
+    @staticmethod
+    def _params_text(catalog, active, params: SamplingParams, overridden: set[str]) -> Text:
+        text = Text()
+        description = catalog.presets[active].description
+        if description:
+            text.append(description + "\n\n", style="italic")
+        for key, value in params.as_dict().items():
+            if key == "stop" and not value:
+                continue
+            shown = "off" if value is None and key in ("top_k", "seed") else value
+            changed = key in overridden
+            text.append(f"{key:<19}{shown}{' *' if changed else ''}\n", style="bold yellow" if changed else "")
+        if overridden:
+            text.append("* changed with /set", style="yellow")
+        return text
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.post_message(self.Chosen(event.option.id))

@@ -1,0 +1,42 @@
+"""Slash commands typed in the prompt: parsing only; the app carries them out."""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+COMMANDS = {
+    "/set": "/set KEY VALUE   change a parameter of the active preset for this session",
+    "/unset": "/unset KEY       undo a /set (KEY 'all' undoes every one)",
+    "/preset": "/preset NAME     switch to a preset",
+    "/mode": "/mode completion|continue   each prompt fresh, or continue the transcript",
+    "/clear": "/clear           clear the screen (and the continue context)",
+    "/save": "/save PATH       save the transcript as Markdown",
+    "/help": "/help            this help and the keys",
+}
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    name: str
+    args: tuple[str, ...]
+
+
+class SlashError(ValueError):
+    """A command the user mistyped; shown inline."""
+
+
+def parse_slash(text: str) -> SlashCommand | None:
+    """None for an ordinary prompt; a command for text starting with a known /word."""
+    stripped = text.strip()
+    if not stripped.startswith("/") or "\n" in stripped:
+        return None
+    try:
+        words = shlex.split(stripped)
+    except ValueError as exc:
+        raise SlashError(f"{stripped.split()[0]}: {exc}") from None
+    name = words[0].lower()
+    if name not in COMMANDS:
+        if stripped.startswith("//"):
+            return None  # '//' escapes: send a prompt that starts with '/'
+        raise SlashError(f"unknown command {words[0]}; /help lists them (start with // to send a literal /)")
+    return SlashCommand(name, tuple(words[1:]))

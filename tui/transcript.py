@@ -1,0 +1,87 @@
+"""The output pane: each exchange's prompt, its streaming continuation, then its stats."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Static
+
+
+class ExchangeView(Vertical):
+    DEFAULT_CSS = """
+    ExchangeView { height: auto; margin: 0 0 1 0; }
+    ExchangeView .prompt { color: $text-accent; text-style: bold; }
+    ExchangeView .output { color: $text; }
+    ExchangeView .stats { color: $text-muted; }
+    ExchangeView .stats.stopped { color: $warning; }
+    ExchangeView .stats.failed { color: $error; }
+    """
+
+    def __init__(self, prompt: str, preset: str):
+        super().__init__()
+        self.prompt = prompt
+        self.preset = preset
+        self.output = ""
+        self.generation_start = 0  # where the latest generation's text begins in `output`
+        self._prompt = Static(Text(f"> {prompt}" if prompt else "> (continued)"), classes="prompt")
+        self._output = Static(Text(""), classes="output")
+        self._stats = Static(Text("…"), classes="stats")
+
+    def compose(self):
+        yield self._prompt
+        yield self._output
+        yield self._stats
+
+    def mark_generation_start(self) -> None:
+        self.generation_start = len(self.output)
+        self._stats.update(Text("…"))
+        self._stats.remove_class("stopped", "failed")
+
+    def new_output(self) -> str:
+        return self.output[self.generation_start :]
+
+    def append(self, text: str) -> None:
+        self.output += text
+        self._output.update(Text(self.output))
+
+    def finish(self, line: str, state: str = "") -> None:
+        self._stats.update(Text(line))
+        if state:
+            self._stats.add_class(state)
+
+
+class Notice(Static):
+    DEFAULT_CSS = """
+    Notice { margin: 0 0 1 0; color: $text-muted; }
+    Notice.error { color: $error; }
+    """
+
+
+class Transcript(VerticalScroll):
+    DEFAULT_CSS = """
+    Transcript { height: 1fr; padding: 0 1; }
+    """
+
+    def add_exchange(self, prompt: str, preset: str) -> ExchangeView:
+        view = ExchangeView(prompt, preset)
+        self.mount(view)
+        self.scroll_end(animate=False)
+        return view
+
+    def add_notice(self, text: str, error: bool = False) -> Notice:
+        notice = Notice(Text(text), classes="error" if error else "")
+        self.mount(notice)
+        self.scroll_end(animate=False)
+        return notice
+
+    def follow(self, action) -> None:
+        """Run `action` (which grows the content) and stay at the bottom if we were there."""
+        at_bottom = self.scroll_y >= self.max_scroll_y - 1
+        action()
+        if at_bottom:
+            self.call_after_refresh(self.scroll_end, animate=False)
+
+    def clear(self) -> None:
+        self.remove_children()
+
+    def exchanges(self) -> list[ExchangeView]:
+        return list(self.query(ExchangeView))
