@@ -60,8 +60,9 @@ class TfchatApp(App):
     ]
 
     def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History,
-                 preset: str | None = None):
+                 preset: str | None = None, engine_loader=Engine.load):
         super().__init__()
+        self.engine_loader = engine_loader  # (path, device) -> Engine, run off the UI thread
         self.model_path = model_path
         self.device_name = device
         self.catalog = catalog
@@ -122,7 +123,7 @@ class TfchatApp(App):
             self.post_message(EngineFailed(str(self.model_path), missing_model=True))
             return
         try:
-            self.post_message(EngineReady(Engine.load(self.model_path, self.device_name)))
+            self.post_message(EngineReady(self.engine_loader(self.model_path, self.device_name)))
         except TfchatError as exc:
             self.post_message(EngineFailed(str(exc)))
         except Exception as exc:  # a bug or an odd platform: still one line, never a crash
@@ -436,12 +437,12 @@ class TfchatApp(App):
 
 
 def make_app(model: str | None = None, device: str = "auto", preset: str | None = None,
-             history: str | None = None) -> TfchatApp:
+             history: str | None = None, engine_loader=Engine.load) -> TfchatApp:
     """The one way to build the app: the CLI, Pilot tests and snapshot tests all use it."""
     catalog = load_presets()
     if preset is not None:
         catalog.get(preset)
-    return TfchatApp(resolve_model_path(model), device, catalog, History(history), preset)
+    return TfchatApp(resolve_model_path(model), device, catalog, History(history), preset, engine_loader)
 
 
 def run_app(model: str | None, device: str, preset: str | None, history: str | None) -> int:
