@@ -13,7 +13,6 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
 
 from core.engine import Engine
 from core.errors import TfchatError
@@ -24,6 +23,7 @@ from core.sampling import SamplingParams
 from tui.messages import EngineFailed, EngineReady, GenerationDone
 from textual import events
 
+from tui.key_bar import KeyBar
 from tui.keys import alt_digit
 from tui.prompt_input import PromptInput
 from tui.session import Request, transcript_text
@@ -48,7 +48,7 @@ class TfchatApp(App):
         Binding("ctrl+n", "next_preset", "Next", tooltip="Next preset"),
         Binding("ctrl+p", "previous_preset", "Prev", tooltip="Previous preset"),
         # alt+digit as ESC-digit is caught in on_key (see tui.keys); these serve kitty-protocol terminals.
-        Binding("alt+1", "choose_preset(1)", "Preset", key_display="M-1..9", tooltip="Choose preset 1-9 directly"),
+        Binding("alt+1", "choose_preset(1)", "Preset", key_display="M-1…9", tooltip="Choose preset 1-9 directly"),
         *[Binding(f"alt+{i}", f"choose_preset({i})", f"Preset {i}", show=False) for i in range(2, 10)],
         Binding("ctrl+r", "regenerate", "Regen", tooltip="Send the last prompt again"),
         Binding("ctrl+g", "continue_output", "More", tooltip="Continue the last output by max_new_tokens"),
@@ -89,7 +89,7 @@ class TfchatApp(App):
                 yield PromptInput(recall=self.history.recent_prompts(), id="prompt")
             yield PresetSidebar()
         yield StatusLine()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         status = self.query_one(StatusLine)
