@@ -1,0 +1,132 @@
+"""`tfchat train`: tiny real runs on a text the test writes; the book's format; resume; bad input."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.book_model import BookModel
+from core.checkpoint import expected_shapes, load_checkpoint
+from core.engine import Engine
+from core.sampling import SamplingParams
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK_H_PARAMS = {"d_model", "num_heads", "num_blocks", "context_length", "max_token_value", "dropout",
+                 "learning_rate", "device", "batch_size", "max_iters", "eval_interval", "eval_iters", "TORCH_SEED"}
+TINY = ["--d-model", "16", "--num-heads", "2", "--num-blocks", "1", "--context-length", "8",
+        "--batch-size", "4", "--eval-iters", "2"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    words = ("sales customer value price offer deal trust listen need close follow product service team "
+             "market budget call email meeting goal").split()
+    rng = random.Random(0)
+    sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 10))).capitalize() + "."
+                 for _ in range(400)]
+    path = tmp_path / "corpus.txt"
+    path.write_text(" ".join(sentences), encoding="utf-8")
+    return path
+
+
+def train(*args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "core.cli", "train", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=timeout)
+
+
+def test_trains_and_writes_exactly_the_books_checkpoint(corpus, tmp_path):
+    out = tmp_path / "model" / "model.ckpt"
+    r = train(corpus, "--out", out, *TINY, "--max-iters", "6", "--eval-interval", "3")
+    assert r.returncode == 0, r.stderr
+    assert "step 6/6" in r.stderr and "val" in r.stderr
+    raw = torch.load(out, weights_only=True)
+    assert set(raw) == {"model_state_dict", "h_params"}
+    assert set(raw["h_params"]) == BOOK_H_PARAMS
+    ckpt = load_checkpoint(out)
+    shapes = {k: tuple(v.shape) for k, v in raw["model_state_dict"].items()}
+    assert shapes == expected_shapes(ckpt.config)
+    assert ckpt.config.vocab_size == max(Engine.load(out, "cpu").encoding.encode(corpus.read_text())) + 1
+    # The book's own classes load it as they are, and tfchat generates from it.
+    BookModel(ckpt.config).load_state_dict(raw["model_state_dict"])
+    text = "".join(Engine.load(out, "cpu").generate("Sales", SamplingParams(temperature=0, max_new_tokens=5)))
+    assert text
+
+
+def test_resume_continues_from_the_side_file(corpus, tmp_path):
+    out = tmp_path / "m.ckpt"
+    assert train(corpus, "--out", out, *TINY, "--max-iters", "4", "--eval-interval", "2").returncode == 0
+    first = torch.load(out, weights_only=True)["model_state_dict"]
+    r = train(corpus, "--out", out, "--resume", "--max-iters", "8")
+    assert r.returncode == 0, r.stderr
+    assert "steps 4..8" in r.stderr
+    side = torch.load(str(out) + ".optim", weights_only=True)
+    assert side["step"] == 8
+    second = torch.load(out, weights_only=True)["model_state_dict"]
+    assert not torch.equal(first["model_out_linear_layer.weight"], second["model_out_linear_layer.weight"])
+
+
+def test_ctrl_c_saves_a_whole_checkpoint_that_resumes(corpus, tmp_path):
+    out = tmp_path / "m.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", str(corpus), "--out", str(out), *TINY,
+                             "--max-iters", "1000000", "--eval-interval", "5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and Path(str(out) + ".optim").exists()):
+        assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint appeared"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"--resume" in err and b"Traceback" not in err
+    step = torch.load(str(out) + ".optim", weights_only=True)["step"]
+    assert step >= 5
+    load_checkpoint(out)  # whole, not half-written
+    assert not list(tmp_path.glob("*.tmp"))
+    r = train(corpus, "--out", out, "--resume", "--max-iters", str(step + 2))
+    assert r.returncode == 0, r.stderr
+
+
+def test_half_precision_weights_are_upcast_on_load(corpus, tmp_path):
+    out = tmp_path / "half.ckpt"
+    assert train(corpus, "--out", out, *TINY, "--max-iters", "2", "--eval-interval", "2", "--half").returncode == 0
+    raw = torch.load(out, weights_only=True)
+    assert raw["model_state_dict"]["model_out_linear_layer.weight"].dtype == torch.float16
+    engine = Engine.load(out, "cpu")
+    assert engine.model.out_weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.write_text("   \n"), "empty"),
+    (lambda p: p.write_bytes(b"\x00\x01\x02binary"), "binary"),
+    (lambda p: p.write_bytes("caf\xe9".encode("latin-1") * 50), "not UTF-8"),
+    (lambda p: p.write_text("Too short to train on."), "too short"),
+])
+def test_bad_text_is_one_line_and_exit_2(tmp_path, make, needle):
+    path = tmp_path / "input.txt"
+    make(path)
+    r = train(path, "--out", tmp_path / "m.ckpt", *TINY, "--max-iters", "2")
+    assert r.returncode == 2 and needle in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("yaml_text,flags,needle", [
+    ("d_model: 80\nbogus: 1\n", [], "unknown key 'bogus'"),
+    (None, ["--d-model", "30", "--num-heads", "4"], "not divisible by num_heads"),
+    (None, ["--dropout", "1.5"], "dropout must be in [0, 1)"),
+    (None, ["--batch-size", "0"], "batch_size must be a positive integer"),
+])
+def test_impossible_configs_are_refused(corpus, tmp_path, yaml_text, flags, needle):
+    extra = []
+    if yaml_text is not None:
+        config = tmp_path / "train.yaml"
+        config.write_text(yaml_text)
+        extra = ["--config", config]
+    r = train(corpus, "--out", tmp_path / "m.ckpt", *extra, *flags)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
