@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure the engine against the book's loop")
     _add_model_args(bench)
     bench.add_argument("--tokens", type=int, default=64, help="tokens timed per measurement")
+    bench.add_argument("--app", action="store_true",
+                       help="instead: tokens/s inside the app against headless generate, same model and preset")
 
     train = sub.add_parser("train", help="train the book's model on a UTF-8 text file")
     train.add_argument("textfile")
@@ -102,6 +104,10 @@ def _dispatch(args) -> int:
     if args.command == "info":
         return cmd_info(args)
     if args.command == "bench":
+        if args.app:
+            from tui.bench_app import run_app_bench  # the UI, only when asked for
+
+            return run_app_bench(args.model, args.device)
         from core.bench import run_bench
 
         return run_bench(args.model, args.device, args.tokens)

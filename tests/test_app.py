@@ -347,3 +347,23 @@ async def test_every_binding_is_in_the_command_palette(app_factory):
         for binding in app.BINDINGS:
             if binding.show and binding.action != "quit":
                 assert any(binding.tooltip in t for t in titles), binding.action
+
+
+async def test_output_follows_the_stream_unless_the_user_scrolled_up(app_factory):
+    app = app_factory(preset="balanced")
+    async with app.run_test(size=(80, 20)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 100000")
+        await send(pilot, "Scroll")
+        transcript = app.query_one(Transcript)
+        await wait_for(pilot, lambda: transcript.max_scroll_y > 10, what="output taller than the pane")
+        await wait_for(pilot, lambda: transcript.scroll_y >= transcript.max_scroll_y - 1, what="following")
+        transcript.scroll_to(y=0, animate=False)
+        await pilot.pause(0.3)
+        assert transcript.scroll_y == 0 and transcript.max_scroll_y > 10  # left where the user put it
+        transcript.scroll_end(animate=False)
+        grown = transcript.max_scroll_y
+        await wait_for(pilot, lambda: transcript.max_scroll_y > grown + 2, what="more output")
+        assert transcript.scroll_y >= transcript.max_scroll_y - 3  # following again
+        await pilot.press("escape")
+        await finished(pilot, 1)

@@ -202,6 +202,7 @@ class TfchatApp(App):
     # ----- sending ----------------------------------------------------------------
     @on(PromptInput.Submitted)
     def _submitted(self, message: PromptInput.Submitted) -> None:
+        self.query_one(Transcript).scroll_end(animate=False)  # whatever was sent, show its result
         try:
             command = parse_slash(message.text)
         except SlashError as exc:
@@ -275,8 +276,7 @@ class TfchatApp(App):
             except queue.Empty:
                 break
         if chunks and self.active_view is not None:
-            view = self.active_view
-            self.query_one(Transcript).follow(lambda: view.append("".join(chunks)))
+            self.active_view.append("".join(chunks))
 
     @on(GenerationDone)
     def _generation_done(self, message: GenerationDone) -> None:

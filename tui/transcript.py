@@ -61,10 +61,14 @@ class Transcript(VerticalScroll):
     Transcript { height: 1fr; padding: 0 1; }
     """
 
+    def on_mount(self) -> None:
+        # Anchored: stays at the bottom as text streams in, until the user scrolls
+        # up; scrolling back to the bottom (or sending a prompt) follows again.
+        self.anchor()
+
     def add_exchange(self, prompt: str, preset: str) -> ExchangeView:
         view = ExchangeView(prompt, preset)
         self.mount(view)
-        self.scroll_end(animate=False)
         return view
 
     def add_notice(self, text: str, error: bool = False) -> Notice:
@@ -72,13 +76,6 @@ class Transcript(VerticalScroll):
         self.mount(notice)
         self.scroll_end(animate=False)
         return notice
-
-    def follow(self, action) -> None:
-        """Run `action` (which grows the content) and stay at the bottom if we were there."""
-        at_bottom = self.scroll_y >= self.max_scroll_y - 1
-        action()
-        if at_bottom:
-            self.call_after_refresh(self.scroll_end, animate=False)
 
     def clear(self) -> None:
         self.remove_children()

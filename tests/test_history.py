@@ -1,0 +1,46 @@
+"""The history database: committed per exchange, recalled, exported by `tfchat history`."""
+import json
+import sqlite3
+
+from core.history import Exchange, History
+from test_cli import tfchat
+
+
+def _exchange(prompt, output, reason="length", kind="prompt"):
+    return Exchange(prompt=prompt, output=output, preset="book", params={"temperature": 0.5},
+                    stats={"new_tokens": 3, "tokens_per_s": 100.0}, model="/m.ckpt", finish_reason=reason, kind=kind)
+
+
+def test_each_exchange_is_committed_at_once(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    history = History(path)
+    history.add(_exchange("hello", " world"))
+    # A second connection (another process, or after a crash) sees it without any close().
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT prompt, output FROM exchanges").fetchall() == [("hello", " world")]
+
+
+def test_recent_prompts_are_distinct_newest_last_and_skip_continuations(tmp_path):
+    history = History(tmp_path / "h.sqlite3")
+    for prompt in ("a", "b", "a", "c"):
+        history.add(_exchange(prompt, "x"))
+    history.add(_exchange("", "more", kind="continue"))
+    assert history.recent_prompts() == ["b", "a", "c"]
+
+
+def test_history_command_exports_text_and_json_lines(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    history = History(path)
+    history.add(_exchange("first", " one"))
+    history.add(_exchange("second", " two", reason="cancelled"))
+    history.close()
+    text = tfchat("history", "--history", str(path))
+    assert text.returncode == 0 and ">>> first" in text.stdout and "cancelled" in text.stdout
+    lines = tfchat("history", "--history", str(path), "--format", "jsonl", "--limit", "1")
+    rows = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["prompt"] == "second" and rows[0]["params"] == {"temperature": 0.5}
+
+
+def test_history_command_without_a_database_is_one_line(tmp_path):
+    r = tfchat("history", "--history", str(tmp_path / "none.sqlite3"))
+    assert r.returncode == 2 and "no history yet" in r.stderr and "Traceback" not in r.stderr
