@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     for key in ("dropout", "learning_rate"):
         train.add_argument(f"--{key.replace('_', '-')}", type=float, dest=key)
     train.add_argument("--half", action="store_true", help="store the weights in float16 (half the file size)")
+    train.add_argument("--keep-best", action="store_true",
+                       help="write --out only when the validation loss improves (resume still continues from the latest)")
 
     hist = sub.add_parser("history", help="list or export past exchanges")
     hist.add_argument("--history", default=argparse.SUPPRESS, help="history database")

@@ -111,7 +111,7 @@ class Progress:
 
 
 def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict, resume: bool,
-          device_name: str, half: bool, log=sys.stderr) -> dict:
+          device_name: str, half: bool, keep_best: bool = False, log=sys.stderr) -> dict:
     """Train and write `out`; returns the steps done and the last train and val losses."""
     device = resolve_device(device_name)
     optim_path = out.with_name(out.name + ".optim")
@@ -123,7 +123,8 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
         side = torch.load(optim_path, map_location="cpu", weights_only=True)
         hp = {**checkpoint.h_params, **{k: v for k, v in overrides.items() if v is not None and k == "max_iters"}}
         start_step, optim_state = side["step"], side["optimizer"]
-        resume_weights = side.get("model_state_dict", checkpoint.state_dict)
+        resume_weights = side["model_state_dict"]
+        half = half or side.get("half", False)
     else:
         hp = load_train_config(config_path, overrides)
 
@@ -154,13 +155,17 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
     step, losses, started = start_step, {"train": math.nan, "val": math.nan}, time.perf_counter()
     tokens_per_step = hp["batch_size"] * hp["context_length"]
 
+    best = {"val": side.get("best_val", math.inf) if resume else math.inf}
+
     def save():
-        atomic_save(book_checkpoint(model, hp, half), out)
-        side = {"optimizer": optimizer.state_dict(), "step": step, "train_loss": losses["train"],
-                "val_loss": losses["val"]}
-        if half:  # keep full-precision weights to resume from
-            side["model_state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        atomic_save(side, optim_path)
+        if not keep_best or losses["val"] < best["val"]:
+            atomic_save(book_checkpoint(model, hp, half), out)
+            best["val"] = min(best["val"], losses["val"])
+        # The latest full-precision state, whatever `out` holds, so --resume picks up exactly here.
+        atomic_save({"optimizer": optimizer.state_dict(), "step": step, "train_loss": losses["train"],
+                     "val_loss": losses["val"], "best_val": best["val"], "half": half,
+                     "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}},
+                    optim_path)
 
     model.train()
     try:
@@ -184,17 +189,19 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
         raise
     if step == start_step:
         save()
-    return {"steps": step, **losses}
+    return {"steps": step, **losses, "best_val": best["val"]}
 
 
 def run_train_command(args) -> int:
     overrides = {k: getattr(args, k, None) for k in KNOWN_KEYS}
     out = Path(args.out)
     try:
-        result = train(Path(args.textfile), out, args.config, overrides, args.resume, args.device, args.half)
+        result = train(Path(args.textfile), out, args.config, overrides, args.resume, args.device, args.half,
+                       args.keep_best)
     except KeyboardInterrupt:
         print(f"\ntfchat: interrupted; progress saved to {out} (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"saved {out} ({out.stat().st_size / 2**20:.1f} MiB): step {result['steps']}, "
-          f"train loss {result['train']:.4f}, val loss {result['val']:.4f}", file=sys.stderr)
+          f"train loss {result['train']:.4f}, val loss {result['val']:.4f}"
+          + (f", best val loss kept {result['best_val']:.4f}" if args.keep_best else ""), file=sys.stderr)
     return EXIT_OK

@@ -1,15 +1,14 @@
 """The tfchat app: wires the engine, presets, history and widgets together."""
 from __future__ import annotations
 
+import asyncio
 import queue
 import signal
 import threading
-import time
 from collections import deque
 from pathlib import Path
 
-import yaml
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -20,15 +19,14 @@ from core.history import Exchange, History
 from core.paths import resolve_model_path
 from core.presets import PresetCatalog, load_presets, params_from_mapping
 from core.sampling import SamplingParams
-from tui.messages import EngineFailed, EngineReady, GenerationDone
-from textual import events
-
 from tui.key_bar import KeyBar
 from tui.keys import alt_digit
+from tui.messages import EngineFailed, EngineReady, GenerationDone
 from tui.prompt_input import PromptInput
 from tui.session import Request, transcript_text
 from tui.sidebar import PresetSidebar
-from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
+from tui.slash import SlashError, parse_slash
+from tui.slash_commands import SlashCommandsMixin
 from tui.status_line import StatusLine
 from tui.transcript import ExchangeView, Transcript
 
@@ -36,7 +34,7 @@ DRAIN_INTERVAL_S = 1 / 30  # render streamed text in batches, at most 30 times a
 LAST_PRESET_KEY = "last_preset"
 
 
-class TfchatApp(App):
+class TfchatApp(SlashCommandsMixin, App):
     TITLE = "tfchat"
     COMMAND_PALETTE_BINDING = "f1"
     CSS = """
@@ -101,15 +99,10 @@ class TfchatApp(App):
             self.query_one(Transcript).add_notice(warning, error=True)
         self.set_interval(DRAIN_INTERVAL_S, self._drain)
         try:
-            self._loop_signal(signal.SIGHUP)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
         except (NotImplementedError, RuntimeError, AttributeError, ValueError):
-            pass
+            pass  # no SIGHUP (Windows) or not the main thread: nothing to hook
         self.load_engine()
-
-    def _loop_signal(self, sig) -> None:
-        import asyncio
-
-        asyncio.get_running_loop().add_signal_handler(sig, self._hang_up)
 
     def _hang_up(self) -> None:
         """The terminal went away (SSH dropped): keep what was generated, then leave."""
@@ -209,7 +202,7 @@ class TfchatApp(App):
             self.query_one(Transcript).add_notice(str(exc), error=True)
             return
         if command is not None:
-            self._run_command(command)
+            self.run_slash_command(command)
             return
         text = message.text[1:] if message.text.startswith("//") else message.text
         self._enqueue(Request("prompt", text, self.preset, self.current_params(), self.mode))
@@ -371,69 +364,6 @@ class TfchatApp(App):
                 key = binding.key_display or binding.key
                 yield SystemCommand(f"{binding.tooltip or binding.description} ({key})", f"Key: {key}",
                                     lambda action=binding.action: self.run_action(action))
-
-    # ----- slash commands ---------------------------------------------------------
-    def _run_command(self, command: SlashCommand) -> None:
-        transcript = self.query_one(Transcript)
-        try:
-            handler = getattr(self, "_cmd_" + command.name[1:])
-            handler(*command.args)
-        except TypeError:
-            transcript.add_notice(f"usage: {COMMANDS[command.name]}", error=True)
-        except (TfchatError, OSError) as exc:
-            transcript.add_notice(f"{command.name}: {exc}", error=True)
-
-    def _cmd_set(self, key: str, *value_words: str) -> None:
-        if not value_words:
-            raise TypeError
-        raw = " ".join(value_words)
-        value = yaml.safe_load(raw) if key != "stop" else [raw]
-        changes = {**self.overrides.get(self.preset, {}), key: value}
-        params_from_mapping(changes, self.catalog.get(self.preset).params)  # validate before keeping
-        self.overrides[self.preset] = changes
-        self._refresh_sidebar()
-        self.query_one(Transcript).add_notice(f"{self.preset}: {key} = {value} for this session")
-
-    def _cmd_unset(self, key: str) -> None:
-        changes = self.overrides.get(self.preset, {})
-        if key == "all":
-            changes.clear()
-        elif key not in changes:
-            raise TfchatError(f"{key} is not changed in {self.preset}")
-        else:
-            del changes[key]
-        self._refresh_sidebar()
-
-    def _cmd_preset(self, name: str) -> None:
-        self.set_preset(name)
-
-    def _cmd_mode(self, mode: str) -> None:
-        if mode not in ("completion", "continue"):
-            raise TfchatError("mode is 'completion' or 'continue'")
-        if mode != self.mode:
-            self.action_toggle_mode()
-
-    def _cmd_clear(self) -> None:
-        self.action_clear()
-
-    def _cmd_save(self, path: str) -> None:
-        target = Path(path).expanduser()
-        target.write_text(self.transcript_markdown(), encoding="utf-8")
-        self.query_one(Transcript).add_notice(f"Saved the transcript to {target}")
-
-    def _cmd_help(self) -> None:
-        keys = "\n".join(f"  {b.key_display or self.get_key_display(b):<8} {b.tooltip}" for b in self.BINDINGS if b.show)
-        commands = "\n".join(f"  {line}" for line in COMMANDS.values())
-        self.query_one(Transcript).add_notice(
-            f"Enter sends · ctrl+j new line · up/down recall earlier prompts · f1 command palette\n"
-            f"Keys:\n{keys}\nCommands:\n{commands}\nModel: {self.model_path}")
-
-    def transcript_markdown(self) -> str:
-        parts = [f"# tfchat transcript\n\nModel: `{self.model_path}`\n"]
-        for view in self.query_one(Transcript).exchanges():
-            parts.append(f"## Prompt ({view.preset})\n\n```text\n{view.prompt}\n```\n\n"
-                         f"### Output\n\n```text\n{view.output}\n```\n")
-        return "\n".join(parts)
 
 
 def make_app(model: str | None = None, device: str = "auto", preset: str | None = None,

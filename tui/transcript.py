@@ -82,3 +82,10 @@ class Transcript(VerticalScroll):
 
     def exchanges(self) -> list[ExchangeView]:
         return list(self.query(ExchangeView))
+
+    def as_markdown(self, model_path) -> str:
+        parts = [f"# tfchat transcript\n\nModel: `{model_path}`\n"]
+        for view in self.exchanges():
+            parts.append(f"## Prompt ({view.preset})\n\n```text\n{view.prompt}\n```\n\n"
+                         f"### Output\n\n```text\n{view.output}\n```\n")
+        return "\n".join(parts)
