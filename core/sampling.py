@@ -144,7 +144,9 @@ def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Inverse-CDF draw: one pass for the running sum, a binary search for the token."""
-    cdf = probs.cumsum(0, dtype=torch.float64)
-    u = torch.rand(1, generator=generator, device=probs.device, dtype=torch.float64) * cdf[-1]
+    # float64 keeps the running sum over 100k entries exact enough; MPS has no float64.
+    dtype = torch.float32 if probs.device.type == "mps" else torch.float64
+    cdf = probs.to(dtype).cumsum(0)
+    u = torch.rand(1, generator=generator, device=probs.device, dtype=dtype) * cdf[-1]
     index = torch.searchsorted(cdf, u, right=True)
     return index.clamp_(max=probs.shape[0] - 1)[0]

@@ -22,9 +22,11 @@ class TmuxApp:
         env = " ".join(f"{k}={v}" for k, v in {
             "TERM": "xterm-256color", "PYTHONPATH": ROOT, "XDG_CONFIG_HOME": tmp / "config",
             "XDG_DATA_HOME": tmp / "data", "XDG_STATE_HOME": tmp / "state"}.items())
+        # The installed `tfchat` script, as a user runs it (the module where it is not installed).
+        script = Path(sys.executable).parent / "tfchat"
+        program = str(script) if script.exists() else f"{sys.executable} -m core.cli"
         # exec: the pane's process is tfchat itself, so signals reach it directly.
-        command = (f"cd {ROOT} && exec env {env} {sys.executable} -m core.cli --model {model} "
-                   f"--history {history} --device cpu")
+        command = f"cd {ROOT} && exec env {env} {program} --model {model} --history {history} --device cpu"
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30", command], check=True)
         subprocess.run(["tmux", "set-option", "-t", self.name, "remain-on-exit", "on"], check=True)
 
