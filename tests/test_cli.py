@@ -97,3 +97,40 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
                 "fraction_of_limit", "peak_memory_mb"):
         assert result[key] > 0
     assert "book loop" in r.stdout
+
+
+def test_model_resolution_order(make_checkpoint, tmp_path):
+    shipped = ROOT / "model" / "model.ckpt"
+    elsewhere = tmp_path / "somewhere"
+    elsewhere.mkdir()
+    # Nothing given, nothing in the working directory: the model tfchat ships, wherever it starts.
+    r = tfchat("info", cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert f"model: {shipped}" in r.stdout
+    # ./model/model.ckpt in the working directory wins over the shipped one...
+    local = elsewhere / "model"
+    local.mkdir()
+    make_checkpoint(name="x.ckpt").rename(local / "model.ckpt")
+    assert "model: model/model.ckpt" in tfchat("info", cwd=elsewhere).stdout
+    # ...$TFCHAT_MODEL over that, and --model over everything.
+    env_model = make_checkpoint(name="env.ckpt")
+    flag_model = make_checkpoint(name="flag.ckpt")
+    assert f"model: {env_model}" in tfchat("info", cwd=elsewhere, env_extra={"TFCHAT_MODEL": str(env_model)}).stdout
+    r = tfchat("info", "--model", str(flag_model), cwd=elsewhere, env_extra={"TFCHAT_MODEL": str(env_model)})
+    assert f"model: {flag_model}" in r.stdout
+
+
+def test_the_shipped_model_writes_english(tmp_path):
+    r = tfchat("generate", "The key to a successful sale is", "--preset", "greedy", "--max-new-tokens", "40",
+               cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    words = r.stdout.split()
+    assert len(words) >= 15
+    # Mostly plain English words, as in the sales textbook it was trained on.
+    plain = [w for w in words if w.strip(".,;:!?'\"()").isalpha() and w.isascii()]
+    assert len(plain) / len(words) > 0.8, r.stdout
+
+
+def test_the_app_refuses_an_unknown_preset_before_starting(small_model, tmp_path):
+    r = tfchat("--model", str(small_model), "--preset", "nope", "--history", str(tmp_path / "h.sqlite3"))
+    assert r.returncode == 2 and "unknown preset 'nope'" in r.stderr and "Traceback" not in r.stderr
