@@ -1,9 +1,55 @@
 """The output pane: each exchange's prompt, its streaming continuation, then its stats."""
 from __future__ import annotations
 
+from rich.console import Console
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
+
+_MEASURE = Console(width=80, legacy_windows=False, force_terminal=False)
+
+
+class StreamingText(Vertical):
+    """Text that grows at its end, re-laid out only when its height can change.
+
+    A layout pass costs the whole screen, so finished lines (up to the last
+    newline) live in one widget updated per newline, and the line being written
+    in another whose layout is redone only when its wrapped height changes.
+    """
+
+    DEFAULT_CSS = """
+    StreamingText { height: auto; }
+    StreamingText > Static { height: auto; }
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.text = ""
+        self._done = Static(Text(""))
+        self._live = Static(Text(""))
+        self._live_rows = 0
+        self._done.display = False
+
+    def compose(self):
+        yield self._done
+        yield self._live
+
+    def append(self, piece: str) -> None:
+        self.text += piece
+        cut = self.text.rfind("\n") + 1
+        if "\n" in piece:
+            self._done.display = cut > 0
+            self._done.update(Text(self.text[: cut - 1]))  # layout: its height changed
+        live = self.text[cut:]
+        rows = self._rows(live)
+        self._live.update(Text(live), layout=rows != self._live_rows)
+        self._live_rows = rows
+
+    def _rows(self, line: str) -> int:
+        width = self._live.content_region.width or self.size.width
+        if width <= 0 or not line:
+            return 1
+        return len(Text(line).wrap(_MEASURE, width))
 
 
 class ExchangeView(Vertical):
@@ -23,7 +69,7 @@ class ExchangeView(Vertical):
         self.output = ""
         self.generation_start = 0  # where the latest generation's text begins in `output`
         self._prompt = Static(Text(f"> {prompt}" if prompt else "> (continued)"), classes="prompt")
-        self._output = Static(Text(""), classes="output")
+        self._output = StreamingText(classes="output")
         self._stats = Static(Text("…"), classes="stats")
 
     def compose(self):
@@ -41,7 +87,7 @@ class ExchangeView(Vertical):
 
     def append(self, text: str) -> None:
         self.output += text
-        self._output.update(Text(self.output))
+        self._output.append(text)
 
     def finish(self, line: str, state: str = "") -> None:
         self._stats.update(Text(line))
