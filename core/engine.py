@@ -124,3 +124,6 @@ class Engine:
     def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> Generation:
         """A generation to iterate; the prompt is checked here, before any work."""
         return Generation(self, self.encode(prompt), params, cancel)
+
+    def close(self) -> None:
+        """Nothing to release in-process; here so callers treat every engine alike."""

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from core.engine import Engine
+from core.engine_process import EngineProcess
 from core.sampling import SamplingParams
 from reference import random_book_checkpoint
 from tui.app import make_app
@@ -85,9 +86,9 @@ async def test_send_streams_the_continuation_and_records_it(app_factory):
 async def test_a_prompt_sent_while_loading_waits_for_the_model(app_factory):
     may_load = threading.Event()
 
-    def held_back_load(path, device):  # the real loader, held until the prompt is in
+    def held_back_load(path, device):  # the app's own loader, held until the prompt is in
         may_load.wait(30)
-        return Engine.load(path, device)
+        return EngineProcess.load(path, device)
 
     app = make_app(str(app_factory.model), "cpu", "greedy", str(app_factory.history), engine_loader=held_back_load)
     async with app.run_test() as pilot:

@@ -2,21 +2,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import signal
-import sys
 import threading
 from collections import deque
 from pathlib import Path
 
-import torch
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 
 from core.engine import Engine
+from core.engine_process import EngineProcess
 from core.errors import TfchatError
 from core.history import Exchange, History
 from core.paths import resolve_model_path
@@ -33,9 +31,8 @@ from tui.slash_commands import SlashCommandsMixin
 from tui.status_line import StatusLine
 from tui.transcript import ExchangeView, Transcript
 
-# Streamed text is rendered in batches: each frame costs the UI thread several
-# milliseconds of Python, which the generating thread then waits for (the GIL).
-DRAIN_INTERVAL_S = 1 / 15
+# Streamed text is rendered in batches; each frame costs the UI several milliseconds.
+DRAIN_INTERVAL_S = 1 / 20
 LAST_PRESET_KEY = "last_preset"
 
 
@@ -63,7 +60,7 @@ class TfchatApp(SlashCommandsMixin, App):
     ]
 
     def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History,
-                 preset: str | None = None, engine_loader=Engine.load):
+                 preset: str | None = None, engine_loader=EngineProcess.load):
         super().__init__()
         self.engine_loader = engine_loader  # (path, device) -> Engine, run off the UI thread
         self.model_path = model_path
@@ -75,7 +72,7 @@ class TfchatApp(SlashCommandsMixin, App):
         self.preset = preset or (remembered if remembered in catalog.presets else default)
         self.overrides: dict[str, dict] = {}  # preset name -> /set values for this session
         self.mode = "completion"
-        self.engine: Engine | None = None
+        self.engine: Engine | EngineProcess | None = None
         self.pending: deque[Request] = deque()
         self.active: Request | None = None
         self.active_view: ExchangeView | None = None
@@ -362,6 +359,10 @@ class TfchatApp(SlashCommandsMixin, App):
         self._save_interrupted("quit")
         self.exit()
 
+    def on_unmount(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
@@ -372,26 +373,16 @@ class TfchatApp(SlashCommandsMixin, App):
 
 
 def make_app(model: str | None = None, device: str = "auto", preset: str | None = None,
-             history: str | None = None, engine_loader=Engine.load) -> TfchatApp:
+             history: str | None = None, engine_loader=EngineProcess.load) -> TfchatApp:
     """The one way to build the app: the CLI, Pilot tests and snapshot tests all use it."""
     catalog = load_presets()
     if preset is not None:
         catalog.get(preset)
+    EngineProcess.prepare()
     return TfchatApp(resolve_model_path(model), device, catalog, History(history), preset, engine_loader)
-
-
-def share_cpu_with_the_ui() -> None:
-    """Leave the UI a core and the GIL often, so generating never waits long on drawing.
-
-    On a CPU, torch's worker threads spin-wait; with as many as there are cores
-    they fight the UI thread for them, which halved tokens/s on 2 cores.
-    """
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    sys.setswitchinterval(0.001)
 
 
 def run_app(model: str | None, device: str, preset: str | None, history: str | None) -> int:
     app = make_app(model, device, preset, history)
-    share_cpu_with_the_ui()
     app.run()
     return app.return_code or 0

@@ -8,17 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from core.engine import Engine
 from core.history import History
 from core.paths import resolve_model_path
-from tui.app import make_app, share_cpu_with_the_ui
+from tui.app import make_app
 from tui.prompt_input import PromptInput
 
 PROMPT = "The most important skill in sales is"
@@ -35,6 +32,8 @@ async def app_rate(model: Path, device: str, preset: str, tokens: int, seed: int
     app = make_app(str(model), device, preset, str(history))
     async with app.run_test(size=(100, 30)) as pilot:
         while app.engine is None:
+            if app.query_one("StatusLine").state in ("failed", "no model"):
+                raise SystemExit("tfchat: the app could not load the model")
             await pilot.pause(0.02)
         app.overrides[preset] = {"max_new_tokens": tokens, "seed": seed}
         prompt = app.query_one(PromptInput)
@@ -57,14 +56,9 @@ def run_app_bench(model_arg: str | None, device: str, preset: str = "balanced", 
 
     params = params_from_mapping({"max_new_tokens": tokens, "seed": 1}, load_presets().get(preset).params)
     headless, in_app = [], []
-    default_threads, default_switch = torch.get_num_threads(), sys.getswitchinterval()
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):  # interleaved, so drift on a noisy machine hits both alike
-            # Headless as `tfchat generate` runs, the app as `tfchat` runs it.
-            torch.set_num_threads(default_threads)
-            sys.setswitchinterval(default_switch)
             headless.append(headless_rate(engine, params))
-            share_cpu_with_the_ui()
             in_app.append(asyncio.run(app_rate(model, device, preset, tokens, 1, Path(tmp) / f"h{i}.sqlite3")))
             time.sleep(0.2)
     result = {

@@ -1,0 +1,146 @@
+"""The engine in a child process, for a UI that must not slow it down.
+
+In one process, every frame the UI draws holds the GIL that the generating
+thread needs between torch calls; on 2 cores that cost the app a third of its
+tokens/s. Here the model lives in a spawned child with its own interpreter, and
+text comes back over a pipe. The handle mirrors `Engine`: `generate()` returns
+an iterable of text pieces whose `stats` are set at the end.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+from core.engine import GenerationStats
+from core.errors import CheckpointError, TfchatError
+from core.sampling import SamplingParams
+
+_READY, _FAILED, _PIECE, _DONE, _ERROR = "ready", "failed", "piece", "done", "error"
+
+
+def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
+    """Child: load the model, then run one generation per request until the pipe closes."""
+    import torch  # imported here: the child is a fresh interpreter (spawn)
+
+    from core.engine import Engine
+    from core.runtime import tune_allocator
+
+    tune_allocator()
+    torch.set_num_threads(threads)
+    try:
+        engine = Engine.load(path, device)
+    except TfchatError as exc:
+        conn.send((_FAILED, str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - reported as one line in the app
+        conn.send((_FAILED, f"{path}: cannot load ({type(exc).__name__}: {exc})"))
+        return
+    conn.send((_READY, {"device": str(engine.device), "parameter_count": engine.parameter_count,
+                        "context_length": engine.config.context_length}))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return  # the app is gone
+        if request is None:
+            return
+        context, params = request
+        params["stop"] = tuple(params["stop"])
+        try:
+            generation = engine.generate(context, SamplingParams(**params), cancel)
+            for piece in generation:
+                conn.send((_PIECE, piece))
+            conn.send((_DONE, generation.stats.as_dict()))
+        except TfchatError as exc:
+            conn.send((_ERROR, str(exc)))
+        except Exception as exc:  # noqa: BLE001
+            conn.send((_ERROR, f"generation failed: {type(exc).__name__}: {exc}"))
+
+
+class RemoteGeneration:
+    def __init__(self, conn, lock: threading.Lock, local_cancel, remote_cancel):
+        self._conn = conn
+        self._lock = lock
+        self._local_cancel = local_cancel
+        self._remote_cancel = remote_cancel
+        self.stats: GenerationStats | None = None
+        self.text = ""
+
+    def __iter__(self):
+        with self._lock:  # one generation at a time on the pipe
+            while True:
+                # Wait in short slices so a stop asked for here reaches the child promptly.
+                if self._local_cancel is not None and self._local_cancel.is_set():
+                    self._remote_cancel.set()
+                if not self._conn.poll(0.02):
+                    continue
+                kind, payload = self._conn.recv()
+                if kind == _PIECE:
+                    self.text += payload
+                    yield payload
+                elif kind == _DONE:
+                    self.stats = GenerationStats(**payload)
+                    return
+                else:
+                    raise TfchatError(payload)
+
+
+class EngineProcess:
+    """A handle on the child; `load` blocks until the model is ready or has failed."""
+
+    def __init__(self, process, conn, cancel, info: dict):
+        self._process = process
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._cancel = cancel  # shared with the child, which checks it before every token
+        self.device = info["device"]
+        self.parameter_count = info["parameter_count"]
+        self.config = SimpleNamespace(context_length=info["context_length"])
+
+    @staticmethod
+    def prepare() -> None:
+        """Start multiprocessing's resource tracker now, while stderr is a real file.
+
+        The tracker is started on the first shared Event and inherits stderr's
+        descriptor; once a UI has replaced sys.stderr that start fails.
+        """
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "EngineProcess":
+        context = mp.get_context("spawn")  # fork would copy the UI's threads and state
+        parent, child = context.Pipe()
+        cancel = context.Event()
+        threads = max(1, (os.cpu_count() or 2) - 1)  # leave the UI a core
+        process = context.Process(target=_serve, args=(child, str(path), device, cancel, threads),
+                                  daemon=True, name="tfchat-engine")
+        process.start()
+        child.close()
+        try:
+            kind, payload = parent.recv()
+        except EOFError:
+            raise CheckpointError(f"{path}: the engine process died while loading") from None
+        if kind == _FAILED:
+            process.join(timeout=5)
+            raise CheckpointError(payload)
+        return cls(process, parent, cancel, payload)
+
+    def generate(self, context: str, params: SamplingParams, cancel=None) -> RemoteGeneration:
+        """Like `Engine.generate`; setting `cancel` stops the generation within a token."""
+        self._cancel.clear()
+        self._conn.send((context, params.as_dict()))
+        return RemoteGeneration(self._conn, self._lock, cancel, self._cancel)
+
+    def close(self) -> None:
+        try:
+            self._conn.send(None)
+        except (OSError, BrokenPipeError):
+            pass
+        self._process.join(timeout=2)
+        if self._process.is_alive():
+            self._process.terminate()
