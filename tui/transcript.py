@@ -66,7 +66,6 @@ class ExchangeView(Vertical):
         super().__init__()
         self.prompt = prompt
         self.preset = preset
-        self.output = ""
         self.generation_start = 0  # where the latest generation's text begins in `output`
         self._prompt = Static(Text(f"> {prompt}" if prompt else "> (continued)"), classes="prompt")
         self._output = StreamingText(classes="output")
@@ -77,6 +76,10 @@ class ExchangeView(Vertical):
         yield self._output
         yield self._stats
 
+    @property
+    def output(self) -> str:
+        return self._output.text
+
     def mark_generation_start(self) -> None:
         self.generation_start = len(self.output)
         self._stats.update(Text("…"))
@@ -86,7 +89,6 @@ class ExchangeView(Vertical):
         return self.output[self.generation_start :]
 
     def append(self, text: str) -> None:
-        self.output += text
         self._output.append(text)
 
     def finish(self, line: str, state: str = "") -> None:
