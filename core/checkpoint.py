@@ -29,6 +29,11 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     h_params: dict
 
+    @property
+    def parameter_count(self) -> int:
+        """Trainable parameters, as the book counts them: every tensor but the causal masks."""
+        return sum(t.numel() for k, t in self.state_dict.items() if not k.endswith(".mask"))
+
 
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor the book's model saves, by key, with its shape."""

@@ -189,11 +189,10 @@ def cmd_info(args) -> int:
 
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     c = checkpoint.config
-    params = sum(t.numel() for k, t in checkpoint.state_dict.items() if not k.endswith(".mask"))
     print(f"model: {checkpoint.path}")
     print(f"d_model={c.d_model} num_heads={c.num_heads} num_blocks={c.num_blocks} "
           f"context_length={c.context_length} max_token_value={c.vocab_size}")
-    print(f"Model param size: {params:,}")
+    print(f"Model param size: {checkpoint.parameter_count:,}")
     for name, tensor in checkpoint.state_dict.items():
         print(f"{name}: {list(tensor.shape)} {str(tensor.dtype).replace('torch.', '')}")
     return EXIT_OK

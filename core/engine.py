@@ -115,8 +115,8 @@ class Engine:
     def load(cls, path: str | Path, device: str = "auto") -> "Engine":
         target = resolve_device(device)
         checkpoint = load_checkpoint(path)
-        params = sum(t.numel() for k, t in checkpoint.state_dict.items() if not k.endswith(".mask"))
-        return cls(FastModel(checkpoint.config, checkpoint.state_dict, target), Path(path), params)
+        model = FastModel(checkpoint.config, checkpoint.state_dict, target)
+        return cls(model, Path(path), checkpoint.parameter_count)
 
     def encode(self, text: str) -> list[int]:
         return encode_prompt(self.encoding, text, self.config.vocab_size)
