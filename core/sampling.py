@@ -112,7 +112,8 @@ def filtered_probs(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.
     span the whole vocabulary. With top-k set, everything after it touches only
     the survivors, not the vocabulary.
     """
-    logits = logits / params.temperature
+    if params.temperature != 1.0:
+        logits = logits / params.temperature
     candidates = None
     if params.top_k and params.top_k < logits.shape[0]:
         kth = torch.topk(logits, params.top_k).values[-1]
@@ -142,11 +143,40 @@ def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return kept
 
 
+# Vocabularies larger than this are drawn from in two steps (block, then token):
+# a reduction per block is far cheaper than a running sum over every entry.
+_BLOCK = 256
+_TWO_STEP_ABOVE = 8 * _BLOCK
+
+
 def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Inverse-CDF draw: one pass for the running sum, a binary search for the token."""
-    # float64 keeps the running sum over 100k entries exact enough; MPS has no float64.
+    """One token id drawn with probability proportional to `probs` (never a zero entry)."""
+    # float64 keeps running sums exact enough; MPS has no float64.
     dtype = torch.float32 if probs.device.type == "mps" else torch.float64
-    cdf = probs.to(dtype).cumsum(0)
-    u = torch.rand(1, generator=generator, device=probs.device, dtype=dtype) * cdf[-1]
-    index = torch.searchsorted(cdf, u, right=True)
-    return index.clamp_(max=probs.shape[0] - 1)[0]
+    if probs.shape[0] <= _TWO_STEP_ABOVE:
+        return _draw_by_cdf(probs.to(dtype), torch.rand(1, generator=generator, device=probs.device, dtype=dtype))
+    n = probs.shape[0]
+    full = n // _BLOCK * _BLOCK
+    block_mass = probs[:full].view(-1, _BLOCK).sum(1)
+    if full < n:
+        block_mass = torch.cat([block_mass, probs[full:].sum().view(1)])
+    u = torch.rand(1, generator=generator, device=probs.device, dtype=dtype)
+    block_cdf = block_mass.to(dtype).cumsum(0)
+    block = torch.searchsorted(block_cdf, u * block_cdf[-1], right=True).clamp_(max=block_mass.shape[0] - 1)
+    # Where u fell inside that block, as a fraction of the block's own mass.
+    before = torch.where(block > 0, block_cdf[(block - 1).clamp(min=0)], torch.zeros_like(u))
+    inside = ((u * block_cdf[-1] - before) / block_mass[block].to(dtype)).clamp_(0, 1)
+    offsets = block * _BLOCK + torch.arange(_BLOCK, device=probs.device)
+    in_range = offsets < n
+    values = torch.where(in_range, probs[offsets.clamp(max=n - 1)], torch.zeros((), dtype=probs.dtype,
+                                                                                  device=probs.device))
+    return offsets[_draw_by_cdf(values.to(dtype), inside)]
+
+
+def _draw_by_cdf(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw with u in [0, 1): the first entry whose running sum passes u * total."""
+    cdf = weights.cumsum(0)
+    # Just below the total, so rounding can never land past the last non-zero entry.
+    target = torch.minimum(u * cdf[-1], cdf[-1] * (1 - 2**-30))
+    index = torch.searchsorted(cdf, target, right=True)
+    return index.clamp_(max=weights.shape[0] - 1)[0]

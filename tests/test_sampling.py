@@ -143,3 +143,20 @@ def test_a_fixed_seed_reproduces_the_draws():
 def test_invalid_values_are_refused_naming_the_key(bad, key):
     with pytest.raises(PresetError, match=key):
         SamplingParams(**bad)
+
+
+def test_two_step_draws_over_a_large_vocabulary_follow_the_distribution():
+    from core.sampling import _draw
+
+    V = 10000  # 39 full blocks of 256 and a 16-entry tail
+    probs = torch.zeros(V)
+    hot = torch.tensor([0, 3, 255, 256, 1000, 5000, 9983, 9984, 9990, 9999])
+    probs[hot] = torch.tensor([5.0, 1.0, 2.0, 2.0, 3.0, 0.5, 1.5, 2.5, 1.0, 4.0])
+    expected = probs.double() / probs.sum()
+    g = torch.Generator().manual_seed(3)
+    counts = torch.zeros(V, dtype=torch.float64)
+    for _ in range(20000):
+        counts[int(_draw(probs, g))] += 1
+    observed = counts / counts.sum()
+    assert observed[expected == 0].sum() == 0, "a zero-probability token was drawn"
+    assert 0.5 * (observed - expected).abs().sum().item() < 0.02

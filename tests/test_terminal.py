@@ -135,3 +135,19 @@ def test_a_dropped_terminal_keeps_even_the_partial_generation(tmux_app, tmp_path
         time.sleep(0.1)
     [(prompt, output, reason)] = exchanges(tmp_path / "history.sqlite3")
     assert prompt == "Cut off" and output and reason == "hangup"
+
+
+def test_escape_and_ctrl_j_reach_the_app_through_tmux(tmux_app):
+    app = tmux_app()
+    app.type("/set max_new_tokens 100000")
+    app.keys("Enter")
+    app.type("line one")
+    app.keys("C-j")
+    app.type("line two")
+    screen = app.wait_for("line two")
+    assert "line one" in screen  # still in the prompt pane: ctrl+j added a line, did not send
+    app.keys("Enter")
+    app.wait_for("● generating")
+    app.keys("Escape")
+    screen = app.wait_for("stopped")
+    assert "● ready" in screen
