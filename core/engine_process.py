@@ -75,9 +75,12 @@ class RemoteGeneration:
                 # Wait in short slices so a stop asked for here reaches the child promptly.
                 if self._local_cancel is not None and self._local_cancel.is_set():
                     self._remote_cancel.set()
-                if not self._conn.poll(0.02):
-                    continue
-                kind, payload = self._conn.recv()
+                try:
+                    if not self._conn.poll(0.02):
+                        continue
+                    kind, payload = self._conn.recv()
+                except (EOFError, OSError):
+                    raise TfchatError("the engine process ended unexpectedly; restart tfchat") from None
                 if kind == _PIECE:
                     self.text += payload
                     yield payload
