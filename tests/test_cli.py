@@ -93,8 +93,9 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
     r = tfchat("bench", "--model", str(path), "--tokens", "8")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
-    for key in ("book_tokens_per_s", "engine_tokens_per_s", "ratio", "ttft_ms", "limit_tokens_per_s",
-                "fraction_of_limit", "peak_memory_mb"):
+    for key in ("book_tokens_per_s", "book_plain_process_tokens_per_s", "engine_tokens_per_s", "ratio",
+                "ratio_vs_plain_process", "ratio_ceiling", "ttft_ms", "limit_tokens_per_s", "fraction_of_limit",
+                "peak_memory_mb"):
         assert result[key] > 0
     assert "book loop" in r.stdout
 
