@@ -133,7 +133,8 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
     vocab = int(data.max()) + 1
     if resume and vocab > hp["max_token_value"]:
         raise TrainingError(f"{text_path}: has tokens beyond the checkpoint's vocabulary; resume on the same text")
-    hp["max_token_value"] = hp.get("max_token_value", vocab) if resume else vocab
+    if not resume:  # a resumed run keeps the checkpoint's vocabulary
+        hp["max_token_value"] = vocab
     hp["device"] = device.type
     split = int(0.9 * len(data))
     splits = {"train": data[:split], "val": data[split:]}

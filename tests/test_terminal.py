@@ -39,6 +39,11 @@ class TmuxApp:
     def type(self, text: str) -> None:
         subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
 
+    def send(self, text: str) -> None:
+        """Type a line into the prompt and press Enter."""
+        self.type(text)
+        self.keys("Enter")
+
     def wait_for(self, needle, timeout=60.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -76,6 +81,13 @@ def tmux_app(small_model, tmp_path):
         app.close()
 
 
+def wait_until(condition, what, timeout=30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
 def exchanges(path):
     with sqlite3.connect(path) as db:
         return db.execute("SELECT prompt, output, finish_reason FROM exchanges ORDER BY id").fetchall()
@@ -85,35 +97,26 @@ def test_type_a_prompt_see_the_continuation_switch_preset_and_quit(tmux_app, tmp
     app = tmux_app()
     app.keys("M-4")  # greedy: a fixed continuation
     app.wait_for("● 4 greedy")
-    app.type("/set max_new_tokens 20")
-    app.keys("Enter")
+    app.send("/set max_new_tokens 20")
     app.wait_for("max_new_tokens     20 *")
-    app.type("The customer")
-    app.keys("Enter")
+    app.send("The customer")
     screen = app.wait_for("tok/s")
     assert "> The customer" in screen and "20 tokens" in screen and "greedy" in screen
     app.keys("C-n")
     app.wait_for("● 5 book")
     app.keys("C-q")
-    deadline = time.monotonic() + 30
-    while not app.dead():
-        assert time.monotonic() < deadline, "tfchat did not quit on ctrl+q"
-        time.sleep(0.1)
+    wait_until(app.dead, "tfchat did not quit on ctrl+q")
     [(prompt, output, reason)] = exchanges(tmp_path / "history.sqlite3")
     assert prompt == "The customer" and output and reason == "length"
 
 
 def test_sigkill_mid_generation_loses_nothing_already_completed(tmux_app, tmp_path):
     app = tmux_app()
-    app.type("/preset greedy")
-    app.keys("Enter")
-    app.type("First prompt")
-    app.keys("Enter")
+    app.send("/preset greedy")
+    app.send("First prompt")
     app.wait_for("tok/s")
-    app.type("/set max_new_tokens 100000")
-    app.keys("Enter")
-    app.type("Second prompt")
-    app.keys("Enter")
+    app.send("/set max_new_tokens 100000")
+    app.send("Second prompt")
     app.wait_for("● generating")
     os.kill(app.pid(), signal.SIGKILL)
     rows = exchanges(tmp_path / "history.sqlite3")
@@ -122,25 +125,19 @@ def test_sigkill_mid_generation_loses_nothing_already_completed(tmux_app, tmp_pa
 
 def test_a_dropped_terminal_keeps_even_the_partial_generation(tmux_app, tmp_path):
     app = tmux_app()
-    app.type("/set max_new_tokens 100000")
-    app.keys("Enter")
-    app.type("Cut off")
-    app.keys("Enter")
+    app.send("/set max_new_tokens 100000")
+    app.send("Cut off")
     app.wait_for("● generating")
     time.sleep(0.5)
     os.kill(app.pid(), signal.SIGHUP)  # what a dropped SSH link delivers
-    deadline = time.monotonic() + 30
-    while not exchanges(tmp_path / "history.sqlite3"):
-        assert time.monotonic() < deadline, "the partial exchange was not saved on SIGHUP"
-        time.sleep(0.1)
+    wait_until(lambda: exchanges(tmp_path / "history.sqlite3"), "the partial exchange was not saved on SIGHUP")
     [(prompt, output, reason)] = exchanges(tmp_path / "history.sqlite3")
     assert prompt == "Cut off" and output and reason == "hangup"
 
 
 def test_escape_and_ctrl_j_reach_the_app_through_tmux(tmux_app):
     app = tmux_app()
-    app.type("/set max_new_tokens 100000")
-    app.keys("Enter")
+    app.send("/set max_new_tokens 100000")
     app.type("line one")
     app.keys("C-j")
     app.type("line two")

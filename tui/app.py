@@ -225,7 +225,7 @@ class TfchatApp(SlashCommandsMixin, App):
         status.queued = len(self.pending)
 
     def _start(self, request: Request) -> None:
-        last_view = self.active_view_for_continue()
+        last_view = self._last_view()
         if request.kind == "continue" and last_view is not None:
             view, context = last_view, self._continue_context()
         else:
@@ -238,7 +238,7 @@ class TfchatApp(SlashCommandsMixin, App):
         self.query_one(StatusLine).state = "generating"
         self._generate(context, request.params, self.cancel)
 
-    def active_view_for_continue(self) -> ExchangeView | None:
+    def _last_view(self) -> ExchangeView | None:
         views = self.query_one(Transcript).exchanges()
         return views[-1] if views else None
 

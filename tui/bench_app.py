@@ -15,6 +15,7 @@ from pathlib import Path
 from core.engine import Engine
 from core.history import History
 from core.paths import resolve_model_path
+from core.presets import load_presets, params_from_mapping
 from tui.app import make_app
 from tui.prompt_input import PromptInput
 
@@ -52,8 +53,6 @@ def run_app_bench(model_arg: str | None, device: str, preset: str = "balanced", 
                   repeats: int = 3) -> int:
     model = resolve_model_path(model_arg)
     engine = Engine.load(model, device)
-    from core.presets import load_presets, params_from_mapping
-
     params = params_from_mapping({"max_new_tokens": tokens, "seed": 1}, load_presets().get(preset).params)
     headless, in_app = [], []
     with tempfile.TemporaryDirectory() as tmp:
