@@ -6,7 +6,8 @@ Figures, all at batch 1 and temperature 1:
 - cropped: the engine past the window, where it recomputes the cropped window as the book does;
 - ttft: prompt of 100 tokens (or the window less one) to the first new token;
 - limit: tokens/s if each step only read the weights once, at the bandwidth measured
-  for the output layer's matrix-vector product, the step's largest read.
+  for the output layer's matrix-vector product, the step's largest read;
+- busy: cached and cropped again while another process burns one core, as on a shared box.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -110,6 +112,18 @@ def matvec_bandwidth(model: FastModel, repeats: int = 200) -> float:
     return nbytes / min(samples)
 
 
+@contextmanager
+def busy_neighbour():
+    """Another process burning one core for as long as the block runs: a shared box."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)  # let it take its core
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
+
+
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
@@ -132,8 +146,15 @@ def measure(model_arg: str | None, device_name: str, tokens: int) -> dict:
     engine_step_times(model, ttft_prompt, 2)  # warm-up
     ttft = statistics.median(engine_step_times(model, ttft_prompt, 1, seed=s)[0] for s in range(7))
 
-    cached = max(decode_rate(engine_step_times(model, _random_ids(C - n, V, 3), n + 1, seed=s)) for s in range(3))
-    cropped = decode_rate(engine_step_times(model, _random_ids(C, V, 4), n + 1))
+    def cached_rate() -> float:
+        return max(decode_rate(engine_step_times(model, _random_ids(C - n, V, 3), n + 1, seed=s)) for s in range(3))
+
+    def cropped_rate() -> float:
+        return decode_rate(engine_step_times(model, _random_ids(C, V, 4), n + 1))
+
+    cached, cropped = cached_rate(), cropped_rate()
+    with busy_neighbour():
+        busy_cached, busy_cropped = cached_rate(), cropped_rate()
 
     bandwidth = matvec_bandwidth(model)
     limit = bandwidth / model.weight_bytes_per_token()
@@ -152,6 +173,11 @@ def measure(model_arg: str | None, device_name: str, tokens: int) -> dict:
         "bandwidth_gb_s": round(bandwidth / 1e9, 2),
         "limit_tokens_per_s": round(limit, 2),
         "fraction_of_limit": round(cached / limit, 3),
+        "threads": torch.get_num_threads(),
+        "busy_engine_tokens_per_s": round(busy_cached, 2),
+        "busy_fraction_of_idle": round(busy_cached / cached, 3),
+        "busy_engine_cropped_tokens_per_s": round(busy_cropped, 2),
+        "busy_cropped_fraction_of_idle": round(busy_cropped / cropped, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
 
@@ -173,6 +199,9 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int) -> int:
         ("limit (weights read once per token)", f"{r['limit_tokens_per_s']:.1f} tok/s"),
         ("engine / limit", f"{r['fraction_of_limit'] * 100:.0f}%"),
         ("best ratio the limit allows", f"{r['ratio_ceiling']:.1f}x"),
+        (f"busy neighbour on one core ({r['threads']} torch thread(s))",
+         f"{r['busy_engine_tokens_per_s']:.1f} tok/s cached ({r['busy_fraction_of_idle'] * 100:.0f}% of idle), "
+         f"{r['busy_engine_cropped_tokens_per_s']:.1f} cropped ({r['busy_cropped_fraction_of_idle'] * 100:.0f}%)"),
         ("peak memory", f"{r['peak_memory_mb']:.0f} MB"),
     ]
     width = max(len(k) for k, _ in rows)

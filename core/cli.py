@@ -22,6 +22,8 @@ def _add_model_args(p: argparse.ArgumentParser, top_level: bool = False) -> None
     p.add_argument("--model", help="checkpoint file (default: $TFCHAT_MODEL, ./model/model.ckpt, the shipped model)",
                    **default)
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), **({"default": "auto"} if top_level else default))
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads for the model (default: $TFCHAT_THREADS, else 1)", **default)
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -83,11 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from core.errors import TfchatError
 
-    from core.runtime import tune_allocator
+    from core.runtime import apply_threads, resolve_threads, tune_allocator
 
     args = build_parser().parse_args(argv)
     tune_allocator()
     try:
+        args.threads = resolve_threads(args.threads, default=None if args.command == "train" else 1)
+        if args.threads is not None:
+            apply_threads(args.threads)
         return _dispatch(args)
     except TfchatError as exc:
         print(f"tfchat: {exc}", file=sys.stderr)
@@ -124,7 +129,8 @@ def _dispatch(args) -> int:
     # The interactive app is the only place the UI is imported.
     from tui.app import run_app
 
-    return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history)
+    return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history,
+                   threads=args.threads)
 
 
 def sampling_params_from_args(args):

@@ -9,13 +9,14 @@ an iterable of text pieces whose `stats` are set at the end.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 from core.engine import GenerationStats
-from core.errors import CheckpointError, TfchatError
+from core.errors import CheckpointError, TfchatError, describe_exception
+from core.lifecycle import exit_when_orphaned, register_child
+from core.runtime import resolve_threads
 from core.sampling import SamplingParams
 
 _READY, _FAILED, _PIECE, _DONE, _ERROR = "ready", "failed", "piece", "done", "error"
@@ -23,20 +24,19 @@ _READY, _FAILED, _PIECE, _DONE, _ERROR = "ready", "failed", "piece", "done", "er
 
 def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
     """Child: load the model, then run one generation per request until the pipe closes."""
-    import torch  # imported here: the child is a fresh interpreter (spawn)
-
-    from core.engine import Engine
-    from core.runtime import tune_allocator
+    exit_when_orphaned()  # first: even a load that never returns (a FIFO) must not outlive the app
+    from core.engine import Engine  # imported here: the child is a fresh interpreter (spawn)
+    from core.runtime import apply_threads, tune_allocator
 
     tune_allocator()
-    torch.set_num_threads(threads)
+    apply_threads(threads)
     try:
         engine = Engine.load(path, device)
     except TfchatError as exc:
         conn.send((_FAILED, str(exc)))
         return
     except Exception as exc:  # noqa: BLE001 - reported as one line in the app
-        conn.send((_FAILED, f"{path}: cannot load ({type(exc).__name__}: {exc})"))
+        conn.send((_FAILED, f"{path}: cannot load ({describe_exception(exc)})"))
         return
     conn.send((_READY, {"device": str(engine.device), "parameter_count": engine.parameter_count,
                         "context_length": engine.config.context_length}))
@@ -57,7 +57,7 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
         except TfchatError as exc:
             conn.send((_ERROR, str(exc)))
         except Exception as exc:  # noqa: BLE001
-            conn.send((_ERROR, f"generation failed: {type(exc).__name__}: {exc}"))
+            conn.send((_ERROR, f"generation failed: {describe_exception(exc)}"))
 
 
 class RemoteGeneration:
@@ -115,19 +115,20 @@ class EngineProcess:
         resource_tracker.ensure_running()
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "EngineProcess":
+    def load(cls, path: str | Path, device: str = "auto", threads: int | None = None) -> "EngineProcess":
+        """Start the child and wait for its model; `lifecycle.end_children` cuts the wait short."""
         context = mp.get_context("spawn")  # fork would copy the UI's threads and state
         parent, child = context.Pipe()
         cancel = context.Event()
-        threads = max(1, (os.cpu_count() or 2) - 1)  # leave the UI a core
-        process = context.Process(target=_serve, args=(child, str(path), device, cancel, threads),
+        process = context.Process(target=_serve, args=(child, str(path), device, cancel, resolve_threads(threads)),
                                   daemon=True, name="tfchat-engine")
         process.start()
+        register_child(process)
         child.close()
         try:
             kind, payload = parent.recv()
-        except EOFError:
-            raise CheckpointError(f"{path}: the engine process died while loading") from None
+        except (EOFError, OSError):
+            raise CheckpointError(f"{path}: the engine process ended while loading") from None
         if kind == _FAILED:
             process.join(timeout=5)
             raise CheckpointError(payload)

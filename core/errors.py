@@ -4,6 +4,9 @@
 class TfchatError(Exception):
     """An error the user caused or can fix; shown as one line, never a traceback."""
 
+    def __str__(self) -> str:
+        return one_line(super().__str__())
+
 
 class CheckpointError(TfchatError):
     """A model file that is missing, unreadable or not a book checkpoint."""
@@ -27,3 +30,21 @@ class TrainingError(TfchatError):
 
 class HistoryError(TfchatError):
     """The history database cannot be opened or written."""
+
+
+# Every message a user sees is one line of at most this many characters: a
+# C++ stack or a 10 MB repr must never reach the terminal whole.
+MAX_MESSAGE_CHARS = 300
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` as a single line (first non-empty line), cut to `limit` characters."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """An unexpected exception as one bounded line: its type and the start of its message."""
+    message = one_line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
+
+from core.errors import TfchatError
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -25,3 +28,34 @@ def tune_allocator() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 1024 * 2**20)
     except (OSError, AttributeError):
         pass  # not glibc: nothing to tune
+
+
+THREADS_ENV = "TFCHAT_THREADS"
+
+
+def resolve_threads(explicit: int | None = None, default: int | None = 1) -> int | None:
+    """Intra-op threads for torch: --threads, else $TFCHAT_THREADS, else `default`.
+
+    One by default: torch's OpenMP workers spin-wait for each other, and on a
+    box where a neighbour holds a core, a second thread turns every op into a
+    wait for a core it cannot have (measured: 200 tok/s down to 4-55). More
+    cores are taken only where the caller asks for them. (Training, whose large
+    matrix products do use every core, passes default=None: torch's own choice.)
+    """
+    if explicit is None:
+        raw = os.environ.get(THREADS_ENV, "").strip()
+        if not raw:
+            return default
+        try:
+            explicit = int(raw)
+        except ValueError:
+            raise TfchatError(f"${THREADS_ENV} must be a whole number of threads, got {raw[:40]!r}") from None
+    if not 1 <= explicit <= 1024:
+        raise TfchatError(f"threads must be between 1 and 1024, got {explicit}")
+    return explicit
+
+
+def apply_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 
 class TmuxApp:
-    def __init__(self, model: Path, history: Path, tmp: Path):
+    def __init__(self, model: Path, history: Path, tmp: Path, remain_on_exit: bool = True):
         self.name = f"tfchat-test-{uuid.uuid4().hex[:8]}"
         env = " ".join(f"{k}={v}" for k, v in {
             "TERM": "xterm-256color", "PYTHONPATH": ROOT, "XDG_CONFIG_HOME": tmp / "config",
@@ -28,7 +28,8 @@ class TmuxApp:
         # exec: the pane's process is tfchat itself, so signals reach it directly.
         command = f"cd {ROOT} && exec env {env} {program} --model {model} --history {history} --device cpu"
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30", command], check=True)
-        subprocess.run(["tmux", "set-option", "-t", self.name, "remain-on-exit", "on"], check=True)
+        if remain_on_exit:
+            subprocess.run(["tmux", "set-option", "-t", self.name, "remain-on-exit", "on"], check=True)
 
     def screen(self) -> str:
         return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
@@ -65,6 +66,35 @@ class TmuxApp:
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+    def process_tree(self) -> list[int]:
+        """The app's pid and every process below it (the engine child, multiprocessing's tracker)."""
+        found, frontier = [], [self.pid()]
+        while frontier:
+            pid = frontier.pop()
+            found.append(pid)
+            frontier += children_of(pid)
+        return found
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for tmux to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def seconds_until_gone(pids: list[int], limit: float = 10.0) -> float:
+    start = time.monotonic()
+    while any(running(p) for p in pids) and time.monotonic() - start < limit:
+        time.sleep(0.02)
+    return time.monotonic() - start
 
 
 @pytest.fixture
@@ -148,3 +178,57 @@ def test_escape_and_ctrl_j_reach_the_app_through_tmux(tmux_app):
     app.keys("Escape")
     screen = app.wait_for("stopped")
     assert "● ready" in screen
+
+
+def test_ten_hangups_mid_generation_leave_no_process_and_keep_every_partial(small_model, tmp_path):
+    """`tmux kill-session` is what a dropped SSH link does to the pane: SIGHUP, then no terminal."""
+    history = tmp_path / "history.sqlite3"
+    times = []
+    for run in range(10):
+        app = TmuxApp(small_model, history, tmp_path, remain_on_exit=False)
+        try:
+            app.wait_for("● ready")
+            app.send("/set max_new_tokens 5000")
+            app.send(f"Hangup {run}")
+            app.wait_for("● generating")
+            time.sleep(0.3)
+            tree = app.process_tree()
+            assert len(tree) >= 3, f"expected the app, its engine and the tracker, got {tree}"
+        finally:
+            app.close()
+        times.append(seconds_until_gone(tree))
+        assert not [p for p in tree if running(p)], f"run {run}: processes left after the hangup"
+    rows = exchanges(history)
+    assert [r[0] for r in rows] == [f"Hangup {run}" for run in range(10)]
+    assert all(output and reason == "hangup" for _, output, reason in rows)
+    print(f"seconds from hangup to no process left: {', '.join(f'{t:.2f}' for t in times)}")
+    assert max(times) < 2.0
+
+
+def test_sigterm_mid_generation_ends_every_process_and_keeps_the_partial(tmux_app, tmp_path):
+    app = tmux_app()
+    app.send("/set max_new_tokens 5000")
+    app.send("Terminated")
+    app.wait_for("● generating")
+    time.sleep(0.3)
+    tree = app.process_tree()
+    os.kill(tree[0], signal.SIGTERM)
+    assert seconds_until_gone(tree) < 2.0
+    [(prompt, output, reason)] = exchanges(tmp_path / "history.sqlite3")
+    assert prompt == "Terminated" and output and reason == "terminated"
+
+
+def test_quit_while_the_model_still_loads_is_immediate(tmp_path):
+    """A FIFO never answers a read: loading would wait forever, quitting must not."""
+    fifo = tmp_path / "never.ckpt"
+    os.mkfifo(fifo)
+    app = TmuxApp(fifo, tmp_path / "history.sqlite3", tmp_path)
+    try:
+        app.wait_for("● loading")
+        time.sleep(1.0)  # the engine child is up and stuck opening the FIFO
+        tree = app.process_tree()
+        app.keys("C-q")
+        assert seconds_until_gone(tree) < 2.0
+        wait_until(app.dead, "tfchat did not quit while loading")
+    finally:
+        app.close()

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import signal
 import threading
+from functools import partial
 from collections import deque
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from textual.containers import Horizontal, Vertical
 
 from core.engine import Engine
 from core.engine_process import EngineProcess
-from core.errors import TfchatError
+from core.errors import TfchatError, describe_exception
 from core.history import Exchange, History
+from core.lifecycle import end_children, exit_hard_after, on_exit_signals
 from core.paths import resolve_model_path
 from core.presets import PresetCatalog, load_presets, params_from_mapping
 from core.sampling import SamplingParams
@@ -34,6 +37,11 @@ from tui.transcript import ExchangeView, Transcript
 # Streamed text is rendered in batches; each frame costs the UI several milliseconds.
 DRAIN_INTERVAL_S = 1 / 20
 LAST_PRESET_KEY = "last_preset"
+# An exit must be over within 2 s of a hangup or a quit: what a graceful exit has
+# not finished by then, the watchdog ends (Textual can block writing to a dead terminal).
+EXIT_DEADLINE_S = 1.5
+# How long an exit waits for the stopped generation's last tokens and stats.
+STOP_WAIT_S = 0.4
 
 
 class TfchatApp(SlashCommandsMixin, App):
@@ -77,6 +85,10 @@ class TfchatApp(SlashCommandsMixin, App):
         self.active: Request | None = None
         self.active_view: ExchangeView | None = None
         self.cancel = threading.Event()
+        self.active_generation = None  # the engine's Generation: its text and stats, readable from any thread
+        self.generation_finished = threading.Event()
+        self._record_lock = threading.Lock()  # an exchange is written once, by whichever path ends it
+        self.exit_watchdog = False  # set by run_app: a real session's exits are bounded in time
         self.pieces: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.context_log: list[tuple[str, str]] = []  # (prompt, output) since the last clear
         self.last_prompt: Request | None = None  # what ctrl+r sends again
@@ -100,16 +112,30 @@ class TfchatApp(SlashCommandsMixin, App):
         for warning in self.catalog.warnings:
             self.query_one(Transcript).add_notice(warning, error=True)
         self.set_interval(DRAIN_INTERVAL_S, self._drain)
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
-        except (NotImplementedError, RuntimeError, AttributeError, ValueError):
-            pass  # no SIGHUP (Windows) or not the main thread: nothing to hook
+        self._ui_loop = asyncio.get_running_loop()
         self.load_engine()
 
-    def _hang_up(self) -> None:
-        """The terminal went away (SSH dropped): keep what was generated, then leave."""
-        self._save_interrupted("hangup")
-        self.exit()
+    def end_from_signal(self, signum: int) -> None:
+        """SIGHUP (the terminal went away) or SIGTERM: keep the partial exchange, end everything.
+
+        Called inside the signal handler, so it only starts a thread: the event
+        loop may be the very thing that is stuck (Textual blocks writing frames
+        to a terminal that is gone).
+        """
+        hangup = signum == getattr(signal, "SIGHUP", None)
+        code = 128 + signum
+        exit_hard_after(EXIT_DEADLINE_S, code)
+        threading.Thread(target=self._end_session, args=("hangup" if hangup else "terminated", code, hangup),
+                         name="tfchat-exit", daemon=True).start()
+
+    def _end_session(self, reason: str, code: int, terminal_gone: bool) -> None:
+        self._save_interrupted(reason)  # committed to SQLite before anything else can go wrong
+        end_children()
+        if terminal_gone:
+            # Nothing to restore on a terminal that is gone, and Textual's shutdown
+            # would block writing to it: leave now, everything worth keeping is kept.
+            os._exit(code)
+        self._ui_loop.call_soon_threadsafe(partial(self.exit, return_code=code))
 
     # ----- engine -----------------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="engine", description="loading the model")
@@ -122,7 +148,7 @@ class TfchatApp(SlashCommandsMixin, App):
         except TfchatError as exc:
             self.post_message(EngineFailed(str(exc)))
         except Exception as exc:  # a bug or an odd platform: still one line, never a crash
-            self.post_message(EngineFailed(f"{self.model_path}: cannot load ({type(exc).__name__}: {exc})"))
+            self.post_message(EngineFailed(f"{self.model_path}: cannot load ({describe_exception(exc)})"))
 
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
@@ -235,8 +261,10 @@ class TfchatApp(SlashCommandsMixin, App):
         view.mark_generation_start()
         self.active, self.active_view = request, view
         self.cancel = threading.Event()
+        self.active_generation = None
+        self.generation_finished = threading.Event()
         self.query_one(StatusLine).state = "generating"
-        self._generate(context, request.params, self.cancel)
+        self._generate(context, request.params, self.cancel, self.generation_finished)
 
     def _last_view(self) -> ExchangeView | None:
         views = self.query_one(Transcript).exchanges()
@@ -250,18 +278,22 @@ class TfchatApp(SlashCommandsMixin, App):
         return last[0] + last[1]
 
     @work(thread=True, exit_on_error=False, group="generation", description="generating")
-    def _generate(self, context: str, params: SamplingParams, cancel: threading.Event) -> None:
+    def _generate(self, context: str, params: SamplingParams, cancel: threading.Event,
+                  finished: threading.Event) -> None:
         # Runs off the UI thread; hands text over through a queue and a posted
         # message, never waiting for the UI.
         try:
-            generation = self.engine.generate(context, params, cancel)
+            generation = self.active_generation = self.engine.generate(context, params, cancel)
             for piece in generation:
                 self.pieces.put(piece)
+            finished.set()
             self.post_message(GenerationDone(generation.stats))
         except TfchatError as exc:
+            finished.set()
             self.post_message(GenerationDone(None, str(exc)))
         except Exception as exc:
-            self.post_message(GenerationDone(None, f"generation failed: {type(exc).__name__}: {exc}"))
+            finished.set()
+            self.post_message(GenerationDone(None, f"generation failed: {describe_exception(exc)}"))
 
     def _drain(self) -> None:
         chunks = []
@@ -289,31 +321,48 @@ class TfchatApp(SlashCommandsMixin, App):
             note = {"cancelled": " · stopped", "stop": " · stop string"}.get(stats.finish_reason, "")
             view.finish(f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
                         f"ttft {stats.ttft_s * 1000:.0f} ms · {request.preset}{note}", "stopped" if stopped else "")
-            self._record(request, view, stats.as_dict(), stats.finish_reason)
+            self._remember_context(request, view)
+            error = self._record(request, view.new_output(), stats.as_dict(), stats.finish_reason)
+            if error:
+                self.query_one(Transcript).add_notice(error, error=True)
         self._start_next()
 
-    def _record(self, request: Request, view: ExchangeView, stats: dict, reason: str) -> None:
-        """Keep the exchange for continue mode and write it to the history at once."""
+    def _remember_context(self, request: Request, view: ExchangeView) -> None:
+        """Keep the exchange's text for continue mode."""
         if request.kind == "continue" and self.context_log:
             self.context_log[-1] = (self.context_log[-1][0], view.output)
         else:
             self.context_log.append((request.prompt, view.output))
+
+    def _record(self, request: Request, output: str, stats: dict, reason: str) -> str | None:
+        """Write the exchange to the history, once, from whichever thread ends it; returns an error line."""
+        with self._record_lock:
+            if request.recorded:
+                return None
+            request.recorded = True
         try:
-            self.history.add(Exchange(prompt=request.prompt, output=view.new_output(), preset=request.preset,
+            self.history.add(Exchange(prompt=request.prompt, output=output, preset=request.preset,
                                       params=request.params.as_dict(), stats=stats, model=str(self.model_path),
-                                      finish_reason=reason, kind=request.kind))
+                                      finish_reason=request.ended_by or reason, kind=request.kind))
         except TfchatError as exc:
-            self.query_one(Transcript).add_notice(str(exc), error=True)
+            return str(exc)
+        return None
 
     def _save_interrupted(self, reason: str) -> None:
-        """Quit or hang-up mid-generation: stop it and keep the partial output."""
-        if self.active is None or self.active_view is None:
+        """Quit, hang-up or SIGTERM mid-generation: stop it and keep the partial output.
+
+        Safe from any thread: it reads the generation's own text, not the widgets.
+        """
+        request, finished = self.active, self.generation_finished
+        if request is None:
             return
+        request.ended_by = reason  # before the stop: whichever path writes the row, it says why
         self.cancel.set()
-        self._drain()
-        request, view = self.active, self.active_view
-        self.active = self.active_view = None
-        self._record(request, view, {"new_tokens": None}, reason)
+        finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
+        generation = self.active_generation
+        output = generation.text if generation is not None else ""
+        stats = generation.stats.as_dict() if generation is not None and generation.stats else {"new_tokens": None}
+        self._record(request, output, stats, reason)
 
     # ----- actions ----------------------------------------------------------------
     def action_stop(self) -> None:
@@ -356,12 +405,17 @@ class TfchatApp(SlashCommandsMixin, App):
         sidebar.display = not sidebar.display
 
     async def action_quit(self) -> None:
+        """Quit at once, even while the model loads: the partial exchange is kept, children end."""
+        if self.exit_watchdog:
+            exit_hard_after(EXIT_DEADLINE_S + 0.5, 0)
         self._save_interrupted("quit")
+        end_children()  # a model still loading (or a FIFO that never answers) must not hold the exit
         self.exit()
 
     def on_unmount(self) -> None:
         if self.engine is not None:
             self.engine.close()
+        end_children()
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
@@ -382,7 +436,13 @@ def make_app(model: str | None = None, device: str = "auto", preset: str | None 
     return TfchatApp(resolve_model_path(model), device, catalog, History(history), preset, engine_loader)
 
 
-def run_app(model: str | None, device: str, preset: str | None, history: str | None) -> int:
-    app = make_app(model, device, preset, history)
-    app.run()
+def run_app(model: str | None, device: str, preset: str | None, history: str | None,
+            threads: int | None = None) -> int:
+    app = make_app(model, device, preset, history, engine_loader=partial(EngineProcess.load, threads=threads))
+    app.exit_watchdog = True
+    on_exit_signals(app.end_from_signal)
+    try:
+        app.run()
+    finally:
+        end_children()
     return app.return_code or 0

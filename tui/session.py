@@ -1,7 +1,7 @@
 """What a generation request is, and the transcript text that continue mode feeds back."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.sampling import SamplingParams
 
@@ -13,6 +13,8 @@ class Request:
     preset: str
     params: SamplingParams
     mode: str  # 'completion' or 'continue', as it was when sent
+    recorded: bool = field(default=False, compare=False)  # written to the history already
+    ended_by: str | None = field(default=None, compare=False)  # 'quit', 'hangup' or 'terminated'
 
 
 def transcript_text(exchanges: list[tuple[str, str]]) -> str:
