@@ -3,12 +3,19 @@
 Loads with `weights_only=True` (a file carrying pickled code is refused) onto the
 CPU first, so a checkpoint saved on a GPU opens anywhere, and checks every key
 and shape against `h_params` before anything is built from it.
+
+A file is untrusted input: its sizes are checked before they are believed.
+`h_params` must be in range and fit this machine's memory; every tensor must be
+a plain dense float tensor whose storage really holds its elements (a 7 KB file
+can describe 10^11 elements with `expand()`); a zip whose entries would expand
+far beyond the file is refused before torch reads it.
 """
 from __future__ import annotations
 
 import os
 import pickle
 import re
+import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -16,10 +23,14 @@ from pathlib import Path
 
 import torch
 
-from core.errors import CheckpointError
+from core.errors import CheckpointError, describe_exception
 from core.model_config import ModelConfig
 
 ARCH_KEYS = ("d_model", "num_heads", "num_blocks", "context_length", "max_token_value")
+# What the weights may be stored as; everything is upcast to float32 once loaded.
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+# torch.save writes uncompressed entries; a compressed one may expand at most this much.
+MAX_EXPANSION = 8
 
 
 @dataclass
@@ -78,6 +89,18 @@ def config_from_h_params(h_params: dict) -> ModelConfig:
     return config
 
 
+def _check_zip_expansion(path: Path, size: int) -> None:
+    """Refuse a zip bomb before torch decompresses it (torch's own files are stored, not deflated)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip (the legacy format) or unreadable: torch.load reports it
+    if expanded > MAX_EXPANSION * size + 2**20:
+        raise CheckpointError(f"{path}: its zip entries expand to {expanded:,} bytes from a {size:,}-byte file; "
+                              "refused (not what torch.save writes)")
+
+
 def _read(path: Path) -> object:
     try:
         with warnings.catch_warnings():  # torch's notes on odd pickles; we report our own line
@@ -92,17 +115,30 @@ def _read(path: Path) -> object:
                 f"{path}: refused, it asks to load Python code ({blocked.group(1)}), not just tensors"
             ) from None
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt, or another format)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, corrupt or truncated ({reason})") from None
+    except MemoryError:
+        raise CheckpointError(f"{path}: too large to load into this machine's memory") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes torch or pickle raise
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint, corrupt or truncated ({describe_exception(exc)})"
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or a device would block the load forever, or cannot be seeked as a zip needs.
+        raise CheckpointError(f"{path}: not a regular file (a pipe or a device); save the checkpoint to a file")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"{path}: permission denied")
+    _check_zip_expansion(path, info.st_size)
     raw = _read(path)
     if not isinstance(raw, dict) or "model_state_dict" not in raw or "h_params" not in raw:
         raise CheckpointError(f"{path}: not a book checkpoint (expected a dict with 'model_state_dict' and 'h_params')")
@@ -113,8 +149,42 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         config = config_from_h_params(h_params)
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    _check_fits_in_memory(path, config)
     check_state_dict(path, state, config)
     return Checkpoint(path=path, config=config, state_dict=state, h_params=h_params)
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_fits_in_memory(path: Path, config: ModelConfig) -> None:
+    needed, available = config.resident_bytes(), _physical_memory_bytes()
+    if available is not None and needed > available:
+        raise CheckpointError(f"{path}: its h_params describe a model needing {needed / 2**30:.1f} GiB as float32, "
+                              f"more than this machine's {available / 2**30:.1f} GiB")
+
+
+def _tensor_problem(tensor) -> str | None:
+    """Why a state-dict entry cannot be a weight; None when it is a plain dense float tensor."""
+    if not isinstance(tensor, torch.Tensor):
+        return f"is a {type(tensor).__name__}, not a tensor"
+    if tensor.layout != torch.strided or tensor.is_quantized:
+        return f"is a {str(tensor.layout).replace('torch.', '')} tensor; only dense tensors are weights"
+    if tensor.is_meta or tensor.device.type != "cpu":
+        return f"holds no data (a tensor on the {tensor.device.type} device)"
+    if tensor.dtype not in WEIGHT_DTYPES:
+        allowed = ", ".join(str(d).replace("torch.", "") for d in WEIGHT_DTYPES)
+        return f"has dtype {str(tensor.dtype).replace('torch.', '')}; weights are {allowed}"
+    claimed = tensor.numel() * tensor.element_size()
+    stored = tensor.untyped_storage().nbytes()
+    if claimed > stored:
+        # expand() and stride tricks: a few bytes in the file standing for billions of elements.
+        return f"claims {claimed:,} bytes of data but the file stores {stored:,} for it"
+    return None
 
 
 def check_state_dict(path: Path, state: dict, config: ModelConfig) -> None:
@@ -130,13 +200,12 @@ def check_state_dict(path: Path, state: dict, config: ModelConfig) -> None:
         raise CheckpointError(f"{path}: keys do not match the book's model for its h_params: {'; '.join(parts)}")
     for key, shape in expected.items():
         tensor = state[key]
-        if not isinstance(tensor, torch.Tensor):
-            raise CheckpointError(f"{path}: {key} is not a tensor")
+        problem = _tensor_problem(tensor)
+        if problem:
+            raise CheckpointError(f"{path}: {key} {problem}")
         if tuple(tensor.shape) != shape:
             raise CheckpointError(
                 f"{path}: {key} has shape {list(tensor.shape)} but h_params imply {list(shape)}"
             )
-        if not tensor.is_floating_point():
-            raise CheckpointError(f"{path}: {key} has dtype {tensor.dtype}, expected floating point")
         if not key.endswith(".mask") and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: {key} holds NaN or infinite values")

@@ -125,7 +125,7 @@ def _dispatch(args) -> int:
     if args.command == "history":
         from core.history import export_history
 
-        return export_history(args.history, args.format, args.limit, sys.stdout)
+        return export_history(args.history, args.format, args.limit, sys.stdout, sys.stderr)
     # The interactive app is the only place the UI is imported.
     from tui.app import run_app
 

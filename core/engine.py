@@ -16,6 +16,7 @@ import torch
 
 from core.checkpoint import load_checkpoint
 from core.device import resolve_device
+from core.errors import CheckpointError
 from core.fast_model import FastModel
 from core.generation import generate_ids
 from core.sampling import SamplingParams
@@ -115,6 +116,10 @@ class Engine:
     def load(cls, path: str | Path, device: str = "auto") -> "Engine":
         target = resolve_device(device)
         checkpoint = load_checkpoint(path)
+        encoding = load_encoding()
+        if checkpoint.config.vocab_size > encoding.n_vocab:
+            raise CheckpointError(f"{path}: max_token_value {checkpoint.config.vocab_size} is larger than the "
+                                  f"{encoding.n_vocab} tokens of cl100k_base; not a model of this tokenizer")
         model = FastModel(checkpoint.config, checkpoint.state_dict, target)
         return cls(model, Path(path), checkpoint.parameter_count)
 

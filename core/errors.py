@@ -20,6 +20,10 @@ class PromptError(TfchatError):
     """A prompt the loaded model cannot take."""
 
 
+class GenerationError(TfchatError):
+    """The model cannot go on: its logits are not finite numbers."""
+
+
 class TokenizerError(TfchatError):
     """The cl100k_base ranks are not installed."""
 

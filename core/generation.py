@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import torch
 
-from core.errors import PromptError
+from core.errors import GenerationError, PromptError
 from core.fast_model import FastModel
 from core.sampling import SamplingParams, next_token
 
@@ -27,25 +27,38 @@ def generate_ids(
     """Yield up to `params.max_new_tokens` new token ids; stop early when `cancel` is set."""
     if not prompt_ids:
         raise PromptError("the prompt is empty: the model needs at least one token to continue")
-    C = model.config.context_length
-    n = len(prompt_ids)
-    # The whole sequence lives on the device; sampled ids are written there
-    # directly, so the only host round trip per token is the id we yield.
-    sequence = torch.empty(n + params.max_new_tokens, dtype=torch.long, device=model.device)
-    sequence[:n] = torch.tensor(prompt_ids, dtype=torch.long)
+    C, V = model.config.context_length, model.config.vocab_size
+    # Only the last C tokens ever reach the model (the book crops to them), so the
+    # tokens live in a buffer of 2C on the device, whatever max_new_tokens says:
+    # `base` is the position of its first entry, and when it fills, its last C
+    # entries move to the front. Sampled ids are written there directly, so the
+    # only host round trip per token is the id we yield.
+    capacity = 2 * C
+    kept = prompt_ids[-C:]
+    tokens = torch.empty(capacity, dtype=torch.long, device=model.device)
+    tokens[: len(kept)] = torch.tensor(kept, dtype=torch.long)
+    length = len(prompt_ids)  # positions of the whole text so far
+    base = length - len(kept)
     cache = model.new_cache()
-    length = n
-    for _ in range(params.max_new_tokens):
+    for step in range(params.max_new_tokens):
         if cancel is not None and cancel.is_set():
             return
+        if length - base == capacity:
+            tokens[:C] = tokens[C:].clone()
+            base += C
         window_start = max(0, length - C)
+        window = tokens[window_start - base : length - base]
         if length > C:
-            logits = model.last_logits(sequence[window_start:length])
+            logits = model.last_logits(window)
         elif cache.length == 0:
-            logits = model.last_logits(sequence[:length], cache)
+            logits = model.last_logits(window, cache)  # base is 0 here: the window is the whole text
         else:
-            logits = model.last_logits(sequence[length - 1 : length], cache)
-        token = next_token(logits, params, sequence[window_start:length], generator)
-        sequence[length] = token
+            logits = model.last_logits(window[-1:], cache)
+        token = next_token(logits, params, window, generator)
+        tokens[length - base] = token
         length += 1
-        yield int(token)
+        token_id = int(token)
+        if not 0 <= token_id < V:
+            raise GenerationError(f"the model's logits are not finite numbers at new token {step + 1} "
+                                  "(its weights overflow float32); it cannot generate")
+        yield token_id

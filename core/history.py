@@ -3,6 +3,9 @@
 Each exchange is one committed transaction, and the database runs in WAL mode
 with synchronous=FULL, so killing tfchat (SIGKILL, a dropped SSH link) loses
 nothing that was already written.
+
+Every SQLite failure (locked, read-only, full, corrupt, another program's
+schema) is a HistoryError with one line; the app runs on without history.
 """
 from __future__ import annotations
 
@@ -32,6 +35,13 @@ CREATE TABLE IF NOT EXISTS exchanges (
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+COLUMNS = {
+    "exchanges": {"id", "created_at", "kind", "prompt", "output", "preset", "params", "stats", "model",
+                  "finish_reason"},
+    "settings": {"key", "value"},
+}
+# How long a write waits for another process's lock before giving up (the UI waits with it).
+LOCK_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -56,17 +66,29 @@ class Exchange:
 class History:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_history_file()
+        self._db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, check_same_thread=False,
+                                       isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._check_schema()
         except (sqlite3.Error, OSError) as exc:
+            self.close()
             raise HistoryError(f"{self.path}: cannot open the history database ({exc})") from None
 
+    def _check_schema(self) -> None:
+        for table, wanted in COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if not wanted <= have:
+                raise sqlite3.DatabaseError(f"its table {table!r} is not tfchat's (another program's database?)")
+
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def add(self, exchange: Exchange) -> int:
         try:
@@ -87,38 +109,84 @@ class History:
         """Newest last; limit 0 means all."""
         query = "SELECT id, created_at, kind, prompt, output, preset, params, stats, model, finish_reason" \
                 " FROM exchanges ORDER BY id DESC"
-        rows = self._db.execute(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ()).fetchall()
-        return [
-            Exchange(id=r[0], created_at=r[1], kind=r[2], prompt=r[3], output=r[4], preset=r[5],
-                     params=json.loads(r[6]), stats=json.loads(r[7]), model=r[8], finish_reason=r[9])
-            for r in reversed(rows)
-        ]
+        rows = self._read(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
+        try:
+            return [
+                Exchange(id=r[0], created_at=r[1], kind=r[2], prompt=r[3], output=r[4], preset=r[5],
+                         params=json.loads(r[6]), stats=json.loads(r[7]), model=r[8], finish_reason=r[9])
+                for r in reversed(rows)
+            ]
+        except (TypeError, ValueError) as exc:
+            raise HistoryError(f"{self.path}: an exchange is damaged ({exc})") from None
 
     def recent_prompts(self, limit: int = 500) -> list[str]:
         """Distinct prompts the user typed, oldest first, for the input's recall."""
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT prompt FROM exchanges WHERE kind = 'prompt' GROUP BY prompt ORDER BY MAX(id) DESC LIMIT ?",
             (limit,),
-        ).fetchall()
-        return [r[0] for r in reversed(rows)]
+        )
+        return [r[0] for r in reversed(rows) if isinstance(r[0], str)]
 
     def get_setting(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     def set_setting(self, key: str, value: str) -> None:
-        with self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+        try:
+            with self._transaction():
+                self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{self.path}: cannot write a setting ({exc})") from None
+
+    def _read(self, query: str, args: tuple) -> list[tuple]:
+        try:
+            return self._db.execute(query, args).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{self.path}: cannot read the history ({exc})") from None
 
     @contextmanager
     def _transaction(self):
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+
+
+class NoHistory:
+    """Stands in for History when the database cannot be used: nothing is kept, `problem` says why."""
+
+    def __init__(self, problem: str):
+        self.problem = problem
+
+    def add(self, exchange: Exchange) -> None:
+        return None
+
+    def recent(self, limit: int = 0) -> list[Exchange]:
+        return []
+
+    def recent_prompts(self, limit: int = 500) -> list[str]:
+        return []
+
+    def get_setting(self, key: str) -> str | None:
+        return None
+
+    def set_setting(self, key: str, value: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def open_history(path: str | Path | None) -> History | NoHistory:
+    """The history database, or a NoHistory saying why it cannot be used."""
+    try:
+        return History(path)
+    except HistoryError as exc:
+        return NoHistory(str(exc))
 
 
 def format_exchange_text(e: Exchange) -> str:
@@ -129,10 +197,13 @@ def format_exchange_text(e: Exchange) -> str:
     return f"{head}\n>>> {e.prompt}\n{e.output}\n"
 
 
-def export_history(path: str | None, fmt: str, limit: int, out: TextIO) -> int:
+def export_history(path: str | None, fmt: str, limit: int, out: TextIO, err: TextIO) -> int:
     history_path = Path(path) if path else default_history_file()
+    if limit < 0:
+        raise HistoryError(f"--limit must be 0 (all) or more, got {limit}")
     if not history_path.exists():
-        raise HistoryError(f"{history_path}: no history yet (it is written as you use the app)")
+        err.write(f"tfchat: no history yet at {history_path} (it is written as you use the app)\n")
+        return 0
     history = History(history_path)
     try:
         for exchange in history.recent(max(limit, 0)):

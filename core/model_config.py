@@ -3,6 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Far above any model a reader trains on one machine, far below what would
+# exhaust memory while merely describing it: a file claiming 10^8 blocks is
+# refused before anything is built for it.
+UPPER_BOUNDS = {
+    "d_model": 16384,
+    "num_heads": 256,
+    "num_blocks": 256,
+    "context_length": 65536,
+    "vocab_size": 1 << 20,
+}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -22,7 +33,9 @@ class ModelConfig:
         for name in ("d_model", "num_heads", "num_blocks", "context_length", "vocab_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                found.append(f"{name} must be a positive integer, got {value!r}")
+                found.append(f"{name} must be a positive integer, got {str(value)[:40]!r}")
+            elif value > UPPER_BOUNDS[name]:
+                found.append(f"{name} {value} is beyond what tfchat accepts ({UPPER_BOUNDS[name]})")
         if found:
             return found
         if self.d_model % self.num_heads:
@@ -30,3 +43,11 @@ class ModelConfig:
         if self.d_model % 2:
             found.append(f"d_model {self.d_model} must be even for the sinusoidal positions")
         return found
+
+    def resident_bytes(self) -> int:
+        """Memory the engine keeps for this model in float32: weights (not the causal masks,
+        which it never keeps), the position table and the KV cache."""
+        D, V, L, C = self.d_model, self.vocab_size, self.num_blocks, self.context_length
+        per_block = 4 * D + 3 * D * D + D * D + D + 4 * D * D + 4 * D + 4 * D * D + D
+        weights = V * D + L * per_block + 2 * D + V * D + V
+        return 4 * (weights + C * D + 2 * L * C * D)

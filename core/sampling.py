@@ -3,6 +3,10 @@
 Order, as the common engines apply it: repetition penalty, temperature, top-k,
 top-p, min-p. Temperature 0 is greedy (argmax after the penalty). At least one
 token always survives the filters.
+
+The draw never returns an id outside the vocabulary: when the logits are not
+finite numbers (a model whose weights overflow float32) it returns -1 instead,
+and the caller reports it.
 """
 from __future__ import annotations
 
@@ -16,6 +20,13 @@ from core.errors import PresetError
 # top-p first looks among this many best tokens; only when they do not reach p
 # does it sort the whole vocabulary.
 _TOP_P_PROBE = 256
+
+# Below this a temperature divides float32 logits into infinities; 0 is greedy.
+MIN_TEMPERATURE = 1e-6
+# A penalty outside this range turns logits into infinities or zeros.
+PENALTY_RANGE = (0.01, 100.0)
+MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+NOT_FINITE = -1  # the id returned when the logits hold NaN or infinity
 
 
 @dataclass(frozen=True)
@@ -61,23 +72,31 @@ def _is_int(value) -> bool:
 def validate_values(p: SamplingParams) -> list[str]:
     """Problems with the values, each naming its key; empty when all are sound."""
     problems = []
-    if not _is_number(p.temperature) or p.temperature < 0:
-        problems.append(f"temperature must be a number >= 0, got {p.temperature!r}")
+    if not _is_number(p.temperature) or p.temperature < 0 or 0 < p.temperature < MIN_TEMPERATURE:
+        problems.append(f"temperature must be 0 (greedy) or a number >= {MIN_TEMPERATURE:g}, got {_short(p.temperature)}")
     if p.top_k is not None and (not _is_int(p.top_k) or p.top_k < 0):
-        problems.append(f"top_k must be an integer >= 0 (0 = off), got {p.top_k!r}")
+        problems.append(f"top_k must be an integer >= 0 (0 = off), got {_short(p.top_k)}")
     if not _is_number(p.top_p) or not 0 < p.top_p <= 1:
-        problems.append(f"top_p must be in (0, 1], got {p.top_p!r}")
+        problems.append(f"top_p must be in (0, 1], got {_short(p.top_p)}")
     if not _is_number(p.min_p) or not 0 <= p.min_p <= 1:
-        problems.append(f"min_p must be in [0, 1], got {p.min_p!r}")
-    if not _is_number(p.repetition_penalty) or p.repetition_penalty <= 0:
-        problems.append(f"repetition_penalty must be a number > 0, got {p.repetition_penalty!r}")
+        problems.append(f"min_p must be in [0, 1], got {_short(p.min_p)}")
+    low, high = PENALTY_RANGE
+    if not _is_number(p.repetition_penalty) or not low <= p.repetition_penalty <= high:
+        problems.append(f"repetition_penalty must be between {low:g} and {high:g} (1 = off), "
+                        f"got {_short(p.repetition_penalty)}")
     if not _is_int(p.max_new_tokens) or p.max_new_tokens < 1:
-        problems.append(f"max_new_tokens must be an integer >= 1, got {p.max_new_tokens!r}")
-    if p.seed is not None and (not _is_int(p.seed) or p.seed < 0):
-        problems.append(f"seed must be an integer >= 0, got {p.seed!r}")
+        problems.append(f"max_new_tokens must be an integer >= 1, got {_short(p.max_new_tokens)}")
+    if p.seed is not None and (not _is_int(p.seed) or not 0 <= p.seed <= MAX_SEED):
+        problems.append(f"seed must be an integer from 0 to 2**64-1, got {_short(p.seed)}")
     if not isinstance(p.stop, tuple) or not all(isinstance(s, str) and s for s in p.stop):
-        problems.append(f"stop must be a list of non-empty strings, got {p.stop!r}")
+        problems.append(f"stop must be a list of non-empty strings, got {_short(p.stop)}")
     return problems
+
+
+def _short(value) -> str:
+    """A value as it appears in a message: its repr, never more than 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def apply_repetition_penalty(logits: torch.Tensor, window_ids: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -100,9 +119,13 @@ def next_token(
     """The next token id (a 0-d tensor on the logits' device) from last-position logits [V]."""
     logits = apply_repetition_penalty(logits, window_ids, params.repetition_penalty)
     if params.temperature == 0:
-        return logits.argmax()
+        best = logits.argmax()  # a NaN wins argmax, so checking the winner checks them all
+        return torch.where(logits[best].isfinite(), best, NOT_FINITE)
     candidates, probs = filtered_probs(logits, params)
-    return candidates[_draw(probs, generator)] if candidates is not None else _draw(probs, generator)
+    drawn = _draw(probs, generator)
+    if candidates is None:
+        return drawn
+    return torch.where(drawn >= 0, candidates[drawn.clamp(min=0)], NOT_FINITE)
 
 
 def filtered_probs(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -150,11 +173,16 @@ _TWO_STEP_ABOVE = 8 * _BLOCK
 
 
 def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One token id drawn with probability proportional to `probs` (never a zero entry)."""
+    """One index drawn with probability proportional to `probs` (never a zero entry).
+
+    NOT_FINITE when the probabilities are not finite numbers.
+    """
     # float64 keeps running sums exact enough; MPS has no float64.
     dtype = torch.float32 if probs.device.type == "mps" else torch.float64
     if probs.shape[0] <= _TWO_STEP_ABOVE:
-        return _draw_by_cdf(probs.to(dtype), torch.rand(1, generator=generator, device=probs.device, dtype=dtype))
+        weights = probs.to(dtype)
+        index = _draw_by_cdf(weights, torch.rand(1, generator=generator, device=probs.device, dtype=dtype))
+        return torch.where(weights[index] > 0, index, NOT_FINITE)  # NaN > 0 is false
     n = probs.shape[0]
     full = n // _BLOCK * _BLOCK
     block_mass = probs[:full].view(-1, _BLOCK).sum(1)
@@ -170,7 +198,9 @@ def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
     in_range = offsets < n
     values = torch.where(in_range, probs[offsets.clamp(max=n - 1)], torch.zeros((), dtype=probs.dtype,
                                                                                   device=probs.device))
-    return offsets[_draw_by_cdf(values.to(dtype), inside)]
+    index = _draw_by_cdf(values.to(dtype), inside)
+    # A drawn entry is > 0 and in range whenever the mass is finite; NaN anywhere fails this test.
+    return torch.where(in_range[index] & (values[index] > 0), offsets[index], NOT_FINITE)
 
 
 def _draw_by_cdf(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

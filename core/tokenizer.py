@@ -62,7 +62,11 @@ class IncrementalDecoder:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def push(self, token: int) -> str:
-        return self._utf8.decode(self._encoding.decode_single_token_bytes(token))
+        try:
+            data = self._encoding.decode_single_token_bytes(token)
+        except KeyError:  # an id inside the model's vocabulary that cl100k_base leaves unassigned
+            data = "\ufffd".encode()
+        return self._utf8.decode(data)
 
     def flush(self) -> str:
         """What is left at the end: an unfinished character becomes U+FFFD, as decode() would."""

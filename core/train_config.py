@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from core.errors import TrainingError
 from core.paths import PACKAGE_ROOT
+from core.safe_yaml import YamlRefused, load_file
 
 DEFAULT_TRAIN_CONFIG = PACKAGE_ROOT / "configs" / "train.yaml"
 
@@ -19,11 +18,10 @@ KNOWN_KEYS = INT_KEYS + FLOAT_KEYS
 def load_train_config(path: Path | None, overrides: dict) -> dict:
     path = Path(path) if path else DEFAULT_TRAIN_CONFIG
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise TrainingError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TrainingError(f"{path}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        data, _duplicates = load_file(path)
+    except YamlRefused as exc:
+        raise TrainingError(f"{path}: {exc}") from None
+    data = data if data is not None else {}
     if not isinstance(data, dict):
         raise TrainingError(f"{path}: expected a mapping of hyper-parameter names to values")
     unknown = [k for k in data if k not in KNOWN_KEYS]

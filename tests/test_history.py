@@ -41,6 +41,12 @@ def test_history_command_exports_text_and_json_lines(tmp_path):
     assert len(rows) == 1 and rows[0]["prompt"] == "second" and rows[0]["params"] == {"temperature": 0.5}
 
 
-def test_history_command_without_a_database_is_one_line(tmp_path):
+def test_history_command_on_a_fresh_install_says_there_is_nothing_yet(tmp_path):
     r = tfchat("history", "--history", str(tmp_path / "none.sqlite3"))
-    assert r.returncode == 2 and "no history yet" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 0 and r.stdout == "" and "no history yet" in r.stderr
+    assert not (tmp_path / "none.sqlite3").exists()  # looking does not create it
+
+
+def test_history_command_refuses_a_negative_limit(tmp_path):
+    r = tfchat("history", "--history", str(tmp_path / "none.sqlite3"), "--limit", "-1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--limit" in r.stderr

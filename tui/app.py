@@ -18,7 +18,8 @@ from textual.containers import Horizontal, Vertical
 from core.engine import Engine
 from core.engine_process import EngineProcess
 from core.errors import TfchatError, describe_exception
-from core.history import Exchange, History
+from core.errors import HistoryError
+from core.history import Exchange, History, NoHistory, open_history
 from core.lifecycle import end_children, exit_hard_after, on_exit_signals
 from core.paths import resolve_model_path
 from core.presets import PresetCatalog, load_presets, params_from_mapping
@@ -67,7 +68,7 @@ class TfchatApp(SlashCommandsMixin, App):
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit (a running generation is kept)"),
     ]
 
-    def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History,
+    def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History | NoHistory,
                  preset: str | None = None, engine_loader=EngineProcess.load):
         super().__init__()
         self.engine_loader = engine_loader  # (path, device) -> Engine, run off the UI thread
@@ -75,7 +76,9 @@ class TfchatApp(SlashCommandsMixin, App):
         self.device_name = device
         self.catalog = catalog
         self.history = history
-        remembered = history.get_setting(LAST_PRESET_KEY)
+        self.history_problems: list[str] = [f"History is off: {history.problem}"] if isinstance(history, NoHistory) else []
+        self._shown_problems = 0
+        remembered = self._from_history(lambda: history.get_setting(LAST_PRESET_KEY), None)
         default = "balanced" if "balanced" in catalog.presets else catalog.names()[0]
         self.preset = preset or (remembered if remembered in catalog.presets else default)
         self.overrides: dict[str, dict] = {}  # preset name -> /set values for this session
@@ -98,7 +101,7 @@ class TfchatApp(SlashCommandsMixin, App):
         with Horizontal(id="body"):
             with Vertical(id="main"):
                 yield Transcript()
-                yield PromptInput(recall=self.history.recent_prompts(), id="prompt")
+                yield PromptInput(recall=self._from_history(self.history.recent_prompts, []), id="prompt")
             yield PresetSidebar()
         yield StatusLine()
         yield KeyBar()
@@ -111,6 +114,7 @@ class TfchatApp(SlashCommandsMixin, App):
         self.query_one(PromptInput).focus()
         for warning in self.catalog.warnings:
             self.query_one(Transcript).add_notice(warning, error=True)
+        self._show_history_problems()
         self.set_interval(DRAIN_INTERVAL_S, self._drain)
         self._ui_loop = asyncio.get_running_loop()
         self.load_engine()
@@ -187,8 +191,9 @@ class TfchatApp(SlashCommandsMixin, App):
     def set_preset(self, name: str) -> None:
         self.catalog.get(name)  # raises with the list of names when unknown
         self.preset = name
-        self.history.set_setting(LAST_PRESET_KEY, name)
+        self._from_history(lambda: self.history.set_setting(LAST_PRESET_KEY, name), None)
         self._refresh_sidebar()
+        self._show_history_problems()
 
     def _refresh_sidebar(self) -> None:
         self.query_one(PresetSidebar).show(self.catalog, self.preset, self.current_params(),
@@ -322,9 +327,8 @@ class TfchatApp(SlashCommandsMixin, App):
             view.finish(f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
                         f"ttft {stats.ttft_s * 1000:.0f} ms · {request.preset}{note}", "stopped" if stopped else "")
             self._remember_context(request, view)
-            error = self._record(request, view.new_output(), stats.as_dict(), stats.finish_reason)
-            if error:
-                self.query_one(Transcript).add_notice(error, error=True)
+            self._record(request, view.new_output(), stats.as_dict(), stats.finish_reason)
+            self._show_history_problems()
         self._start_next()
 
     def _remember_context(self, request: Request, view: ExchangeView) -> None:
@@ -334,19 +338,31 @@ class TfchatApp(SlashCommandsMixin, App):
         else:
             self.context_log.append((request.prompt, view.output))
 
-    def _record(self, request: Request, output: str, stats: dict, reason: str) -> str | None:
-        """Write the exchange to the history, once, from whichever thread ends it; returns an error line."""
+    def _record(self, request: Request, output: str, stats: dict, reason: str) -> None:
+        """Write the exchange to the history, once, from whichever thread ends it."""
         with self._record_lock:
             if request.recorded:
-                return None
+                return
             request.recorded = True
+        self._from_history(lambda: self.history.add(Exchange(
+            prompt=request.prompt, output=output, preset=request.preset, params=request.params.as_dict(),
+            stats=stats, model=str(self.model_path), finish_reason=request.ended_by or reason,
+            kind=request.kind)), None)
+
+    def _from_history(self, call, default):
+        """A history read or write that must never stop the app: a failure becomes a notice."""
         try:
-            self.history.add(Exchange(prompt=request.prompt, output=output, preset=request.preset,
-                                      params=request.params.as_dict(), stats=stats, model=str(self.model_path),
-                                      finish_reason=request.ended_by or reason, kind=request.kind))
-        except TfchatError as exc:
-            return str(exc)
-        return None
+            return call()
+        except HistoryError as exc:
+            problem = f"History failed, the app goes on: {exc}"
+            if problem not in self.history_problems:
+                self.history_problems.append(problem)
+            return default
+
+    def _show_history_problems(self) -> None:
+        for problem in self.history_problems[self._shown_problems:]:
+            self.query_one(Transcript).add_notice(problem, error=True)
+        self._shown_problems = len(self.history_problems)
 
     def _save_interrupted(self, reason: str) -> None:
         """Quit, hang-up or SIGTERM mid-generation: stop it and keep the partial output.
@@ -433,7 +449,7 @@ def make_app(model: str | None = None, device: str = "auto", preset: str | None 
     if preset is not None:
         catalog.get(preset)
     EngineProcess.prepare()
-    return TfchatApp(resolve_model_path(model), device, catalog, History(history), preset, engine_loader)
+    return TfchatApp(resolve_model_path(model), device, catalog, open_history(history), preset, engine_loader)
 
 
 def run_app(model: str | None, device: str, preset: str | None, history: str | None,

@@ -4,10 +4,8 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-import yaml
-
 from core.errors import TfchatError
-from core.presets import params_from_mapping
+from core.presets import params_from_mapping, parse_setting
 from tui.slash import COMMANDS, SlashCommand
 from tui.transcript import Transcript
 
@@ -29,13 +27,12 @@ class SlashCommandsMixin:
             transcript.add_notice(f"{command.name}: {exc}", error=True)
 
     def _cmd_set(self, key: str, value: str, *more_words: str) -> None:
-        raw = " ".join((value, *more_words))
-        value = yaml.safe_load(raw) if key != "stop" else [raw]
+        value = parse_setting(key, (value, *more_words))
         changes = {**self.overrides.get(self.preset, {}), key: value}
         params_from_mapping(changes, self.catalog.get(self.preset).params)  # validate before keeping
         self.overrides[self.preset] = changes
         self._refresh_sidebar()
-        self.query_one(Transcript).add_notice(f"{self.preset}: {key} = {value} for this session")
+        self.query_one(Transcript).add_notice(f"{self.preset}: {key} = {value!r} for this session")
 
     def _cmd_unset(self, key: str) -> None:
         changes = self.overrides.get(self.preset, {})
