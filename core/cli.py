@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # torch warns at import when numpy is absent; tfchat never needs numpy.
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
@@ -103,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - a bug, not the user's doing: still one line, with a way to see more
+        if os.environ.get("TFCHAT_DEBUG"):
+            raise
+        from core.errors import describe_exception
+
+        print(f"tfchat: unexpected error ({describe_exception(exc)}); TFCHAT_DEBUG=1 shows the traceback",
+              file=sys.stderr)
+        return EXIT_BUG
 
 
 def _dispatch(args) -> int:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import torch
 
-from core.errors import GenerationError, PromptError
+from core.errors import PromptError
 from core.fast_model import FastModel
-from core.sampling import SamplingParams, next_token
+from core.sampling import SamplingParams, logits_not_finite, next_token
 
 
 def generate_ids(
@@ -59,6 +59,5 @@ def generate_ids(
         length += 1
         token_id = int(token)
         if not 0 <= token_id < V:
-            raise GenerationError(f"the model's logits are not finite numbers at new token {step + 1} "
-                                  "(its weights overflow float32); it cannot generate")
+            raise logits_not_finite(step + 1)
         yield token_id

@@ -32,10 +32,11 @@ class ModelConfig:
         found = []
         for name in ("d_model", "num_heads", "num_blocks", "context_length", "vocab_size"):
             value = getattr(self, name)
+            key = "max_token_value" if name == "vocab_size" else name  # as h_params spell it
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                found.append(f"{name} must be a positive integer, got {str(value)[:40]!r}")
+                found.append(f"{key} must be a positive integer, got {str(value)[:40]!r}")
             elif value > UPPER_BOUNDS[name]:
-                found.append(f"{name} {value} is beyond what tfchat accepts ({UPPER_BOUNDS[name]})")
+                found.append(f"{key} {value} is beyond what tfchat accepts ({UPPER_BOUNDS[name]})")
         if found:
             return found
         if self.d_model % self.num_heads:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import torch
 
-from core.errors import PresetError
+from core.errors import GenerationError, PresetError
 
 # top-p first looks among this many best tokens; only when they do not reach p
 # does it sort the whole vocabulary.
@@ -99,6 +99,12 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def logits_not_finite(step: int | None = None) -> GenerationError:
+    at = f" at new token {step}" if step is not None else ""
+    return GenerationError(f"the model's logits are not finite numbers{at} (its weights overflow float32); "
+                           "it cannot generate")
+
+
 def apply_repetition_penalty(logits: torch.Tensor, window_ids: torch.Tensor, penalty: float) -> torch.Tensor:
     """Each distinct id in the window once: positive logits divided, negative multiplied."""
     if penalty == 1.0 or window_ids.numel() == 0:
@@ -141,6 +147,8 @@ def filtered_probs(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.
     if params.top_k and params.top_k < logits.shape[0]:
         kth = torch.topk(logits, params.top_k).values[-1]
         candidates = (logits >= kth).nonzero().squeeze(1)  # ties at the k-th value survive
+        if candidates.shape[0] == 0:  # known on the host already: nonzero synchronises
+            raise logits_not_finite()  # only NaN compares false with every value
         logits = logits[candidates]
     probs = torch.softmax(logits, dim=0)
     if params.top_p < 1.0:

@@ -33,3 +33,17 @@ def make_checkpoint(tmp_path):
 def small_model(make_checkpoint):
     """A small checkpoint whose vocabulary covers plain English in cl100k_base."""
     return make_checkpoint(d_model=32, num_heads=4, num_blocks=2, context_length=32, vocab_size=100256, seed=7)
+
+
+@pytest.fixture
+def app_factory(small_model, tmp_path):
+    """Build the real app on the small model, with its history in tmp_path."""
+    from tui.app import make_app
+
+    history = tmp_path / "history.sqlite3"
+
+    def build(preset=None, model=small_model):
+        return make_app(str(model), "cpu", preset, str(history))
+    build.history = history
+    build.model = small_model
+    return build

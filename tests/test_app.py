@@ -57,17 +57,6 @@ def history_rows(path):
         return db.execute("SELECT kind, prompt, output, preset, finish_reason, stats FROM exchanges ORDER BY id").fetchall()
 
 
-@pytest.fixture
-def app_factory(small_model, tmp_path):
-    history = tmp_path / "history.sqlite3"
-
-    def build(preset=None, model=small_model):
-        return make_app(str(model), "cpu", preset, str(history))
-    build.history = history
-    build.model = small_model
-    return build
-
-
 async def test_send_streams_the_continuation_and_records_it(app_factory):
     app = app_factory(preset="greedy")
     async with app.run_test(size=(100, 30)) as pilot:
