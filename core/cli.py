@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="model/model.ckpt")
     train.add_argument("--config", default=None, help="YAML of hyper-parameters (default: configs/train.yaml)")
     train.add_argument("--resume", action="store_true", help="continue from --out and its optimizer side file")
+    train.add_argument("--force", action="store_true", help="replace an existing --out (default: refuse)")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     for key in ("d_model", "num_heads", "num_blocks", "context_length", "batch_size", "max_iters",
                 "eval_interval", "eval_iters", "TORCH_SEED"):

@@ -18,7 +18,7 @@ import torch
 from core.book_model import BookModel
 from core.checkpoint import load_checkpoint
 from core.device import resolve_device
-from core.errors import TrainingError
+from core.errors import TrainingError, describe_exception
 from core.model_config import ModelConfig
 from core.tokenizer import load_encoding
 from core.train_config import KNOWN_KEYS, load_train_config
@@ -110,19 +110,38 @@ class Progress:
         self.stream.flush()
 
 
+def _read_side_file(path: Path) -> dict:
+    try:
+        side = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any damage to the file is the same one line
+        raise TrainingError(f"{path}: cannot read the optimizer state ({describe_exception(exc)})") from None
+    if not isinstance(side, dict) or not {"step", "optimizer", "model_state_dict"} <= set(side):
+        raise TrainingError(f"{path}: not an optimizer state written by tfchat train")
+    return side
+
+
 def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict, resume: bool,
-          device_name: str, half: bool, keep_best: bool = False, log=sys.stderr) -> dict:
-    """Train and write `out`; returns the steps done and the last train and val losses."""
+          device_name: str, half: bool, keep_best: bool = False, log=sys.stderr, force: bool = False) -> dict:
+    """Train and write `out`; returns the steps done and the last train and val losses.
+
+    An existing `out` is continued (`resume`) or replaced (`force`), never overwritten silently.
+    """
     device = resolve_device(device_name)
     optim_path = out.with_name(out.name + ".optim")
     start_step, optim_state = 0, None
+    if not resume and not force and out.exists():
+        raise TrainingError(f"{out} already exists; --resume continues its training, --force replaces it "
+                            "(or choose another --out)")
     if resume:
         if not out.exists() or not optim_path.exists():
             raise TrainingError(f"--resume: needs {out} and {optim_path} from an earlier run")
         checkpoint = load_checkpoint(out)
-        side = torch.load(optim_path, map_location="cpu", weights_only=True)
+        side = _read_side_file(optim_path)
         hp = {**checkpoint.h_params, **{k: v for k, v in overrides.items() if v is not None and k == "max_iters"}}
         start_step, optim_state = side["step"], side["optimizer"]
+        if hp["max_iters"] <= start_step:
+            raise TrainingError(f"--resume: {out} is already at step {start_step}; "
+                                f"give --max-iters above {start_step} to train further")
         resume_weights = side["model_state_dict"]
         half = half or side.get("half", False)
     else:
@@ -198,7 +217,7 @@ def run_train_command(args) -> int:
     out = Path(args.out)
     try:
         result = train(Path(args.textfile), out, args.config, overrides, args.resume, args.device, args.half,
-                       args.keep_best)
+                       args.keep_best, force=args.force)
     except KeyboardInterrupt:
         print(f"\ntfchat: interrupted; progress saved to {out} (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED

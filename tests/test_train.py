@@ -130,3 +130,41 @@ def test_impossible_configs_are_refused(corpus, tmp_path, yaml_text, flags, need
         extra = ["--config", config]
     r = train(corpus, "--out", tmp_path / "m.ckpt", *extra, *flags)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_existing_checkpoint_is_never_overwritten_without_resume_or_force(corpus, tmp_path):
+    out = tmp_path / "m.ckpt"
+    assert train(corpus, "--out", out, *TINY, "--max-iters", "2", "--eval-interval", "2").returncode == 0
+    before = out.read_bytes()
+    r = train(corpus, "--out", out, *TINY, "--max-iters", "2", "--eval-interval", "2")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "already exists" in r.stderr
+    assert "--force" in r.stderr and out.read_bytes() == before
+    r = train(corpus, "--out", out, *TINY, "--max-iters", "2", "--eval-interval", "2", "--torch-seed", "7", "--force")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() != before  # another seed, other weights: it was replaced
+
+
+def test_the_shipped_model_is_safe_from_a_default_train_run(corpus):
+    """`tfchat train text.txt` in a checkout writes model/model.ckpt by default: the shipped one is there."""
+    shipped = ROOT / "model" / "model.ckpt"
+    size = shipped.stat().st_size
+    r = train(corpus, *TINY, "--max-iters", "2")
+    assert r.returncode == 2 and "already exists" in r.stderr and shipped.stat().st_size == size
+
+
+def test_resume_at_or_past_max_iters_says_so(corpus, tmp_path):
+    out = tmp_path / "m.ckpt"
+    assert train(corpus, "--out", out, *TINY, "--max-iters", "4", "--eval-interval", "2").returncode == 0
+    before = out.read_bytes()
+    for max_iters in ("4", "3"):
+        r = train(corpus, "--out", out, "--resume", "--max-iters", max_iters)
+        assert r.returncode == 2 and "already at step 4" in r.stderr and "nan" not in r.stderr.lower()
+    assert out.read_bytes() == before
+
+
+def test_a_damaged_optimizer_side_file_is_one_line(corpus, tmp_path):
+    out = tmp_path / "m.ckpt"
+    assert train(corpus, "--out", out, *TINY, "--max-iters", "2", "--eval-interval", "2").returncode == 0
+    Path(str(out) + ".optim").write_bytes(b"garbage")
+    r = train(corpus, "--out", out, "--resume", "--max-iters", "4")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "optimizer state" in r.stderr
