@@ -4,9 +4,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-BUILTIN_PRESETS = PACKAGE_ROOT / "configs" / "presets.yaml"
-SHIPPED_MODEL = PACKAGE_ROOT / "model" / "model.ckpt"
+_CORE = Path(__file__).resolve().parent
+PACKAGE_ROOT = _CORE.parent
+
+
+def _shipped(folder: str) -> Path:
+    """A folder tfchat ships: inside the package when installed from a wheel, else the checkout's own."""
+    installed = _CORE / folder
+    return installed if installed.is_dir() else PACKAGE_ROOT / folder
+
+
+BUILTIN_PRESETS = _shipped("configs") / "presets.yaml"
+BUILTIN_TRAIN_CONFIG = _shipped("configs") / "train.yaml"
+SHIPPED_MODEL = _shipped("model") / "model.ckpt"
 
 
 def _xdg(var: str, fallback: str) -> Path:

@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import TrainingError
-from core.paths import PACKAGE_ROOT
+from core.paths import BUILTIN_TRAIN_CONFIG
 from core.safe_yaml import YamlRefused, load_file
 
-DEFAULT_TRAIN_CONFIG = PACKAGE_ROOT / "configs" / "train.yaml"
 
 INT_KEYS = ("d_model", "num_heads", "num_blocks", "context_length", "batch_size", "max_iters",
             "eval_interval", "eval_iters", "TORCH_SEED")
@@ -16,7 +15,7 @@ KNOWN_KEYS = INT_KEYS + FLOAT_KEYS
 
 
 def load_train_config(path: Path | None, overrides: dict) -> dict:
-    path = Path(path) if path else DEFAULT_TRAIN_CONFIG
+    path = Path(path) if path else BUILTIN_TRAIN_CONFIG
     try:
         data, _duplicates = load_file(path)
     except YamlRefused as exc:

@@ -1,0 +1,47 @@
+"""An installed tfchat (a wheel, as `pip install .` or pipx builds it) works with the source tree gone."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
+
+
+def test_a_wheel_carries_the_presets_and_the_model_and_runs_from_anywhere(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--wheel-dir", str(dist), str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    [wheel] = dist.glob("tfchat-*.whl")
+    shutil.rmtree(source)  # what is installed must not lean on a checkout
+    site = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                                str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "XDG_CONFIG_HOME": str(tmp_path / "c"),
+           "XDG_DATA_HOME": str(tmp_path / "d")}
+    env.pop("TFCHAT_MODEL", None)
+
+    def tfchat(*args):
+        return subprocess.run([str(site / "bin" / "tfchat"), *args], capture_output=True, text=True, env=env,
+                              cwd=elsewhere, timeout=120)
+
+    info = tfchat("info")
+    assert info.returncode == 0, info.stderr
+    assert f"model: {site / 'core' / 'model' / 'model.ckpt'}" in info.stdout
+    generated = tfchat("generate", "--preset", "book", "--max-new-tokens", "12", "--seed", "1", "--stats",
+                       "The key to a successful sale is")
+    assert generated.returncode == 0, generated.stderr
+    assert '"new_tokens": 12' in generated.stderr and generated.stdout.strip()
+    trained = tfchat("train", "--help")
+    assert trained.returncode == 0
+    where = subprocess.run([sys.executable, "-c", "import core.paths as p; print(p.BUILTIN_PRESETS); "
+                            "print(p.BUILTIN_TRAIN_CONFIG)"], capture_output=True, text=True, env=env, cwd=elsewhere)
+    assert where.stdout.split() == [str(site / "core" / "configs" / "presets.yaml"),
+                                    str(site / "core" / "configs" / "train.yaml")]
