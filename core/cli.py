@@ -87,10 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from core.errors import TfchatError
 
+    from core.lifecycle import on_exit_signals
     from core.runtime import apply_threads, resolve_threads, tune_allocator
 
     args = build_parser().parse_args(argv)
     tune_allocator()
+    # SIGHUP/SIGTERM unwind like an exit, so `finally` blocks end what a command started
+    # (bench's neighbour process); the app replaces this with its own handler.
+    on_exit_signals(lambda signum: sys.exit(128 + signum))
     try:
         args.threads = resolve_threads(args.threads, default=None if args.command == "train" else 1)
         if args.threads is not None:

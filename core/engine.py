@@ -22,6 +22,7 @@ from core.generation import generate_ids
 from core.sampling import SamplingParams
 from core.streaming import StopFilter
 from core.tokenizer import IncrementalDecoder, encode_prompt, load_encoding
+from core.worker import helper_for
 
 
 @dataclass
@@ -120,7 +121,7 @@ class Engine:
         if checkpoint.config.vocab_size > encoding.n_vocab:
             raise CheckpointError(f"{path}: max_token_value {checkpoint.config.vocab_size} is larger than the "
                                   f"{encoding.n_vocab} tokens of cl100k_base; not a model of this tokenizer")
-        model = FastModel(checkpoint.config, checkpoint.state_dict, target)
+        model = FastModel(checkpoint.config, checkpoint.state_dict, target, helper_for(target))
         return cls(model, Path(path), checkpoint.parameter_count)
 
     def encode(self, text: str) -> list[int]:
@@ -131,4 +132,5 @@ class Engine:
         return Generation(self, self.encode(prompt), params, cancel)
 
     def close(self) -> None:
-        """Nothing to release in-process; here so callers treat every engine alike."""
+        if self.model.helper is not None:
+            self.model.helper.close()

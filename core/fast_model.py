@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from core.book_model import sinusoidal_positions
 from core.model_config import ModelConfig
+from core.worker import HelperThread
 
 
 @dataclass
@@ -46,9 +47,11 @@ class KVCache:
 class FastModel:
     """Inference-only view of a book checkpoint, weights resident on one device."""
 
-    def __init__(self, config: ModelConfig, state_dict: dict[str, torch.Tensor], device: torch.device):
+    def __init__(self, config: ModelConfig, state_dict: dict[str, torch.Tensor], device: torch.device,
+                 helper: HelperThread | None = None):
         self.config = config
         self.device = device
+        self.helper = helper  # takes half of the output layer, the largest read of a step
         D, H = config.d_model, config.num_heads
 
         def take(key: str) -> torch.Tensor:
@@ -83,6 +86,9 @@ class FastModel:
         self.final_ln_bias = take(final + "bias")
         self.out_weight = take("model_out_linear_layer.weight")
         self.out_bias = take("model_out_linear_layer.bias")
+        half = config.vocab_size // 2
+        self._out_halves = ((self.out_weight[:half], self.out_bias[:half], slice(0, half)),
+                            (self.out_weight[half:], self.out_bias[half:], slice(half, None)))
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config, self.device, torch.float32)
@@ -115,7 +121,24 @@ class FastModel:
         if cache is not None:
             cache.length = start + T
         x = F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
-        return F.linear(x, self.out_weight, self.out_bias)
+        return self._output_layer(x)
+
+    def _output_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [V]; with a helper, each thread computes half of the rows (the same dot products)."""
+        if self.helper is None:
+            return F.linear(x, self.out_weight, self.out_bias)
+        logits = torch.empty(self.config.vocab_size, device=self.device)
+        (w1, b1, rows1), (w2, b2, rows2) = self._out_halves
+
+        def first_half() -> None:
+            torch.addmv(b1, w1, x, out=logits[rows1])
+
+        def second_half() -> None:
+            with torch.inference_mode():  # thread-local: the helper thread needs it too
+                torch.addmv(b2, w2, x, out=logits[rows2])
+
+        self.helper.pair(first_half, second_half)
+        return logits
 
     def _block(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int, only_last_row: bool):
         _, T, D = x.shape

@@ -6,6 +6,7 @@ from core.checkpoint import load_checkpoint
 from core.fast_model import FastModel
 from core.generation import generate_ids
 from core.sampling import SamplingParams
+from core.worker import HelperThread
 from reference import ReferenceModel, random_book_checkpoint
 
 SHAPES = [
@@ -20,17 +21,28 @@ SHAPES = [
 TIE_TOLERANCE = 1e-5
 
 
-def _engine_model(tmp_path, shape, seed):
+def _engine_model(tmp_path, shape, seed, helper=None):
     ckpt = random_book_checkpoint(*shape, seed=seed)
     path = tmp_path / "m.ckpt"
     torch.save(ckpt, path)
     loaded = load_checkpoint(path)
-    return FastModel(loaded.config, loaded.state_dict, torch.device("cpu")), ReferenceModel(ckpt)
+    return FastModel(loaded.config, loaded.state_dict, torch.device("cpu"), helper), ReferenceModel(ckpt)
+
+
+@pytest.fixture(params=["one thread", "helper thread"])
+def helper(request):
+    """Both ways the engine computes the output layer: on the caller alone, or halved with a helper thread."""
+    if request.param == "one thread":
+        yield None
+        return
+    helper = HelperThread()
+    yield helper
+    helper.close()
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_greedy_tokens_match_the_book_loop_for_three_windows(tmp_path, shape):
-    model, ref = _engine_model(tmp_path, shape, seed=1)
+def test_greedy_tokens_match_the_book_loop_for_three_windows(tmp_path, shape, helper):
+    model, ref = _engine_model(tmp_path, shape, seed=1, helper=helper)
     C, V = shape[3], shape[4]
     prompt = [int(t) for t in torch.randint(0, V, (3,), generator=torch.Generator().manual_seed(2))]
     n = 3 * C
@@ -44,8 +56,8 @@ def test_greedy_tokens_match_the_book_loop_for_three_windows(tmp_path, shape):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_last_position_logits_match_within_1e_4_inside_and_past_the_window(tmp_path, shape):
-    model, ref = _engine_model(tmp_path, shape, seed=3)
+def test_last_position_logits_match_within_1e_4_inside_and_past_the_window(tmp_path, shape, helper):
+    model, ref = _engine_model(tmp_path, shape, seed=3, helper=helper)
     C, V = shape[3], shape[4]
     ids = [int(t) for t in torch.randint(0, V, (3 * C,), generator=torch.Generator().manual_seed(4))]
     cache = model.new_cache()

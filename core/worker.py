@@ -1,0 +1,76 @@
+"""A second core for the engine, taken only when it is free.
+
+torch's own intra-op threads spin-wait for each other: on a box where a
+neighbour holds a core, two of them turn every op into a wait for a core they
+cannot have. Instead the engine runs with one intra-op thread and hands half
+of its largest piece of work to this helper thread, which sleeps on a queue
+between jobs. Whoever gets there first does the half: when the helper has not
+picked it up by the time the caller has finished its own half (no free core),
+the caller does it inline. Nothing ever spins, and a busy box costs at most
+the speed of one core.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+
+class _Job:
+    __slots__ = ("work", "claim", "done", "error")
+
+    def __init__(self, work: Callable[[], None]):
+        self.work = work
+        self.claim = threading.Lock()  # held by whoever runs the job
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class HelperThread:
+    """Runs `pair(mine, theirs)`: `mine` on the calling thread, `theirs` here or inline, whichever starts first."""
+
+    def __init__(self):
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="tfchat-helper", daemon=True)
+        self._thread.start()
+
+    def pair(self, mine: Callable[[], None], theirs: Callable[[], None]) -> None:
+        job = _Job(theirs)
+        self._jobs.put(job)
+        mine()
+        if job.claim.acquire(blocking=False):
+            theirs()  # the helper had no core in time: do it here
+            return
+        job.done.wait()  # the helper is on it; it finishes within the job's time
+        if job.error is not None:
+            raise job.error
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if not job.claim.acquire(blocking=False):
+                continue  # the caller already did it
+            try:
+                job.work()
+            except BaseException as exc:  # handed to the caller, who raises it
+                job.error = exc
+            finally:
+                job.done.set()
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def helper_for(device) -> HelperThread | None:
+    """A helper thread where a second core can exist and the work runs on the CPU; else None."""
+    return HelperThread() if device.type == "cpu" and usable_cores() >= 2 else None
