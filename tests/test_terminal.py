@@ -230,3 +230,13 @@ def test_quit_while_the_model_still_loads_is_immediate(small_model, tmp_path):
         assert "● ready" not in app.screen()  # it quit before the model was there
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
+def test_an_idle_app_ends_with_every_process_on_hangup_or_terminate(tmux_app, tmp_path, signum):
+    app = tmux_app()
+    tree = app.process_tree()
+    assert len(tree) >= 3
+    os.kill(tree[0], signum)
+    assert seconds_until_gone(tree) < 2.0
+    assert exchanges(tmp_path / "history.sqlite3") == []  # nothing was running, nothing is invented
