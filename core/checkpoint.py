@@ -123,8 +123,8 @@ def _read(path: Path) -> object:
         ) from None
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    path = Path(path)
+def check_model_file(path: Path) -> os.stat_result:
+    """The file's stat when it is a readable regular file; else a CheckpointError saying what it is."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -138,6 +138,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path}: not a regular file (a pipe or a device); save the checkpoint to a file")
     if not os.access(path, os.R_OK):
         raise CheckpointError(f"{path}: permission denied")
+    return info
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    path = Path(path)
+    info = check_model_file(path)
     _check_zip_expansion(path, info.st_size)
     raw = _read(path)
     if not isinstance(raw, dict) or "model_state_dict" not in raw or "h_params" not in raw:

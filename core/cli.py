@@ -17,11 +17,13 @@ EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 
-def _add_model_args(p: argparse.ArgumentParser, top_level: bool = False) -> None:
+MODEL_HELP = "checkpoint file (default: $TFCHAT_MODEL, ./model/model.ckpt, the shipped model)"
+
+
+def _add_model_args(p: argparse.ArgumentParser, top_level: bool = False, model_help: str = MODEL_HELP) -> None:
     # Subcommands repeat the options without defaults, so `tfchat --model X info` works too.
     default = {} if top_level else {"default": argparse.SUPPRESS}
-    p.add_argument("--model", help="checkpoint file (default: $TFCHAT_MODEL, ./model/model.ckpt, the shipped model)",
-                   **default)
+    p.add_argument("--model", help=model_help, **default)
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), **({"default": "auto"} if top_level else default))
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch threads for the model (default: $TFCHAT_THREADS, else 1)", **default)
@@ -40,6 +42,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.train_config import FLOAT_KEYS, INT_KEYS, flag_name  # no torch: --help stays quick
     parser = argparse.ArgumentParser(prog="tfchat", description="Chat-style REPL for the book's GPT models.")
     _add_model_args(parser, top_level=True)
     parser.add_argument("--preset", help="preset to start with (default: the last one used)")
@@ -56,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(info)
 
     bench = sub.add_parser("bench", help="measure the engine against the book's loop")
-    _add_model_args(bench)
+    _add_model_args(bench, model_help="checkpoint to measure (default: random weights in the book's configuration)")
+
     bench.add_argument("--tokens", type=int, default=64, help="tokens timed per measurement")
     bench.add_argument("--app", action="store_true",
                        help="instead: tokens/s inside the app against headless generate, same model and preset")
@@ -68,11 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from --out and its optimizer side file")
     train.add_argument("--force", action="store_true", help="replace an existing --out (default: refuse)")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    for key in ("d_model", "num_heads", "num_blocks", "context_length", "batch_size", "max_iters",
-                "eval_interval", "eval_iters", "TORCH_SEED"):
-        train.add_argument(f"--{key.lower().replace('_', '-')}", type=int, dest=key)
-    for key in ("dropout", "learning_rate"):
-        train.add_argument(f"--{key.replace('_', '-')}", type=float, dest=key)
+    for key in INT_KEYS:
+        train.add_argument(flag_name(key), type=int, dest=key)
+    for key in FLOAT_KEYS:
+        train.add_argument(flag_name(key), type=float, dest=key)
     train.add_argument("--half", action="store_true", help="store the weights in float16 (half the file size)")
     train.add_argument("--keep-best", action="store_true",
                        help="write --out only when the validation loss improves (resume still continues from the latest)")
@@ -140,11 +143,30 @@ def _dispatch(args) -> int:
         from core.history import export_history
 
         return export_history(args.history, args.format, args.limit, sys.stdout, sys.stderr)
+    _check_app_can_start(args)
     # The interactive app is the only place the UI is imported.
     from tui.app import run_app
 
     return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history,
                    threads=args.threads)
+
+
+def _check_app_can_start(args) -> None:
+    """What would only fail inside the UI is checked before it opens: one line, exit 2."""
+    from core.checkpoint import check_model_file
+    from core.device import resolve_device
+    from core.errors import CheckpointError
+    from core.paths import resolve_model_path
+
+    resolve_device(args.device)
+    path = resolve_model_path(args.model)
+    try:
+        check_model_file(path)
+    except CheckpointError as exc:
+        if path.exists():
+            raise
+        raise CheckpointError(f"{exc}; train a model with `tfchat train TEXT.txt`, or give one with --model PATH "
+                              "(or $TFCHAT_MODEL)") from None
 
 
 def sampling_params_from_args(args):
@@ -173,9 +195,11 @@ def _read_prompt(args) -> str:
         raise PromptError("no prompt: give one as an argument or on standard input")
     data = sys.stdin.buffer.read()
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise PromptError("standard input is not UTF-8 text") from None
+    # `echo "text" |` adds a newline the user did not mean as part of the prompt.
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
 
 
 def cmd_generate(args) -> int:
@@ -187,13 +211,16 @@ def cmd_generate(args) -> int:
     engine = Engine.load(resolve_model_path(args.model), args.device)
     generation = engine.generate(prompt, params)
     out = sys.stdout
+    wrote = False
     try:
         for piece in generation:
             out.write(piece)
             out.flush()
+            wrote = True
     finally:
-        out.write("\n")
-        out.flush()
+        if wrote:
+            out.write("\n")
+            out.flush()
         if args.stats and generation.stats is not None:
             stats = generation.stats
             print(json.dumps({"prompt_tokens": stats.prompt_tokens, "new_tokens": stats.new_tokens,

@@ -16,7 +16,7 @@ import torch
 
 from core.checkpoint import load_checkpoint
 from core.device import resolve_device
-from core.errors import CheckpointError
+from core.errors import CheckpointError, PromptError
 from core.fast_model import FastModel
 from core.generation import generate_ids
 from core.sampling import SamplingParams
@@ -35,7 +35,7 @@ class GenerationStats:
     elapsed_s: float
     device: str
     finish_reason: str
-    """'length', 'stop' or 'cancelled'."""
+    """'length', 'stop' (a stop string) or 'stopped' (cancelled, or the caller stopped iterating)."""
     seed: int
 
     def as_dict(self) -> dict:
@@ -62,29 +62,29 @@ class Generation:
         decoder = IncrementalDecoder(engine.encoding)
         stops = StopFilter(params.stop)
         first_at = None
-        reason = "length"
-        for token in generate_ids(engine.model, self._prompt_ids, params, generator, self._cancel):
-            if first_at is None:
-                first_at = time.perf_counter()
-            self.token_ids.append(token)
-            piece, stopped = stops.feed(decoder.push(token))
-            if piece:
-                self.text += piece
-                yield piece
-            if stopped:
-                reason = "stop"
-                break
-        else:
-            if len(self.token_ids) < params.max_new_tokens:
-                reason = "cancelled"
-        if reason != "stop":
-            tail, stopped = stops.feed(decoder.flush())
-            tail += "" if stopped else stops.flush()
-            if tail:
-                self.text += tail
-                yield tail
-        end = time.perf_counter()
-        self.stats = self._make_stats(start, first_at, end, reason)
+        reason = "stopped"  # what an exception or a caller that stops iterating leaves
+        try:
+            for token in generate_ids(engine.model, self._prompt_ids, params, generator, self._cancel):
+                if first_at is None:
+                    first_at = time.perf_counter()
+                self.token_ids.append(token)
+                piece, stopped = stops.feed(decoder.push(token))
+                if piece:
+                    self.text += piece
+                    yield piece
+                if stopped:
+                    reason = "stop"
+                    break
+            else:
+                reason = "length" if len(self.token_ids) >= params.max_new_tokens else "stopped"
+            if reason != "stop":
+                tail, stopped = stops.feed(decoder.flush())
+                tail += "" if stopped else stops.flush()
+                if tail:
+                    self.text += tail
+                    yield tail
+        finally:  # stats even for Ctrl+C: what was measured up to there
+            self.stats = self._make_stats(start, first_at, time.perf_counter(), reason)
 
     def _make_stats(self, start: float, first_at: float | None, end: float, reason: str) -> GenerationStats:
         n = len(self.token_ids)
@@ -129,7 +129,10 @@ class Engine:
 
     def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> Generation:
         """A generation to iterate; the prompt is checked here, before any work."""
-        return Generation(self, self.encode(prompt), params, cancel)
+        ids = self.encode(prompt)
+        if not ids:
+            raise PromptError("the prompt is empty: the model needs at least one token to continue")
+        return Generation(self, ids, params, cancel)
 
     def close(self) -> None:
         if self.model.helper is not None:

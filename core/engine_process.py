@@ -9,6 +9,7 @@ an iterable of text pieces whose `stats` are set at the end.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +25,11 @@ _READY, _FAILED, _PIECE, _DONE, _ERROR = "ready", "failed", "piece", "done", "er
 
 def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
     """Child: load the model, then run one generation per request until the pipe closes."""
-    exit_when_orphaned()  # first: even a load that never returns (a FIFO) must not outlive the app
+    exit_when_orphaned()  # first: even a load that never returns must not outlive the app
+    # A hangup reaches the whole process group; the app ends this child itself, after
+    # it has asked for the stopped generation's stats.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from core.engine import Engine  # imported here: the child is a fresh interpreter (spawn)
     from core.runtime import apply_threads, tune_allocator
 

@@ -29,30 +29,42 @@ def load_train_config(path: Path | None, overrides: dict) -> dict:
     missing = [k for k in KNOWN_KEYS if k not in data and k not in overrides]
     if missing:
         raise TrainingError(f"{path}: missing key {missing[0]!r}")
-    config = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    config = {**data, **flags}
     problems = config_problems(config)
     if problems:
-        raise TrainingError(f"{path}: {problems[0]}")
+        keys, message = problems[0]
+        given = [k for k in keys if k in flags]
+        # Blame what the user typed: the flag when it came from the command line, else the file.
+        where = " ".join(f"{flag_name(k)} {flags[k]}" for k in given) if given else str(path)
+        raise TrainingError(f"{where}: {message}")
     return {k: (float(v) if k in FLOAT_KEYS else v) for k, v in config.items()}
 
 
-def config_problems(c: dict) -> list[str]:
+def flag_name(key: str) -> str:
+    """The command-line flag for a hyper-parameter: num_heads -> --num-heads."""
+    return "--" + key.lower().replace("_", "-")
+
+
+def config_problems(c: dict) -> list[tuple[tuple[str, ...], str]]:
+    """(the keys at fault, what is wrong) for each problem; empty when the config is sound."""
     problems = []
     for key in INT_KEYS:
         value = c[key]
         if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and key != "TORCH_SEED"):
-            problems.append(f"{key} must be a positive integer, got {value!r}")
+            problems.append(((key,), f"{key} must be a positive integer, got {value!r}"))
     for key in FLOAT_KEYS:
         if isinstance(c[key], bool) or not isinstance(c[key], (int, float)):
-            problems.append(f"{key} must be a number, got {c[key]!r}")
+            problems.append(((key,), f"{key} must be a number, got {c[key]!r}"))
     if problems:
         return problems
     if c["d_model"] % c["num_heads"]:
-        problems.append(f"d_model {c['d_model']} is not divisible by num_heads {c['num_heads']}")
+        problems.append((("d_model", "num_heads"),
+                         f"d_model {c['d_model']} is not divisible by num_heads {c['num_heads']}"))
     if c["d_model"] % 2:
-        problems.append(f"d_model {c['d_model']} must be even (sinusoidal positions pair sin and cos)")
+        problems.append((("d_model",), f"d_model {c['d_model']} must be even (sinusoidal positions pair sin and cos)"))
     if not 0 <= c["dropout"] < 1:
-        problems.append(f"dropout must be in [0, 1), got {c['dropout']}")
+        problems.append((("dropout",), f"dropout must be in [0, 1), got {c['dropout']}"))
     if not 0 < c["learning_rate"] < 1:
-        problems.append(f"learning_rate must be in (0, 1), got {c['learning_rate']}")
+        problems.append((("learning_rate",), f"learning_rate must be in (0, 1), got {c['learning_rate']}"))
     return problems

@@ -102,7 +102,7 @@ async def test_escape_stops_and_keeps_partial_output_marked_stopped(app_factory)
         view = views(app)[0]
         assert "stopped" in str(view._stats.render()) and view.output
     kind, prompt, output, preset, reason, _ = history_rows(app_factory.history)[0]
-    assert reason == "cancelled" and output == view.output
+    assert reason == "stopped" and output == view.output
 
 
 async def test_prompts_sent_while_generating_are_queued_in_order(app_factory):

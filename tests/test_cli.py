@@ -95,9 +95,13 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
     result = json.loads(r.stdout.strip().splitlines()[-1])
     for key in ("book_tokens_per_s", "book_plain_process_tokens_per_s", "engine_tokens_per_s", "ratio",
                 "ratio_vs_plain_process", "ratio_ceiling", "ttft_ms", "limit_tokens_per_s", "fraction_of_limit",
-                "peak_memory_mb"):
+                "peak_memory_mb", "busy_engine_tokens_per_s", "busy_fraction_of_idle",
+                "busy_engine_cropped_tokens_per_s"):
         assert result[key] > 0
-    assert "book loop" in r.stdout
+    assert result["threads"] == 1
+    assert "book loop" in r.stdout and "busy neighbour" in r.stdout
+    help_text = tfchat("bench", "--help").stdout
+    assert "random weights" in help_text and "shipped" not in help_text
 
 
 def test_model_resolution_order(make_checkpoint, tmp_path):
@@ -135,3 +139,48 @@ def test_the_shipped_model_writes_english(tmp_path):
 def test_the_app_refuses_an_unknown_preset_before_starting(small_model, tmp_path):
     r = tfchat("--model", str(small_model), "--preset", "nope", "--history", str(tmp_path / "h.sqlite3"))
     assert r.returncode == 2 and "unknown preset 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_piped_prompt_loses_only_its_trailing_newline(small_model):
+    args = ("generate", "--model", str(small_model), "--preset", "greedy", "--max-new-tokens", "2", "--stats")
+    piped = tfchat(*args, stdin="Customers want\n")
+    typed = tfchat(*args, "Customers want")
+    assert json.loads(piped.stderr.splitlines()[-1])["prompt_tokens"] == 2
+    assert piped.stdout == typed.stdout
+    kept = tfchat(*args, stdin="Customers want\n\n")  # a paragraph break the user wrote stays
+    assert json.loads(kept.stderr.splitlines()[-1])["prompt_tokens"] == 3
+
+
+def test_an_empty_stdin_is_one_line_with_nothing_on_stdout(small_model):
+    r = tfchat("generate", "--model", str(small_model), stdin="")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1 and "empty" in r.stderr
+
+
+def test_stats_are_printed_after_ctrl_c(small_model):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "generate", "Once upon", "--model", str(small_model),
+                             "--max-new-tokens", "100000", "--temperature", "1", "--stats"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    assert proc.stdout.read(40)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    stats = json.loads(next(line for line in err.decode().splitlines() if line.startswith("{")))
+    assert proc.returncode == 130 and stats["finish_reason"] == "stopped" and stats["new_tokens"] > 0
+
+
+@pytest.mark.parametrize("args,needle", [
+    pytest.param(["--device", "cuda"], "cuda", marks=pytest.mark.skipif(
+        __import__("torch").cuda.is_available(), reason="this box has CUDA")),
+    (["--model", "/nonexistent/model.ckpt"], "tfchat train"),
+])
+def test_the_app_checks_device_and_model_before_the_ui_opens(tmp_path, args, needle):
+    r = tfchat(*args, "--history", str(tmp_path / "h.sqlite3"), timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and needle in r.stderr
+    assert "\x1b[" not in r.stdout  # the UI never drew
+
+
+def test_a_bad_training_flag_is_named_as_the_flag(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("Buy now. " * 500)
+    r = tfchat("train", str(text), "--out", str(tmp_path / "m.ckpt"), "--num-heads", "3")
+    assert r.returncode == 2 and r.stderr.startswith("tfchat: --num-heads 3: d_model 80 is not divisible")

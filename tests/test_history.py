@@ -32,10 +32,10 @@ def test_history_command_exports_text_and_json_lines(tmp_path):
     path = tmp_path / "h.sqlite3"
     history = History(path)
     history.add(_exchange("first", " one"))
-    history.add(_exchange("second", " two", reason="cancelled"))
+    history.add(_exchange("second", " two", reason="stopped"))
     history.close()
     text = tfchat("history", "--history", str(path))
-    assert text.returncode == 0 and ">>> first" in text.stdout and "cancelled" in text.stdout
+    assert text.returncode == 0 and ">>> first" in text.stdout and "stopped" in text.stdout
     lines = tfchat("history", "--history", str(path), "--format", "jsonl", "--limit", "1")
     rows = [json.loads(line) for line in lines.stdout.splitlines()]
     assert len(rows) == 1 and rows[0]["prompt"] == "second" and rows[0]["params"] == {"temperature": 0.5}

@@ -80,7 +80,7 @@ def test_cancel_from_another_thread_stops_within_one_token_and_keeps_the_output(
             threading.Thread(target=cancel.set).start()
             cancel.wait()
     assert len(gen.token_ids) in (10, 11)
-    assert gen.stats.finish_reason == "cancelled"
+    assert gen.stats.finish_reason == "stopped"
     assert "".join(received) == gen.text
 
 

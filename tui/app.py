@@ -48,6 +48,8 @@ STOP_WAIT_S = 0.4
 class TfchatApp(SlashCommandsMixin, App):
     TITLE = "tfchat"
     COMMAND_PALETTE_BINDING = "f1"
+    # Focused from the first frame, so keys typed while tfchat starts land in the prompt.
+    AUTO_FOCUS = "#prompt"
     CSS = """
     #main { width: 1fr; }
     #body { height: 1fr; }
@@ -322,10 +324,11 @@ class TfchatApp(SlashCommandsMixin, App):
             view.finish(message.error, "failed")
         else:
             stats = message.stats
-            stopped = stats.finish_reason == "cancelled"
-            note = {"cancelled": " · stopped", "stop": " · stop string"}.get(stats.finish_reason, "")
+            stopped = stats.finish_reason == "stopped"
+            # The finish reason in the same word as the history and its exports.
             view.finish(f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
-                        f"ttft {stats.ttft_s * 1000:.0f} ms · {request.preset}{note}", "stopped" if stopped else "")
+                        f"ttft {stats.ttft_s * 1000:.0f} ms · {request.preset} · {stats.finish_reason}",
+                        "stopped" if stopped else "")
             self._remember_context(request, view)
             self._record(request, view.new_output(), stats.as_dict(), stats.finish_reason)
             self._show_history_problems()
