@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.train_config import FLOAT_KEYS, INT_KEYS, flag_name  # no torch: --help stays quick
     parser = argparse.ArgumentParser(prog="tfchat", description="Chat-style REPL for the book's GPT models.")
     _add_model_args(parser, top_level=True)
-    parser.add_argument("--preset", help="preset to start with (default: the last one used)")
+    parser.add_argument("--preset", help="preset to start with (default: the last one used, else balanced)")
+    parser.add_argument("-p", "--prompt", dest="initial_prompt", metavar="TEXT",
+                        help="a prompt to send as soon as the model is ready")
     parser.add_argument("--history", help="history database (default: in the XDG data directory)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -148,7 +150,7 @@ def _dispatch(args) -> int:
     from tui.app import run_app
 
     return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history,
-                   threads=args.threads)
+                   threads=args.threads, initial_prompt=args.initial_prompt)
 
 
 def _check_app_can_start(args) -> None:

@@ -110,14 +110,24 @@ class History:
         query = "SELECT id, created_at, kind, prompt, output, preset, params, stats, model, finish_reason" \
                 " FROM exchanges ORDER BY id DESC"
         rows = self._read(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
+        return [self._exchange(r) for r in reversed(rows)]
+
+    def search(self, words: str, limit: int = 200) -> list[Exchange]:
+        """Exchanges whose prompt or output holds `words` (case-insensitive), newest first."""
+        pattern = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._read(
+            "SELECT id, created_at, kind, prompt, output, preset, params, stats, model, finish_reason FROM exchanges"
+            " WHERE prompt LIKE ? ESCAPE '\\' OR output LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?",
+            (pattern, pattern, limit))
+        return [self._exchange(r) for r in rows]
+
+    @staticmethod
+    def _exchange(r: tuple) -> Exchange:
         try:
-            return [
-                Exchange(id=r[0], created_at=r[1], kind=r[2], prompt=r[3], output=r[4], preset=r[5],
-                         params=json.loads(r[6]), stats=json.loads(r[7]), model=r[8], finish_reason=r[9])
-                for r in reversed(rows)
-            ]
+            return Exchange(id=r[0], created_at=r[1], kind=r[2], prompt=r[3], output=r[4], preset=r[5],
+                            params=json.loads(r[6]), stats=json.loads(r[7]), model=r[8], finish_reason=r[9])
         except (TypeError, ValueError) as exc:
-            raise HistoryError(f"{self.path}: an exchange is damaged ({exc})") from None
+            raise HistoryError(f"exchange {r[0]} is damaged ({exc})") from None
 
     def recent_prompts(self, limit: int = 500) -> list[str]:
         """Distinct prompts the user typed, oldest first, for the input's recall."""
@@ -166,6 +176,9 @@ class NoHistory:
         return None
 
     def recent(self, limit: int = 0) -> list[Exchange]:
+        return []
+
+    def search(self, words: str, limit: int = 200) -> list[Exchange]:
         return []
 
     def recent_prompts(self, limit: int = 500) -> list[str]:

@@ -97,3 +97,26 @@ def exit_when_orphaned(poll_s: float = 0.25) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="tfchat-orphan-guard", daemon=True).start()
+
+
+def on_terminal_lost(fd: int, handler: Callable[[], None], poll_s: float = 0.5) -> threading.Thread:
+    """Call `handler()` once the terminal on `fd` has hung up, checked on a timer.
+
+    A hangup normally arrives as SIGHUP, but not always (a tracer or a wrapper
+    in between can swallow it); then every read of the terminal returns at once
+    with nothing, and an input loop would spin on a core forever.
+    """
+    import termios
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            try:
+                termios.tcgetattr(fd)
+            except (termios.error, OSError):  # EIO: the terminal is gone
+                handler()
+                return
+
+    thread = threading.Thread(target=watch, name="tfchat-terminal-guard", daemon=True)
+    thread.start()
+    return thread

@@ -111,8 +111,11 @@ def params_from_mapping(entries: dict, base: SamplingParams | None = None) -> Sa
         raise PresetError(f"key {str(exc).split(' ', 1)[0]!r}: {exc}") from None
 
 
-def parse_presets_file(path: Path, source: str) -> tuple[dict[str, Preset], list[str]]:
+def parse_presets_file(path: Path, source: str, base: dict[str, Preset] | None = None
+                       ) -> tuple[dict[str, Preset], list[str]]:
     """The file's valid presets, and one warning per preset or key skipped.
+
+    A preset named like one in `base` changes only the keys it gives.
 
     A file that cannot be read as a whole (too big, not YAML, the wrong shape)
     raises PresetError naming it.
@@ -129,19 +132,19 @@ def parse_presets_file(path: Path, source: str) -> tuple[dict[str, Preset], list
     presets = {}
     for name, entries in data["presets"].items():
         try:
-            presets[str(name)] = _parse_preset(name, entries, source)
+            presets[str(name)] = _parse_preset(name, entries, source, (base or {}).get(name))
         except PresetError as exc:
             warnings.append(f"{path}: preset {str(name)[:40]!r}: {exc} (preset skipped)")
     return presets, warnings
 
 
-def _parse_preset(name, entries, source: str) -> Preset:
+def _parse_preset(name, entries, source: str, base: Preset | None) -> Preset:
     if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name) or len(name) > 40:
         raise PresetError("a preset name is one word of at most 40 characters")
     if not isinstance(entries, dict):
         raise PresetError("expected a mapping of settings")
-    params = params_from_mapping(entries)
-    description = entries.get("description", "")
+    params = params_from_mapping(entries, base.params if base else None)
+    description = entries.get("description", base.description if base else "")
     return Preset(name, params, str(description)[:200] if description else "", source)
 
 
@@ -153,7 +156,7 @@ def load_presets(builtin: Path = BUILTIN_PRESETS, user: Path | None = None) -> P
     user = user if user is not None else user_presets_file()
     if user.exists():
         try:
-            user_presets, user_warnings = parse_presets_file(user, "user")
+            user_presets, user_warnings = parse_presets_file(user, "user", base=presets)
             presets.update(user_presets)
             warnings += user_warnings
         except PresetError as exc:

@@ -57,3 +57,14 @@ def test_overrides_start_from_a_base():
     base = load_presets().get("precise").params
     changed = params_from_mapping({"temperature": 1.2}, base)
     assert changed.temperature == 1.2 and changed.top_k == base.top_k
+
+
+def test_a_user_preset_named_like_a_built_in_changes_only_the_keys_it_names():
+    path = user_presets_file()
+    path.parent.mkdir(parents=True)
+    path.write_text("presets:\n  balanced:\n    temperature: 0.9\n")
+    builtin = load_presets(user=path.parent / "none.yaml").get("balanced")
+    mine = load_presets().get("balanced")
+    assert mine.params.temperature == 0.9 and mine.source == "user"
+    assert mine.params.with_changes(temperature=builtin.params.temperature) == builtin.params
+    assert mine.description == builtin.description

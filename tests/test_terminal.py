@@ -17,11 +17,11 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 
 class TmuxApp:
-    def __init__(self, model: Path, history: Path, tmp: Path, remain_on_exit: bool = True):
+    def __init__(self, model: Path, history: Path, tmp: Path, remain_on_exit: bool = True, env: dict | None = None):
         self.name = f"tfchat-test-{uuid.uuid4().hex[:8]}"
         env = " ".join(f"{k}={v}" for k, v in {
             "TERM": "xterm-256color", "PYTHONPATH": ROOT, "XDG_CONFIG_HOME": tmp / "config",
-            "XDG_DATA_HOME": tmp / "data", "XDG_STATE_HOME": tmp / "state"}.items())
+            "XDG_DATA_HOME": tmp / "data", "XDG_STATE_HOME": tmp / "state", **(env or {})}.items())
         # The installed `tfchat` script, as a user runs it (the module where it is not installed).
         script = Path(sys.executable).parent / "tfchat"
         program = str(script) if script.exists() else f"{sys.executable} -m core.cli"
@@ -131,7 +131,7 @@ def test_type_a_prompt_see_the_continuation_switch_preset_and_quit(tmux_app, tmp
     app.wait_for("max_new_tokens     20 *")
     app.send("The customer")
     screen = app.wait_for("tok/s")
-    assert "> The customer" in screen and "20 tokens" in screen and "greedy" in screen
+    assert "The customer" in screen and "20 tokens" in screen and "greedy" in screen
     app.keys("C-n")
     app.wait_for("● 5 book")
     app.keys("C-q")
@@ -240,3 +240,32 @@ def test_an_idle_app_ends_with_every_process_on_hangup_or_terminate(tmux_app, tm
     os.kill(tree[0], signum)
     assert seconds_until_gone(tree) < 2.0
     assert exchanges(tmp_path / "history.sqlite3") == []  # nothing was running, nothing is invented
+
+
+def test_keys_typed_while_tfchat_starts_land_in_the_prompt(small_model, tmp_path):
+    app = TmuxApp(small_model, tmp_path / "history.sqlite3", tmp_path)
+    try:
+        time.sleep(0.3)  # python is still importing; the terminal is not even in raw mode yet
+        app.type("typed ahead")
+        app.wait_for("● ready")
+        app.wait_for("│ typed ahead")  # inside the prompt box, not an echo left on the terminal
+    finally:
+        app.close()
+
+
+def test_f4_edits_the_prompt_in_the_editor(small_model, tmp_path):
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "from the editor\\n" >> "$1"\n')
+    editor.chmod(0o755)
+    app = TmuxApp(small_model, tmp_path / "history.sqlite3", tmp_path, env={"EDITOR": str(editor)})
+    try:
+        app.wait_for("● ready")
+        app.type("Begun here, ")
+        app.keys("F4")
+        app.wait_for("Begun here, from the editor")
+        app.keys("Enter")
+        app.wait_for("tok/s")
+    finally:
+        app.close()
+    [(prompt, _, _)] = exchanges(tmp_path / "history.sqlite3")
+    assert prompt == "Begun here, from the editor"

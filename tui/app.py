@@ -5,13 +5,15 @@ import asyncio
 import os
 import queue
 import signal
+import sys
 import threading
+import time
 from functools import partial
 from collections import deque
 from pathlib import Path
 
 from textual import events, on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 
@@ -20,17 +22,20 @@ from core.engine_process import EngineProcess
 from core.errors import TfchatError, describe_exception
 from core.errors import HistoryError
 from core.history import Exchange, History, NoHistory, open_history
-from core.lifecycle import end_children, exit_hard_after, on_exit_signals
+from core.lifecycle import end_children, exit_hard_after, on_exit_signals, on_terminal_lost
 from core.paths import resolve_model_path
 from core.presets import PresetCatalog, load_presets, params_from_mapping
 from core.sampling import SamplingParams
+from tui.context_meter import ContextMeter
+from tui.editor import edit_text
+from tui.history_screen import HistoryScreen
 from tui.key_bar import KeyBar
 from tui.keys import alt_digit
 from tui.messages import EngineFailed, EngineReady, GenerationDone
+from tui.palette import tfchat_commands
 from tui.prompt_input import PromptInput
 from tui.session import Request, transcript_text
 from tui.sidebar import PresetSidebar
-from tui.slash import SlashError, parse_slash
 from tui.slash_commands import SlashCommandsMixin
 from tui.status_line import StatusLine
 from tui.transcript import ExchangeView, Transcript
@@ -43,6 +48,8 @@ LAST_PRESET_KEY = "last_preset"
 EXIT_DEADLINE_S = 1.5
 # How long an exit waits for the stopped generation's last tokens and stats.
 STOP_WAIT_S = 0.4
+# Narrower than this, the sidebar would squeeze the transcript and the prompt: hidden unless asked for.
+SIDEBAR_MIN_WIDTH = 72
 
 
 class TfchatApp(SlashCommandsMixin, App):
@@ -54,20 +61,28 @@ class TfchatApp(SlashCommandsMixin, App):
     #main { width: 1fr; }
     #body { height: 1fr; }
     """
+    # In the key bar's order of importance: a narrow terminal shows the first ones (f1 lists them all).
     BINDINGS = [
         Binding("escape", "stop", "Stop", tooltip="Stop the generation, keeping its output"),
-        Binding("ctrl+n", "next_preset", "Next", tooltip="Next preset"),
-        Binding("ctrl+p", "previous_preset", "Prev", tooltip="Previous preset"),
-        # alt+digit as ESC-digit is caught in on_key (see tui.keys); these serve kitty-protocol terminals.
-        Binding("alt+1", "choose_preset(1)", "Preset", key_display="M-1…9", tooltip="Choose preset 1-9 directly"),
-        *[Binding(f"alt+{i}", f"choose_preset({i})", f"Preset {i}", show=False) for i in range(2, 10)],
-        Binding("ctrl+r", "regenerate", "Regen", tooltip="Send the last prompt again"),
-        Binding("ctrl+g", "continue_output", "More", tooltip="Continue the last output by max_new_tokens"),
-        Binding("ctrl+t", "toggle_mode", "Mode", tooltip="Switch completion / continue mode"),
-        Binding("ctrl+o", "copy_output", "Copy", tooltip="Copy the last output (OSC 52, works over SSH)"),
-        Binding("ctrl+l", "clear", "Clear", tooltip="Clear the screen and the continue context"),
-        Binding("ctrl+s", "toggle_sidebar", "Sidebar", tooltip="Show or hide the preset sidebar"),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit (a running generation is kept)"),
+        Binding("ctrl+n", "next_preset", "Preset", key_display="^n/^p", tooltip="Next preset"),
+        Binding("ctrl+p", "previous_preset", "Prev", show=False, tooltip="Previous preset"),
+        # alt+digit as ESC-digit is caught in on_key (see tui.keys); these serve kitty-protocol terminals.
+        Binding("alt+1", "choose_preset(1)", "Pick", key_display="M-1…9", tooltip="Choose preset 1-9 directly"),
+        *[Binding(f"alt+{i}", f"choose_preset({i})", f"Preset {i}", show=False) for i in range(2, 10)],
+        Binding("ctrl+r", "regenerate", "Regen", tooltip="Regenerate: send the last prompt again"),
+        Binding("ctrl+g", "continue_output", "More", tooltip="Continue the last output by max_new_tokens"),
+        Binding("f4", "edit_prompt", "Editor", tooltip="Edit the prompt in $EDITOR"),
+        Binding("f2", "show_history", "History", tooltip="Browse, search and resend past exchanges"),
+        Binding("ctrl+t", "toggle_mode", "Mode", tooltip="Switch completion / continue mode"),
+        Binding("ctrl+l", "clear", "Clear", tooltip="Clear the screen and the continue context"),
+        Binding("ctrl+o", "copy_output", "Copy", tooltip="Copy the last output (OSC 52, works over SSH)"),
+        Binding("ctrl+s", "toggle_sidebar", "Sidebar", tooltip="Show or hide the preset sidebar"),
+        # Scrolling the transcript while typing: the prompt has no use for these keys.
+        Binding("pageup", "scroll_transcript('page_up')", "Page up", show=False, priority=True),
+        Binding("pagedown", "scroll_transcript('page_down')", "Page down", show=False, priority=True),
+        Binding("ctrl+home", "scroll_transcript('home')", "Top", show=False, priority=True),
+        Binding("ctrl+end", "scroll_transcript('end')", "Bottom", show=False, priority=True),
     ]
 
     def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History | NoHistory,
@@ -93,8 +108,13 @@ class TfchatApp(SlashCommandsMixin, App):
         self.active_generation = None  # the engine's Generation: its text and stats, readable from any thread
         self.generation_finished = threading.Event()
         self._record_lock = threading.Lock()  # an exchange is written once, by whichever path ends it
+        self._ending = threading.Event()
         self.exit_watchdog = False  # set by run_app: a real session's exits are bounded in time
+        self.initial_prompt: str | None = None  # `tfchat -p TEXT`: sent once the model is ready
         self.pieces: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.meter = ContextMeter()
+        self.sidebar_choice: bool | None = None  # None: shown when the terminal is wide enough
+        self._meter_timer = None
         self.context_log: list[tuple[str, str]] = []  # (prompt, output) since the last clear
         self.last_prompt: Request | None = None  # what ctrl+r sends again
 
@@ -112,7 +132,8 @@ class TfchatApp(SlashCommandsMixin, App):
         status = self.query_one(StatusLine)
         status.model_name = self.model_path.name
         status.mode = self.mode
-        self._refresh_sidebar()
+        self._show_preset()
+        self._place_sidebar()
         self.query_one(PromptInput).focus()
         for warning in self.catalog.warnings:
             self.query_one(Transcript).add_notice(warning, error=True)
@@ -120,6 +141,10 @@ class TfchatApp(SlashCommandsMixin, App):
         self.set_interval(DRAIN_INTERVAL_S, self._drain)
         self._ui_loop = asyncio.get_running_loop()
         self.load_engine()
+        self.load_meter()
+        if self.initial_prompt and self.initial_prompt.strip():
+            self.query_one(PromptInput).remember(self.initial_prompt)
+            self._enqueue(Request("prompt", self.initial_prompt, self.preset, self.current_params(), self.mode))
 
     def end_from_signal(self, signum: int) -> None:
         """SIGHUP (the terminal went away) or SIGTERM: keep the partial exchange, end everything.
@@ -128,6 +153,9 @@ class TfchatApp(SlashCommandsMixin, App):
         loop may be the very thing that is stuck (Textual blocks writing frames
         to a terminal that is gone).
         """
+        if self._ending.is_set():
+            return  # a hangup can arrive twice: as SIGHUP and as the terminal guard's finding
+        self._ending.set()
         hangup = signum == getattr(signal, "SIGHUP", None)
         code = 128 + signum
         exit_hard_after(EXIT_DEADLINE_S, code)
@@ -156,6 +184,26 @@ class TfchatApp(SlashCommandsMixin, App):
         except Exception as exc:  # a bug or an odd platform: still one line, never a crash
             self.post_message(EngineFailed(f"{self.model_path}: cannot load ({describe_exception(exc)})"))
 
+    @work(thread=True, exit_on_error=False, group="meter", description="loading the tokenizer")
+    def load_meter(self) -> None:
+        self.meter.load()
+        self.call_from_thread(self._update_context_meter)
+
+    @on(PromptInput.Changed)
+    def _prompt_changed(self) -> None:
+        # Counted a moment after typing pauses, not on every key.
+        if self._meter_timer is not None:
+            self._meter_timer.stop()
+        self._meter_timer = self.set_timer(0.15, self._update_context_meter)
+
+    def _update_context_meter(self) -> None:
+        count = self.meter.count(self._context_for(self.query_one(PromptInput).text))
+        self.query_one(StatusLine).context_tokens = -1 if count is None else count
+
+    def _context_for(self, prompt: str) -> str:
+        """What the model is given for `prompt`: in continue mode, the transcript before it."""
+        return (transcript_text(self.context_log) if self.mode == "continue" else "") + prompt
+
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
         self.engine = message.engine
@@ -164,6 +212,7 @@ class TfchatApp(SlashCommandsMixin, App):
         status.parameters = self.engine.parameter_count
         status.context_length = self.engine.config.context_length
         status.state = "ready"
+        self._update_context_meter()
         self._start_next()
 
     @on(EngineFailed)
@@ -194,12 +243,15 @@ class TfchatApp(SlashCommandsMixin, App):
         self.catalog.get(name)  # raises with the list of names when unknown
         self.preset = name
         self._from_history(lambda: self.history.set_setting(LAST_PRESET_KEY, name), None)
-        self._refresh_sidebar()
+        self._show_preset()
         self._show_history_problems()
 
-    def _refresh_sidebar(self) -> None:
-        self.query_one(PresetSidebar).show(self.catalog, self.preset, self.current_params(),
-                                           set(self.overrides.get(self.preset, {})))
+    def _show_preset(self) -> None:
+        """The active preset and its /set changes, in the sidebar and the status line."""
+        changed = set(self.overrides.get(self.preset, {}))
+        self.query_one(PresetSidebar).show(self.catalog, self.preset, self.current_params(), changed)
+        status = self.query_one(StatusLine)
+        status.preset, status.preset_changed = self.preset, bool(changed)
 
     def _step_preset(self, step: int) -> None:
         names = self.catalog.names()
@@ -231,13 +283,7 @@ class TfchatApp(SlashCommandsMixin, App):
     @on(PromptInput.Submitted)
     def _submitted(self, message: PromptInput.Submitted) -> None:
         self.query_one(Transcript).scroll_end(animate=False)  # whatever was sent, show its result
-        try:
-            command = parse_slash(message.text)
-        except SlashError as exc:
-            self.query_one(Transcript).add_notice(str(exc), error=True)
-            return
-        if command is not None:
-            self.run_slash_command(command)
+        if self.run_slash_text(message.text):
             return
         text = message.text[1:] if message.text.startswith("//") else message.text
         self._enqueue(Request("prompt", text, self.preset, self.current_params(), self.mode))
@@ -265,7 +311,10 @@ class TfchatApp(SlashCommandsMixin, App):
             view = self.query_one(Transcript).add_exchange(request.prompt, request.preset)
             prior = transcript_text(self.context_log) if request.mode == "continue" else ""
             context = prior + request.prompt
-        view.mark_generation_start()
+        note = self.meter.cropped_note(self.meter.count(context), self.engine.config.context_length)
+        if note:
+            view.note(note)
+        view.mark_generation_start(request.params.as_dict())
         self.active, self.active_view = request, view
         self.cancel = threading.Event()
         self.active_generation = None
@@ -321,17 +370,18 @@ class TfchatApp(SlashCommandsMixin, App):
         if request is None or view is None:
             return
         if message.error:
-            view.finish(message.error, "failed")
+            view.finish(message.error, "failed", reason="failed")
         else:
             stats = message.stats
             stopped = stats.finish_reason == "stopped"
             # The finish reason in the same word as the history and its exports.
             view.finish(f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
                         f"ttft {stats.ttft_s * 1000:.0f} ms · {request.preset} · {stats.finish_reason}",
-                        "stopped" if stopped else "")
+                        "stopped" if stopped else "", stats=stats.as_dict(), reason=stats.finish_reason)
             self._remember_context(request, view)
             self._record(request, view.new_output(), stats.as_dict(), stats.finish_reason)
             self._show_history_problems()
+        self._update_context_meter()  # continue mode: the transcript grew
         self._start_next()
 
     def _remember_context(self, request: Request, view: ExchangeView) -> None:
@@ -404,6 +454,7 @@ class TfchatApp(SlashCommandsMixin, App):
     def action_toggle_mode(self) -> None:
         self.mode = "continue" if self.mode == "completion" else "completion"
         self.query_one(StatusLine).mode = self.mode
+        self._update_context_meter()
         self.notify(f"Mode: {self.mode}" + (" (the transcript is the context)" if self.mode == "continue" else
                                             " (each prompt starts fresh)"))
 
@@ -416,12 +467,51 @@ class TfchatApp(SlashCommandsMixin, App):
         self.notify(f"Copied {len(views[-1].output)} characters (OSC 52).")
 
     def action_clear(self) -> None:
-        self.query_one(Transcript).clear()
+        """Clear the screen and the continue context; a running exchange stays, and goes on."""
+        transcript = self.query_one(Transcript)
+        transcript.clear(keep=self.active_view)
         self.context_log.clear()
+        self._update_context_meter()
+        if self.active_view is not None:
+            self.notify("Cleared; the running generation goes on (esc stops it).")
+
+    def action_scroll_transcript(self, where: str) -> None:
+        transcript = self.query_one(Transcript)
+        {"page_up": transcript.scroll_page_up, "page_down": transcript.scroll_page_down,
+         "home": transcript.scroll_home, "end": transcript.scroll_end}[where](animate=False)
 
     def action_toggle_sidebar(self) -> None:
-        sidebar = self.query_one(PresetSidebar)
-        sidebar.display = not sidebar.display
+        self.sidebar_choice = not self.query_one(PresetSidebar).display
+        self._place_sidebar()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._place_sidebar(event.size.width)
+
+    def _place_sidebar(self, width: int | None = None) -> None:
+        """Shown where it leaves the transcript room; ctrl+s overrides that at any size."""
+        automatic = (width or self.size.width) >= SIDEBAR_MIN_WIDTH
+        self.query_one(PresetSidebar).display = automatic if self.sidebar_choice is None else self.sidebar_choice
+
+    def action_edit_prompt(self) -> None:
+        prompt = self.query_one(PromptInput)
+        edited, problem = edit_text(self, prompt.text)
+        if problem:
+            self.notify(problem, severity="warning")
+            return
+        prompt.load_text(edited)
+        prompt.move_cursor(prompt.document.end)
+        prompt.focus()
+
+    def action_show_history(self) -> None:
+        self.push_screen(HistoryScreen(self.history), self._send_from_history)
+
+    def _send_from_history(self, prompt: str | None) -> None:
+        if prompt is not None:
+            self.query_one(PromptInput).remember(prompt)
+            self._enqueue(Request("prompt", prompt, self.preset, self.current_params(), self.mode))
+
+    def save_transcript_here(self) -> None:
+        self.run_slash_text("/save " + time.strftime("tfchat-transcript-%Y%m%d-%H%M%S.md"))
 
     async def action_quit(self) -> None:
         """Quit at once, even while the model loads: the partial exchange is kept, children end."""
@@ -438,11 +528,7 @@ class TfchatApp(SlashCommandsMixin, App):
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if binding.show and binding.action not in ("quit",):
-                key = binding.key_display or binding.key
-                yield SystemCommand(f"{binding.tooltip or binding.description} ({key})", f"Key: {key}",
-                                    lambda action=binding.action: self.run_action(action))
+        yield from tfchat_commands(self)
 
 
 def make_app(model: str | None = None, device: str = "auto", preset: str | None = None,
@@ -456,10 +542,13 @@ def make_app(model: str | None = None, device: str = "auto", preset: str | None 
 
 
 def run_app(model: str | None, device: str, preset: str | None, history: str | None,
-            threads: int | None = None) -> int:
+            threads: int | None = None, initial_prompt: str | None = None) -> int:
     app = make_app(model, device, preset, history, engine_loader=partial(EngineProcess.load, threads=threads))
+    app.initial_prompt = initial_prompt
     app.exit_watchdog = True
     on_exit_signals(app.end_from_signal)
+    if sys.stdin is not None and sys.stdin.isatty():
+        on_terminal_lost(sys.stdin.fileno(), lambda: app.end_from_signal(signal.SIGHUP))
     try:
         app.run()
     finally:

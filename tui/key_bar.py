@@ -1,10 +1,50 @@
-"""A footer that wraps onto a second line instead of cutting keys off at 80 columns."""
+"""The key bar: the app's shown bindings in their order of importance, as many as fit.
+
+One line from 100 columns up, two below, three below 50; `f1 palette` always
+shows, since the palette lists every key. A key is never cut in half.
+"""
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
-NBSP = "\u00a0"  # keeps each key and its label together when the line wraps
+GAP = "  "
+PALETTE = ("f1", "palette")
+
+
+def lines_for(width: int) -> int:
+    return 1 if width >= 100 else 2 if width >= 50 else 3
+
+
+def fit_keys(items: list[tuple[str, str]], width: int, lines: int) -> list[list[tuple[str, str]]]:
+    """Items laid out on at most `lines` lines of `width`, in order; what does not fit is left out.
+
+    The palette item is always placed last, and room is kept for it.
+    """
+    rows: list[list[tuple[str, str]]] = [[]]
+    used = [0]
+
+    def size(item) -> int:
+        return len(item[0]) + 1 + len(item[1])
+
+    def place(item, reserve: int) -> bool:
+        needed = size(item) + (len(GAP) if rows[-1] else 0)
+        last_line = len(rows) == lines
+        if used[-1] + needed + (reserve if last_line else 0) <= width:
+            rows[-1].append(item)
+            used[-1] += needed
+            return True
+        if not last_line and size(item) + (reserve if len(rows) + 1 == lines else 0) <= width:
+            rows.append([item])
+            used.append(size(item))
+            return True
+        return False
+
+    reserve = size(PALETTE) + len(GAP)
+    for item in items:
+        place(item, reserve)
+    place(PALETTE, 0)
+    return rows
 
 
 class KeyBar(Static):
@@ -16,15 +56,24 @@ class KeyBar(Static):
     """
 
     def on_mount(self) -> None:
-        self.update(self._render_keys())
+        self._show()
 
-    def _render_keys(self) -> Text:
+    def on_resize(self) -> None:
+        self._show()
+
+    def _items(self) -> list[tuple[str, str]]:
+        return [(b.key_display or self.app.get_key_display(b), b.description.lower())
+                for b in self.app.BINDINGS if b.show]
+
+    def _show(self) -> None:
+        width = max(self.size.width, 20)  # the content width, inside the padding
         text = Text()
-        bindings = [b for b in self.app.BINDINGS if b.show]
-        for binding in bindings:
-            key = binding.key_display or self.app.get_key_display(binding)
-            text.append(key.replace(" ", NBSP), style="bold")
-            text.append(NBSP + binding.description.replace(" ", NBSP) + "  ")
-        text.append("f1", style="bold")
-        text.append(NBSP + "palette")
-        return text
+        for number, row in enumerate(fit_keys(self._items(), width, lines_for(self.app.size.width))):
+            if number:
+                text.append("\n")
+            for i, (key, label) in enumerate(row):
+                if i:
+                    text.append(GAP)
+                text.append(key, style="bold")
+                text.append(" " + label)
+        self.update(text)

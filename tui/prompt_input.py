@@ -66,6 +66,7 @@ class PromptInput(TextArea):
     def _submit(self) -> None:
         text = self.text
         if not text.strip():
+            self.clear()  # nothing to send, and nothing left behind
             return
         self.remember(text)
         self.clear()

@@ -6,12 +6,24 @@ from pathlib import Path
 
 from core.errors import TfchatError
 from core.presets import params_from_mapping, parse_setting
-from tui.slash import COMMANDS, SlashCommand
+from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
 from tui.transcript import Transcript
 
 
 class SlashCommandsMixin:
     """`/name args` runs `_cmd_name(*args)`; a wrong number of words shows the usage line."""
+
+    def run_slash_text(self, text: str) -> bool:
+        """Carry out `text` if it is a slash command (a mistyped one gets a notice); False for a prompt."""
+        try:
+            command = parse_slash(text)
+        except SlashError as exc:
+            self.query_one(Transcript).add_notice(str(exc), error=True)
+            return True
+        if command is None:
+            return False
+        self.run_slash_command(command)
+        return True
 
     def run_slash_command(self, command: SlashCommand) -> None:
         transcript = self.query_one(Transcript)
@@ -31,7 +43,7 @@ class SlashCommandsMixin:
         changes = {**self.overrides.get(self.preset, {}), key: value}
         params_from_mapping(changes, self.catalog.get(self.preset).params)  # validate before keeping
         self.overrides[self.preset] = changes
-        self._refresh_sidebar()
+        self._show_preset()
         self.query_one(Transcript).add_notice(f"{self.preset}: {key} = {value!r} for this session")
 
     def _cmd_unset(self, key: str) -> None:
@@ -42,7 +54,7 @@ class SlashCommandsMixin:
             raise TfchatError(f"{key} is not changed in {self.preset}")
         else:
             del changes[key]
-        self._refresh_sidebar()
+        self._show_preset()
 
     def _cmd_preset(self, name: str) -> None:
         self.set_preset(name)

@@ -10,7 +10,7 @@ _MEASURE = Console(width=80, legacy_windows=False, force_terminal=False)
 
 
 class StreamingText(Vertical):
-    """Text that grows at its end, re-laid out only when its height can change.
+    """A styled prefix (the prompt) and text that grows at its end, as one flowing text.
 
     A layout pass costs the whole screen, so finished lines (up to the last
     newline) live in one widget updated per newline, and the line being written
@@ -22,9 +22,11 @@ class StreamingText(Vertical):
     StreamingText > Static { height: auto; }
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, prefix: str = "", prefix_style: str = "bold", **kwargs):
         super().__init__(**kwargs)
-        self.text = ""
+        self.prefix = prefix
+        self.prefix_style = prefix_style
+        self.text = ""  # what was streamed, without the prefix
         self._done = Static(Text(""))
         self._live = Static(Text(""))
         self._live_rows = 0
@@ -34,16 +36,31 @@ class StreamingText(Vertical):
         yield self._done
         yield self._live
 
+    def on_mount(self) -> None:
+        self._show(relayout_done=True)
+
     def append(self, piece: str) -> None:
         self.text += piece
-        cut = self.text.rfind("\n") + 1
-        if "\n" in piece:
+        self._show(relayout_done="\n" in piece)
+
+    def _show(self, relayout_done: bool) -> None:
+        full = self.prefix + self.text
+        cut = full.rfind("\n") + 1
+        if relayout_done:
             self._done.display = cut > 0
-            self._done.update(Text(self.text[: cut - 1]))  # layout: its height changed
-        live = self.text[cut:]
+            self._done.update(self._styled(full, 0, max(cut - 1, 0)))  # layout: its height changed
+        live = full[cut:]
         rows = self._rows(live)
-        self._live.update(Text(live), layout=rows != self._live_rows)
+        self._live.update(self._styled(full, cut, len(full)), layout=rows != self._live_rows)
         self._live_rows = rows
+
+    def _styled(self, full: str, start: int, end: int) -> Text:
+        """full[start:end], with the part that belongs to the prefix in the prefix's style."""
+        text = Text(full[start:end])
+        prefix_end = min(len(self.prefix), end) - start
+        if prefix_end > 0:
+            text.stylize(self.prefix_style, 0, prefix_end)
+        return text
 
     def _rows(self, line: str) -> int:
         width = self._live.content_region.width or self.size.width
@@ -53,10 +70,12 @@ class StreamingText(Vertical):
 
 
 class ExchangeView(Vertical):
+    """One exchange: the prompt and its continuation as one text, a note when the window cropped it, stats."""
+
     DEFAULT_CSS = """
     ExchangeView { height: auto; margin: 0 0 1 0; }
-    ExchangeView .prompt { color: $text-accent; text-style: bold; }
     ExchangeView .output { color: $text; }
+    ExchangeView .note { color: $warning; }
     ExchangeView .stats { color: $text-muted; }
     ExchangeView .stats.stopped { color: $warning; }
     ExchangeView .stats.failed { color: $error; }
@@ -66,33 +85,47 @@ class ExchangeView(Vertical):
         super().__init__()
         self.prompt = prompt
         self.preset = preset
+        self.params: dict = {}  # of the latest generation, for /save
+        self.stats: dict = {}
+        self.finish_reason = ""
         self.generation_start = 0  # where the latest generation's text begins in `output`
-        self._prompt = Static(Text(f"> {prompt}" if prompt else "> (continued)"), classes="prompt")
-        self._output = StreamingText(classes="output")
+        self._note = Static(Text(""), classes="note")
+        self._note.display = False
+        self._output = StreamingText(prefix=prompt, classes="output")
         self._stats = Static(Text("…"), classes="stats")
 
     def compose(self):
-        yield self._prompt
+        yield self._note
         yield self._output
         yield self._stats
+
+    def on_mount(self) -> None:
+        accent = self.app.theme_variables.get("text-accent") or "cyan"
+        self._output.prefix_style = f"bold {accent}"
 
     @property
     def output(self) -> str:
         return self._output.text
 
-    def mark_generation_start(self) -> None:
+    def mark_generation_start(self, params: dict) -> None:
         self.generation_start = len(self.output)
+        self.params = params
         self._stats.update(Text("…"))
         self._stats.remove_class("stopped", "failed")
 
     def new_output(self) -> str:
         return self.output[self.generation_start :]
 
+    def note(self, text: str) -> None:
+        self._note.update(Text(text))
+        self._note.display = True
+
     def append(self, text: str) -> None:
         self._output.append(text)
 
-    def finish(self, line: str, state: str = "") -> None:
+    def finish(self, line: str, state: str = "", stats: dict | None = None, reason: str = "") -> None:
         self._stats.update(Text(line))
+        self.stats, self.finish_reason = stats or {}, reason or state
         if state:
             self._stats.add_class(state)
 
@@ -125,15 +158,29 @@ class Transcript(VerticalScroll):
         self.scroll_end(animate=False)
         return notice
 
-    def clear(self) -> None:
-        self.remove_children()
+    def clear(self, keep: ExchangeView | None = None) -> None:
+        """Remove everything but `keep` (the exchange still generating, which must stay visible)."""
+        for child in list(self.children):
+            if child is not keep:
+                child.remove()
 
     def exchanges(self) -> list[ExchangeView]:
         return list(self.query(ExchangeView))
 
     def as_markdown(self, model_path) -> str:
+        """Every exchange with what produced it: preset, parameters, seed, stats, how it ended."""
         parts = [f"# tfchat transcript\n\nModel: `{model_path}`\n"]
-        for view in self.exchanges():
-            parts.append(f"## Prompt ({view.preset})\n\n```text\n{view.prompt}\n```\n\n"
+        for number, view in enumerate(self.exchanges(), start=1):
+            stats = view.stats
+            params = ", ".join(f"{k} {v}" for k, v in view.params.items() if k != "seed" and v not in (None, []))
+            lines = [f"## {number}. {view.preset} · {view.finish_reason or 'running'}", "",
+                     f"- parameters: {params}" if params else "- parameters: (none recorded)",
+                     f"- seed: {stats.get('seed', view.params.get('seed'))}"]
+            if stats:
+                lines.append(f"- stats: {stats.get('new_tokens')} new tokens from {stats.get('prompt_tokens')} "
+                             f"prompt tokens, {stats.get('tokens_per_s', 0):.1f} tok/s, "
+                             f"time to first token {stats.get('ttft_s', 0) * 1000:.0f} ms")
+            lines.append(f"- stopped by the user: {'yes' if view.finish_reason == 'stopped' else 'no'}")
+            parts.append("\n".join(lines) + f"\n\n### Prompt\n\n```text\n{view.prompt}\n```\n\n"
                          f"### Output\n\n```text\n{view.output}\n```\n")
         return "\n".join(parts)

@@ -1,0 +1,200 @@
+"""What a newcomer expects day to day, driven through the real app with Pilot."""
+import re
+
+from core.history import History
+from core.tokenizer import load_encoding
+from test_app import finished, ready, send, views, wait_for
+from tui.history_screen import HistoryScreen
+from tui.key_bar import KeyBar
+from tui.prompt_input import PromptInput
+from tui.sidebar import PresetSidebar
+from tui.status_line import StatusLine
+from tui.transcript import Transcript
+
+
+def status_text(app) -> str:
+    return str(app.query_one(StatusLine).render())
+
+
+async def test_the_status_line_shows_the_preset_and_the_context_against_the_window(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        assert "greedy" in status_text(app) and "greedy *" not in status_text(app)
+        await send(pilot, "/set max_new_tokens 3")
+        assert "greedy *" in status_text(app)  # the /set change shows with the sidebar hidden too
+        prompt = app.query_one(PromptInput)
+        prompt.insert("The customer wants value")
+        tokens = len(load_encoding().encode("The customer wants value"))
+        await wait_for(pilot, lambda: f"ctx {tokens}/32" in status_text(app), what=f"ctx {tokens}/32")
+        prompt.insert(" and more" * 40)
+        await wait_for(pilot, lambda: re.search(r"ctx \d+/32 cropped", status_text(app)), what="cropped")
+
+
+async def test_a_cropped_context_is_said_in_the_exchange(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 2")
+        await send(pilot, "Short")
+        await send(pilot, "word " * 100)
+        await finished(pilot, 2)
+        short, long = views(app)
+        assert not short._note.display
+        note = str(long._note.render())
+        tokens = len(load_encoding().encode("word " * 100))
+        assert long._note.display and f"{tokens} tokens" in note and "last 32" in note
+        assert f"first {tokens - 32} " in note
+
+
+async def test_prompt_and_continuation_read_as_one_text(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 6")
+        await send(pilot, "Therefore the salesperson")
+        await finished(pilot, 1)
+        view = views(app)[0]
+        shown = str(view._output._done.render()) + str(view._output._live.render())
+        assert shown.startswith("Therefore the salesperson" + view.output.split("\n")[0])
+
+
+async def test_the_sidebar_hides_itself_when_narrow_and_its_key_still_works(app_factory):
+    app = app_factory()
+    async with app.run_test(size=(60, 20)) as pilot:
+        await ready(pilot)
+        sidebar = app.query_one(PresetSidebar)
+        assert not sidebar.display
+        assert app.query_one(PromptInput).size.width > 40
+        await pilot.press("ctrl+s")
+        assert sidebar.display
+        await pilot.press("ctrl+s")
+        assert not sidebar.display
+    async with app_factory().run_test(size=(100, 30)) as pilot:
+        assert pilot.app.query_one(PresetSidebar).display
+
+
+async def test_the_key_bar_is_one_line_at_100_columns_and_two_at_80(app_factory):
+    for size, lines in (((100, 30), 1), ((80, 24), 2)):
+        app = app_factory()
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            bar = str(app.query_one(KeyBar).render())
+            assert bar.count("\n") + 1 == lines and "f1 palette" in bar and "esc stop" in bar
+
+
+async def test_the_transcript_scrolls_from_the_prompt(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(80, 20)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 150")
+        await send(pilot, "Scroll me")
+        await finished(pilot, 1)
+        transcript = app.query_one(Transcript)
+        assert transcript.max_scroll_y > 5 and app.query_one(PromptInput).has_focus
+        await pilot.press("ctrl+end")
+        bottom = transcript.scroll_y
+        await pilot.press("pageup")
+        await wait_for(pilot, lambda: transcript.scroll_y < bottom, what="page up")
+        await pilot.press("ctrl+home")
+        await wait_for(pilot, lambda: transcript.scroll_y == 0, what="top")
+        await pilot.press("pagedown")
+        await wait_for(pilot, lambda: transcript.scroll_y > 0, what="page down")
+        assert app.query_one(PromptInput).has_focus
+
+
+async def test_a_whitespace_only_enter_sends_nothing_and_leaves_nothing(app_factory):
+    app = app_factory()
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        prompt = app.query_one(PromptInput)
+        prompt.load_text("   \n  ")
+        await pilot.press("enter")
+        assert prompt.text == "" and views(app) == [] and not app.pending
+
+
+async def test_an_initial_prompt_is_sent_once_the_model_is_ready(app_factory):
+    app = app_factory(preset="greedy")
+    app.initial_prompt = "Customers want"
+    async with app.run_test() as pilot:
+        await finished(pilot, 1)
+        assert views(app)[0].prompt == "Customers want" and views(app)[0].output
+
+
+async def test_clear_during_a_generation_keeps_the_running_exchange(app_factory):
+    app = app_factory(preset="balanced")
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 3")
+        await send(pilot, "Old one")
+        await finished(pilot, 1)
+        await send(pilot, "/set max_new_tokens 100000")
+        await send(pilot, "Still running")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].output, what="output")
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert [v.prompt for v in views(app)] == ["Still running"] and app.active is not None
+        grown = len(views(app)[0].output)
+        await wait_for(pilot, lambda: len(views(app)[0].output) > grown, what="it goes on, visibly")
+        await pilot.press("escape")
+        await finished(pilot, 1)
+
+
+async def test_the_palette_finds_commands_by_the_key_bar_words_presets_and_slash_commands(app_factory):
+    app = app_factory()
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        commands = list(app.get_system_commands(app.screen))
+        titles = [c.title for c in commands]
+        assert any(t.lower().startswith("regen") for t in titles)
+        assert {f"Preset: {name}" for name in app.catalog.names()} <= set(titles)
+        assert any(t.startswith("Save") for t in titles) and any(t.startswith("Help") for t in titles)
+        assert any(t.startswith("History") for t in titles)
+        for command in commands:  # a key appears once: in the help line, not the title too
+            assert not re.search(r"\((ctrl|alt|f\d)", command.title)
+        await pilot.press("f1")
+        await pilot.press(*"regen")
+        await pilot.pause(0.5)
+        assert "Regen" in str(app.screen.query("CommandList").first().get_option_at_index(0).prompt)
+
+
+async def test_save_writes_what_produced_each_exchange(app_factory, tmp_path):
+    app = app_factory(preset="balanced")
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await send(pilot, "/set seed 7")
+        await send(pilot, "/set max_new_tokens 5")
+        await send(pilot, "Saved prompt")
+        await finished(pilot, 1)
+        target = tmp_path / "t.md"
+        await send(pilot, f"/save {target}")
+    saved = target.read_text()
+    assert "## 1. balanced · length" in saved and "temperature 0.7" in saved and "seed: 7" in saved
+    assert "5 new tokens" in saved and "stopped by the user: no" in saved and "Saved prompt" in saved
+
+
+async def test_the_history_browser_searches_and_sends_a_past_prompt_again(app_factory):
+    store = History(app_factory.history)
+    from core.history import Exchange
+    for prompt in ("Pricing talk", "Closing a deal", "Pricing again"):
+        store.add(Exchange(prompt, f" about {prompt}", "greedy", {}, {"new_tokens": 3}, "m", "length"))
+    store.close()
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 3")
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen) and len(screen.found) == 3
+        await pilot.press(*"pricing")
+        await pilot.pause()
+        assert [e.prompt for e in screen.found] == ["Pricing again", "Pricing talk"]
+        await pilot.press("down")
+        await pilot.press("ctrl+o")
+        assert app.clipboard == " about Pricing talk"
+        await pilot.press("enter")
+        await finished(pilot, 1)
+        assert views(app)[0].prompt == "Pricing talk" and not isinstance(app.screen, HistoryScreen)
+        await pilot.press("f2")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HistoryScreen)
