@@ -1,4 +1,5 @@
 """The real `tfchat` process in tmux, driven as a person would: send-keys in, capture-pane out."""
+import json
 import os
 import shutil
 import signal
@@ -201,6 +202,9 @@ def test_ten_hangups_mid_generation_leave_no_process_and_keep_every_partial(smal
     rows = exchanges(history)
     assert [r[0] for r in rows] == [f"Hangup {run}" for run in range(10)]
     assert all(output and reason == "hangup" for _, output, reason in rows)
+    with sqlite3.connect(history) as db:  # the engine answered the stop: token counts, not None
+        counts = [json.loads(s)["new_tokens"] for (s,) in db.execute("SELECT stats FROM exchanges")]
+    assert all(isinstance(n, int) and n > 0 for n in counts), counts
     print(f"seconds from hangup to no process left: {', '.join(f'{t:.2f}' for t in times)}")
     assert max(times) < 2.0
 
