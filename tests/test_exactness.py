@@ -92,5 +92,10 @@ def test_float16_checkpoints_are_upcast_and_computed_in_float32(tmp_path):
     model = FastModel(loaded.config, loaded.state_dict, torch.device("cpu"))
     assert model.out_weight.dtype == torch.float32
     ids = [5, 9, 13]
+    reference = ReferenceModel(ckpt)
     got = model.last_logits(torch.tensor(ids), model.new_cache())
-    torch.testing.assert_close(got, ReferenceModel(ckpt).next_logits(ids), atol=1e-4, rtol=0)
+    torch.testing.assert_close(got, reference.next_logits(ids), atol=1e-4, rtol=0)
+    # float16 weights take the float16-weight output layer: still the book's logits, past the window too.
+    longer = [int(t) for t in torch.randint(0, 300, (20,), generator=torch.Generator().manual_seed(1))]
+    got = model.last_logits(torch.tensor(longer[-8:]))
+    torch.testing.assert_close(got, reference.next_logits(longer), atol=1e-4, rtol=0)
