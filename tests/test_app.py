@@ -1,22 +1,17 @@
 """The app driven by Textual's Pilot on a real (small) checkpoint: every binding and flow."""
-import asyncio
 import sqlite3
 import threading
 import time
-from pathlib import Path
 
-import pytest
-import torch
 
 from core.engine import Engine
 from core.engine_process import EngineProcess
 from core.sampling import SamplingParams
-from reference import random_book_checkpoint
 from tui.app import make_app
 from tui.prompt_input import PromptInput
 from tui.sidebar import PresetSidebar
 from tui.status_line import StatusLine
-from tui.transcript import ExchangeView, Notice, Transcript
+from tui.transcript import Notice, Transcript
 
 
 async def wait_for(pilot, condition, timeout=30.0, what="condition"):

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import signal
 import sys
 import threading
 import time
-from functools import partial
 from collections import deque
+from functools import partial
 from pathlib import Path
 
 from textual import events, on, work
@@ -20,15 +19,15 @@ from textual.containers import Horizontal, Vertical
 from core.engine import Engine
 from core.engine_process import EngineProcess
 from core.errors import TfchatError, describe_exception
-from core.errors import HistoryError
-from core.history import Exchange, History, NoHistory, open_history
-from core.lifecycle import end_children, exit_hard_after, on_exit_signals, on_terminal_lost
+from core.history import History, NoHistory, open_history
+from core.lifecycle import end_children, on_exit_signals, on_terminal_lost
 from core.paths import resolve_model_path
 from core.presets import PresetCatalog, load_presets, params_from_mapping
 from core.sampling import SamplingParams
 from tui.context_meter import ContextMeter
 from tui.editor import edit_text
-from tui.history_screen import HistoryScreen
+from tui.ending import EndingMixin
+from tui.history_keeping import HistoryKeepingMixin
 from tui.key_bar import KeyBar
 from tui.keys import alt_digit
 from tui.messages import EngineFailed, EngineReady, GenerationDone
@@ -43,16 +42,11 @@ from tui.transcript import ExchangeView, Transcript
 # Streamed text is rendered in batches; each frame costs the UI several milliseconds.
 DRAIN_INTERVAL_S = 1 / 20
 LAST_PRESET_KEY = "last_preset"
-# An exit must be over within 2 s of a hangup or a quit: what a graceful exit has
-# not finished by then, the watchdog ends (Textual can block writing to a dead terminal).
-EXIT_DEADLINE_S = 1.5
-# How long an exit waits for the stopped generation's last tokens and stats.
-STOP_WAIT_S = 0.4
 # Narrower than this, the sidebar would squeeze the transcript and the prompt: hidden unless asked for.
 SIDEBAR_MIN_WIDTH = 72
 
 
-class TfchatApp(SlashCommandsMixin, App):
+class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
     TITLE = "tfchat"
     COMMAND_PALETTE_BINDING = "f1"
     # Focused from the first frame, so keys typed while tfchat starts land in the prompt.
@@ -145,31 +139,6 @@ class TfchatApp(SlashCommandsMixin, App):
         if self.initial_prompt and self.initial_prompt.strip():
             self.query_one(PromptInput).remember(self.initial_prompt)
             self._enqueue(Request("prompt", self.initial_prompt, self.preset, self.current_params(), self.mode))
-
-    def end_from_signal(self, signum: int) -> None:
-        """SIGHUP (the terminal went away) or SIGTERM: keep the partial exchange, end everything.
-
-        Called inside the signal handler, so it only starts a thread: the event
-        loop may be the very thing that is stuck (Textual blocks writing frames
-        to a terminal that is gone).
-        """
-        if self._ending.is_set():
-            return  # a hangup can arrive twice: as SIGHUP and as the terminal guard's finding
-        self._ending.set()
-        hangup = signum == getattr(signal, "SIGHUP", None)
-        code = 128 + signum
-        exit_hard_after(EXIT_DEADLINE_S, code)
-        threading.Thread(target=self._end_session, args=("hangup" if hangup else "terminated", code, hangup),
-                         name="tfchat-exit", daemon=True).start()
-
-    def _end_session(self, reason: str, code: int, terminal_gone: bool) -> None:
-        self._save_interrupted(reason)  # committed to SQLite before anything else can go wrong
-        end_children()
-        if terminal_gone:
-            # Nothing to restore on a terminal that is gone, and Textual's shutdown
-            # would block writing to it: leave now, everything worth keeping is kept.
-            os._exit(code)
-        self._ui_loop.call_soon_threadsafe(partial(self.exit, return_code=code))
 
     # ----- engine -----------------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="engine", description="loading the model")
@@ -391,48 +360,6 @@ class TfchatApp(SlashCommandsMixin, App):
         else:
             self.context_log.append((request.prompt, view.output))
 
-    def _record(self, request: Request, output: str, stats: dict, reason: str) -> None:
-        """Write the exchange to the history, once, from whichever thread ends it."""
-        with self._record_lock:
-            if request.recorded:
-                return
-            request.recorded = True
-        self._from_history(lambda: self.history.add(Exchange(
-            prompt=request.prompt, output=output, preset=request.preset, params=request.params.as_dict(),
-            stats=stats, model=str(self.model_path), finish_reason=request.ended_by or reason,
-            kind=request.kind)), None)
-
-    def _from_history(self, call, default):
-        """A history read or write that must never stop the app: a failure becomes a notice."""
-        try:
-            return call()
-        except HistoryError as exc:
-            problem = f"History failed, the app goes on: {exc}"
-            if problem not in self.history_problems:
-                self.history_problems.append(problem)
-            return default
-
-    def _show_history_problems(self) -> None:
-        for problem in self.history_problems[self._shown_problems:]:
-            self.query_one(Transcript).add_notice(problem, error=True)
-        self._shown_problems = len(self.history_problems)
-
-    def _save_interrupted(self, reason: str) -> None:
-        """Quit, hang-up or SIGTERM mid-generation: stop it and keep the partial output.
-
-        Safe from any thread: it reads the generation's own text, not the widgets.
-        """
-        request, finished = self.active, self.generation_finished
-        if request is None:
-            return
-        request.ended_by = reason  # before the stop: whichever path writes the row, it says why
-        self.cancel.set()
-        finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
-        generation = self.active_generation
-        output = generation.text if generation is not None else ""
-        stats = generation.stats.as_dict() if generation is not None and generation.stats else {"new_tokens": None}
-        self._record(request, output, stats, reason)
-
     # ----- actions ----------------------------------------------------------------
     def action_stop(self) -> None:
         if self.active is not None:
@@ -502,29 +429,8 @@ class TfchatApp(SlashCommandsMixin, App):
         prompt.move_cursor(prompt.document.end)
         prompt.focus()
 
-    def action_show_history(self) -> None:
-        self.push_screen(HistoryScreen(self.history), self._send_from_history)
-
-    def _send_from_history(self, prompt: str | None) -> None:
-        if prompt is not None:
-            self.query_one(PromptInput).remember(prompt)
-            self._enqueue(Request("prompt", prompt, self.preset, self.current_params(), self.mode))
-
     def save_transcript_here(self) -> None:
         self.run_slash_text("/save " + time.strftime("tfchat-transcript-%Y%m%d-%H%M%S.md"))
-
-    async def action_quit(self) -> None:
-        """Quit at once, even while the model loads: the partial exchange is kept, children end."""
-        if self.exit_watchdog:
-            exit_hard_after(EXIT_DEADLINE_S + 0.5, 0)
-        self._save_interrupted("quit")
-        end_children()  # a model still loading (or a FIFO that never answers) must not hold the exit
-        self.exit()
-
-    def on_unmount(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
-        end_children()
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
