@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from core.book_model import BookModel
 from core.checkpoint import load_checkpoint
@@ -96,21 +95,21 @@ def decode_rate(times: list[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+@torch.inference_mode()
 def matvec_bandwidth(model: FastModel, repeats: int = 200) -> float:
-    """Bytes/s streaming the output layer, the largest read of a decode step."""
+    """Bytes/s streaming the output layer, the largest read of a decode step, as the engine computes it."""
     x = torch.randn(model.config.d_model, device=model.device)
     for _ in range(10):
-        F.linear(x, model.out_weight, model.out_bias)
+        model._output_layer(x)
     _sync(model.device)
     samples = []
     for _ in range(5):
         start = time.perf_counter()
         for _ in range(repeats // 5):
-            F.linear(x, model.out_weight, model.out_bias)
+            model._output_layer(x)
         _sync(model.device)
         samples.append((time.perf_counter() - start) / (repeats // 5))
-    nbytes = (model.out_weight.numel() + model.out_bias.numel()) * 4
-    return nbytes / min(samples)
+    return model.output_layer_bytes() / min(samples)
 
 
 @contextmanager

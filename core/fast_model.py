@@ -87,18 +87,24 @@ class FastModel:
         self.final_ln_bias = take(final + "bias")
         self.out_weight = take("model_out_linear_layer.weight")
         self.out_bias = take("model_out_linear_layer.bias")
+        self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
         self._output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config, self.device, torch.float32)
 
+    def output_layer_bytes(self) -> int:
+        """Bytes the output layer reads per step, in the form it is computed (float16 weights read 2 a value)."""
+        return self.out_weight.numel() * self._output_weight_size + self.out_bias.numel() * 4
+
     def weight_bytes_per_token(self) -> int:
         """Bytes of weights one decode step must read: all but the embedding table, plus one row."""
-        tensors = [self.final_ln_weight, self.final_ln_bias, self.out_weight, self.out_bias]
+        tensors = [self.final_ln_weight, self.final_ln_bias]
         for block in self.blocks:
             tensors.extend(vars(block).values())
         row = self.embedding[0]
-        return sum(t.numel() * t.element_size() for t in tensors) + row.numel() * row.element_size()
+        return (sum(t.numel() * t.element_size() for t in tensors) + row.numel() * row.element_size()
+                + self.output_layer_bytes())
 
     @torch.inference_mode()
     def last_logits(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
@@ -142,6 +148,7 @@ class FastModel:
                     warnings.simplefilter("ignore")
                     packed = torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight)
                     torch.fbgemm_linear_fp16_weight(torch.zeros(1, self.config.d_model), packed, self.out_bias)
+                self._output_weight_size = 2
                 return lambda x: torch.fbgemm_linear_fp16_weight(x.unsqueeze(0), packed, self.out_bias)[0]
             except (RuntimeError, AttributeError):
                 pass  # a build without fbgemm (not x86), or one that dropped it: the float32 forms below

@@ -273,3 +273,21 @@ def test_f4_edits_the_prompt_in_the_editor(small_model, tmp_path):
         app.close()
     [(prompt, _, _)] = exchanges(tmp_path / "history.sqlite3")
     assert prompt == "Begun here, from the editor"
+
+
+WHEEL_UP, WHEEL_DOWN = "\x1b[<64;10;5M", "\x1b[<65;10;5M"  # what a terminal sends for the wheel (SGR mouse)
+
+
+def test_the_mouse_wheel_scrolls_the_transcript_and_back(tmux_app):
+    app = tmux_app()
+    app.send("/preset greedy")
+    app.send("/set max_new_tokens 300")
+    app.send("The key")
+    bottom = app.wait_for("300 tokens")
+    for _ in range(6):
+        app.type(WHEEL_UP)
+    scrolled = app.wait_for(lambda screen: "300 tokens" not in screen)
+    assert scrolled.splitlines()[0] != bottom.splitlines()[0]
+    for _ in range(30):
+        app.type(WHEEL_DOWN)
+    app.wait_for("300 tokens")
