@@ -16,9 +16,9 @@ import torch
 
 from core.checkpoint import load_checkpoint
 from core.device import resolve_device
-from core.errors import CheckpointError, PromptError
+from core.errors import CheckpointError
 from core.fast_model import FastModel
-from core.generation import generate_ids
+from core.generation import generate_ids, require_prompt
 from core.sampling import SamplingParams
 from core.streaming import StopFilter
 from core.tokenizer import IncrementalDecoder, encode_prompt, load_encoding
@@ -130,8 +130,7 @@ class Engine:
     def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> Generation:
         """A generation to iterate; the prompt is checked here, before any work."""
         ids = self.encode(prompt)
-        if not ids:
-            raise PromptError("the prompt is empty: the model needs at least one token to continue")
+        require_prompt(ids)  # here, before the caller starts streaming
         return Generation(self, ids, params, cancel)
 
     def close(self) -> None:

@@ -17,6 +17,12 @@ from core.fast_model import FastModel
 from core.sampling import SamplingParams, logits_not_finite, next_token
 
 
+def require_prompt(prompt_ids: list[int]) -> None:
+    """The model continues text: it needs at least one token to start from."""
+    if not prompt_ids:
+        raise PromptError("the prompt is empty: the model needs at least one token to continue")
+
+
 def generate_ids(
     model: FastModel,
     prompt_ids: list[int],
@@ -25,8 +31,7 @@ def generate_ids(
     cancel: threading.Event | None = None,
 ) -> Iterator[int]:
     """Yield up to `params.max_new_tokens` new token ids; stop early when `cancel` is set."""
-    if not prompt_ids:
-        raise PromptError("the prompt is empty: the model needs at least one token to continue")
+    require_prompt(prompt_ids)
     C, V = model.config.context_length, model.config.vocab_size
     # Only the last C tokens ever reach the model (the book crops to them), so the
     # tokens live in a buffer of 2C on the device, whatever max_new_tokens says:
