@@ -7,7 +7,9 @@ Figures, all at batch 1 and temperature 1:
 - ttft: prompt of 100 tokens (or the window less one) to the first new token;
 - limit: tokens/s if each step only read the weights once, at the bandwidth measured
   for the output layer's matrix-vector product, the step's largest read;
-- busy: cached and cropped again while another process burns one core, as on a shared box.
+- busy: cached and cropped again while another process burns one core, as on a shared box;
+- trace: cached with each token's logprob and top 10 alternatives, against the same run without,
+  interleaved (medians), as the cost of `--logprobs 10` and the app's probability view.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from core.book_model import BookModel
 from core.checkpoint import load_checkpoint
 from core.device import resolve_device
 from core.fast_model import FastModel
-from core.generation import generate_ids
+from core.generation import generate_steps
 from core.model_config import ModelConfig
 from core.paths import resolve_model_path
 from core.sampling import SamplingParams
@@ -80,13 +82,16 @@ def book_tokens_per_s_plain_process(config: ModelConfig, device: torch.device, n
         return None
 
 
-def engine_step_times(model: FastModel, prompt: list[int], n: int, seed: int = 0) -> list[float]:
+TRACE_TOP = 10
+
+
+def engine_step_times(model: FastModel, prompt: list[int], n: int, seed: int = 0, top_logprobs: int = 0) -> list[float]:
     """Seconds from the call to each new token; index 0 is the time to first token."""
     params = SamplingParams(temperature=1.0, max_new_tokens=n)
     generator = torch.Generator(device=model.device).manual_seed(seed)
     start = time.perf_counter()
     times = []
-    for _ in generate_ids(model, prompt, params, generator):  # each id is on the host, so synced
+    for _ in generate_steps(model, prompt, params, generator, top_logprobs=top_logprobs):  # ids on the host: synced
         times.append(time.perf_counter() - start)
     return times
 
@@ -154,6 +159,12 @@ def measure(model_arg: str | None, device_name: str, tokens: int) -> dict:
         return decode_rate(engine_step_times(model, _random_ids(C, V, 4), n + 1))
 
     cached, cropped = cached_rate(), cropped_rate()
+    trace_prompt = _random_ids(C - n, V, 3)
+    untraced_runs, traced_runs = [], []
+    for s in range(5):  # interleaved: a noisy machine slows both alike
+        untraced_runs.append(decode_rate(engine_step_times(model, trace_prompt, n + 1, seed=s)))
+        traced_runs.append(decode_rate(engine_step_times(model, trace_prompt, n + 1, seed=s, top_logprobs=TRACE_TOP)))
+    untraced, traced = statistics.median(untraced_runs), statistics.median(traced_runs)
     with busy_neighbour():
         busy_cached, busy_cropped = cached_rate(), cropped_rate()
 
@@ -180,6 +191,9 @@ def measure(model_arg: str | None, device_name: str, tokens: int) -> dict:
         "busy_fraction_of_idle": round(busy_cached / cached, 3),
         "busy_engine_cropped_tokens_per_s": round(busy_cropped, 2),
         "busy_cropped_fraction_of_idle": round(busy_cropped / cropped, 3),
+        "untraced_tokens_per_s": round(untraced, 2),
+        "traced_tokens_per_s": round(traced, 2),
+        "trace_cost": round(1 - traced / untraced, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
 
@@ -204,6 +218,9 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int) -> int:
         (f"busy neighbour on one core ({r['threads']} torch thread(s), helper: {r['helper_thread']})",
          f"{r['busy_engine_tokens_per_s']:.1f} tok/s cached ({r['busy_fraction_of_idle'] * 100:.0f}% of idle), "
          f"{r['busy_engine_cropped_tokens_per_s']:.1f} cropped ({r['busy_cropped_fraction_of_idle'] * 100:.0f}%)"),
+        (f"trace: logprob and top {TRACE_TOP} alternatives per token",
+         f"{r['traced_tokens_per_s']:.1f} tok/s against {r['untraced_tokens_per_s']:.1f} without "
+         f"(costs {r['trace_cost'] * 100:.1f}%)"),
         ("peak memory", f"{r['peak_memory_mb']:.0f} MB"),
     ]
     width = max(len(k) for k, _ in rows)

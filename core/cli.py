@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(gen)
     _add_sampling_args(gen)
     gen.add_argument("--stats", action="store_true", help="print one JSON line of statistics to stderr")
+    shown = gen.add_mutually_exclusive_group()
+    shown.add_argument("--logprobs", type=int, metavar="N",
+                       help="instead of text: one JSON line per new token with its logprob and the N (1-20) likeliest "
+                            "alternatives (OpenAI's logprobs.content entries, plus ids)")
+    shown.add_argument("--trace", action="store_true",
+                       help="instead of text: the chapter's step-by-step trace (top 5 candidates, the one selected)")
 
     info = sub.add_parser("info", help="parameter count and every tensor's name and shape")
     _add_model_args(info)
@@ -208,18 +214,34 @@ def cmd_generate(args) -> int:
     from core.engine import Engine
     from core.paths import resolve_model_path
 
+    from core.errors import PresetError
+
     params = sampling_params_from_args(args)
+    if args.logprobs is not None and not 1 <= args.logprobs <= 20:
+        raise PresetError(f"--logprobs must be from 1 to 20, got {args.logprobs}")
     prompt = _read_prompt(args)
     engine = Engine.load(resolve_model_path(args.model), args.device)
-    generation = engine.generate(prompt, params)
     out = sys.stdout
+    if args.logprobs or args.trace:
+        from core.step_output import JsonLinesWriter, TraceWriter
+
+        top = args.logprobs or TraceWriter.CANDIDATES
+        generation = engine.generate(prompt, params, top_logprobs=top)
+        writer = JsonLinesWriter(engine, out) if args.logprobs else TraceWriter(engine, out, prompt)
+    else:
+        generation, writer = engine.generate(prompt, params), None
     wrote = False
     try:
         for piece in generation:
-            out.write(piece)
-            out.flush()
-            wrote = True
+            if writer is None:
+                out.write(piece)
+                out.flush()
+                wrote = True
+            else:
+                writer.write_steps(generation.steps)
     finally:
+        if writer is not None:
+            writer.write_steps(generation.steps)
         if wrote:
             out.write("\n")
             out.flush()

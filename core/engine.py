@@ -16,12 +16,14 @@ import torch
 
 from core.checkpoint import load_checkpoint
 from core.device import resolve_device
-from core.errors import CheckpointError
+from core.errors import CheckpointError, PromptError
 from core.fast_model import FastModel
-from core.generation import generate_ids, require_prompt
+from core.model_card import ModelCard, make_card, process_resident_bytes
+from core.generation import generate_steps, require_prompt
 from core.sampling import SamplingParams
 from core.streaming import StopFilter
-from core.tokenizer import IncrementalDecoder, encode_prompt, load_encoding
+from core.tokenizer import IncrementalDecoder, encode_prompt, load_encoding, token_text
+from core.trace import StepInfo, check_top_logprobs
 from core.worker import helper_for
 
 
@@ -43,15 +45,24 @@ class GenerationStats:
 
 
 class Generation:
-    """Iterate for text pieces; `stats` and `token_ids` are filled as it goes."""
+    """Iterate for text pieces; `stats`, `token_ids` and `steps` are filled as it goes.
 
-    def __init__(self, engine: "Engine", prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None):
+    With `forced_ids`, those tokens follow the prompt as if the model had chosen
+    them (a branch): their text comes first in the stream, but they are not new
+    tokens, in `token_ids` or in the stats.
+    """
+
+    def __init__(self, engine: "Engine", prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None,
+                 top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()):
         self._engine = engine
         self._prompt_ids = prompt_ids
         self._params = params
         self._cancel = cancel
+        self._top_logprobs = top_logprobs
+        self._forced_ids = forced_ids
         self.seed = params.seed if params.seed is not None else secrets.randbits(62)
         self.token_ids: list[int] = []
+        self.steps: list[StepInfo] = []  # one per new token when top_logprobs > 0
         self.text = ""
         self.stats: GenerationStats | None = None
 
@@ -64,10 +75,18 @@ class Generation:
         first_at = None
         reason = "stopped"  # what an exception or a caller that stops iterating leaves
         try:
-            for token in generate_ids(engine.model, self._prompt_ids, params, generator, self._cancel):
+            forced = "".join(decoder.push(token) for token in self._forced_ids)
+            if forced:
+                self.text += forced
+                yield forced
+            context = self._prompt_ids + list(self._forced_ids)
+            for token, info in generate_steps(engine.model, context, params, generator, self._cancel,
+                                              self._top_logprobs):
                 if first_at is None:
                     first_at = time.perf_counter()
                 self.token_ids.append(token)
+                if info is not None:
+                    self.steps.append(info)
                 piece, stopped = stops.feed(decoder.push(token))
                 if piece:
                     self.text += piece
@@ -93,7 +112,7 @@ class Generation:
         else:
             rate = n / (end - start) if end > start else 0.0
         return GenerationStats(
-            prompt_tokens=len(self._prompt_ids),
+            prompt_tokens=len(self._prompt_ids) + len(self._forced_ids),
             new_tokens=n,
             ttft_s=(first_at - start) if first_at is not None else 0.0,
             tokens_per_s=rate,
@@ -105,12 +124,14 @@ class Generation:
 
 
 class Engine:
-    def __init__(self, model: FastModel, path: Path | None = None, parameter_count: int = 0):
+    def __init__(self, model: FastModel, path: Path | None = None, parameter_count: int = 0,
+                 card: ModelCard | None = None):
         self.model = model
         self.device = model.device
         self.config = model.config
         self.path = path
         self.parameter_count = parameter_count
+        self.card = card
         self.encoding = load_encoding()
 
     @classmethod
@@ -122,16 +143,47 @@ class Engine:
             raise CheckpointError(f"{path}: max_token_value {checkpoint.config.vocab_size} is larger than the "
                                   f"{encoding.n_vocab} tokens of cl100k_base; not a model of this tokenizer")
         model = FastModel(checkpoint.config, checkpoint.state_dict, target, helper_for(target))
-        return cls(model, Path(path), checkpoint.parameter_count)
+        card = make_card(checkpoint, target, model.resident_bytes())
+        return cls(model, Path(path), checkpoint.parameter_count, card)
+
+    def describe(self) -> dict:
+        """The model inspector's facts (`core.model_card`), with this process's resident memory now."""
+        card = self.card.as_dict() if self.card is not None else {}
+        return {**card, "process_resident_bytes": process_resident_bytes()}
+
+    def logit_lens(self, prompt: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list[list[tuple[int, float]]]:
+        """For the token after `prompt` + `forced_ids`: each block's top `top_n` (id, probability),
+        first block first; the last row is the model's own prediction. The window is cropped as the book does."""
+        check_top_logprobs(top_n)
+        ids = (self.encode(prompt) + list(forced_ids))[-self.config.context_length:]
+        require_prompt(ids)
+        logits = self.model.layer_logits(torch.tensor(ids, dtype=torch.long, device=self.device))
+        probs, top_ids = torch.topk(torch.softmax(logits, dim=-1), min(top_n, logits.shape[-1]), dim=-1)
+        return [[(int(i), float(p)) for i, p in zip(row_ids, row_probs)]
+                for row_ids, row_probs in zip(top_ids.tolist(), probs.tolist())]
+
+    def token_text(self, token: int) -> tuple[str, list[int]]:
+        """A token's own text (U+FFFD where it holds part of a character) and its exact bytes."""
+        return token_text(self.encoding, token)
 
     def encode(self, text: str) -> list[int]:
         return encode_prompt(self.encoding, text, self.config.vocab_size)
 
-    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> Generation:
-        """A generation to iterate; the prompt is checked here, before any work."""
+    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None,
+                 top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()) -> Generation:
+        """A generation to iterate; the prompt is checked here, before any work.
+
+        `top_logprobs` > 0 fills `Generation.steps` with each token's probabilities and
+        that many alternatives; `forced_ids` continue the prompt first (a branch).
+        """
+        check_top_logprobs(top_logprobs)
         ids = self.encode(prompt)
-        require_prompt(ids)  # here, before the caller starts streaming
-        return Generation(self, ids, params, cancel)
+        bad = [i for i in forced_ids if not (isinstance(i, int) and 0 <= i < self.config.vocab_size)]
+        if bad:
+            raise PromptError(f"forced token {bad[0]!r} is outside the model's vocabulary of "
+                              f"{self.config.vocab_size} tokens")
+        require_prompt(ids + list(forced_ids))  # here, before the caller starts streaming
+        return Generation(self, ids, params, cancel, top_logprobs, tuple(forced_ids))
 
     def close(self) -> None:
         if self.model.helper is not None:

@@ -17,10 +17,15 @@ from types import SimpleNamespace
 from core.engine import GenerationStats
 from core.errors import CheckpointError, TfchatError, describe_exception
 from core.lifecycle import exit_when_orphaned, register_child
+from core.model_card import process_resident_bytes
 from core.runtime import resolve_threads
 from core.sampling import SamplingParams
+from core.tokenizer import load_encoding, token_text
+from core.trace import StepInfo, check_top_logprobs
 
-_READY, _FAILED, _PIECE, _DONE, _ERROR = "ready", "failed", "piece", "done", "error"
+_READY, _FAILED, _PIECE, _DONE, _ERROR, _ANSWER = "ready", "failed", "piece", "done", "error", "answer"
+# Requests: (_GENERATE, context, params, top_logprobs, forced_ids) or (_LENS, context, forced_ids, top_n)
+_GENERATE, _LENS = "generate", "lens"
 
 
 def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
@@ -44,7 +49,8 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
         conn.send((_FAILED, f"{path}: cannot load ({describe_exception(exc)})"))
         return
     conn.send((_READY, {"device": str(engine.device), "parameter_count": engine.parameter_count,
-                        "context_length": engine.config.context_length}))
+                        "card": engine.card.as_dict(),
+                        "context_length": engine.config.context_length, "vocab_size": engine.config.vocab_size}))
     while True:
         try:
             request = conn.recv()
@@ -52,48 +58,66 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
             return  # the app is gone
         if request is None:
             return
-        context, params = request
-        params["stop"] = tuple(params["stop"])
         try:
-            generation = engine.generate(context, SamplingParams(**params), cancel)
-            for piece in generation:
-                conn.send((_PIECE, piece))
-            conn.send((_DONE, generation.stats.as_dict()))
+            if request[0] == _GENERATE:
+                _serve_generation(conn, engine, cancel, *request[1:])
+            else:
+                conn.send((_ANSWER, engine.logit_lens(*request[1:])))
         except TfchatError as exc:
             conn.send((_ERROR, str(exc)))
         except Exception as exc:  # noqa: BLE001
             conn.send((_ERROR, f"generation failed: {describe_exception(exc)}"))
 
 
+def _serve_generation(conn, engine, cancel, context: str, params: dict, top_logprobs: int, forced_ids) -> None:
+    params["stop"] = tuple(params["stop"])
+    generation = engine.generate(context, SamplingParams(**params), cancel, top_logprobs, tuple(forced_ids))
+    sent = 0  # steps travel with the piece they belong to
+    for piece in generation:
+        conn.send((_PIECE, piece, [s.as_list() for s in generation.steps[sent:]]))
+        sent = len(generation.steps)
+    conn.send((_DONE, generation.stats.as_dict(), [s.as_list() for s in generation.steps[sent:]]))
+
+
 class RemoteGeneration:
-    def __init__(self, conn, lock: threading.Lock, local_cancel, remote_cancel):
+    def __init__(self, conn, lock: threading.Lock, local_cancel, remote_cancel, on_end=lambda: None):
         self._conn = conn
+        self._on_end = on_end
         self._lock = lock
         self._local_cancel = local_cancel
         self._remote_cancel = remote_cancel
         self.stats: GenerationStats | None = None
         self.text = ""
+        self.steps: list[StepInfo] = []
 
     def __iter__(self):
         with self._lock:  # one generation at a time on the pipe
-            while True:
-                # Wait in short slices so a stop asked for here reaches the child promptly.
-                if self._local_cancel is not None and self._local_cancel.is_set():
-                    self._remote_cancel.set()
-                try:
-                    if not self._conn.poll(0.02):
-                        continue
-                    kind, payload = self._conn.recv()
-                except (EOFError, OSError):
-                    raise TfchatError("the engine process ended unexpectedly; restart tfchat") from None
-                if kind == _PIECE:
-                    self.text += payload
-                    yield payload
-                elif kind == _DONE:
-                    self.stats = GenerationStats(**payload)
-                    return
-                else:
-                    raise TfchatError(payload)
+            try:
+                yield from self._receive()
+            finally:
+                self._on_end()
+
+    def _receive(self):
+        while True:
+            # Wait in short slices so a stop asked for here reaches the child promptly.
+            if self._local_cancel is not None and self._local_cancel.is_set():
+                self._remote_cancel.set()
+            try:
+                if not self._conn.poll(0.02):
+                    continue
+                kind, payload, *steps = self._conn.recv()
+            except (EOFError, OSError):
+                raise TfchatError("the engine process ended unexpectedly; restart tfchat") from None
+            if steps:
+                self.steps.extend(StepInfo.from_list(step) for step in steps[0])
+            if kind == _PIECE:
+                self.text += payload
+                yield payload
+            elif kind == _DONE:
+                self.stats = GenerationStats(**payload)
+                return
+            else:
+                raise TfchatError(payload)
 
 
 class EngineProcess:
@@ -106,7 +130,9 @@ class EngineProcess:
         self._cancel = cancel  # shared with the child, which checks it before every token
         self.device = info["device"]
         self.parameter_count = info["parameter_count"]
-        self.config = SimpleNamespace(context_length=info["context_length"])
+        self.config = SimpleNamespace(context_length=info["context_length"], vocab_size=info["vocab_size"])
+        self._card = info["card"]
+        self._generating = False
 
     @staticmethod
     def prepare() -> None:
@@ -139,11 +165,41 @@ class EngineProcess:
             raise CheckpointError(payload)
         return cls(process, parent, cancel, payload)
 
-    def generate(self, context: str, params: SamplingParams, cancel=None) -> RemoteGeneration:
+    def generate(self, context: str, params: SamplingParams, cancel=None, top_logprobs: int = 0,
+                 forced_ids: tuple[int, ...] = ()) -> RemoteGeneration:
         """Like `Engine.generate`; setting `cancel` stops the generation within a token."""
+        check_top_logprobs(top_logprobs)
         self._cancel.clear()
-        self._conn.send((context, params.as_dict()))
-        return RemoteGeneration(self._conn, self._lock, cancel, self._cancel)
+        self._generating = True  # until the generation has read its last message: see `_ask`
+        self._conn.send((_GENERATE, context, params.as_dict(), top_logprobs, list(forced_ids)))
+        return RemoteGeneration(self._conn, self._lock, cancel, self._cancel, self._generation_ended)
+
+    def _generation_ended(self) -> None:
+        self._generating = False
+
+    def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list[list[tuple[int, float]]]:
+        return self._ask((_LENS, context, tuple(forced_ids), top_n))
+
+    def describe(self) -> dict:
+        """The model inspector's facts, with the engine process's resident memory now."""
+        return {**self._card, "process_resident_bytes": process_resident_bytes(self._process.pid)}
+
+    def token_text(self, token: int) -> tuple[str, list[int]]:
+        return token_text(load_encoding(), token)
+
+    def _ask(self, request: tuple):
+        """One question and its answer, between generations (the pipe carries one thing at a time)."""
+        if self._generating:
+            raise TfchatError("the engine is generating; ask again when it has finished")
+        with self._lock:
+            try:
+                self._conn.send(request)
+                kind, payload = self._conn.recv()
+            except (EOFError, OSError):
+                raise TfchatError("the engine process ended unexpectedly; restart tfchat") from None
+        if kind != _ANSWER:
+            raise TfchatError(payload)
+        return payload
 
     def close(self) -> None:
         try:

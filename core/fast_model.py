@@ -97,6 +97,15 @@ class FastModel:
         """Bytes the output layer reads per step, in the form it is computed (float16 weights read 2 a value)."""
         return self.out_weight.numel() * self._output_weight_size + self.out_bias.numel() * 4
 
+    def resident_bytes(self) -> int:
+        """Bytes of weights held on the device: the float32 tensors, plus the output layer's computed form."""
+        tensors = [self.embedding, self.positions, self.final_ln_weight, self.final_ln_bias, self.out_weight,
+                   self.out_bias]
+        for block in self.blocks:
+            tensors.extend(vars(block).values())
+        copy = self.output_layer_bytes() if self.device.type == "cpu" else 0  # packed or transposed
+        return sum(t.numel() * t.element_size() for t in tensors) + copy
+
     def weight_bytes_per_token(self) -> int:
         """Bytes of weights one decode step must read: all but the embedding table, plus one row."""
         tensors = [self.final_ln_weight, self.final_ln_bias]
@@ -127,6 +136,24 @@ class FastModel:
             cache.length = start + T
         x = F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
         return self._output_layer(x)
+
+    @torch.inference_mode()
+    def layer_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """The logit lens: logits [num_blocks, V] for the token after `ids` (a window at positions 0..T-1),
+        the final LayerNorm and output layer applied to the residual stream after each block.
+
+        The last row is the model's own prediction, `last_logits(ids)`.
+        """
+        T = ids.shape[0]
+        assert T <= self.config.context_length, "the caller crops to the window"
+        x = (self.embedding[ids] + self.positions[:T]).unsqueeze(0)
+        last = len(self.blocks) - 1
+        rows = []
+        for layer, block in enumerate(self.blocks):
+            x = self._block(x, block, layer, None, 0, only_last_row=(layer == last))
+            rows.append(x[0, -1])
+        normed = F.layer_norm(torch.stack(rows), (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+        return torch.stack([self._output_layer(row) for row in normed])
 
     def _choose_output_layer(self, stored_dtype: torch.dtype):
         """The output layer, the largest read of every step, in the fastest exact form here.

@@ -14,7 +14,8 @@ import torch
 
 from core.errors import PromptError
 from core.fast_model import FastModel
-from core.sampling import SamplingParams, logits_not_finite, next_token
+from core.sampling import SamplingParams, draw_next, logits_not_finite
+from core.trace import StepInfo, pack_step, unpack_step
 
 
 def require_prompt(prompt_ids: list[int]) -> None:
@@ -31,6 +32,20 @@ def generate_ids(
     cancel: threading.Event | None = None,
 ) -> Iterator[int]:
     """Yield up to `params.max_new_tokens` new token ids; stop early when `cancel` is set."""
+    for token_id, _ in generate_steps(model, prompt_ids, params, generator, cancel):
+        yield token_id
+
+
+def generate_steps(
+    model: FastModel,
+    prompt_ids: list[int],
+    params: SamplingParams,
+    generator: torch.Generator | None = None,
+    cancel: threading.Event | None = None,
+    top_logprobs: int = 0,
+) -> Iterator[tuple[int, StepInfo | None]]:
+    """Yield (id, step information) for each new token; the information is None unless
+    `top_logprobs` > 0, when it carries that many alternatives (`core.trace`)."""
     require_prompt(prompt_ids)
     C, V = model.config.context_length, model.config.vocab_size
     # Only the last C tokens ever reach the model (the book crops to them), so the
@@ -59,10 +74,15 @@ def generate_ids(
             logits = model.last_logits(window, cache)  # base is 0 here: the window is the whole text
         else:
             logits = model.last_logits(window[-1:], cache)
-        token = next_token(logits, params, window, generator)
-        tokens[length - base] = token
+        info = None
+        draw = draw_next(logits, params, window, generator)
+        if top_logprobs:
+            info = unpack_step(pack_step(logits, draw, top_logprobs).tolist())  # the one host transfer
+            token_id = info.id
+        else:
+            token_id = int(draw.token)
+        tokens[length - base] = draw.token
         length += 1
-        token_id = int(token)
         if not 0 <= token_id < V:
             raise logits_not_finite(step + 1)
-        yield token_id
+        yield token_id, info

@@ -123,15 +123,38 @@ def next_token(
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """The next token id (a 0-d tensor on the logits' device) from last-position logits [V]."""
+    return draw_next(logits, params, window_ids, generator).token
+
+
+@dataclass
+class Draw:
+    """A drawn token and the distribution it was drawn from, for whoever wants to show it."""
+    token: torch.Tensor  # 0-d id, or NOT_FINITE
+    candidates: torch.Tensor | None  # ids `probs` covers; None: the whole vocabulary
+    probs: torch.Tensor | None  # unnormalised; None for greedy, which draws nothing
+    index: torch.Tensor | None  # where the drawn token is in `probs`
+    raw_probs: torch.Tensor | None = None
+    """softmax of the raw logits, when the sampler computed exactly that (temperature 1, no penalty,
+    no top-k): a trace reuses it instead of computing it again."""
+
+
+def draw_next(
+    logits: torch.Tensor,
+    params: SamplingParams,
+    window_ids: torch.Tensor,
+    generator: torch.Generator | None,
+) -> Draw:
     logits = apply_repetition_penalty(logits, window_ids, params.repetition_penalty)
     if params.temperature == 0:
         best = logits.argmax()  # a NaN wins argmax, so checking the winner checks them all
-        return torch.where(logits[best].isfinite(), best, NOT_FINITE)
-    candidates, probs = filtered_probs(logits, params)
+        return Draw(torch.where(logits[best].isfinite(), best, NOT_FINITE), None, None, None)
+    candidates, probs, softmax = _filtered(logits, params)
     drawn = _draw(probs, generator)
     if candidates is None:
-        return drawn
-    return torch.where(drawn >= 0, candidates[drawn.clamp(min=0)], NOT_FINITE)
+        unchanged = params.temperature == 1.0 and params.repetition_penalty == 1.0
+        return Draw(drawn, None, probs, drawn, softmax if unchanged else None)
+    index = drawn.clamp(min=0)
+    return Draw(torch.where(drawn >= 0, candidates[index], NOT_FINITE), candidates, probs, index)
 
 
 def filtered_probs(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -141,6 +164,12 @@ def filtered_probs(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.
     span the whole vocabulary. With top-k set, everything after it touches only
     the survivors, not the vocabulary.
     """
+    candidates, probs, _ = _filtered(logits, params)
+    return candidates, probs
+
+
+def _filtered(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """`filtered_probs`, and the softmax before top-p and min-p (over the candidates)."""
     if params.temperature != 1.0:
         logits = logits / params.temperature
     candidates = None
@@ -150,13 +179,13 @@ def filtered_probs(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.
         if candidates.shape[0] == 0:  # known on the host already: nonzero synchronises
             raise logits_not_finite()  # only NaN compares false with every value
         logits = logits[candidates]
-    probs = torch.softmax(logits, dim=0)
+    softmax = probs = torch.softmax(logits, dim=0)
     if params.top_p < 1.0:
         probs = _top_p(probs, params.top_p)
     if params.min_p > 0.0:
         # The top token always survives: its probability is >= min_p times itself.
         probs = torch.where(probs >= params.min_p * probs.max(), probs, torch.zeros_like(probs))
-    return candidates, probs
+    return candidates, probs, softmax
 
 
 def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -49,6 +49,19 @@ def encode_prompt(encoding: tiktoken.Encoding, text: str, vocab_size: int) -> li
     return ids
 
 
+def token_bytes(encoding: tiktoken.Encoding, token: int) -> bytes:
+    try:
+        return encoding.decode_single_token_bytes(token)
+    except KeyError:  # an id inside the model's vocabulary that cl100k_base leaves unassigned
+        return "\ufffd".encode()
+
+
+def token_text(encoding: tiktoken.Encoding, token: int) -> tuple[str, list[int]]:
+    """A token's own text (U+FFFD where it holds part of a character) and its exact bytes."""
+    data = token_bytes(encoding, token)
+    return data.decode("utf-8", errors="replace"), list(data)
+
+
 class IncrementalDecoder:
     """Token ids in, text out, never half a character.
 
@@ -62,11 +75,7 @@ class IncrementalDecoder:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def push(self, token: int) -> str:
-        try:
-            data = self._encoding.decode_single_token_bytes(token)
-        except KeyError:  # an id inside the model's vocabulary that cl100k_base leaves unassigned
-            data = "\ufffd".encode()
-        return self._utf8.decode(data)
+        return self._utf8.decode(token_bytes(self._encoding, token))
 
     def flush(self) -> str:
         """What is left at the end: an unfinished character becomes U+FFFD, as decode() would."""

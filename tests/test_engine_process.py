@@ -48,3 +48,28 @@ def test_errors_come_back_as_one_line(remote, make_checkpoint, tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(CheckpointError, match="bad.ckpt: not a readable PyTorch checkpoint"):
         EngineProcess.load(bad, "cpu")
+
+
+def test_steps_branches_the_lens_and_the_card_cross_the_pipe(remote, small_model):
+    local = Engine.load(small_model, "cpu")
+    params = SamplingParams(temperature=0.9, top_k=20, max_new_tokens=12, seed=3)
+    expected = local.generate("The cat", params, top_logprobs=4, forced_ids=(279,))
+    expected_text = "".join(expected)
+    generation = remote.generate("The cat", params, top_logprobs=4, forced_ids=(279,))
+    assert "".join(generation) == expected_text and expected_text.startswith(" the")
+    assert len(generation.steps) == 12
+    for got, want in zip(generation.steps, expected.steps):  # threads differ between processes: the last bits may
+        assert [a.id for a in got.top] == [a.id for a in want.top]
+        assert got.as_list()[1:4] == pytest.approx(want.as_list()[1:4], abs=1e-5)
+    lens, local_lens = remote.logit_lens("The cat", (279,), 3), local.logit_lens("The cat", (279,), 3)
+    assert [[i for i, _ in row] for row in lens] == [[i for i, _ in row] for row in local_lens]
+    card = remote.describe()
+    assert [list(t) for t in card["tensors"]] == [list(t) for t in local.describe()["tensors"]]
+    assert card["process_resident_bytes"] > card["resident_bytes"] > 0
+    assert remote.token_text(279) == (" the", [32, 116, 104, 101])
+    # Between generations only: a question while one streams would read its pieces.
+    busy = remote.generate("Long", SamplingParams(max_new_tokens=5, seed=1))
+    with pytest.raises(TfchatError, match="generating"):
+        remote.logit_lens("x")
+    list(busy)
+    assert len(remote.logit_lens("x")) == 2

@@ -1,0 +1,69 @@
+"""What the model inspector shows: the file, its h_params and every tensor (the book's 20.6), and memory.
+
+Built once when the model loads, as plain data, so it crosses a pipe or an HTTP
+response unchanged.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+from core.checkpoint import Checkpoint
+
+
+@dataclass
+class ModelCard:
+    file: str
+    file_bytes: int
+    stored_dtypes: list[str]
+    device: str
+    h_params: dict
+    parameter_count: int
+    tensors: list[tuple[str, list[int], str]]  # name, shape, stored dtype, in the file's order
+    resident_bytes: int
+    """Bytes of the weights as the engine holds them on its device (float32, fused)."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelCard":
+        card = cls(**data)
+        card.tensors = [(name, list(shape), dtype) for name, shape, dtype in card.tensors]
+        return card
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _plain(value):
+    """An h_params value as JSON can carry it; anything else as its repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int) -> ModelCard:
+    tensors = [(name, list(t.shape), _dtype_name(t.dtype)) for name, t in checkpoint.state_dict.items()]
+    return ModelCard(
+        file=str(checkpoint.path.resolve()),
+        file_bytes=os.path.getsize(checkpoint.path),
+        stored_dtypes=sorted({dtype for _, _, dtype in tensors}),
+        device=str(device),
+        h_params={str(k): _plain(v) for k, v in checkpoint.h_params.items()},
+        parameter_count=checkpoint.parameter_count,
+        tensors=tensors,
+        resident_bytes=resident_bytes,
+    )
+
+
+def process_resident_bytes(pid: int | None = None) -> int | None:
+    """A process's resident memory now (Linux; this process by default), else None."""
+    try:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
