@@ -1,11 +1,14 @@
-"""Snapshots of the main screen at the sizes people run it at: wide, the classic 80x24, and a narrow pane."""
+"""Snapshots of the main screen at the sizes people run it at (wide, the classic 80x24, a narrow pane),
+and of the probability view, the token cursor and the model inspector."""
 import time
 
 import pytest
 
 from tui.app import make_app
+from tui.inspector_screen import InspectorScreen
 from tui.prompt_input import PromptInput
 from tui.status_line import StatusLine
+from tui.transcript import Transcript
 
 
 @pytest.fixture
@@ -33,3 +36,42 @@ async def _ready_with_a_prompt(pilot):
 @pytest.mark.parametrize("size", [(100, 30), (80, 24), (60, 20)])
 def test_main_screen(snap_compare, snapshot_app, size):
     assert snap_compare(snapshot_app, terminal_size=size, run_before=_ready_with_a_prompt)
+
+
+async def _greedy_exchange(pilot, keys=()):
+    """A short greedy exchange (the same every run), its volatile figures fixed, then `keys`."""
+    await _ready_with_a_prompt(pilot)
+    app = pilot.app
+    app.run_slash_text("/preset greedy")
+    app.run_slash_text("/set max_new_tokens=24")
+    await pilot.press("enter")
+    deadline = time.monotonic() + 30
+    while app.active is not None or not app.query_one(Transcript).exchanges() or app.pending:
+        assert time.monotonic() < deadline, "the generation never finished"
+        await pilot.pause(0.02)
+    view = app.query_one(Transcript).exchanges()[-1]
+    view.branch.summary = "24 tokens · (speed varies) · greedy · length"  # tok/s and ttft differ run to run
+    view.show_branch(view.branch_index)
+    await pilot.press(*keys)
+    await pilot.pause()
+
+
+def test_probability_view(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app, terminal_size=(100, 30), run_before=lambda pilot: _greedy_exchange(pilot, ["f3"]))
+
+
+def test_token_cursor(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app, terminal_size=(120, 36),
+                        run_before=lambda pilot: _greedy_exchange(pilot, ["f5", "home", "right", "down"]))
+
+
+async def _inspector(pilot):
+    await _ready_with_a_prompt(pilot)
+    app = pilot.app
+    card = {**app.engine.describe(), "file": "model/model.ckpt", "process_resident_bytes": 300 * 2**20}
+    app.push_screen(InspectorScreen(card, 1234.5))  # the path and the memory differ run to run
+    await pilot.pause()
+
+
+def test_model_inspector(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app, terminal_size=(100, 30), run_before=_inspector)

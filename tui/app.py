@@ -15,6 +15,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
 
 from core.engine import Engine
 from core.engine_process import EngineProcess
@@ -24,10 +25,12 @@ from core.lifecycle import end_children, on_exit_signals, on_terminal_lost
 from core.paths import resolve_model_path
 from core.presets import PresetCatalog, load_presets, params_from_mapping
 from core.sampling import SamplingParams
+from tui.branches import branch_from
 from tui.context_meter import ContextMeter
 from tui.editor import edit_text
 from tui.ending import EndingMixin
 from tui.history_keeping import HistoryKeepingMixin
+from tui.insight import TOP_LOGPROBS, InsightMixin
 from tui.key_bar import KeyBar
 from tui.keys import alt_digit
 from tui.messages import EngineFailed, EngineReady, GenerationDone
@@ -37,6 +40,7 @@ from tui.session import Request, transcript_text
 from tui.sidebar import PresetSidebar
 from tui.slash_commands import SlashCommandsMixin
 from tui.status_line import StatusLine
+from tui.token_view import legend
 from tui.transcript import ExchangeView, Transcript
 
 # Streamed text is rendered in batches; each frame costs the UI several milliseconds.
@@ -46,7 +50,7 @@ LAST_PRESET_KEY = "last_preset"
 SIDEBAR_MIN_WIDTH = 72
 
 
-class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
+class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMixin, App):
     TITLE = "tfchat"
     COMMAND_PALETTE_BINDING = "f1"
     # Focused from the first frame, so keys typed while tfchat starts land in the prompt.
@@ -54,6 +58,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
     CSS = """
     #main { width: 1fr; }
     #body { height: 1fr; }
+    #legend { height: 1; padding: 0 1; display: none; }
     """
     # In the key bar's order of importance: a narrow terminal shows the first ones (f1 lists them all).
     BINDINGS = [
@@ -68,6 +73,13 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
         Binding("ctrl+g", "continue_output", "More", tooltip="Continue the last output by max_new_tokens"),
         Binding("f4", "edit_prompt", "Editor", tooltip="Edit the prompt in $EDITOR"),
         Binding("f2", "show_history", "History", tooltip="Browse, search and resend past exchanges"),
+        Binding("f3", "toggle_probabilities", "Probs", tooltip="Colour each generated token by its probability"),
+        Binding("f5", "inspect_tokens", "Tokens",
+                tooltip="Token cursor: each step's candidates, the logit lens, branch from another token"),
+        Binding("alt+left", "switch_branch(-1)", "Branch", key_display="M-←/→",
+                tooltip="Previous branch of the last exchange"),
+        Binding("alt+right", "switch_branch(1)", "Next branch", show=False, tooltip="Next branch of the last exchange"),
+        Binding("f8", "inspect_model", "Model", tooltip="Model inspector: file, h_params, every tensor, memory"),
         Binding("ctrl+t", "toggle_mode", "Mode", tooltip="Switch completion / continue mode"),
         Binding("ctrl+l", "clear", "Clear", tooltip="Clear the screen and the continue context"),
         Binding("ctrl+o", "copy_output", "Copy", tooltip="Copy the last output (OSC 52, works over SSH)"),
@@ -117,6 +129,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
         with Horizontal(id="body"):
             with Vertical(id="main"):
                 yield Transcript()
+                yield Static(legend(), id="legend")
                 yield PromptInput(recall=self._from_history(self.history.recent_prompts, []), id="prompt")
             yield PresetSidebar()
         yield StatusLine()
@@ -261,7 +274,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
         if self.engine is None and self.query_one(StatusLine).state in ("no model", "failed"):
             self.query_one(Transcript).add_notice("No model is loaded; see the message above.", error=True)
             return
-        if request.kind != "continue":
+        if request.kind not in ("continue", "branch"):
             self.last_prompt = request
         self.pending.append(request)
         self._start_next()
@@ -274,12 +287,21 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
 
     def _start(self, request: Request) -> None:
         last_view = self._last_view()
-        if request.kind == "continue" and last_view is not None:
+        forced: tuple[int, ...] = ()
+        if request.kind == "branch":
+            view, step_index, alternative = request.target
+            view.add_branch(branch_from(view.branch, view.branch_index, step_index, alternative,
+                                        request.params.as_dict()))
+            context, forced = view.base_context or "", tuple(view.branch.token_ids(step_index + 1))
+        elif request.kind == "continue" and last_view is not None:
             view, context = last_view, self._continue_context()
+            view.branch.begin_generation()
         else:
             view = self.query_one(Transcript).add_exchange(request.prompt, request.preset)
+            view.show_probabilities(self.probabilities_shown, self.token_bytes)
             prior = transcript_text(self.context_log) if request.mode == "continue" else ""
-            context = prior + request.prompt
+            context = view.base_context = prior + request.prompt
+            view.branch.begin_generation()
         note = self.meter.cropped_note(self.meter.count(context), self.engine.config.context_length)
         if note:
             view.note(note)
@@ -289,7 +311,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
         self.active_generation = None
         self.generation_finished = threading.Event()
         self.query_one(StatusLine).state = "generating"
-        self._generate(context, request.params, self.cancel, self.generation_finished)
+        self._generate(context, request.params, self.cancel, self.generation_finished, forced)
 
     def _last_view(self) -> ExchangeView | None:
         views = self.query_one(Transcript).exchanges()
@@ -304,15 +326,15 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
 
     @work(thread=True, exit_on_error=False, group="generation", description="generating")
     def _generate(self, context: str, params: SamplingParams, cancel: threading.Event,
-                  finished: threading.Event) -> None:
+                  finished: threading.Event, forced: tuple[int, ...] = ()) -> None:
         # Runs off the UI thread; hands text over through a queue and a posted
         # message, never waiting for the UI.
         try:
-            generation = self.active_generation = self.engine.generate(context, params, cancel)
+            generation = self.active_generation = self.engine.generate(context, params, cancel, TOP_LOGPROBS, forced)
             for piece in generation:
                 self.pieces.put(piece)
             finished.set()
-            self.post_message(GenerationDone(generation.stats))
+            self.post_message(GenerationDone(generation.stats, steps=generation.steps))
         except TfchatError as exc:
             finished.set()
             self.post_message(GenerationDone(None, str(exc)))
@@ -338,10 +360,12 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
         self.query_one(StatusLine).state = "ready"
         if request is None or view is None:
             return
+        view.branch.steps.extend(message.steps)
         if message.error:
             view.finish(message.error, "failed", reason="failed")
         else:
             stats = message.stats
+            self.last_tokens_per_s = stats.tokens_per_s
             stopped = stats.finish_reason == "stopped"
             # The finish reason in the same word as the history and its exports.
             view.finish(f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
@@ -355,7 +379,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, EndingMixin, App):
 
     def _remember_context(self, request: Request, view: ExchangeView) -> None:
         """Keep the exchange's text for continue mode."""
-        if request.kind == "continue" and self.context_log:
+        if request.kind in ("continue", "branch") and self.context_log:
             self.context_log[-1] = (self.context_log[-1][0], view.output)
         else:
             self.context_log.append((request.prompt, view.output))

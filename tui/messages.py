@@ -1,7 +1,7 @@
 """Messages from the engine's worker threads to the app (posted, never awaited)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -23,3 +23,4 @@ class EngineFailed(Message):
 class GenerationDone(Message):
     stats: GenerationStats | None
     error: str | None = None
+    steps: list = field(default_factory=list)  # StepInfo per new token

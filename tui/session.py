@@ -8,13 +8,14 @@ from core.sampling import SamplingParams
 
 @dataclass
 class Request:
-    kind: str  # 'prompt', 'regenerate' or 'continue'
+    kind: str  # 'prompt', 'regenerate', 'continue' or 'branch'
     prompt: str  # what the user typed; empty for 'continue'
     preset: str
     params: SamplingParams
     mode: str  # 'completion' or 'continue', as it was when sent
     recorded: bool = field(default=False, compare=False)  # written to the history already
     ended_by: str | None = field(default=None, compare=False)  # 'quit', 'hangup' or 'terminated'
+    target: tuple | None = field(default=None, compare=False)  # a branch: (exchange view, step index, alternative)
 
 
 def transcript_text(exchanges: list[tuple[str, str]]) -> str:

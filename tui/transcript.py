@@ -6,6 +6,9 @@ from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
+from tui.branches import Branch
+from tui.token_view import styled_tokens
+
 _MEASURE = Console(width=80, legacy_windows=False, force_terminal=False)
 
 
@@ -31,6 +34,7 @@ class StreamingText(Vertical):
         self._live = Static(Text(""))
         self._live_rows = 0
         self._done.display = False
+        self._override: Text | None = None  # a styled view of the whole text, shown instead while set
 
     def compose(self):
         yield self._done
@@ -43,7 +47,21 @@ class StreamingText(Vertical):
         self.text += piece
         self._show(relayout_done="\n" in piece)
 
+    def set_text(self, text: str) -> None:
+        self.text = text
+        self._show(relayout_done=True)
+
+    def show_styled(self, output: Text | None) -> None:
+        """Show the prefix and `output` (the text, styled) instead of the plain text; None goes back."""
+        self._override = None if output is None else Text(self.prefix, style=self.prefix_style) + output
+        self._show(relayout_done=True)
+
     def _show(self, relayout_done: bool) -> None:
+        if self._override is not None:
+            self._done.display, self._live.display = True, False
+            self._done.update(self._override)
+            return
+        self._live.display = True
         full = self.prefix + self.text
         cut = full.rfind("\n") + 1
         if relayout_done:
@@ -85,10 +103,12 @@ class ExchangeView(Vertical):
         super().__init__()
         self.prompt = prompt
         self.preset = preset
-        self.params: dict = {}  # of the latest generation, for /save
-        self.stats: dict = {}
-        self.finish_reason = ""
+        self.base_context: str | None = None  # what the model was given before the first output: branches start there
+        self.branches: list[Branch] = [Branch()]
+        self.branch_index = 0
         self.generation_start = 0  # where the latest generation's text begins in `output`
+        self.probabilities_shown = False
+        self.token_bytes = None  # id -> bytes, set by whoever shows probabilities
         self._note = Static(Text(""), classes="note")
         self._note.display = False
         self._output = StreamingText(prefix=prompt, classes="output")
@@ -104,12 +124,28 @@ class ExchangeView(Vertical):
         self._output.prefix_style = f"bold {accent}"
 
     @property
+    def branch(self) -> Branch:
+        return self.branches[self.branch_index]
+
+    @property
     def output(self) -> str:
         return self._output.text
 
+    @property
+    def params(self) -> dict:  # of the latest generation, for /save
+        return self.branch.params
+
+    @property
+    def stats(self) -> dict:
+        return self.branch.stats
+
+    @property
+    def finish_reason(self) -> str:
+        return self.branch.finish_reason
+
     def mark_generation_start(self, params: dict) -> None:
         self.generation_start = len(self.output)
-        self.params = params
+        self.branch.params = params
         self._stats.update(Text("…"))
         self._stats.remove_class("stopped", "failed")
 
@@ -122,12 +158,48 @@ class ExchangeView(Vertical):
 
     def append(self, text: str) -> None:
         self._output.append(text)
+        self.branch.output = self._output.text
 
     def finish(self, line: str, state: str = "", stats: dict | None = None, reason: str = "") -> None:
-        self._stats.update(Text(line))
-        self.stats, self.finish_reason = stats or {}, reason or state
+        branch = self.branch
+        branch.summary, branch.stats, branch.finish_reason = line, stats or {}, reason or state
+        self._show_summary(state)
+        self._refresh_probabilities()
+
+    def _show_summary(self, state: str = "") -> None:
+        branch = self.branch
+        count = f"branch {self.branch_index + 1}/{len(self.branches)} · " if len(self.branches) > 1 else ""
+        self._stats.update(Text(count + branch.summary))
+        self._stats.remove_class("stopped", "failed")
+        state = state or ("stopped" if branch.finish_reason == "stopped" else
+                          "failed" if branch.finish_reason == "failed" else "")
         if state:
             self._stats.add_class(state)
+
+    # ----- branches ---------------------------------------------------------------
+    def add_branch(self, branch: Branch) -> None:
+        """Make `branch` (its text still to come) the one shown."""
+        self.branches.append(branch)
+        self.show_branch(len(self.branches) - 1)
+        self.generation_start = 0
+
+    def show_branch(self, index: int) -> None:
+        self.branch_index = index
+        self._output.set_text(self.branch.output)
+        self._show_summary()
+        self._refresh_probabilities()
+
+    # ----- the probability view -----------------------------------------------------
+    def show_probabilities(self, shown: bool, token_bytes) -> None:
+        self.probabilities_shown, self.token_bytes = shown, token_bytes
+        self._refresh_probabilities()
+
+    def _refresh_probabilities(self) -> None:
+        branch = self.branch
+        if not self.probabilities_shown or not branch.steps or self.token_bytes is None:
+            self._output.show_styled(None)
+            return
+        self._output.show_styled(styled_tokens(self.output, branch.steps, branch.spans(self.token_bytes)))
 
 
 class Notice(Static):

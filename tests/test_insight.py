@@ -1,0 +1,142 @@
+"""Seeing inside a generation in the real app: the probability view, the token cursor, branches, the lens,
+the model inspector. Driven by Pilot on a real checkpoint and tokenizer."""
+import io
+import math
+
+import pytest
+from rich.console import Console
+from rich.text import Text
+
+from core.engine import Engine
+from core.sampling import SamplingParams
+from test_app import finished, history_rows, ready, send, views, wait_for
+from tui.inspector_screen import InspectorScreen
+from tui.token_screen import TokenScreen
+from tui.token_view import CURSOR_STYLE, band_style
+
+
+def plain(widget, width: int = 120) -> str:
+    """A Static's content as plain text, rendered as a terminal would."""
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
+def styled_output(view) -> Text:
+    """The styled text the exchange's text widget shows while the probability view is on, else None."""
+    return view._output._override
+
+
+async def test_probability_view_colours_each_token_and_shows_a_legend(app_factory):
+    app = app_factory(preset="balanced")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "The cat")
+        await finished(pilot, 1)
+        view = views(app)[0]
+        steps = view.branch.steps
+        assert len(steps) == 200 and all(len(s.top) == 10 for s in steps)
+        assert not app.query_one("#legend").display
+        await pilot.press("f3")
+        assert app.query_one("#legend").display and "token probability" in plain(app.query_one("#legend"))
+        shown = styled_output(view)
+        assert shown.plain == (view.prompt + view.output).replace("\r", "")  # rich drops carriage returns
+        # Every token's text carries its probability's colour, in order.
+        spans = view.branch.spans(app.token_bytes)
+        coloured = [(shown.plain[span.start:span.end], str(span.style)) for span in shown.spans
+                    if span.start >= len(view.prompt)]
+        expected = [(view.output[start:end].replace("\r", ""), band_style(math.exp(step.logprob)))
+                    for step, (start, end) in zip(steps, spans) if end > start]
+        assert coloured == [piece for piece in expected if piece[0]]
+        await pilot.press("f3")
+        assert not app.query_one("#legend").display and styled_output(view) is None
+
+
+async def test_token_cursor_panel_branch_and_history(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await send(pilot, "The cat")
+        await finished(pilot, 1)
+        view = views(app)[0]
+        first_output = view.output
+        await pilot.press("f5")
+        screen = app.screen
+        assert isinstance(screen, TokenScreen) and screen.cursor == len(view.branch.steps) - 1
+        await pilot.press("home", "right", "right")
+        assert screen.cursor == 2
+        step = view.branch.steps[2]
+        panel = plain(app.screen.query_one("#candidates"))
+        # Greedy: the chosen token is the top candidate with the sampler's whole mass.
+        assert "▶✓" in panel.replace(" ", "") or "▶✓" in panel
+        assert "100.0%" in panel and f"{math.exp(step.top[0].logprob) * 100:5.1f}%" in panel
+        text = screen.query_one("#text").content
+        assert any(str(span.style) == CURSOR_STYLE for span in text.spans)
+        # The logit lens for this step: its last row is the model's own prediction.
+        await pilot.press("l")
+        await wait_for(pilot, lambda: (0, 2) in screen._lens, what="the logit lens")
+        lens = screen._lens[(0, 2)]
+        assert len(lens) == 2 and lens[-1][0][0] == step.top[0].id
+        assert lens[-1][0][1] == pytest.approx(math.exp(step.top[0].logprob), abs=1e-4)
+        lens_text = plain(screen.query_one("#lens"))
+        assert "guess here" in lens_text and " output " in lens_text
+        # Branch: the second candidate at step 3 instead of the first.
+        await pilot.press("down", "enter")
+        await finished(pilot, 1)
+        assert len(view.branches) == 2 and view.branch_index == 1
+        branch = view.branch
+        assert branch.steps[2].id == step.top[1].id and branch.token_ids(2) == view.branches[0].token_ids(2)
+        assert len(branch.steps) == 3 + 200 and view.output != first_output
+        assert "branch 2/2" in str(view._stats.render())
+        # The branch is in the history, whole, and continue mode would go on from it.
+        rows = history_rows(app_factory.history)
+        assert [r[0] for r in rows] == ["prompt", "branch"] and rows[1][2] == view.output
+        assert app.context_log[-1][1] == view.output
+        # alt+left / alt+right move between the branches.
+        await pilot.press("alt+left")
+        assert view.branch_index == 0 and view.output == first_output and app.context_log[-1][1] == first_output
+        await pilot.press("alt+right")
+        assert view.branch_index == 1
+
+
+async def test_the_branch_generation_is_the_engines_with_that_token_forced(app_factory, small_model):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await send(pilot, "Sales grew")
+        await finished(pilot, 1)
+        view = views(app)[0]
+        await pilot.press("f5", "home", "down", "enter")
+        await finished(pilot, 1)
+        forced = view.branches[0].steps[0].top[1].id
+    engine = Engine.load(small_model, "cpu")
+    expected = "".join(engine.generate("Sales grew", SamplingParams(temperature=0, max_new_tokens=200),
+                                       forced_ids=(forced,)))
+    assert view.output == expected
+
+
+async def test_model_inspector_lists_every_tensor(app_factory):
+    app = app_factory()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("f8")
+        assert isinstance(app.screen, InspectorScreen)
+        card = app.screen.card
+        summary = plain(app.screen.query_one("#summary"), 300)
+        assert f"{card['parameter_count']:,}" in summary and "d_model=32" in summary and "no generation yet" in summary
+        tensors = plain(app.screen.query_one("#tensors"))
+        assert "transformer_blocks.1.mha.heads.3.Wv.weight" in tensors and "[100256, 32]" in tensors
+        assert len(card["tensors"]) == 2 * (4 + 4 * 4 + 2 + 4) + 1 + 2 + 2  # the book's layout: 4 heads, 2 blocks
+        await pilot.press("escape")
+        assert not isinstance(app.screen, InspectorScreen)
+
+
+async def test_insight_keys_explain_themselves_without_tokens(app_factory):
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press("f5")
+        assert not isinstance(app.screen, TokenScreen)
+        await pilot.press("alt+left")
+        await pilot.pause()
+        assert any("No generated tokens" in str(n.message) for n in app._notifications)

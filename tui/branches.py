@@ -1,0 +1,53 @@
+"""An exchange's branches: its first output, and each regeneration from a token the user chose instead.
+
+A branch keeps its text, its tokens' step information, and the segments its
+generations wrote (a continue adds one), so each token's text can be found
+again even where a stop string cut a generation short.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.trace import Alternative, StepInfo
+from tui.token_view import token_spans
+
+
+@dataclass
+class Branch:
+    output: str = ""
+    steps: list[StepInfo] = field(default_factory=list)
+    segments: list[tuple[int, int]] = field(default_factory=list)
+    """(where in `output`, where in `steps`) each generation began."""
+    summary: str = "…"  # the stats line
+    stats: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    finish_reason: str = ""
+    origin: tuple[int, int] | None = None
+    """(branch, step) this one was branched from: at that step it took another token."""
+
+    def begin_generation(self) -> None:
+        self.segments.append((len(self.output), len(self.steps)))
+
+    def spans(self, token_bytes) -> list[tuple[int, int]]:
+        """(start, end) of every step's text in `output`."""
+        spans: list[tuple[int, int]] = []
+        bounds = self.segments + [(len(self.output), len(self.steps))]
+        for (text_start, step_start), (text_end, step_end) in zip(bounds, bounds[1:]):
+            local = token_spans(self.steps[step_start:step_end], token_bytes, text_end - text_start)
+            spans.extend((text_start + a, text_start + b) for a, b in local)
+        return spans
+
+    def token_ids(self, upto: int) -> list[int]:
+        return [step.id for step in self.steps[:upto]]
+
+
+def forced_step(step: StepInfo, alternative: Alternative) -> StepInfo:
+    """The step as it is in a branch that took `alternative`: the same distribution, another token."""
+    return StepInfo(alternative.id, alternative.logprob, alternative.sampled_prob, step.entropy, step.top)
+
+
+def branch_from(parent: Branch, parent_index: int, step_index: int, alternative: Alternative, params: dict) -> Branch:
+    """A new branch whose text, until it is generated, is the parent's tokens before `step_index`."""
+    steps = parent.steps[:step_index] + [forced_step(parent.steps[step_index], alternative)]
+    # Its one generation streams the forced tokens' text first: its segment starts at step 0.
+    return Branch(steps=steps, segments=[(0, 0)], params=params, origin=(parent_index, step_index))

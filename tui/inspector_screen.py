@@ -1,0 +1,76 @@
+"""The model inspector: the file, its h_params, every tensor (the chapter's 20.6), memory and the last speed."""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Table]:
+    """The summary lines and the tensor table."""
+    lines = Text()
+
+    def line(label: str, value: str) -> None:
+        lines.append(f"{label:<18}", style="bold")
+        lines.append(value + "\n")
+
+    line("file", card.get("file", "?"))
+    line("size on disk", size(card.get("file_bytes")))
+    line("stored as", ", ".join(card.get("stored_dtypes", [])))
+    line("device", card.get("device", "?"))
+    line("parameters", f"{card.get('parameter_count', 0):,}")
+    line("weights resident", size(card.get("resident_bytes")) + " (float32, as the engine holds them)")
+    line("engine process", size(card.get("process_resident_bytes")) + " resident now")
+    line("last speed", f"{tokens_per_s:.1f} tok/s" if tokens_per_s else "no generation yet")
+    line("h_params", ", ".join(f"{k}={v}" for k, v in card.get("h_params", {}).items()))
+    table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
+    table.add_column("tensor")
+    table.add_column("shape")
+    table.add_column("dtype")
+    for name, shape, dtype in card.get("tensors", []):
+        table.add_row(name, str(list(shape)), dtype)
+    return lines, table
+
+
+class InspectorScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    InspectorScreen { align: center middle; }
+    InspectorScreen > Vertical { width: 95%; height: 90%; border: round $accent; background: $surface; }
+    InspectorScreen #summary { padding: 0 1; }
+    InspectorScreen VerticalScroll { height: 1fr; border-top: solid $accent 40%; padding: 0 1; }
+    InspectorScreen #hint { color: $text-muted; height: 1; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("f8", "close", show=False)]
+
+    def __init__(self, card: dict, tokens_per_s: float | None):
+        super().__init__()
+        self.card = card
+        self.tokens_per_s = tokens_per_s
+
+    def compose(self) -> ComposeResult:
+        summary, table = card_text(self.card, self.tokens_per_s)
+        with Vertical():
+            yield Static(summary, id="summary")
+            with VerticalScroll():
+                yield Static(table, id="tensors")
+            yield Static("↑/↓ pgup/pgdn scroll the tensors · esc closes", id="hint")
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

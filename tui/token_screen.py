@@ -1,0 +1,221 @@
+"""The token cursor: walk an exchange token by token, see each step's candidates, branch from one.
+
+The panel shows, for the token under the cursor, the model's ten likeliest
+next tokens with their probabilities, raw (the model's own) and after the
+preset's penalty, temperature and filters (what the sampler drew from), the
+one chosen, and the entropy. Enter regenerates from that step with the
+selected candidate instead: a branch. `l` shows the logit lens for the step.
+"""
+from __future__ import annotations
+
+import math
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Static
+
+from core.errors import TfchatError
+from core.trace import StepInfo
+from tui.token_view import band_style, probability, shown_token, styled_tokens
+
+BAR_WIDTH = 10
+LENS_TOP = 5
+LENS_SHOWN = 3  # of LENS_TOP, what the panel's width holds
+LENS_TOKEN_WIDTH = 12
+
+
+def bar(p: float, width: int = BAR_WIDTH) -> str:
+    filled = round(p * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+class TokenScreen(Screen[tuple[int, int] | None]):
+    """Dismissed with (step index, candidate row) to branch from, or None."""
+
+    DEFAULT_CSS = """
+    TokenScreen #title { height: 1; background: $accent 30%; padding: 0 1; }
+    TokenScreen #text-box { width: 1fr; padding: 0 1; }
+    TokenScreen #panel { width: 64; padding: 0 1; border-left: solid $accent 40%; }
+    TokenScreen #lens { margin: 1 0 0 0; }
+    TokenScreen #hint { height: auto; color: $text-muted; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("escape", "close", "Back"),
+        Binding("left", "move(-1)", "Token ←", show=False),
+        Binding("right", "move(1)", "Token →", show=False),
+        Binding("home", "move_to(0)", show=False),
+        Binding("end", "move_to(-1)", show=False),
+        Binding("up", "choose(-1)", show=False),
+        Binding("down", "choose(1)", show=False),
+        Binding("enter", "branch", "Branch"),
+        Binding("l", "toggle_lens", "Lens"),
+        Binding("left_square_bracket", "switch_branch(-1)", "Branch ←", show=False),
+        Binding("right_square_bracket", "switch_branch(1)", "Branch →", show=False),
+    ]
+
+    class LensReady(Message):
+        def __init__(self, key: tuple[int, int], rows: list | None, problem: str | None):
+            super().__init__()
+            self.key, self.rows, self.problem = key, rows, problem
+
+    def __init__(self, view, token_text, lens_source=None):
+        """`view`: the exchange; `token_text(id)` -> (text, bytes); `lens_source(context, forced_ids, top)` -> rows."""
+        super().__init__()
+        self.view = view
+        self.token_text = token_text
+        self.lens_source = lens_source
+        self.cursor = len(view.branch.steps) - 1
+        self.row = 0  # the candidate selected in the panel
+        self.lens_shown = False
+        self._lens: dict[tuple[int, int], list | str] = {}  # (branch, step) -> rows, or the problem
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with Horizontal():
+            with VerticalScroll(id="text-box"):
+                yield Static(id="text")
+            with Vertical(id="panel"):
+                yield Static(id="step")
+                yield Static(id="candidates")
+                yield Static(id="lens")
+        yield Static("←/→ token · ↑/↓ candidate · enter branch from it · l logit lens · [ ] other branches · "
+                     "esc back", id="hint")
+
+    def on_mount(self) -> None:
+        self._show()
+
+    # ----- what is shown ----------------------------------------------------------
+    @property
+    def steps(self) -> list[StepInfo]:
+        return self.view.branch.steps
+
+    def _token_bytes(self, token: int) -> list[int]:
+        return self.token_text(token)[1]
+
+    def _show(self) -> None:
+        view, steps = self.view, self.steps
+        branches = f" · branch {view.branch_index + 1}/{len(view.branches)}" if len(view.branches) > 1 else ""
+        if not steps:  # a branch whose generation failed
+            self.query_one("#title", Static).update(Text(f"Tokens{branches} · no tokens in this branch"))
+            return
+        self.cursor = max(0, min(self.cursor, len(steps) - 1))
+        step = steps[self.cursor]
+        self.query_one("#title", Static).update(
+            Text(f"Tokens{branches} · token {self.cursor + 1} of {len(steps)} · entropy {step.entropy:.2f} nats"))
+        spans = view.branch.spans(self._token_bytes)
+        text = Text(view.prompt, style="bold") + styled_tokens(view.output, steps, spans, cursor=self.cursor)
+        self.query_one("#text", Static).update(text)
+        self._show_step(step)
+        self._show_lens()
+
+    def _show_step(self, step: StepInfo) -> None:
+        p = probability(step)
+        info = Text()
+        info.append(shown_token(self.token_text(step.id)[0]), style=band_style(p))
+        info.append(f"  id {step.id}\nmodel {p * 100:.1f}% · sampler {step.sampled_prob * 100:.1f}% · "
+                    f"entropy {step.entropy:.2f} nats")
+        self.query_one("#step", Static).update(info)
+        table = Table(box=None, padding=(0, 1), show_edge=False)
+        table.add_column("", width=2)
+        table.add_column("candidate", max_width=18, no_wrap=True, overflow="ellipsis")
+        table.add_column("model", no_wrap=True)
+        table.add_column("sampler", no_wrap=True)
+        for index, alternative in enumerate(step.top):
+            raw = math.exp(alternative.logprob)
+            mark = ("▶" if index == self.row else " ") + ("✓" if alternative.id == step.id else " ")
+            table.add_row(mark, shown_token(self.token_text(alternative.id)[0]),
+                          f"{bar(raw)} {raw * 100:5.1f}%", f"{bar(alternative.sampled_prob)} "
+                          f"{alternative.sampled_prob * 100:5.1f}%",
+                          style="bold" if index == self.row else None)
+        if all(a.id != step.id for a in step.top):  # a draw from outside the ten likeliest
+            table.add_row(" ✓", shown_token(self.token_text(step.id)[0]), f"{bar(p)} {p * 100:5.1f}%",
+                          f"{bar(step.sampled_prob)} {step.sampled_prob * 100:5.1f}%")
+        self.query_one("#candidates", Static).update(table)
+
+    def _show_lens(self) -> None:
+        lens = self.query_one("#lens", Static)
+        lens.display = self.lens_shown
+        if not self.lens_shown:
+            return
+        key = (self.view.branch_index, self.cursor)
+        rows = self._lens.get(key)
+        if rows is None:
+            lens.update(Text("logit lens: computing…"))
+            self._compute_lens(key, self.view.base_context or "", tuple(self.view.branch.token_ids(self.cursor)))
+            return
+        if isinstance(rows, str):
+            lens.update(Text(f"logit lens: {rows}", style="red"))
+            return
+        table = Table(box=None, padding=(0, 1), show_edge=False, title="logit lens: each block's guess here",
+                      title_justify="left", title_style="bold")
+        table.add_column("block", justify="right", no_wrap=True)
+        for rank in range(1, LENS_SHOWN + 1):
+            table.add_column(f"#{rank}", no_wrap=True)
+        for layer, row in enumerate(rows, start=1):
+            cells = [Text(shown_token(self.token_text(token)[0])[:LENS_TOKEN_WIDTH], style=band_style(p))
+                     + Text(f" {p * 100:.0f}%") for token, p in row[:LENS_SHOWN]]
+            table.add_row("output" if layer == len(rows) else str(layer), *cells)
+        lens.update(table)
+
+    @work(thread=True, exit_on_error=False, group="lens")
+    def _compute_lens(self, key: tuple[int, int], context: str, forced: tuple[int, ...]) -> None:
+        try:
+            rows, problem = self.lens_source(context, forced, LENS_TOP), None
+        except TfchatError as exc:
+            rows, problem = None, str(exc)
+        self.post_message(self.LensReady(key, rows, problem))
+
+    @on(LensReady)
+    def _lens_ready(self, message: LensReady) -> None:
+        self._lens[message.key] = message.rows if message.rows is not None else message.problem
+        self._show_lens()
+
+    # ----- keys -------------------------------------------------------------------
+    def check_action(self, action: str, parameters) -> bool:
+        # Keys that act on a token do nothing on a branch without any.
+        return bool(self.steps) or action in ("close", "switch_branch")
+
+    def action_move(self, delta: int) -> None:
+        self.cursor += delta
+        self.row = 0
+        self._show()
+
+    def action_move_to(self, index: int) -> None:
+        self.cursor = index if index >= 0 else len(self.steps) - 1
+        self.row = 0
+        self._show()
+
+    def action_choose(self, delta: int) -> None:
+        self.row = max(0, min(self.row + delta, len(self.steps[self.cursor].top) - 1))
+        self._show_step(self.steps[self.cursor])
+
+    def action_toggle_lens(self) -> None:
+        if self.lens_source is None:
+            self.notify("The logit lens needs the model loaded.", severity="warning")
+            return
+        self.lens_shown = not self.lens_shown
+        self._show_lens()
+
+    def action_switch_branch(self, delta: int) -> None:
+        count = len(self.view.branches)
+        if count == 1:
+            self.notify("This exchange has one branch; enter on another candidate makes one.")
+            return
+        self.view.show_branch((self.view.branch_index + delta) % count)
+        self._show()
+
+    def action_branch(self) -> None:
+        step = self.steps[self.cursor]
+        if step.top[self.row].id == step.id:
+            self.notify("That is the token it chose; pick another candidate with ↑/↓.", severity="warning")
+            return
+        self.dismiss((self.cursor, self.row))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
