@@ -7,6 +7,7 @@ transfer, as it reads the id alone when nothing is traced.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -70,7 +71,9 @@ def pack_step(logits: torch.Tensor, draw: Draw, top_n: int) -> torch.Tensor:
     if draw.probs is None:  # greedy: the chosen token is certain, every other impossible
         sampled, total = (top_ids == token), torch.ones(1, device=logits.device)
     elif draw.candidates is None:
-        sampled, total = draw.probs[top_ids], draw.probs.sum().view(1)
+        # The sampler's own softmax, untouched by filters, sums to 1: no pass over it to add it up.
+        total = torch.ones(1, device=logits.device) if draw.probs is draw.raw_probs else draw.probs.sum().view(1)
+        sampled = draw.probs[top_ids]
     else:  # the filters kept a few candidates: find the alternatives among them
         sampled = (top_ids.unsqueeze(1) == draw.candidates).to(draw.probs.dtype) @ draw.probs
         total = draw.probs.sum().view(1)
@@ -100,10 +103,13 @@ def top_k(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     if columns * _ROWS == n:
         return top_values, ids
     # The few entries past the grid compete with the grid's best.
-    tail = values[columns * _ROWS:]
-    merged_values, order = torch.topk(torch.cat([top_values, tail]), k)
-    merged_ids = torch.cat([ids, torch.arange(columns * _ROWS, n, device=values.device)])[order]
-    return merged_values, merged_ids
+    merged_values, order = torch.topk(torch.cat([top_values, values[columns * _ROWS:]]), k)
+    return merged_values, torch.cat([ids, _tail_ids(columns * _ROWS, n, values.device)])[order]
+
+
+@lru_cache(maxsize=8)
+def _tail_ids(start: int, end: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(start, end, device=device)
 
 
 def unpack_step(values: list[float]) -> StepInfo:
