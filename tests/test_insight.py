@@ -140,3 +140,18 @@ async def test_insight_keys_explain_themselves_without_tokens(app_factory):
         await pilot.press("alt+left")
         await pilot.pause()
         assert any("No generated tokens" in str(n.message) for n in app._notifications)
+
+
+async def test_old_exchanges_drop_their_token_records_so_memory_stays_bounded(app_factory, monkeypatch):
+    monkeypatch.setattr("tui.insight.TRACED_EXCHANGES", 2)
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        app.run_slash_text("/set max_new_tokens 4")
+        await pilot.press("f3")
+        for number, prompt in enumerate(["One", "Two", "Three"], start=1):
+            await send(pilot, prompt)
+            await finished(pilot, number)
+        first, second, third = views(app)
+        assert first.branch.steps == [] and styled_output(first) is None and first.output  # the text stays
+        assert len(second.branch.steps) == len(third.branch.steps) == 4 and styled_output(third) is not None

@@ -361,6 +361,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMix
         if request is None or view is None:
             return
         view.branch.steps.extend(message.steps)
+        self._forget_old_traces()
         if message.error:
             view.finish(message.error, "failed", reason="failed")
         else:

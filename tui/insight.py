@@ -12,6 +12,9 @@ from tui.transcript import ExchangeView, Transcript
 
 # Alternatives recorded for every generated token: what the token cursor's panel shows.
 TOP_LOGPROBS = 10
+# A token's record takes about 1.5 KB: older exchanges keep their text and lose it, so a long
+# session's memory stays bounded.
+TRACED_EXCHANGES = 100
 
 
 class InsightMixin:
@@ -31,6 +34,13 @@ class InsightMixin:
         for view in self.query_one(Transcript).exchanges():
             view.show_probabilities(self.probabilities_shown, self.token_bytes)
         self.query_one("#legend").display = self.probabilities_shown
+
+    def _forget_old_traces(self) -> None:
+        for view in self.query_one(Transcript).exchanges()[:-TRACED_EXCHANGES]:
+            if any(branch.steps for branch in view.branches):
+                for branch in view.branches:
+                    branch.steps, branch.segments = [], []
+                view.show_probabilities(False, None)
 
     # ----- the token cursor and branches ---------------------------------------------
     def _inspectable_view(self) -> ExchangeView | None:
