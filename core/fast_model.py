@@ -89,6 +89,7 @@ class FastModel:
         self.out_bias = take("model_out_linear_layer.bias")
         self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
         self._output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
+        self._traced_fill = None  # made on the first step past the window
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config, self.device, torch.float32)
@@ -136,6 +137,48 @@ class FastModel:
             cache.length = start + T
         x = F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
         return self._output_layer(x)
+
+    @torch.inference_mode()
+    def fill_cache(self, ids: torch.Tensor, cache: KVCache) -> None:
+        """Only the keys and values of `ids` at positions 0..T-1, into `cache` (what it held is replaced).
+
+        Past the window, the next step's window begins with C-1 tokens already known:
+        their keys and values are all that step needs besides its last row. No logits
+        here, and the last block stops once its keys and values are written.
+
+        For those C-1 tokens (always the same shapes) it runs as a TorchScript trace:
+        the same ops, run without holding the GIL, so a helper thread computing it
+        does not slow down the thread that decodes.
+        """
+        if ids.shape[0] == self.config.context_length - 1 and ids.device.type == "cpu":
+            if self._traced_fill is None:
+                self._traced_fill = self._trace_fill(ids, cache)
+            self._traced_fill(ids, cache.keys, cache.values)
+            cache.length = ids.shape[0]
+            return
+        self._fill(ids, cache)
+
+    def _trace_fill(self, ids: torch.Tensor, cache: KVCache):
+        def fill(ids, keys, values):
+            scratch = KVCache.__new__(KVCache)
+            scratch.keys, scratch.values, scratch.length = keys, values, 0
+            self._fill(ids, scratch)
+            return keys
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
+            return torch.jit.trace(fill, (ids, cache.keys, cache.values), check_trace=False)
+
+    def _fill(self, ids: torch.Tensor, cache: KVCache) -> None:
+        T = ids.shape[0]
+        x = (self.embedding[ids] + self.positions[:T]).unsqueeze(0)
+        last = len(self.blocks) - 1
+        for layer, block in enumerate(self.blocks):
+            if layer < last:
+                x = self._block(x, block, layer, cache, 0, only_last_row=False)
+            else:
+                self._qkv(x, block, layer, cache, 0)
+        cache.length = T
 
     @torch.inference_mode()
     def layer_logits(self, ids: torch.Tensor) -> torch.Tensor:
@@ -204,22 +247,29 @@ class FastModel:
 
         return split
 
-    def _block(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int, only_last_row: bool):
+    def _qkv(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int):
+        """Queries, keys and values of x's rows (each (1, H, T, hs)); with a cache, the keys and values
+        are written there at `start` and those returned span every cached position."""
         _, T, D = x.shape
         H, hs = self.config.num_heads, self.config.head_size
         h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
-        q, k, v = F.linear(h, w.qkv).view(1, T, 3, H, hs).permute(2, 0, 3, 1, 4)  # each (1, H, T, hs)
+        q, k, v = F.linear(h, w.qkv).view(1, T, 3, H, hs).permute(2, 0, 3, 1, 4)
         if cache is not None:
             cache.keys[layer, :, :, start : start + T] = k
             cache.values[layer, :, :, start : start + T] = v
             k = cache.keys[layer, :, :, : start + T]
             v = cache.values[layer, :, :, : start + T]
+        return q, k, v
+
+    def _block(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int, only_last_row: bool):
+        _, T, D = x.shape
+        q, k, v = self._qkv(x, w, layer, cache, start)
         if only_last_row:
             # Nothing after the last block needs the other rows: the last query sees every key.
             q, x = q[:, :, -1:], x[:, -1:]
             attn = F.scaled_dot_product_attention(q, k, v)
         elif start == 0:
-            attn = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
+            attn = F.scaled_dot_product_attention(q, k, v, is_causal=bool(T > 1))
         else:
             assert T == 1, "only single-token steps continue a filled cache"
             attn = F.scaled_dot_product_attention(q, k, v)

@@ -2,8 +2,9 @@
 
 While the text fits the window, a KV cache makes each step one position of
 work. Past the window the book crops to the last `context_length` tokens and
-positions restart at 0, which shifts every cached key, so each step then
-recomputes the cropped window exactly as the book does.
+positions restart at 0, which shifts every cached key; each step's window is
+then computed as the book does, its first C-1 positions one step ahead (see
+`_PastWindow`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 import torch
 
 from core.errors import PromptError
-from core.fast_model import FastModel
+from core.fast_model import FastModel, KVCache
 from core.sampling import SamplingParams, draw_next, logits_not_finite
 from core.trace import StepInfo, pack_step, unpack_step
 
@@ -60,6 +61,21 @@ def generate_steps(
     length = len(prompt_ids)  # positions of the whole text so far
     base = length - len(kept)
     cache = model.new_cache()
+    ahead = _PastWindow(model)
+    keep_logits = bool(top_logprobs)  # the trace reads the raw logits after the draw
+
+    def decode_and_draw(window: torch.Tensor, past_window: bool):
+        with torch.inference_mode():
+            if past_window:
+                logits = ahead.last_logits(window)
+            elif cache.length == 0:
+                logits = model.last_logits(window, cache)  # base is 0 here: the window is the whole text
+            else:
+                logits = model.last_logits(window[-1:], cache)
+            draw = draw_next(logits, params, window, generator, keep_logits)
+            packed = pack_step(logits, draw, top_logprobs) if top_logprobs else draw.token
+            return draw.token, packed.tolist()  # the one host transfer
+
     for step in range(params.max_new_tokens):
         if cancel is not None and cancel.is_set():
             return
@@ -69,20 +85,54 @@ def generate_steps(
         window_start = max(0, length - C)
         window = tokens[window_start - base : length - base]
         if length > C:
-            logits = model.last_logits(window)
-        elif cache.length == 0:
-            logits = model.last_logits(window, cache)  # base is 0 here: the window is the whole text
+            token, host = ahead.step(window, lambda: decode_and_draw(window, past_window=True))
         else:
-            logits = model.last_logits(window[-1:], cache)
-        info = None
-        draw = draw_next(logits, params, window, generator)
-        if top_logprobs:
-            info = unpack_step(pack_step(logits, draw, top_logprobs).tolist())  # the one host transfer
-            token_id = info.id
-        else:
-            token_id = int(draw.token)
-        tokens[length - base] = draw.token
+            token, host = decode_and_draw(window, past_window=False)
+        tokens[length - base] = token
         length += 1
+        info = unpack_step(host) if top_logprobs else None
+        token_id = info.id if info is not None else host
         if not 0 <= token_id < V:
             raise logits_not_finite(step + 1)
         yield token_id, info
+
+
+class _PastWindow:
+    """Steps past the window at the cost of one row, as the book computes them.
+
+    The book's window at each step is the last C tokens at positions 0..C-1. The
+    next step's window begins with C-1 tokens known already: their keys and values
+    are computed (on the helper thread, while this step decodes and draws) into a
+    second cache, and that step then decodes only its last row at position C-1.
+    Without a free core the helper's share is done inline, after the draw.
+    """
+
+    def __init__(self, model: FastModel):
+        self._model = model
+        self._ready: KVCache | None = None  # positions 0..C-2 of the current window
+        self._spare: KVCache | None = None
+
+    def last_logits(self, window: torch.Tensor) -> torch.Tensor:
+        return self._model.last_logits(window[-1:], self._ready)
+
+    def step(self, window: torch.Tensor, decode_and_draw):
+        model = self._model
+        if self._ready is None:
+            self._ready, self._spare = model.new_cache(), model.new_cache()
+            model.fill_cache(window[:-1], self._ready)
+        result = []
+        following = window[1:]  # the next window's first C-1 tokens
+
+        def mine() -> None:
+            result.append(decode_and_draw())
+
+        def theirs() -> None:
+            model.fill_cache(following, self._spare)
+
+        if model.helper is None:
+            mine()
+            theirs()
+        else:
+            model.helper.pair(mine, theirs)
+        self._ready, self._spare = self._spare, self._ready
+        return result[0]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 
 from core.errors import GenerationError, PresetError
+from core.top_k import top_k
 
 # top-p first looks among this many best tokens; only when they do not reach p
 # does it sort the whole vocabulary.
@@ -105,15 +106,19 @@ def logits_not_finite(step: int | None = None) -> GenerationError:
                            "it cannot generate")
 
 
-def apply_repetition_penalty(logits: torch.Tensor, window_ids: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Each distinct id in the window once: positive logits divided, negative multiplied."""
+def apply_repetition_penalty(logits: torch.Tensor, window_ids: torch.Tensor, penalty: float,
+                             in_place: bool = False) -> torch.Tensor:
+    """Each distinct id in the window once: positive logits divided, negative multiplied.
+
+    `in_place` writes into `logits` instead of copying the vocabulary-sized tensor.
+    """
     if penalty == 1.0 or window_ids.numel() == 0:
         return logits
     seen = logits.gather(0, window_ids)
     # Duplicated ids all compute the same value from the original logit, so the
     # scatter applies the penalty once per distinct id.
     penalised = torch.where(seen > 0, seen / penalty, seen * penalty)
-    return logits.scatter(0, window_ids, penalised)
+    return logits.scatter_(0, window_ids, penalised) if in_place else logits.scatter(0, window_ids, penalised)
 
 
 def next_token(
@@ -143,8 +148,10 @@ def draw_next(
     params: SamplingParams,
     window_ids: torch.Tensor,
     generator: torch.Generator | None,
+    keep_logits: bool = True,
 ) -> Draw:
-    logits = apply_repetition_penalty(logits, window_ids, params.repetition_penalty)
+    """The next token and what it was drawn from; `keep_logits=False` lets the penalty overwrite `logits`."""
+    logits = apply_repetition_penalty(logits, window_ids, params.repetition_penalty, in_place=not keep_logits)
     if params.temperature == 0:
         best = logits.argmax()  # a NaN wins argmax, so checking the winner checks them all
         return Draw(torch.where(logits[best].isfinite(), best, NOT_FINITE), None, None, None)
@@ -170,15 +177,11 @@ def filtered_probs(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.
 
 def _filtered(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """`filtered_probs`, and the softmax before top-p and min-p (over the candidates)."""
-    if params.temperature != 1.0:
-        logits = logits / params.temperature
     candidates = None
     if params.top_k and params.top_k < logits.shape[0]:
-        kth = torch.topk(logits, params.top_k).values[-1]
-        candidates = (logits >= kth).nonzero().squeeze(1)  # ties at the k-th value survive
-        if candidates.shape[0] == 0:  # known on the host already: nonzero synchronises
-            raise logits_not_finite()  # only NaN compares false with every value
-        logits = logits[candidates]
+        candidates, logits = _top_k_candidates(logits, params.top_k)
+    if params.temperature != 1.0:  # after top-k: dividing by a positive number keeps the order
+        logits = logits / params.temperature
     softmax = probs = torch.softmax(logits, dim=0)
     if params.top_p < 1.0:
         probs = _top_p(probs, params.top_p)
@@ -186,6 +189,19 @@ def _filtered(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tenso
         # The top token always survives: its probability is >= min_p times itself.
         probs = torch.where(probs >= params.min_p * probs.max(), probs, torch.zeros_like(probs))
     return candidates, probs, softmax
+
+
+def _top_k_candidates(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ids of the k best logits, ties at the k-th value kept, in id order (so a seed draws as it
+    always has), and their logits."""
+    values, ids = top_k(logits, k + 1)
+    if values[k] == values[k - 1] or values[k - 1].isnan():  # a tie across the cut, or NaN: the full search
+        candidates = (logits >= values[k - 1]).nonzero().squeeze(1)
+        if candidates.shape[0] == 0:  # only NaN compares false with every value
+            raise logits_not_finite()
+        return candidates, logits[candidates]
+    candidates, order = ids[:k].sort()
+    return candidates, values[:k][order]
 
 
 def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:

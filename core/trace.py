@@ -7,13 +7,13 @@ transfer, as it reads the id alone when nothing is traced.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
 from core.sampling import Draw
+from core.top_k import top_k
 
 MAX_TOP_LOGPROBS = 20
 
@@ -80,36 +80,6 @@ def pack_step(logits: torch.Tensor, draw: Draw, top_n: int) -> torch.Tensor:
     chosen = draw.probs[draw.index].view(1) if draw.probs is not None else total
     return torch.cat([draw.token.view(1), logits[token].view(1), chosen, total, probs[top_ids[0]].view(1),
                       torch.dot(probs, logits).view(1), top_ids, top_logits, sampled])
-
-
-# A vocabulary this large is searched in two steps: the best columns of a [_ROWS, V / _ROWS]
-# view by their maximum, then the entries of those columns. The k best entries lie in at
-# most k columns, each with a maximum at least as large as theirs, so none is missed.
-_ROWS = 32
-_TWO_STEP_ABOVE = 16384  # below this, torch.topk's one pass costs less than the extra ops
-
-
-def top_k(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.topk(values, k) of a 1-D tensor, a few times faster on a large vocabulary."""
-    n = values.shape[0]
-    k = min(k, n)
-    columns = n // _ROWS
-    if n < _TWO_STEP_ABOVE or k > columns // 4:
-        return torch.topk(values, k)
-    grid = values[: columns * _ROWS].view(_ROWS, columns)
-    best_columns = torch.topk(grid.amax(0), k).indices
-    top_values, where = torch.topk(grid.index_select(1, best_columns).reshape(-1), k)
-    ids = where // k * columns + best_columns[where % k]
-    if columns * _ROWS == n:
-        return top_values, ids
-    # The few entries past the grid compete with the grid's best.
-    merged_values, order = torch.topk(torch.cat([top_values, values[columns * _ROWS:]]), k)
-    return merged_values, torch.cat([ids, _tail_ids(columns * _ROWS, n, values.device)])[order]
-
-
-@lru_cache(maxsize=8)
-def _tail_ids(start: int, end: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(start, end, device=device)
 
 
 def unpack_step(values: list[float]) -> StepInfo:

@@ -99,3 +99,17 @@ def test_float16_checkpoints_are_upcast_and_computed_in_float32(tmp_path):
     longer = [int(t) for t in torch.randint(0, 300, (20,), generator=torch.Generator().manual_seed(1))]
     got = model.last_logits(torch.tensor(longer[-8:]))
     torch.testing.assert_close(got, reference.next_logits(longer), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_past_the_window_one_row_on_keys_computed_ahead_is_the_books_window(tmp_path, shape):
+    # The engine fills positions 0..C-2 of the next window ahead of time, then decodes its last row.
+    model, ref = _engine_model(tmp_path, shape, seed=6)
+    C, V = shape[3], shape[4]
+    ids = [int(t) for t in torch.randint(0, V, (3 * C,), generator=torch.Generator().manual_seed(7))]
+    cache = model.new_cache()
+    for length in range(C + 1, 3 * C + 1):
+        window = torch.tensor(ids[length - C : length])
+        model.fill_cache(window[:-1], cache)
+        got = model.last_logits(window[-1:], cache)
+        torch.testing.assert_close(got, ref.next_logits(ids[:length]), atol=1e-4, rtol=0)
