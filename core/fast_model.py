@@ -90,6 +90,8 @@ class FastModel:
         self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
         self._output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
         self._traced_fill = None  # made on the first step past the window
+        self._traced_decode = None  # made on the first decode step
+        self._cache_positions = torch.arange(config.context_length, device=device)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config, self.device, torch.float32)
@@ -128,6 +130,8 @@ class FastModel:
         start = cache.length if cache is not None else 0
         C = self.config.context_length
         assert start + T <= C, "the window overflows; the caller crops and recomputes"
+        if T == 1 and start > 0 and self.device.type == "cpu":
+            return self._output_layer(self._decode_one(ids, cache))
         x = self.embedding[ids] + self.positions[start : start + T]  # (T, D)
         x = x.unsqueeze(0)  # (1, T, D)
         last = len(self.blocks) - 1
@@ -137,6 +141,38 @@ class FastModel:
             cache.length = start + T
         x = F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
         return self._output_layer(x)
+
+    def _decode_one(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """One token after the cached positions, through every block and the final LayerNorm.
+
+        A decode step repeats the same ops on the same shapes, so it runs as a
+        TorchScript trace: a fraction of the per-op cost, and without the GIL. To
+        keep the shapes fixed, attention reads the whole cache and masks the
+        positions not filled yet (their weight is exactly 0).
+        """
+        position = torch.tensor([cache.length], device=self.device)
+        if self._traced_decode is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
+                self._traced_decode = torch.jit.trace(self._decode_one_eager, (ids, position, cache.keys, cache.values),
+                                                      check_trace=False)
+        cache.length += 1
+        return self._traced_decode(ids, position, cache.keys, cache.values)
+
+    def _decode_one_eager(self, ids, position, keys, values):
+        D, H, hs = self.config.d_model, self.config.num_heads, self.config.head_size
+        x = (self.embedding[ids] + self.positions[position]).unsqueeze(0)  # (1, 1, D)
+        mask = torch.where(self._cache_positions <= position, 0.0, float("-inf")).view(1, -1)  # (1, C)
+        for layer, w in enumerate(self.blocks):
+            h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
+            q, k, v = F.linear(h, w.qkv).view(1, 1, 3, H, hs).permute(2, 0, 3, 1, 4)  # each (1, H, 1, hs)
+            keys[layer].index_copy_(2, position, k)
+            values[layer].index_copy_(2, position, v)
+            attn = F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask)
+            x = x + F.linear(attn.transpose(1, 2).reshape(1, 1, D), w.proj_weight, w.proj_bias)
+            h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
+            x = x + F.linear(F.relu(F.linear(h, w.ffn_in_weight, w.ffn_in_bias)), w.ffn_out_weight, w.ffn_out_bias)
+        return F.layer_norm(x[0, -1], (D,), self.final_ln_weight, self.final_ln_bias)
 
     @torch.inference_mode()
     def fill_cache(self, ids: torch.Tensor, cache: KVCache) -> None:
