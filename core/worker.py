@@ -38,13 +38,29 @@ class HelperThread:
     def pair(self, mine: Callable[[], None], theirs: Callable[[], None]) -> None:
         job = _Job(theirs)
         self._jobs.put(job)
-        mine()
+        try:
+            mine()
+        except BaseException:
+            self._settle(job)
+            raise
         if job.claim.acquire(blocking=False):
             theirs()  # the helper had no core in time: do it here
             return
-        job.done.wait()  # the helper is on it; it finishes within the job's time
+        try:
+            job.done.wait()  # the helper is on it; it finishes within the job's time
+        except BaseException:  # Ctrl+C while waiting
+            self._settle(job)
+            raise
         if job.error is not None:
             raise job.error
+
+    @staticmethod
+    def _settle(job: _Job) -> None:
+        """An exception (Ctrl+C) leaves this call: the helper must not be left running torch code, or
+        the interpreter, exiting, aborts under it. Cancel the job, or wait the few ms it has left."""
+        if not job.claim.acquire(blocking=False):
+            while not job.done.wait(0.05):
+                pass
 
     def close(self) -> None:
         self._jobs.put(None)

@@ -199,6 +199,7 @@ async def test_up_and_down_recall_prompts_across_runs(app_factory):
         await finished(pilot, 2)
     app = app_factory()
     async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.query(PromptInput), what="the prompt")  # composed on a loaded box too
         prompt = app.query_one(PromptInput)
         prompt.focus()
         await pilot.press("d", "r", "a", "f", "t")

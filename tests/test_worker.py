@@ -54,3 +54,27 @@ def test_an_error_in_the_helper_reaches_the_caller():
         for _ in range(100):  # until the helper, not the caller, is the one that runs it
             helper.pair(lambda: time.sleep(0.002), theirs)
     helper.close()
+
+
+def test_an_exception_in_the_callers_half_leaves_no_helper_work_running():
+    # Ctrl+C in the caller's half: the interpreter may exit next, and it aborts if the
+    # helper is still inside torch code. The helper's half is cancelled or finished first.
+    helper = HelperThread()
+    started, finished = threading.Event(), threading.Event()
+
+    def theirs():
+        started.set()
+        time.sleep(0.2)
+        finished.set()
+
+    def mine():
+        started.wait(1)  # the helper has taken its half
+        raise KeyboardInterrupt
+
+    try:
+        helper.pair(mine, theirs)
+    except KeyboardInterrupt:
+        assert finished.is_set() or not started.is_set()
+    else:
+        raise AssertionError("the caller's exception was swallowed")
+    helper.close()
