@@ -239,7 +239,8 @@ class FastModel:
 
         - Stored in float16 (the shipped model): fbgemm's float16-weight product with
           float32 activations reads half the bytes, and is exact for weights that were
-          float16 to begin with (upcasting them adds nothing).
+          float16 to begin with (upcasting them adds nothing); with a helper thread,
+          each thread takes half of the vocabulary.
         - On the CPU otherwise: the weight transposed, [D, V], which `addmm` streams
           faster than `linear` does [V, D]; with a helper thread, each thread takes
           half of the columns (the same dot products, so the same logits).
@@ -254,6 +255,8 @@ class FastModel:
                     warnings.simplefilter("ignore")
                     packed = torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight)
                     torch.fbgemm_linear_fp16_weight(torch.zeros(1, self.config.d_model), packed, self.out_bias)
+                    if self.helper is not None:
+                        return self._split_fp16_output_layer()
                 self._output_weight_size = 2
                 return lambda x: torch.fbgemm_linear_fp16_weight(x.unsqueeze(0), packed, self.out_bias)[0]
             except (RuntimeError, AttributeError):
@@ -296,6 +299,28 @@ class FastModel:
             k = cache.keys[layer, :, :, : start + T]
             v = cache.values[layer, :, :, : start + T]
         return q, k, v
+
+    def _split_fp16_output_layer(self):
+        """fbgemm's float16-weight product, each half of the vocabulary on its own thread."""
+        self._output_weight_size = 2
+        half = self.config.vocab_size // 2
+        halves = [(torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight[rows].contiguous()), self.out_bias[rows])
+                  for rows in (slice(0, half), slice(half, None))]
+
+        def split(x: torch.Tensor) -> torch.Tensor:
+            row, parts = x.unsqueeze(0), [None, None]
+
+            def first_half() -> None:
+                parts[0] = torch.fbgemm_linear_fp16_weight(row, *halves[0])
+
+            def second_half() -> None:
+                with torch.inference_mode():  # thread-local: the helper thread needs it too
+                    parts[1] = torch.fbgemm_linear_fp16_weight(row, *halves[1])
+
+            self.helper.pair(first_half, second_half)
+            return torch.cat(parts, dim=1)[0]
+
+        return split
 
     def _block(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int, only_last_row: bool):
         _, T, D = x.shape

@@ -84,12 +84,12 @@ def test_a_prompt_longer_than_the_window_is_cropped_like_the_book(tmp_path):
     assert mismatch is None or gaps[mismatch] < TIE_TOLERANCE
 
 
-def test_float16_checkpoints_are_upcast_and_computed_in_float32(tmp_path):
+def test_float16_checkpoints_are_upcast_and_computed_in_float32(tmp_path, helper):
     ckpt = random_book_checkpoint(24, 3, 2, 8, 300, seed=9, dtype=torch.float16)
     path = tmp_path / "half.ckpt"
     torch.save(ckpt, path)
     loaded = load_checkpoint(path)
-    model = FastModel(loaded.config, loaded.state_dict, torch.device("cpu"))
+    model = FastModel(loaded.config, loaded.state_dict, torch.device("cpu"), helper)
     assert model.out_weight.dtype == torch.float32
     ids = [5, 9, 13]
     reference = ReferenceModel(ckpt)
