@@ -289,8 +289,8 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMix
         last_view = self._last_view()
         forced: tuple[int, ...] = ()
         if request.kind == "branch":
-            view, step_index, alternative = request.target
-            view.add_branch(branch_from(view.branch, view.branch_index, step_index, alternative,
+            view, parent, step_index, alternative = request.target
+            view.add_branch(branch_from(view.branches[parent], parent, step_index, alternative,
                                         request.params.as_dict()))
             context, forced = view.base_context or "", tuple(view.branch.token_ids(step_index + 1))
         elif request.kind == "continue" and last_view is not None:

@@ -69,7 +69,7 @@ class InsightMixin:
         step_index, row = chosen
         alternative = view.branch.steps[step_index].top[row]
         request = Request("branch", view.prompt, self.preset, self.current_params(), self.mode,
-                          target=(view, step_index, alternative))
+                          target=(view, view.branch_index, step_index, alternative))
         self._enqueue(request)
 
     def action_switch_branch(self, delta: int) -> None:

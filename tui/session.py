@@ -15,7 +15,8 @@ class Request:
     mode: str  # 'completion' or 'continue', as it was when sent
     recorded: bool = field(default=False, compare=False)  # written to the history already
     ended_by: str | None = field(default=None, compare=False)  # 'quit', 'hangup' or 'terminated'
-    target: tuple | None = field(default=None, compare=False)  # a branch: (exchange view, step index, alternative)
+    # A branch: (exchange view, the branch it starts from, step index, the alternative taken there).
+    target: tuple | None = field(default=None, compare=False)
 
 
 def transcript_text(exchanges: list[tuple[str, str]]) -> str:
