@@ -133,8 +133,7 @@ class FastModel:
         assert start + T <= C, "the window overflows; the caller crops and recomputes"
         if T == 1 and start > 0 and self.device.type == "cpu":
             return self._output_layer(self._decode_one(ids, cache))
-        x = self.embedding[ids] + self.positions[start : start + T]  # (T, D)
-        x = x.unsqueeze(0)  # (1, T, D)
+        x = self._embed(ids, start)
         last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
             x = self._block(x, block, layer, cache, start, only_last_row=(layer == last))
@@ -161,19 +160,14 @@ class FastModel:
         return self._traced_decode(ids, position, cache.keys, cache.values)
 
     def _decode_one_eager(self, ids, position, keys, values):
-        D, H, hs = self.config.d_model, self.config.num_heads, self.config.head_size
-        x = (self.embedding[ids] + self.positions[position]).unsqueeze(0)  # (1, 1, D)
+        x = (self.embedding[ids] + self.positions[position]).unsqueeze(0)  # (1, 1, D); position is a tensor here
         mask = torch.where(self._cache_positions <= position, 0.0, float("-inf")).view(1, -1)  # (1, C)
         for layer, w in enumerate(self.blocks):
-            h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
-            q, k, v = F.linear(h, w.qkv).view(1, 1, 3, H, hs).permute(2, 0, 3, 1, 4)  # each (1, H, 1, hs)
+            q, k, v = self._project_qkv(x, w)
             keys[layer].index_copy_(2, position, k)
             values[layer].index_copy_(2, position, v)
-            attn = F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask)
-            x = x + F.linear(attn.transpose(1, 2).reshape(1, 1, D), w.proj_weight, w.proj_bias)
-            h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
-            x = x + F.linear(F.relu(F.linear(h, w.ffn_in_weight, w.ffn_in_bias)), w.ffn_out_weight, w.ffn_out_bias)
-        return F.layer_norm(x[0, -1], (D,), self.final_ln_weight, self.final_ln_bias)
+            x = self._after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
+        return F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
 
     @torch.inference_mode()
     def fill_cache(self, ids: torch.Tensor, cache: KVCache) -> None:
@@ -208,7 +202,7 @@ class FastModel:
 
     def _fill(self, ids: torch.Tensor, cache: KVCache) -> None:
         T = ids.shape[0]
-        x = (self.embedding[ids] + self.positions[:T]).unsqueeze(0)
+        x = self._embed(ids, 0)
         last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
             if layer < last:
@@ -226,7 +220,7 @@ class FastModel:
         """
         T = ids.shape[0]
         assert T <= self.config.context_length, "the caller crops to the window"
-        x = (self.embedding[ids] + self.positions[:T]).unsqueeze(0)
+        x = self._embed(ids, 0)
         last = len(self.blocks) - 1
         rows = []
         for layer, block in enumerate(self.blocks):
@@ -254,74 +248,82 @@ class FastModel:
                 with warnings.catch_warnings():
                     # torch marks these deprecated; it warns once per process, here, not on the user's screen.
                     warnings.simplefilter("ignore")
-                    packed = torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight)
-                    torch.fbgemm_linear_fp16_weight(torch.zeros(1, self.config.d_model), packed, self.out_bias)
-                    if self.helper is not None:
-                        return self._split_fp16_output_layer()
+                    layer = self._fp16_output_layer()
+                    layer(torch.zeros(self.config.d_model))  # a build without fbgemm fails here
                 self._output_weight_size = 2
-                return lambda x: torch.fbgemm_linear_fp16_weight(x.unsqueeze(0), packed, self.out_bias)[0]
+                return layer
             except (RuntimeError, AttributeError):
                 pass  # a build without fbgemm (not x86), or one that dropped it: the float32 forms below
-        V, half = self.config.vocab_size, self.config.vocab_size // 2
         if self.helper is None:
             weight_t = self.out_weight.t().contiguous()
             bias = self.out_bias.unsqueeze(0)
             return lambda x: torch.addmm(bias, x.unsqueeze(0), weight_t)[0]
-        halves = [(self.out_weight[rows].t().contiguous(), self.out_bias[rows].unsqueeze(0), rows)
-                  for rows in (slice(0, half), slice(half, V))]
+        return self._halved([(self.out_weight[rows].t().contiguous(), self.out_bias[rows].unsqueeze(0))
+                             for rows in self._vocabulary_halves()],
+                            lambda row, weight_t, bias, out: torch.addmm(bias, row, weight_t, out=out))
 
-        def split(x: torch.Tensor) -> torch.Tensor:
-            logits = torch.empty(1, V, device=self.device)
+    def _fp16_output_layer(self):
+        """fbgemm's float16-weight product; with a helper thread, halved like the float32 form."""
+        if self.helper is None:
+            packed = torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight)
+            return lambda x: torch.fbgemm_linear_fp16_weight(x.unsqueeze(0), packed, self.out_bias)[0]
+        return self._halved([(torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight[rows].contiguous()), self.out_bias[rows])
+                             for rows in self._vocabulary_halves()],
+                            lambda row, packed, bias, out: out.copy_(torch.fbgemm_linear_fp16_weight(row, packed, bias)))
+
+    def _vocabulary_halves(self) -> tuple[slice, slice]:
+        half = self.config.vocab_size // 2
+        return slice(0, half), slice(half, self.config.vocab_size)
+
+    def _halved(self, halves, product):
+        """The output layer with each half of the vocabulary on its own thread (the same dot products,
+        so the same logits): `product(row, *half, out)` writes one half's logits into `out`."""
+        first, second = self._vocabulary_halves()
+
+        def layer(x: torch.Tensor) -> torch.Tensor:
+            logits = torch.empty(1, self.config.vocab_size, device=self.device)
             row = x.unsqueeze(0)
-            (w1, b1, rows1), (w2, b2, rows2) = halves
 
             def first_half() -> None:
-                torch.addmm(b1, row, w1, out=logits[:, rows1])
+                product(row, *halves[0], logits[:, first])
 
             def second_half() -> None:
                 with torch.inference_mode():  # thread-local: the helper thread needs it too
-                    torch.addmm(b2, row, w2, out=logits[:, rows2])
+                    product(row, *halves[1], logits[:, second])
 
             self.helper.pair(first_half, second_half)
             return logits[0]
 
-        return split
+        return layer
+
+    def _embed(self, ids: torch.Tensor, start: int) -> torch.Tensor:
+        """The first block's input for `ids` at positions start.. : (1, T, D)."""
+        return (self.embedding[ids] + self.positions[start : start + ids.shape[0]]).unsqueeze(0)
+
+    def _project_qkv(self, x, w: BlockWeights):
+        """Queries, keys and values of x's rows, each (1, H, T, hs)."""
+        _, T, D = x.shape
+        h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
+        return F.linear(h, w.qkv).view(1, T, 3, self.config.num_heads, self.config.head_size).permute(2, 0, 3, 1, 4)
+
+    def _after_attention(self, x, attn, w: BlockWeights):
+        """The rest of a block once attention (1, H, T, hs) is known: projection, then the feed-forward."""
+        D = x.shape[-1]
+        x = x + F.linear(attn.transpose(1, 2).reshape(1, -1, D), w.proj_weight, w.proj_bias)
+        h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
+        return x + F.linear(F.relu(F.linear(h, w.ffn_in_weight, w.ffn_in_bias)), w.ffn_out_weight, w.ffn_out_bias)
 
     def _qkv(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int):
         """Queries, keys and values of x's rows (each (1, H, T, hs)); with a cache, the keys and values
         are written there at `start` and those returned span every cached position."""
-        _, T, D = x.shape
-        H, hs = self.config.num_heads, self.config.head_size
-        h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
-        q, k, v = F.linear(h, w.qkv).view(1, T, 3, H, hs).permute(2, 0, 3, 1, 4)
+        T = x.shape[1]
+        q, k, v = self._project_qkv(x, w)
         if cache is not None:
             cache.keys[layer, :, :, start : start + T] = k
             cache.values[layer, :, :, start : start + T] = v
             k = cache.keys[layer, :, :, : start + T]
             v = cache.values[layer, :, :, : start + T]
         return q, k, v
-
-    def _split_fp16_output_layer(self):
-        """fbgemm's float16-weight product, each half of the vocabulary on its own thread."""
-        self._output_weight_size = 2
-        half = self.config.vocab_size // 2
-        halves = [(torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight[rows].contiguous()), self.out_bias[rows])
-                  for rows in (slice(0, half), slice(half, None))]
-
-        def split(x: torch.Tensor) -> torch.Tensor:
-            row, parts = x.unsqueeze(0), [None, None]
-
-            def first_half() -> None:
-                parts[0] = torch.fbgemm_linear_fp16_weight(row, *halves[0])
-
-            def second_half() -> None:
-                with torch.inference_mode():  # thread-local: the helper thread needs it too
-                    parts[1] = torch.fbgemm_linear_fp16_weight(row, *halves[1])
-
-            self.helper.pair(first_half, second_half)
-            return torch.cat(parts, dim=1)[0]
-
-        return split
 
     def _causal_attention(self, q, k, v):
         """Each row attending to itself and the rows before it: q, k, v (1, H, T, hs).
@@ -340,7 +342,7 @@ class FastModel:
         return torch.bmm(torch.softmax(scores, dim=-1), v[0]).unsqueeze(0)
 
     def _block(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int, only_last_row: bool):
-        _, T, D = x.shape
+        T = x.shape[1]
         q, k, v = self._qkv(x, w, layer, cache, start)
         if only_last_row:
             # Nothing after the last block needs the other rows: the last query sees every key.
@@ -351,7 +353,4 @@ class FastModel:
         else:
             assert T == 1, "only single-token steps continue a filled cache"
             attn = F.scaled_dot_product_attention(q, k, v)
-        attn = attn.transpose(1, 2).reshape(1, -1, D)
-        x = x + F.linear(attn, w.proj_weight, w.proj_bias)
-        h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
-        return x + F.linear(F.relu(F.linear(h, w.ffn_in_weight, w.ffn_in_bias)), w.ffn_out_weight, w.ffn_out_bias)
+        return self._after_attention(x, attn, w)

@@ -64,17 +64,18 @@ def generate_steps(
     ahead = _PastWindow(model)
     keep_logits = bool(top_logprobs)  # the trace reads the raw logits after the draw
 
-    def decode_and_draw(window: torch.Tensor, past_window: bool):
+    def decode_and_draw(window: torch.Tensor, logits_of) -> tuple[torch.Tensor, object]:
+        """The drawn token, and what the host reads of it: its id, or its packed step information."""
         with torch.inference_mode():
-            if past_window:
-                logits = ahead.last_logits(window)
-            elif cache.length == 0:
-                logits = model.last_logits(window, cache)  # base is 0 here: the window is the whole text
-            else:
-                logits = model.last_logits(window[-1:], cache)
+            logits = logits_of(window)
             draw = draw_next(logits, params, window, generator, keep_logits)
             packed = pack_step(logits, draw, top_logprobs) if top_logprobs else draw.token
             return draw.token, packed.tolist()  # the one host transfer
+
+    def in_window_logits(window: torch.Tensor) -> torch.Tensor:
+        if cache.length == 0:
+            return model.last_logits(window, cache)  # base is 0 here: the window is the whole text
+        return model.last_logits(window[-1:], cache)
 
     for step in range(params.max_new_tokens):
         if cancel is not None and cancel.is_set():
@@ -85,9 +86,9 @@ def generate_steps(
         window_start = max(0, length - C)
         window = tokens[window_start - base : length - base]
         if length > C:
-            token, host = ahead.step(window, lambda: decode_and_draw(window, past_window=True))
+            token, host = ahead.step(window, lambda: decode_and_draw(window, ahead.last_logits))
         else:
-            token, host = decode_and_draw(window, past_window=False)
+            token, host = decode_and_draw(window, in_window_logits)
         tokens[length - base] = token
         length += 1
         info = unpack_step(host) if top_logprobs else None

@@ -8,6 +8,7 @@ import json
 import math
 from typing import TextIO
 
+from core.tokenizer import one_line
 from core.trace import StepInfo
 
 
@@ -68,7 +69,4 @@ class TraceWriter(_StepWriter):
 
     def _shown(self, token: int) -> str:
         """A token between quotes on one line: its line breaks and tabs escaped."""
-        return self._engine.token_text(token)[0].translate(_ESCAPES)
-
-
-_ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+        return one_line(self._engine.token_text(token)[0])

@@ -62,6 +62,14 @@ def token_text(encoding: tiktoken.Encoding, token: int) -> tuple[str, list[int]]
     return data.decode("utf-8", errors="replace"), list(data)
 
 
+_ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def one_line(text: str) -> str:
+    """A token's text as it is shown among others: line breaks and tabs escaped, so it stays on its line."""
+    return text.translate(_ONE_LINE)
+
+
 class IncrementalDecoder:
     """Token ids in, text out, never half a character.
 

@@ -4,7 +4,7 @@ branches, the model inspector. A mixin of the app.
 from __future__ import annotations
 
 from core.errors import TfchatError
-from core.tokenizer import load_encoding, token_bytes
+from core.tokenizer import load_encoding, token_bytes, token_text
 from tui.inspector_screen import InspectorScreen
 from tui.session import Request
 from tui.token_screen import TokenScreen
@@ -25,8 +25,7 @@ class InsightMixin:
         return token_bytes(load_encoding(), token)
 
     def token_text(self, token: int) -> tuple[str, list[int]]:
-        data = self.token_bytes(token)
-        return data.decode("utf-8", errors="replace"), list(data)
+        return token_text(load_encoding(), token)
 
     # ----- the probability view -------------------------------------------------------
     def action_toggle_probabilities(self) -> None:

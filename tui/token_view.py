@@ -11,6 +11,7 @@ import math
 
 from rich.text import Text
 
+from core.tokenizer import one_line
 from core.trace import StepInfo
 
 # (lowest probability, background): the model's own probability of the token it produced.
@@ -68,5 +69,5 @@ def styled_tokens(output: str, steps: list[StepInfo], spans: list[tuple[int, int
 
 
 def shown_token(text: str) -> str:
-    """A token's text on one line, between quotes: line breaks and tabs escaped."""
-    return "'" + text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + "'"
+    """A token's text on one line, between quotes."""
+    return f"'{one_line(text)}'"
