@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from core.book_model import sinusoidal_positions
+from core.cuda_graph import DecodeGraph
 from core.model_config import ModelConfig
 from core.worker import HelperThread
 
@@ -40,6 +41,7 @@ class KVCache:
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions 0..length-1 are filled
+        self.decode_graph = None  # on CUDA, the decode step captured for these tensors (core.cuda_graph)
 
     def reset(self) -> None:
         self.length = 0
@@ -93,6 +95,7 @@ class FastModel:
         self._traced_decode = None  # made on the first decode step
         self._cache_positions = torch.arange(config.context_length, device=device)
         self._causal_masks: dict[int, torch.Tensor] = {}  # rows -> the mask added to the scores; see below
+        self._graph_pool = None  # CUDA only: the memory pool the decode graphs share
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config, self.device, torch.float32)
@@ -133,6 +136,8 @@ class FastModel:
         assert start + T <= C, "the window overflows; the caller crops and recomputes"
         if T == 1 and start > 0 and self.device.type == "cpu":
             return self._output_layer(self._decode_one(ids, cache))
+        if T == 1 and start > 0 and self.device.type == "cuda":
+            return self._graphed_step(ids, cache)
         x = self._embed(ids, start)
         last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
@@ -158,6 +163,20 @@ class FastModel:
                                                       check_trace=False)
         cache.length += 1
         return self._traced_decode(ids, position, cache.keys, cache.values)
+
+    def _graphed_step(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """On CUDA, the same decode step and the output layer as one graph replay (`core.cuda_graph`)."""
+        position = cache.length
+        cache.length += 1
+        if cache.decode_graph is None:
+            if self._graph_pool is None:
+                self._graph_pool = torch.cuda.graph_pool_handle()  # one memory pool for every cache's graph
+
+            def step(ids, position, keys, values):
+                return self._output_layer(self._decode_one_eager(ids, position, keys, values))
+
+            cache.decode_graph = DecodeGraph(step, ids, position, cache.keys, cache.values, self._graph_pool)
+        return cache.decode_graph(ids, position)
 
     def _decode_one_eager(self, ids, position, keys, values):
         x = (self.embedding[ids] + self.positions[position]).unsqueeze(0)  # (1, 1, D); position is a tensor here

@@ -113,3 +113,30 @@ def test_past_the_window_one_row_on_keys_computed_ahead_is_the_books_window(tmp_
         model.fill_cache(window[:-1], cache)
         got = model.last_logits(window[-1:], cache)
         torch.testing.assert_close(got, ref.next_logits(ids[:length]), atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("shape", SHAPES)
+def test_on_cuda_the_graphed_decode_step_gives_the_books_greedy_tokens_and_logits(tmp_path, shape):
+    """On CUDA every decode step is a CUDA graph replay (`core.cuda_graph`), in the window and past it."""
+    ckpt = random_book_checkpoint(*shape, seed=5)
+    path = tmp_path / "m.ckpt"
+    torch.save(ckpt, path)
+    loaded = load_checkpoint(path)
+    model, ref = FastModel(loaded.config, loaded.state_dict, torch.device("cuda")), ReferenceModel(ckpt)
+    C, V = shape[3], shape[4]
+    ids = [int(t) for t in torch.randint(0, V, (C,), generator=torch.Generator().manual_seed(6))]
+    cache = model.new_cache()
+    sequence = torch.tensor(ids, device="cuda")
+    model.last_logits(sequence[:1], cache)
+    for length in range(2, C + 1):
+        got = model.last_logits(sequence[length - 1 : length], cache).cpu()
+        torch.testing.assert_close(got, ref.next_logits(ids[:length]), atol=1e-4, rtol=0)
+    assert cache.decode_graph is not None
+    prompt = ids[:3]
+    expected, gaps = ref.greedy(prompt, 3 * C)
+    got = list(generate_ids(model, prompt, SamplingParams(temperature=0, max_new_tokens=3 * C)))
+    for i, (e, g) in enumerate(zip(expected, got)):
+        if e != g:
+            assert gaps[i] < TIE_TOLERANCE, f"token {i} differs ({g} vs {e}) with a top-two gap of {gaps[i]}"
+            break
