@@ -36,8 +36,8 @@ class BlockWeights:
 class KVCache:
     """Keys and values of the positions computed so far, preallocated to the window."""
 
-    def __init__(self, config: ModelConfig, device: torch.device, dtype: torch.dtype):
-        shape = (config.num_blocks, 1, config.num_heads, config.context_length, config.head_size)
+    def __init__(self, config: ModelConfig, device: torch.device, dtype: torch.dtype, rows: int = 1):
+        shape = (config.num_blocks, rows, config.num_heads, config.context_length, config.head_size)
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions 0..length-1 are filled
@@ -45,6 +45,13 @@ class KVCache:
 
     def reset(self) -> None:
         self.length = 0
+
+    def row(self, index: int) -> "KVCache":
+        """One row of a batched cache as a one-row cache: views, so what is written lands in this cache."""
+        view = KVCache.__new__(KVCache)
+        view.keys, view.values = self.keys[:, index : index + 1], self.values[:, index : index + 1]
+        view.length, view.decode_graph = 0, None
+        return view
 
 
 class FastModel:
@@ -93,12 +100,13 @@ class FastModel:
         self._output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
         self._traced_fill = None  # made on the first step past the window
         self._traced_decode = None  # made on the first decode step
+        self._traced_rows: dict[int, object] = {}  # batch size -> its traced decode step (`decode_rows`)
         self._cache_positions = torch.arange(config.context_length, device=device)
         self._causal_masks: dict[int, torch.Tensor] = {}  # rows -> the mask added to the scores; see below
         self._graph_pool = None  # CUDA only: the memory pool the decode graphs share
 
-    def new_cache(self) -> KVCache:
-        return KVCache(self.config, self.device, torch.float32)
+    def new_cache(self, rows: int = 1) -> KVCache:
+        return KVCache(self.config, self.device, torch.float32, rows)
 
     def output_layer_bytes(self) -> int:
         """Bytes the output layer reads per step, in the form it is computed (float16 weights read 2 a value)."""
@@ -189,6 +197,43 @@ class FastModel:
         return F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
 
     @torch.inference_mode()
+    def decode_rows(self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits [B, V] for B rows in one pass: row b's token `ids[b]` at `positions[b]`, after the
+        positions before it in row b of `cache` (B rows). Each row attends to its own positions only.
+
+        The batched form of the one-token step (`_decode_one`), traced the same way on the CPU,
+        once per batch size; the output layer then reads its weights once for every row.
+        """
+        if self.device.type != "cpu":
+            return self.output_layer_rows(self._decode_rows_eager(ids, positions, cache.keys, cache.values))
+        rows = ids.shape[0]
+        traced = self._traced_rows.get(rows)
+        if traced is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
+                traced = self._traced_rows[rows] = torch.jit.trace(
+                    self._decode_rows_eager, (ids, positions, cache.keys, cache.values), check_trace=False)
+        return self.output_layer_rows(traced(ids, positions, cache.keys, cache.values))
+
+    def _decode_rows_eager(self, ids, positions, keys, values):
+        rows = ids.shape[0]
+        x = (self.embedding[ids] + self.positions[positions]).unsqueeze(1)  # (B, 1, D)
+        # (B, 1, 1, C): row b sees its positions 0..positions[b]
+        mask = torch.where(self._cache_positions.view(1, -1) <= positions.view(-1, 1), 0.0, float("-inf"))
+        mask = mask.view(rows, 1, 1, -1)
+        every_row = torch.arange(rows, device=ids.device)
+        for layer, w in enumerate(self.blocks):
+            q, k, v = self._project_qkv(x, w)  # each (B, H, 1, hs)
+            keys[layer][every_row, :, positions] = k[:, :, 0]
+            values[layer][every_row, :, positions] = v[:, :, 0]
+            x = self._after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
+        return F.layer_norm(x[:, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+
+    def output_layer_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The output layer for rows x [B, D]: logits [B, V], the weights read once for all rows."""
+        return self._output_layer(x)
+
+    @torch.inference_mode()
     def fill_cache(self, ids: torch.Tensor, cache: KVCache) -> None:
         """Only the keys and values of `ids` at positions 0..T-1, into `cache` (what it held is replaced).
 
@@ -276,16 +321,16 @@ class FastModel:
         if self.helper is None:
             weight_t = self.out_weight.t().contiguous()
             bias = self.out_bias.unsqueeze(0)
-            return lambda x: torch.addmm(bias, x.unsqueeze(0), weight_t)[0]
+            return _any_rows(lambda rows: torch.addmm(bias, rows, weight_t))
         return self._halved([(self.out_weight[rows].t().contiguous(), self.out_bias[rows].unsqueeze(0))
                              for rows in self._vocabulary_halves()],
-                            lambda row, weight_t, bias, out: torch.addmm(bias, row, weight_t, out=out))
+                            _addmm_into)
 
     def _fp16_output_layer(self):
         """fbgemm's float16-weight product; with a helper thread, halved like the float32 form."""
         if self.helper is None:
             packed = torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight)
-            return lambda x: torch.fbgemm_linear_fp16_weight(x.unsqueeze(0), packed, self.out_bias)[0]
+            return _any_rows(lambda rows: torch.fbgemm_linear_fp16_weight(rows, packed, self.out_bias))
         return self._halved([(torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight[rows].contiguous()), self.out_bias[rows])
                              for rows in self._vocabulary_halves()],
                             lambda row, packed, bias, out: out.copy_(torch.fbgemm_linear_fp16_weight(row, packed, bias)))
@@ -299,36 +344,35 @@ class FastModel:
         so the same logits): `product(row, *half, out)` writes one half's logits into `out`."""
         first, second = self._vocabulary_halves()
 
-        def layer(x: torch.Tensor) -> torch.Tensor:
-            logits = torch.empty(1, self.config.vocab_size, device=self.device)
-            row = x.unsqueeze(0)
+        def layer(rows: torch.Tensor) -> torch.Tensor:
+            logits = torch.empty(rows.shape[0], self.config.vocab_size, device=self.device)
 
             def first_half() -> None:
-                product(row, *halves[0], logits[:, first])
+                product(rows, *halves[0], logits[:, first])
 
             def second_half() -> None:
                 with torch.inference_mode():  # thread-local: the helper thread needs it too
-                    product(row, *halves[1], logits[:, second])
+                    product(rows, *halves[1], logits[:, second])
 
             self.helper.pair(first_half, second_half)
-            return logits[0]
+            return logits
 
-        return layer
+        return _any_rows(layer)
 
     def _embed(self, ids: torch.Tensor, start: int) -> torch.Tensor:
         """The first block's input for `ids` at positions start.. : (1, T, D)."""
         return (self.embedding[ids] + self.positions[start : start + ids.shape[0]]).unsqueeze(0)
 
     def _project_qkv(self, x, w: BlockWeights):
-        """Queries, keys and values of x's rows, each (1, H, T, hs)."""
+        """Queries, keys and values of x (B, T, D), each (B, H, T, hs)."""
         _, T, D = x.shape
         h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
-        return F.linear(h, w.qkv).view(1, T, 3, self.config.num_heads, self.config.head_size).permute(2, 0, 3, 1, 4)
+        return F.linear(h, w.qkv).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size).permute(2, 0, 3, 1, 4)
 
     def _after_attention(self, x, attn, w: BlockWeights):
         """The rest of a block once attention (1, H, T, hs) is known: projection, then the feed-forward."""
         D = x.shape[-1]
-        x = x + F.linear(attn.transpose(1, 2).reshape(1, -1, D), w.proj_weight, w.proj_bias)
+        x = x + F.linear(attn.transpose(1, 2).reshape(x.shape[0], -1, D), w.proj_weight, w.proj_bias)
         h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
         return x + F.linear(F.relu(F.linear(h, w.ffn_in_weight, w.ffn_in_bias)), w.ffn_out_weight, w.ffn_out_bias)
 
@@ -373,3 +417,16 @@ class FastModel:
             assert T == 1, "only single-token steps continue a filled cache"
             attn = F.scaled_dot_product_attention(q, k, v)
         return self._after_attention(x, attn, w)
+
+
+def _any_rows(layer):
+    """An output layer over rows [B, D] -> [B, V] that also takes one row [D] -> [V]."""
+    return lambda x: layer(x.unsqueeze(0))[0] if x.dim() == 1 else layer(x)
+
+
+def _addmm_into(rows, weight_t, bias, out):
+    """out = bias + rows @ weight_t, written in place where `out` allows (one row: a contiguous slice)."""
+    if out.is_contiguous():
+        torch.addmm(bias, rows, weight_t, out=out)
+    else:
+        out.copy_(torch.addmm(bias, rows, weight_t))
