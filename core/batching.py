@@ -79,6 +79,10 @@ class BatchRun:
                 logits = model.decode_rows(torch.tensor(ids, device=model.device),
                                            torch.tensor(positions, device=model.device), self._cache)
 
+    def ended(self, index: int) -> bool:
+        """Whether row `index` is done: its length reached, cancelled, or finished by the caller."""
+        return self._ended(self.rows[index])
+
     def _ended(self, row: Row) -> bool:
         if row.finish_reason is None and row.cancel is not None and row.cancel.is_set():
             row.finish_reason = "stopped"

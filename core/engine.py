@@ -9,11 +9,12 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from core.batch_generation import BatchGeneration
+from core.batching import MAX_ROWS
 from core.checkpoint import load_checkpoint
 from core.device import resolve_device
 from core.errors import CheckpointError, PromptError
@@ -21,27 +22,11 @@ from core.fast_model import FastModel
 from core.model_card import ModelCard, make_card, process_resident_bytes
 from core.generation import generate_steps, require_prompt
 from core.sampling import SamplingParams
+from core.stats import GenerationStats, measured_stats
 from core.streaming import StopFilter
 from core.tokenizer import IncrementalDecoder, encode_prompt, load_encoding, token_text
 from core.trace import StepInfo, check_top_logprobs
 from core.worker import helper_for
-
-
-@dataclass
-class GenerationStats:
-    prompt_tokens: int
-    new_tokens: int
-    ttft_s: float
-    tokens_per_s: float
-    """Decode rate: tokens after the first over the time after the first."""
-    elapsed_s: float
-    device: str
-    finish_reason: str
-    """'length', 'stop' (a stop string) or 'stopped' (cancelled, or the caller stopped iterating)."""
-    seed: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Generation:
@@ -106,21 +91,8 @@ class Generation:
             self.stats = self._make_stats(start, first_at, time.perf_counter(), reason)
 
     def _make_stats(self, start: float, first_at: float | None, end: float, reason: str) -> GenerationStats:
-        n = len(self.token_ids)
-        if n > 1 and end > first_at:
-            rate = (n - 1) / (end - first_at)
-        else:
-            rate = n / (end - start) if end > start else 0.0
-        return GenerationStats(
-            prompt_tokens=len(self._prompt_ids) + len(self._forced_ids),
-            new_tokens=n,
-            ttft_s=(first_at - start) if first_at is not None else 0.0,
-            tokens_per_s=rate,
-            elapsed_s=end - start,
-            device=str(self._engine.device),
-            finish_reason=reason,
-            seed=self.seed,
-        )
+        return measured_stats(len(self._prompt_ids) + len(self._forced_ids), len(self.token_ids), start, first_at,
+                              end, str(self._engine.device), reason, self.seed)
 
 
 class Engine:
@@ -184,6 +156,19 @@ class Engine:
                               f"{self.config.vocab_size} tokens")
         require_prompt(ids + list(forced_ids))  # here, before the caller starts streaming
         return Generation(self, ids, params, cancel, top_logprobs, tuple(forced_ids))
+
+    def generate_batch(self, prompts: list[str], params: list[SamplingParams], cancel: threading.Event | None = None,
+                       top_logprobs: int = 0) -> BatchGeneration:
+        """Several generations decoded together (`core.batch_generation`): prompt i with params i.
+        Every prompt is checked here, before any work; `cancel` stops every row."""
+        check_top_logprobs(top_logprobs)
+        if len(prompts) != len(params) or not 1 <= len(prompts) <= MAX_ROWS:
+            raise PromptError(f"a batch takes 1 to {MAX_ROWS} prompts, each with its parameters "
+                              f"({len(prompts)} prompts, {len(params)} parameter sets)")
+        ids = [self.encode(prompt) for prompt in prompts]
+        for row in ids:
+            require_prompt(row)
+        return BatchGeneration(self, ids, params, cancel, top_logprobs)
 
     def close(self) -> None:
         if self.model.helper is not None:

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-from core.engine import GenerationStats
+from core.stats import GenerationStats, RowEvent
 from core.errors import CheckpointError, TfchatError, describe_exception
 from core.lifecycle import exit_when_orphaned, register_child
 from core.model_card import process_resident_bytes
@@ -24,8 +24,9 @@ from core.tokenizer import load_encoding, token_text
 from core.trace import StepInfo, check_top_logprobs
 
 _READY, _FAILED, _PIECE, _DONE, _ERROR, _ANSWER = "ready", "failed", "piece", "done", "error", "answer"
-# Requests: (_GENERATE, context, params, top_logprobs, forced_ids) or (_LENS, context, forced_ids, top_n)
-_GENERATE, _LENS = "generate", "lens"
+# Requests: (_GENERATE, context, params, top_logprobs, forced_ids), (_BATCH, contexts, params list)
+# or (_LENS, context, forced_ids, top_n)
+_GENERATE, _BATCH, _LENS = "generate", "batch", "lens"
 
 
 def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
@@ -61,6 +62,8 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
         try:
             if request[0] == _GENERATE:
                 _serve_generation(conn, engine, cancel, *request[1:])
+            elif request[0] == _BATCH:
+                _serve_batch(conn, engine, cancel, *request[1:])
             else:
                 conn.send((_ANSWER, engine.logit_lens(*request[1:])))
         except TfchatError as exc:
@@ -77,6 +80,15 @@ def _serve_generation(conn, engine, cancel, context: str, params: dict, top_logp
         conn.send((_PIECE, piece, [s.as_list() for s in generation.steps[sent:]]))
         sent = len(generation.steps)
     conn.send((_DONE, generation.stats.as_dict(), [s.as_list() for s in generation.steps[sent:]]))
+
+
+def _serve_batch(conn, engine, cancel, contexts: list[str], params: list[dict]) -> None:
+    for p in params:
+        p["stop"] = tuple(p["stop"])
+    batch = engine.generate_batch(contexts, [SamplingParams(**p) for p in params], cancel)
+    for event in batch:
+        conn.send((_PIECE, (event.row, event.piece, event.stats.as_dict() if event.stats else None)))
+    conn.send((_DONE, [s.as_dict() for s in batch.stats]))
 
 
 class RemoteGeneration:
@@ -111,13 +123,38 @@ class RemoteGeneration:
             if steps:
                 self.steps.extend(StepInfo.from_list(step) for step in steps[0])
             if kind == _PIECE:
-                self.text += payload
-                yield payload
+                yield self._piece(payload)
             elif kind == _DONE:
-                self.stats = GenerationStats(**payload)
+                self._done(payload)
                 return
             else:
                 raise TfchatError(payload)
+
+    def _piece(self, piece: str) -> str:
+        self.text += piece
+        return piece
+
+    def _done(self, stats: dict) -> None:
+        self.stats = GenerationStats(**stats)
+
+
+class RemoteBatch(RemoteGeneration):
+    """The engine process's `BatchGeneration`: iterate for `RowEvent`s; `texts` and `stats` per row."""
+
+    def __init__(self, rows: int, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.texts = [""] * rows
+        self.stats: list[GenerationStats | None] = [None] * rows
+
+    def _piece(self, payload) -> RowEvent:
+        row, piece, stats = payload
+        self.texts[row] += piece
+        if stats is not None:
+            self.stats[row] = GenerationStats(**stats)
+        return RowEvent(row, piece, self.stats[row] if stats is not None else None)
+
+    def _done(self, stats: list[dict]) -> None:
+        self.stats = [GenerationStats(**s) for s in stats]
 
 
 class EngineProcess:
@@ -173,6 +210,13 @@ class EngineProcess:
         self._generating = True  # until the generation has read its last message: see `_ask`
         self._conn.send((_GENERATE, context, params.as_dict(), top_logprobs, list(forced_ids)))
         return RemoteGeneration(self._conn, self._lock, cancel, self._cancel, self._generation_ended)
+
+    def generate_batch(self, contexts: list[str], params: list[SamplingParams], cancel=None) -> RemoteBatch:
+        """Like `Engine.generate_batch`; setting `cancel` stops every row within a step."""
+        self._cancel.clear()
+        self._generating = True
+        self._conn.send((_BATCH, list(contexts), [p.as_dict() for p in params]))
+        return RemoteBatch(len(contexts), self._conn, self._lock, cancel, self._cancel, self._generation_ended)
 
     def _generation_ended(self) -> None:
         self._generating = False
