@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(gen)
     _add_sampling_args(gen)
     gen.add_argument("--stats", action="store_true", help="print one JSON line of statistics to stderr")
+    gen.add_argument("--compare", metavar="PRESETS",
+                     help="one row per preset, decoded together: names separated by commas, or 'all'")
+    gen.add_argument("--prompt", dest="more_prompts", action="append", metavar="TEXT",
+                     help="a prompt (repeatable: every prompt is a row, decoded together)")
+    gen.add_argument("--prompts-file", metavar="FILE", help="prompts, one a line, decoded together")
+    gen.add_argument("--format", choices=("text", "jsonl"), default="text",
+                     help="with several rows: a header per row (text), or one JSON object per row (jsonl)")
     shown = gen.add_mutually_exclusive_group()
     shown.add_argument("--logprobs", type=int, metavar="N",
                        help="instead of text: one JSON line per new token with its logprob and the N (1-20) likeliest "
@@ -177,13 +184,21 @@ def _check_app_can_start(args) -> None:
                               "(or $TFCHAT_MODEL)") from None
 
 
-def sampling_params_from_args(args):
-    from core.presets import load_presets, params_from_mapping
+def load_catalog():
+    from core.presets import load_presets
 
     catalog = load_presets()
     for warning in catalog.warnings:
         print(f"tfchat: warning: {warning}", file=sys.stderr)
-    base = catalog.get(args.preset or "balanced").params
+    return catalog
+
+
+def sampling_params_from_args(args, catalog=None, preset: str | None = None):
+    """The preset's params (default: --preset, else balanced) with the command line's values on top."""
+    from core.presets import params_from_mapping
+
+    catalog = catalog or load_catalog()
+    base = catalog.get(preset or args.preset or "balanced").params
     overrides = {
         key: getattr(args, key)
         for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
@@ -216,6 +231,8 @@ def cmd_generate(args) -> int:
 
     from core.errors import PresetError
 
+    if args.compare or args.more_prompts or args.prompts_file or args.format == "jsonl":
+        return _generate_rows(args)
     params = sampling_params_from_args(args)
     if args.logprobs is not None and not 1 <= args.logprobs <= 20:
         raise PresetError(f"--logprobs must be from 1 to 20, got {args.logprobs}")
@@ -251,6 +268,29 @@ def cmd_generate(args) -> int:
                               "ttft_s": round(stats.ttft_s, 5), "tokens_per_s": round(stats.tokens_per_s, 2),
                               "device": stats.device, "finish_reason": stats.finish_reason,
                               "seed": stats.seed}), file=sys.stderr)
+    return EXIT_OK
+
+
+def _generate_rows(args) -> int:
+    """Several rows (presets compared, several prompts, or --format jsonl): `core.compare_cli`."""
+    from core.compare_cli import compare_presets, plan_rows, read_prompts_file, run_rows
+    from core.engine import Engine
+    from core.errors import PresetError
+    from core.paths import resolve_model_path
+
+    if args.logprobs or args.trace:
+        raise PresetError("--logprobs and --trace show one generation; they do not combine with --compare, "
+                          "--prompt, --prompts-file or --format jsonl")
+    catalog = load_catalog()
+    presets = compare_presets(args.compare, catalog) if args.compare else [args.preset or "balanced"]
+    prompts = ([args.prompt] if args.prompt is not None else []) + (args.more_prompts or [])
+    if args.prompts_file:
+        prompts += read_prompts_file(args.prompts_file)
+    if not prompts:
+        prompts = [_read_prompt(args)]
+    rows = plan_rows(prompts, presets, lambda name: sampling_params_from_args(args, catalog, name))
+    engine = Engine.load(resolve_model_path(args.model), args.device)
+    run_rows(engine, rows, sys.stdout, args.format, headers=(bool(args.compare), len(prompts) > 1))
     return EXIT_OK
 
 
