@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(bench, model_help="checkpoint to measure (default: random weights in the book's configuration)")
 
     bench.add_argument("--tokens", type=int, default=64, help="tokens timed per measurement")
+    bench.add_argument("--batch", type=int, metavar="N",
+                       help="instead: aggregate tokens/s of N rows decoded together (2-8) against one row")
     bench.add_argument("--app", action="store_true",
                        help="instead: tokens/s inside the app against headless generate, same model and preset")
 
@@ -147,6 +149,10 @@ def _dispatch(args) -> int:
             from tui.bench_app import run_app_bench  # the UI, only when asked for
 
             return run_app_bench(args.model, args.device)
+        if args.batch is not None:
+            from core.bench_batch import run_batch_bench
+
+            return run_batch_bench(args.model, args.device, args.batch, args.tokens)
         from core.bench import run_bench
 
         return run_bench(args.model, args.device, args.tokens)

@@ -56,3 +56,12 @@ def test_engine_batch_rows_stop_at_their_own_stop_strings_and_keep_the_others_go
     assert alone.startswith(batch.texts[0])
     assert batch.texts[1] == alone and batch.stats[1].finish_reason == "length"
     engine.close()
+
+
+def test_bench_batch_prints_the_aggregate_rate_and_its_ratios(make_checkpoint):
+    r = tfchat("bench", "--batch", "3", "--model", str(make_checkpoint(context_length=24)), "--tokens", "8")
+    assert r.returncode == 0, r.stderr
+    assert "batch of 3 rows, all rows together" in r.stdout
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert figures["rows"] == 3 and figures["batch_tokens_per_s"] > 0
+    assert figures["ratio_vs_one_row"] == round(figures["batch_tokens_per_s"] / figures["batch_of_1_tokens_per_s"], 2)
