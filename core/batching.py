@@ -43,18 +43,38 @@ class Token:
 
 
 class BatchRun:
-    """Iterate for each step's new tokens, a list of `Token`; rows that finish drop out."""
+    """Iterate for each step's new tokens, a list of `Token`; rows that finish drop out.
 
-    def __init__(self, model: FastModel, rows: list[Row]):
-        if not 1 <= len(rows) <= MAX_ROWS:
-            raise ValueError(f"a batch holds 1 to {MAX_ROWS} rows, not {len(rows)}")
-        for row in rows:
-            require_prompt(row.prompt_ids)
-            row.tokens = list(row.prompt_ids)
+    Rows can also join between steps (`add`), as a server's requests do: a joining
+    row's prompt fills its row of the cache in the step it joins, while the rows
+    already there decode their next token.
+    """
+
+    def __init__(self, model: FastModel, rows: list[Row] = (), max_rows: int = MAX_ROWS):
+        if len(rows) > max_rows:
+            raise ValueError(f"a batch holds 1 to {max_rows} rows, not {len(rows)}")
         self.model = model
-        self.rows = rows
-        self._slots: list[int] = []  # row index of each cache row, in order
+        self.max_rows = max_rows
+        self.rows: list[Row] = []
+        self._slots: list[int] = []  # row index of each cache row, in order: rows decoding, then rows joining
+        self._joining: list[int] = []  # rows added since the last step
         self._cache = None
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: Row) -> int:
+        """A row to start in the next step; its index in `rows`."""
+        if self.room() <= 0:
+            raise ValueError(f"a batch holds 1 to {self.max_rows} rows, not more")
+        require_prompt(row.prompt_ids)
+        row.tokens = list(row.prompt_ids)
+        self.rows.append(row)
+        self._joining.append(len(self.rows) - 1)
+        return len(self.rows) - 1
+
+    def room(self) -> int:
+        """How many more rows can join now."""
+        return self.max_rows - len(self._slots) - len(self._joining)
 
     def finish(self, index: int, reason: str) -> None:
         """End one row (a stop string found by the caller); the others go on."""
@@ -62,22 +82,43 @@ class BatchRun:
             self.rows[index].finish_reason = reason
 
     def __iter__(self) -> Iterator[list[Token]]:
+        while True:
+            tokens = self.step()
+            if not tokens:
+                return
+            yield tokens
+
+    def step(self) -> list[Token]:
+        """One token for every row still going (none when no row is); rows that ended leave first."""
         model = self.model
         with torch.inference_mode():
-            self._slots = [i for i, row in enumerate(self.rows) if not self._ended(row)]
+            self._drop_ended_rows()
+            decoding = len(self._slots)
+            joining = [i for i in self._joining if not self._ended(self.rows[i])]
+            self._joining = []
+            if joining:
+                self._grow_cache(len(joining))
+                self._slots += joining
             if not self._slots:
-                return
-            self._cache = model.new_cache(len(self._slots))
-            # The first step: each row's prompt fills its row of the cache.
-            logits = torch.stack([self._prefill(i, slot) for slot, i in enumerate(self._slots)])
-            while True:
-                yield self._draw(logits)
-                self._drop_ended_rows()
-                if not self._slots:
-                    return
-                ids, positions = zip(*(self._prepare(i, slot) for slot, i in enumerate(self._slots)))
-                logits = model.decode_rows(torch.tensor(ids, device=model.device),
-                                           torch.tensor(positions, device=model.device), self._cache)
+                return []
+            logits = []
+            if decoding:
+                ids, positions = zip(*(self._next_input(i) for i in self._slots[:decoding]))
+                self._fill_past_window_rows(decoding)
+                logits.append(model.decode_rows(torch.tensor(ids, device=model.device),
+                                                torch.tensor(positions, device=model.device),
+                                                self._cache.rows(0, decoding)))
+            if joining:  # each joining row's prompt fills its row of the cache
+                logits.append(torch.stack([self._prefill(i, decoding + k) for k, i in enumerate(joining)]))
+            return self._draw(torch.cat(logits) if len(logits) > 1 else logits[0])
+
+    def _grow_cache(self, rows: int) -> None:
+        more = self.model.new_cache(rows)
+        if self._cache is None or not self._slots:
+            self._cache = more
+            return
+        self._cache.keys = torch.cat([self._cache.keys, more.keys], dim=1)
+        self._cache.values = torch.cat([self._cache.values, more.values], dim=1)
 
     def ended(self, index: int) -> bool:
         """Whether row `index` is done: its length reached, cancelled, or finished by the caller."""
@@ -97,19 +138,33 @@ class BatchRun:
         window = torch.tensor(self._window(index), device=self.model.device)
         return self.model.last_logits(window, self._cache.row(slot))
 
-    def _prepare(self, index: int, slot: int) -> tuple[int, int]:
-        """The row's newest token and its position, with the positions before it in the row's cache.
-
-        In the window they are there already. Past it, the book's window is the last C
-        tokens at positions 0..C-1: its first C-1 are computed afresh into the row
-        (positions shift each step, so nothing cached can be kept), the last decoded here.
-        """
+    def _next_input(self, index: int) -> tuple[int, int]:
+        """The row's newest token and its position: the step decodes it after the positions before it."""
         tokens, C = self.rows[index].tokens, self.model.config.context_length
-        if len(tokens) <= C:
-            return tokens[-1], len(tokens) - 1
-        window = torch.tensor(tokens[-C:-1], device=self.model.device)
-        self.model.fill_cache(window, self._cache.row(slot))
-        return tokens[-1], C - 1
+        return tokens[-1], min(len(tokens), C) - 1
+
+    def _fill_past_window_rows(self, decoding: int) -> None:
+        """The cached positions of rows past the window, computed afresh.
+
+        In the window they are in the cache already. Past it, the book's window is the
+        last C tokens at positions 0..C-1 (positions shift each step, so nothing cached
+        can be kept): its first C-1 are computed into the row, the last is decoded in the
+        batched step. With a helper thread, it fills every other row (a traced fill runs
+        without the GIL, so the two go on at once).
+        """
+        C = self.model.config.context_length
+        fills = [(self.rows[index].tokens[-C:-1], slot) for slot, index in enumerate(self._slots[:decoding])
+                 if len(self.rows[index].tokens) > C]
+
+        def fill(jobs) -> None:
+            with torch.inference_mode():  # thread-local: the helper thread needs it too
+                for tokens, slot in jobs:
+                    self.model.fill_cache(torch.tensor(tokens, device=self.model.device), self._cache.row(slot))
+
+        if self.model.helper is not None and len(fills) > 1:
+            self.model.helper.pair(lambda: fill(fills[::2]), lambda: fill(fills[1::2]))
+        else:
+            fill(fills)
 
     def _draw(self, logits: torch.Tensor) -> list[Token]:
         drawn = []
@@ -139,7 +194,9 @@ class BatchRun:
         if len(keep) == len(self._slots):
             return
         self._slots = [self._slots[slot] for slot in keep]
-        if keep:
+        if not keep:
+            self._cache = None
+        else:
             chosen = torch.tensor(keep, device=self.model.device)
             self._cache.keys = self._cache.keys.index_select(1, chosen)
             self._cache.values = self._cache.values.index_select(1, chosen)

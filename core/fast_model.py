@@ -48,8 +48,12 @@ class KVCache:
 
     def row(self, index: int) -> "KVCache":
         """One row of a batched cache as a one-row cache: views, so what is written lands in this cache."""
+        return self.rows(index, index + 1)
+
+    def rows(self, start: int, stop: int) -> "KVCache":
+        """Rows start..stop-1 of a batched cache, as views."""
         view = KVCache.__new__(KVCache)
-        view.keys, view.values = self.keys[:, index : index + 1], self.values[:, index : index + 1]
+        view.keys, view.values = self.keys[:, start:stop], self.values[:, start:stop]
         view.length, view.decode_graph = 0, None
         return view
 

@@ -112,3 +112,18 @@ def test_a_batch_refuses_more_rows_than_it_holds(tmp_path):
     model, _ = _model(tmp_path)
     with pytest.raises(ValueError, match="1 to 8 rows"):
         BatchRun(model, [Row([1], SamplingParams()) for _ in range(9)])
+
+
+def test_a_row_that_joins_between_steps_is_its_single_run_and_the_others_go_on(tmp_path):
+    model, _ = _model(tmp_path)
+    greedy = SamplingParams(temperature=0, max_new_tokens=20)
+    run = BatchRun(model, [Row([1, 2, 3], greedy)])
+    got = {0: [], 1: []}
+    for step in range(30):
+        if step == 5:
+            assert run.add(Row([9] * 14, greedy)) == 1  # past the window from its first step
+        for token in run.step():
+            got[token.row].append(token.id)
+    assert run.step() == [] and run.room() == 8
+    for i, prompt in enumerate(([1, 2, 3], [9] * 14)):
+        assert got[i] == list(generate_ids(model, prompt, greedy))

@@ -65,3 +65,100 @@ def test_bench_batch_prints_the_aggregate_rate_and_its_ratios(make_checkpoint):
     figures = json.loads(r.stdout.strip().splitlines()[-1])
     assert figures["rows"] == 3 and figures["batch_tokens_per_s"] > 0
     assert figures["ratio_vs_one_row"] == round(figures["batch_tokens_per_s"] / figures["batch_of_1_tokens_per_s"], 2)
+
+
+# ----- the app's compare mode, driven by Pilot on the real app and engine process -----------------------
+
+from test_app import history_rows, ready, send, wait_for  # noqa: E402
+from tui.compare_view import CompareView  # noqa: E402
+from tui.status_line import StatusLine  # noqa: E402
+from tui.transcript import Transcript  # noqa: E402
+
+
+def compare_views(app):
+    return list(app.query(CompareView))
+
+
+async def compared(pilot, count=1):
+    await wait_for(pilot, lambda: len(compare_views(pilot.app)) >= count and pilot.app.active is None
+                   and not pilot.app.pending, what=f"{count} finished comparisons")
+
+
+async def test_compare_at_120_columns_streams_a_column_per_preset_side_by_side_and_records_each(app_factory):
+    app = app_factory(preset="balanced")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/compare greedy creative")
+        assert app.query_one(StatusLine).compare == "greedy, creative"
+        await send(pilot, "/set max_new_tokens 30")  # on balanced, the active preset: not compared
+        await send(pilot, "The sales team")
+        await compared(pilot)
+        view = compare_views(app)[0]
+        greedy, creative = view.columns
+        assert not view.has_class("stacked")
+        assert greedy.region.y == creative.region.y and greedy.region.x < creative.region.x
+        assert [c.label for c in view.columns] == ["greedy", "creative"]
+        assert greedy.finish_reason == creative.finish_reason == "length"
+        assert "tok/s" in str(greedy._stats.render())
+        assert not app.query_one(Transcript).exchanges()  # nothing kept yet
+    engine = Engine.load(app_factory.model, "cpu")
+    single = "".join(engine.generate("The sales team", load_presets().get("greedy").params))
+    engine.close()
+    assert greedy.output == single  # the batched greedy column is the single greedy run
+    rows = history_rows(app_factory.history)
+    assert [(kind, preset, reason) for kind, _, _, preset, reason, _ in rows] == [
+        ("compare", "greedy", "length"), ("compare", "creative", "length")]
+    assert rows[0][2] == greedy.output and rows[1][2] == creative.output
+
+
+async def test_compare_at_80_columns_stacks_the_columns_and_escape_stops_them_all(app_factory):
+    app = app_factory(preset="balanced")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        for name in ("balanced", "creative", "book"):
+            await send(pilot, f"/preset {name}")
+            await send(pilot, "/set max_new_tokens 100000")
+        await send(pilot, "/compare balanced creative book")
+        await send(pilot, "Once")
+        await wait_for(pilot, lambda: compare_views(app) and all(len(c.output) > 20 for c in compare_views(app)[0].columns),
+                       what="every column writing")
+        view = compare_views(app)[0]
+        assert view.has_class("stacked")
+        first, second, third = view.columns
+        assert first.region.x == second.region.x and first.region.y < second.region.y < third.region.y
+        await pilot.press("escape")
+        await compared(pilot)
+        assert [c.finish_reason for c in view.columns] == ["stopped"] * 3
+        assert all("stopped" in str(c._stats.render()) for c in view.columns)
+    rows = history_rows(app_factory.history)
+    assert sorted(preset for _, _, _, preset, _, _ in rows) == ["balanced", "book", "creative"]
+    assert {reason for _, _, _, _, reason, _ in rows} == {"stopped"}
+
+
+async def test_keep_makes_a_column_the_exchange_the_session_continues_and_blind_labels_reveal(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/compare --blind greedy book")
+        assert "greedy" not in app.query_one(StatusLine).compare
+        await send(pilot, "The sales team")
+        await compared(pilot)
+        view = compare_views(app)[0]
+        assert [c.label for c in view.columns] == ["A", "B"]
+        await pilot.press("f7")
+        kept = view.columns[0]
+        assert view.kept == 0 and kept.label == f"A · {kept.preset}"
+        assert view.columns[1].label == f"B · {view.columns[1].preset}"  # every name shows once one is kept
+        exchanges = app.query_one(Transcript).exchanges()
+        assert len(exchanges) == 1 and exchanges[0].output == kept.output
+        assert app.context_log == [("The sales team", kept.output)]
+        await pilot.press("f7")  # the other one instead: it replaces the first, it is not added
+        exchanges = app.query_one(Transcript).exchanges()
+        assert view.kept == 1 and len(exchanges) == 1 and exchanges[0].output == view.columns[1].output
+        assert app.context_log == [("The sales team", view.columns[1].output)]
+        await pilot.press("ctrl+g")  # continue: from the kept column
+        await wait_for(pilot, lambda: app.active is None and len(exchanges[0].output) > len(view.columns[1].output),
+                       what="the continuation")
+        assert exchanges[0].output.startswith(view.columns[1].output)
+        await send(pilot, "/compare off")
+        assert app.compare_presets is None and app.query_one(StatusLine).compare == ""

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from tui.app import make_app
+from tui.compare_view import CompareView
 from tui.inspector_screen import InspectorScreen
 from tui.prompt_input import PromptInput
 from tui.status_line import StatusLine
@@ -75,3 +76,25 @@ async def _inspector(pilot):
 
 def test_model_inspector(snap_compare, snapshot_app):
     assert snap_compare(snapshot_app, terminal_size=(100, 30), run_before=_inspector)
+
+
+async def _comparison(pilot):
+    """Greedy against the book's sampler with a fixed seed (the same every run), volatile figures fixed."""
+    await _ready_with_a_prompt(pilot)
+    app = pilot.app
+    for command in ("/preset book", "/set seed 3", "/set max_new_tokens 24", "/preset greedy",
+                    "/set max_new_tokens 24", "/compare greedy book"):
+        app.run_slash_text(command)
+    await pilot.press("enter")
+    deadline = time.monotonic() + 30
+    while app.active is not None or not app.query(CompareView) or app.pending:
+        assert time.monotonic() < deadline, "the comparison never finished"
+        await pilot.pause(0.02)
+    for column in app.query_one(CompareView).columns:
+        column.finish(f"24 tokens · (speed varies) · {column.finish_reason}")  # tok/s and ttft differ run to run
+    app.clear_notifications()
+    await pilot.pause()
+
+
+def test_compare_columns(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app, terminal_size=(100, 30), run_before=_comparison)

@@ -26,6 +26,7 @@ from core.paths import resolve_model_path
 from core.presets import PresetCatalog, load_presets, params_from_mapping
 from core.sampling import SamplingParams
 from tui.branches import branch_from
+from tui.compare_mode import KEEP_KEY, CompareMixin
 from tui.context_meter import ContextMeter
 from tui.editor import edit_text
 from tui.ending import EndingMixin
@@ -50,7 +51,7 @@ LAST_PRESET_KEY = "last_preset"
 SIDEBAR_MIN_WIDTH = 72
 
 
-class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMixin, App):
+class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMixin, EndingMixin, App):
     TITLE = "tfchat"
     COMMAND_PALETTE_BINDING = "f1"
     # Focused from the first frame, so keys typed while tfchat starts land in the prompt.
@@ -79,6 +80,12 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMix
         Binding("alt+left", "switch_branch(-1)", "Branch", key_display="M-←/→",
                 tooltip="Previous branch of the last exchange"),
         Binding("alt+right", "switch_branch(1)", "Next branch", show=False, tooltip="Next branch of the last exchange"),
+        # Priority: the prompt (a TextArea) would take f6 and f7 as select line / select all.
+        Binding("f6", "toggle_compare", "Compare", priority=True,
+                tooltip="Compare mode: each prompt goes to several presets side by side (/compare chooses them)"),
+        # Off the key bar: the comparison itself says what f7 does, once there is something to keep.
+        Binding(KEEP_KEY, "keep_column", "Keep", priority=True, show=False,
+                tooltip="Keep a column of the last comparison (again: the next one)"),
         Binding("f8", "inspect_model", "Model", tooltip="Model inspector: file, h_params, every tensor, memory"),
         Binding("ctrl+t", "toggle_mode", "Mode", tooltip="Switch completion / continue mode"),
         Binding("ctrl+l", "clear", "Clear", tooltip="Clear the screen and the continue context"),
@@ -179,7 +186,10 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMix
         self._meter_timer = self.set_timer(0.15, self._update_context_meter)
 
     def _update_context_meter(self) -> None:
-        count = self.meter.count(self._context_for(self.query_one(PromptInput).text))
+        prompts = self.query(PromptInput)
+        if not prompts:
+            return  # a timer that fires while the app shuts down, its widgets gone
+        count = self.meter.count(self._context_for(prompts.first().text))
         self.query_one(StatusLine).context_tokens = -1 if count is None else count
 
     def _context_for(self, prompt: str) -> str:
@@ -268,7 +278,10 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMix
         if self.run_slash_text(message.text):
             return
         text = message.text[1:] if message.text.startswith("//") else message.text
-        self._enqueue(Request("prompt", text, self.preset, self.current_params(), self.mode))
+        if self.compare_presets:
+            self._enqueue(self.compare_request(text))
+        else:
+            self._enqueue(Request("prompt", text, self.preset, self.current_params(), self.mode))
 
     def _enqueue(self, request: Request) -> None:
         if self.engine is None and self.query_one(StatusLine).state in ("no model", "failed"):
@@ -286,6 +299,9 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMix
         status.queued = len(self.pending)
 
     def _start(self, request: Request) -> None:
+        if request.kind == "compare":
+            self.start_compare(request)
+            return
         last_view = self._last_view()
         forced: tuple[int, ...] = ()
         if request.kind == "branch":
@@ -350,7 +366,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, EndingMix
             except queue.Empty:
                 break
         if chunks and self.active_view is not None:
-            self.active_view.append("".join(chunks))
+            self.active_view.take(chunks)
 
     @on(GenerationDone)
     def _generation_done(self, message: GenerationDone) -> None:

@@ -57,6 +57,9 @@ class EndingMixin:
         self.cancel.set()
         finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
         generation = self.active_generation
+        if request.kind == "compare":
+            self.record_compare(request, generation, reason)
+            return
         output = generation.text if generation is not None else ""
         stats = generation.stats.as_dict() if generation is not None and generation.stats else {"new_tokens": None}
         self._record(request, output, stats, reason)

@@ -9,6 +9,7 @@ COMMANDS = {
     "/unset": "/unset KEY       undo a /set (KEY 'all' undoes every one)",
     "/preset": "/preset NAME     switch to a preset",
     "/mode": "/mode completion|continue   each prompt fresh, or continue the transcript",
+    "/compare": "/compare [--blind] [PRESET ...]   each prompt to several presets side by side; /compare off",
     "/clear": "/clear           clear the screen (and the continue context)",
     "/save": "/save PATH       save the transcript as Markdown",
     "/help": "/help            this help and the keys",

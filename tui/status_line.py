@@ -27,6 +27,7 @@ class StatusLine(Static):
     queued: reactive[int] = reactive(0)
     preset: reactive[str] = reactive("")
     preset_changed: reactive[bool] = reactive(False)  # has /set changes
+    compare: reactive[str] = reactive("")  # the presets compare mode sends each prompt to; "" when off
     context_tokens: reactive[int] = reactive(-1)  # tokens the next prompt would give the model; -1 unknown
 
     def fields(self) -> list[Text]:
@@ -35,7 +36,9 @@ class StatusLine(Static):
         if self.queued:
             state.append(f" (+{self.queued} queued)")
         found = [state]
-        if self.preset:
+        if self.compare:
+            found.append(Text(f"compare: {self.compare}", style="bold magenta"))
+        elif self.preset:
             found.append(Text(self.preset + (" *" if self.preset_changed else ""),
                               style="bold yellow" if self.preset_changed else "bold"))
         if self.context_length and self.context_tokens >= 0:

@@ -160,6 +160,10 @@ class ExchangeView(Vertical):
         self._output.append(text)
         self.branch.output = self._output.text
 
+    def take(self, chunks: list[str]) -> None:
+        """Streamed pieces, in the order they came."""
+        self.append("".join(chunks))
+
     def finish(self, line: str, state: str = "", stats: dict | None = None, reason: str = "") -> None:
         branch = self.branch
         branch.summary, branch.stats, branch.finish_reason = line, stats or {}, reason or state

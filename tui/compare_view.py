@@ -1,0 +1,123 @@
+"""One prompt under several presets, side by side: a column each (stacked rows when the terminal is narrow)."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.containers import Container, Vertical
+from textual.widgets import Static
+
+from tui.transcript import StreamingText
+
+# Narrower than this a column wraps every few words: the columns stack instead.
+MIN_COLUMN_WIDTH = 24
+
+
+def blind_label(index: int) -> str:
+    return chr(ord("A") + index)
+
+
+class CompareColumn(Vertical):
+    """A preset's continuation: its name (or a letter, blind), the text as it streams, its stats line."""
+
+    DEFAULT_CSS = """
+    CompareColumn { width: 1fr; height: auto; border: round $panel-lighten-2; padding: 0 1; }
+    CompareColumn.kept { border: heavy $success; }
+    CompareColumn .label { text-style: bold; color: $text-accent; }
+    CompareColumn .stats { color: $text-muted; }
+    CompareColumn .stats.stopped { color: $warning; }
+    CompareColumn .stats.failed { color: $error; }
+    """
+
+    def __init__(self, preset: str, label: str):
+        super().__init__()
+        self.preset = preset
+        self.label = label
+        self.stats: dict = {}
+        self.finish_reason = ""
+        self._label = Static(Text(label), classes="label")
+        self._output = StreamingText()
+        self._stats = Static(Text("…"), classes="stats")
+
+    def compose(self):
+        yield self._label
+        yield self._output
+        yield self._stats
+
+    @property
+    def output(self) -> str:
+        return self._output.text
+
+    def append(self, text: str) -> None:
+        self._output.append(text)
+
+    def finish(self, line: str, state: str = "", stats: dict | None = None, reason: str = "") -> None:
+        self.stats, self.finish_reason = stats or {}, reason or state
+        self._stats.update(Text(line))
+        if state:
+            self._stats.add_class(state)
+
+    def reveal(self) -> None:
+        """Blind columns show their preset once one is kept."""
+        if not self.label.endswith(f" · {self.preset}") and self.label != self.preset:
+            self.label = f"{self.label} · {self.preset}"
+            self._label.update(Text(self.label))
+
+
+class CompareView(Vertical):
+    """The prompt once, then a column per preset; `kept` is the column the session continues from."""
+
+    DEFAULT_CSS = """
+    CompareView { height: auto; margin: 0 0 1 0; }
+    CompareView .prompt { text-style: bold; color: $text-accent; }
+    CompareView .hint { color: $text-muted; }
+    CompareView #columns { layout: horizontal; height: auto; }
+    CompareView.stacked #columns { layout: vertical; }
+    CompareView.stacked CompareColumn { width: 100%; }
+    """
+
+    def __init__(self, prompt: str, presets: list[str], blind: bool = False):
+        super().__init__()
+        self.prompt = prompt
+        self.blind = blind
+        self.columns = [CompareColumn(name, blind_label(i) if blind else name) for i, name in enumerate(presets)]
+        self.kept: int | None = None
+        self.context = ""  # what the model was given: the prompt, after the transcript in continue mode
+        self.kept_exchange = None  # the exchange made from the kept column
+        self.kept_entry: tuple[str, str] | None = None  # its (prompt, output) in the continue context
+        self._hint = Static(Text(""), classes="hint")
+        self._hint.display = False
+
+    def compose(self):
+        yield Static(Text(self.prompt), classes="prompt")
+        with Container(id="columns"):
+            yield from self.columns
+        yield self._hint
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < len(self.columns) * MIN_COLUMN_WIDTH, "stacked")
+
+    @property
+    def output(self) -> str:
+        """The kept column's text (what copy and continue take), or nothing until one is kept."""
+        return self.columns[self.kept].output if self.kept is not None else ""
+
+    def take(self, chunks: list[tuple[int, str]]) -> None:
+        """Streamed pieces, each (column, text), in the order they came."""
+        for index in {index for index, _ in chunks}:
+            self.columns[index].append("".join(piece for i, piece in chunks if i == index))
+
+    def all_done(self, keep_key: str) -> None:
+        self._hint.update(Text(f"{keep_key} keeps a column as the exchange the session continues from"))
+        self._hint.display = True
+
+    def keep(self, index: int) -> CompareColumn:
+        if self.kept is not None:
+            self.columns[self.kept].remove_class("kept")
+        self.kept = index
+        column = self.columns[index]
+        column.add_class("kept")
+        if self.blind:
+            for each in self.columns:
+                each.reveal()
+        self._hint.update(Text(f"kept: {column.label} · the session continues from it"))
+        self._hint.display = True
+        return column
