@@ -135,7 +135,7 @@ async def test_compare_at_80_columns_stacks_the_columns_and_escape_stops_them_al
     assert {reason for _, _, _, _, reason, _ in rows} == {"stopped"}
 
 
-async def test_keep_makes_a_column_the_exchange_the_session_continues_and_blind_labels_reveal(app_factory):
+async def test_keep_makes_a_column_the_exchange_the_session_continues_and_blind_labels_reveal(app_factory, tmp_path):
     app = app_factory(preset="greedy")
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
@@ -162,3 +162,7 @@ async def test_keep_makes_a_column_the_exchange_the_session_continues_and_blind_
         assert exchanges[0].output.startswith(view.columns[1].output)
         await send(pilot, "/compare off")
         assert app.compare_presets is None and app.query_one(StatusLine).compare == ""
+        await send(pilot, f"/save {tmp_path / 'session.md'}")
+    saved = (tmp_path / "session.md").read_text(encoding="utf-8")
+    assert "## 1. comparison: " in saved and f"### {view.columns[1].preset} (kept) · length" in saved
+    assert view.columns[0].output in saved and "## 2. " in saved  # the kept exchange follows

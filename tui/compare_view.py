@@ -121,3 +121,16 @@ class CompareView(Vertical):
         self._hint.update(Text(f"kept: {column.label} · the session continues from it"))
         self._hint.display = True
         return column
+
+    def markdown(self, number: int) -> str:
+        """This comparison in a saved transcript: the prompt once, then each column with its preset and stats."""
+        parts = [f"## {number}. comparison: {', '.join(c.preset for c in self.columns)}\n\n"
+                 f"### Prompt\n\n```text\n{self.prompt}\n```\n"]
+        for column in self.columns:
+            stats = column.stats
+            figures = (f"{stats.get('new_tokens')} new tokens, {stats.get('tokens_per_s', 0):.1f} tok/s, "
+                       f"seed {stats.get('seed')}" if stats else "no stats")
+            kept = " (kept)" if self.kept is not None and self.columns[self.kept] is column else ""
+            parts.append(f"### {column.preset}{kept} · {column.finish_reason or 'running'} · {figures}\n\n"
+                         f"```text\n{column.output}\n```\n")
+        return "\n".join(parts)

@@ -246,7 +246,11 @@ class Transcript(VerticalScroll):
     def as_markdown(self, model_path) -> str:
         """Every exchange with what produced it: preset, parameters, seed, stats, how it ended."""
         parts = [f"# tfchat transcript\n\nModel: `{model_path}`\n"]
-        for number, view in enumerate(self.exchanges(), start=1):
+        shown = [child for child in self.children if isinstance(child, ExchangeView) or hasattr(child, "markdown")]
+        for number, view in enumerate(shown, start=1):
+            if not isinstance(view, ExchangeView):
+                parts.append(view.markdown(number))  # a comparison (tui.compare_view)
+                continue
             stats = view.stats
             params = ", ".join(f"{k} {v}" for k, v in view.params.items() if k != "seed" and v not in (None, []))
             lines = [f"## {number}. {view.preset} · {view.finish_reason or 'running'}", "",
