@@ -14,7 +14,7 @@ import torch
 
 from core.batching import BatchRun, Row
 from core.stats import GenerationStats, RowEvent, measured_stats
-from core.streaming import StopFilter
+from core.streaming import RowText
 from core.tokenizer import IncrementalDecoder
 
 
@@ -40,8 +40,7 @@ class BatchGeneration:
         rows = [Row(ids, params, torch.Generator(device=engine.device).manual_seed(seed), self._cancel,
                     self._top_logprobs)
                 for ids, params, seed in zip(self._prompt_ids, self._params, self.seeds)]
-        decoders = [IncrementalDecoder(engine.encoding) for _ in rows]
-        stops = [StopFilter(p.stop) for p in self._params]
+        texts = [RowText(IncrementalDecoder(engine.encoding), p.stop) for p in self._params]
         first_at: list[float | None] = [None] * len(rows)
         run = BatchRun(engine.model, rows)
         try:
@@ -53,11 +52,11 @@ class BatchGeneration:
                     self.token_ids[i].append(token.id)
                     if token.step is not None:
                         self.steps[i].append(token.step)
-                    piece, stopped = stops[i].feed(decoders[i].push(token.id))
+                    piece, stopped = texts[i].push(token.id)
                     if stopped:
                         run.finish(i, "stop")
                     if run.ended(i):
-                        piece += self._flush(i, decoders[i], stops[i], stopped)
+                        piece += texts[i].finish(stopped)
                         self.texts[i] += piece
                         self.stats[i] = self._row_stats(i, rows[i], start, first_at[i], time.perf_counter())
                         yield RowEvent(i, piece, self.stats[i])
@@ -70,14 +69,6 @@ class BatchGeneration:
                 if self.stats[i] is None:
                     row.finish_reason = row.finish_reason or "stopped"
                     self.stats[i] = self._row_stats(i, row, start, first_at[i], end)
-
-    @staticmethod
-    def _flush(index: int, decoder: IncrementalDecoder, stops: StopFilter, stopped: bool) -> str:
-        """What a row holds back at its end: partial characters, and text that might have begun a stop."""
-        if stopped:
-            return ""
-        tail, stopped = stops.feed(decoder.flush())
-        return tail + ("" if stopped else stops.flush())
 
     def _row_stats(self, index: int, row: Row, start: float, first_at: float | None, end: float) -> GenerationStats:
         return measured_stats(len(self._prompt_ids[index]), len(self.token_ids[index]), start, first_at, end,

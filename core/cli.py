@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("--trace", action="store_true",
                        help="instead of text: the chapter's step-by-step trace (top 5 candidates, the one selected)")
 
+    serve = sub.add_parser("serve", help="serve the model over OpenAI's HTTP API (needs tfchat[serve])")
+    _add_model_args(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key", help="clients must send it as a bearer token (default: $TFCHAT_API_KEY)")
+    serve.add_argument("--allow-no-key", action="store_true",
+                       help="serve a non-loopback --host without an API key (refused otherwise)")
+    serve.add_argument("--max-rows", type=int, default=8, help="requests decoded together (1-8)")
+    serve.add_argument("--max-queue", type=int, default=64, help="requests waiting beyond those; more get 503")
+
     info = sub.add_parser("info", help="parameter count and every tensor's name and shape")
     _add_model_args(info)
 
@@ -144,6 +154,15 @@ def _dispatch(args) -> int:
         return cmd_generate(args)
     if args.command == "info":
         return cmd_info(args)
+    if args.command == "serve":
+        from core.server import run_server
+
+        if not 1 <= args.max_rows <= 8 or args.max_queue < 0:
+            from core.errors import TfchatError
+
+            raise TfchatError("--max-rows takes 1 to 8, --max-queue 0 or more")
+        return run_server(args.model, args.device, args.host, args.port,
+                          args.api_key, args.allow_no_key, args.max_rows, args.max_queue)
     if args.command == "bench":
         if args.app:
             from tui.bench_app import run_app_bench  # the UI, only when asked for

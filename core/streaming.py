@@ -35,3 +35,28 @@ class StopFilter:
                     best = size
                     break
         return best
+
+
+class RowText:
+    """One generation's text as its tokens come: decoded without splitting a character, with
+    the text that might begin a stop string held back until it is known not to."""
+
+    def __init__(self, decoder, stops: tuple[str, ...]):
+        self._decoder = decoder  # core.tokenizer.IncrementalDecoder
+        self._stops = StopFilter(stops)
+        self.text = ""
+
+    def push(self, token: int) -> tuple[str, bool]:
+        """The text now safe to show, and whether a stop string has ended the generation."""
+        piece, stopped = self._stops.feed(self._decoder.push(token))
+        self.text += piece
+        return piece, stopped
+
+    def finish(self, stopped: bool) -> str:
+        """What was held back, at the end (nothing after a stop string)."""
+        if stopped:
+            return ""
+        tail, stopped = self._stops.feed(self._decoder.flush())
+        tail += "" if stopped else self._stops.flush()
+        self.text += tail
+        return tail

@@ -1,0 +1,279 @@
+"""`tfchat serve`: the engine behind OpenAI's HTTP API (Starlette on uvicorn, the `serve` extra).
+
+Every request becomes a row of one continuously batched generation
+(`core.scheduler`); a client that goes away cancels its row. Request checking
+and response shapes are in `core.openai_api`.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import os
+import socket
+import threading
+import time
+
+from core.errors import TfchatError
+from core.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_object, completion_object, new_id,
+                             parse_request, usage_chunk)
+from core.scheduler import BatchScheduler, QueueFull, RowUpdate
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a body beyond this is refused with 413 before it is parsed
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, api_key: str | None, allow_no_key: bool) -> str | None:
+    """Refuse to serve a non-loopback address without a key; a warning when the user insists."""
+    if api_key or is_loopback(host):
+        return None
+    if not allow_no_key:
+        raise TfchatError(f"--host {host} is reachable from other machines: give --api-key KEY (or "
+                          "--allow-no-key to serve it open anyway)")
+    return f"warning: serving {host} without an API key: anyone who can reach it can use the model"
+
+
+class Api:
+    """The routes, over one engine and its scheduler."""
+
+    def __init__(self, engine, model_name: str, api_key: str | None = None, max_rows: int = 8,
+                 max_queue: int = 64):
+        self.engine = engine
+        self.model_name = model_name
+        self.api_key = api_key
+        self.scheduler = BatchScheduler(engine, max_rows=max_rows, max_queue=max_queue)
+        self.created = int(time.time())
+
+    def app(self):
+        from starlette.applications import Starlette
+        from starlette.exceptions import HTTPException
+        from starlette.middleware import Middleware
+        from starlette.routing import Route
+
+        async def http_error(request, exc: HTTPException):
+            kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+            return _error(ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", kind))
+
+        routes = [Route("/v1/models", self.models, methods=["GET"]),
+                  Route("/v1/models/{name:path}", self.model, methods=["GET"]),
+                  Route("/v1/completions", self.completions, methods=["POST"]),
+                  Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+                  Route("/tfchat/load", self.load, methods=["GET"])]
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            yield
+            self.scheduler.close()
+
+        return Starlette(routes=routes, middleware=[Middleware(_KeyCheck, api_key=self.api_key)],
+                         exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+
+    # ----- routes ---------------------------------------------------------------------------
+    def _model_entry(self) -> dict:
+        return {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "tfchat",
+                "context_length": self.engine.config.context_length, "max_model_len": self.engine.config.context_length}
+
+    async def models(self, request):
+        return _json({"object": "list", "data": [self._model_entry()]})
+
+    async def model(self, request):
+        if request.path_params["name"] != self.model_name:
+            return _error(_unknown_model(request.path_params["name"], self.model_name))
+        return _json(self._model_entry())
+
+    async def load(self, request):
+        return _json(self.scheduler.load())
+
+    async def completions(self, request):
+        return await self._generate(request, chat=False)
+
+    async def chat_completions(self, request):
+        return await self._generate(request, chat=True)
+
+    async def _generate(self, request, chat: bool):
+        try:
+            body = await _read_json(request)
+            parsed = parse_request(body, chat, self.engine.config.vocab_size)
+            if parsed.model not in (None, self.model_name):
+                raise _unknown_model(parsed.model, self.model_name)
+            prompt_ids = parsed.prompt_ids if parsed.prompt_ids is not None else self._encode(parsed)
+            updates: asyncio.Queue[RowUpdate] = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            cancel = threading.Event()
+            self.scheduler.submit(prompt_ids, parsed.params, lambda u: loop.call_soon_threadsafe(updates.put_nowait, u),
+                                  parsed.logprobs if parsed.want_logprobs else 0, cancel)
+        except ApiError as exc:
+            return _error(exc)
+        except QueueFull as exc:
+            return _error(ApiError(503, str(exc), "server_error", code="queue_full"))
+        except TfchatError as exc:
+            return _error(ApiError(400, str(exc), param="prompt"))
+        if parsed.stream:
+            return _stream(self._events(parsed, prompt_ids, updates, cancel))
+        return await self._whole(request, parsed, prompt_ids, updates, cancel)
+
+    def _encode(self, parsed: GenerationRequest) -> list[int]:
+        ids = self.engine.encode(parsed.prompt)
+        if not ids:
+            raise ApiError(400, "prompt: the prompt encodes to no tokens", param="prompt")
+        return ids
+
+    async def _whole(self, request, parsed: GenerationRequest, prompt_ids, updates, cancel):
+        """A non-streamed answer; a client that disconnects while it waits cancels its row."""
+        text, steps = "", []
+        while True:
+            try:
+                update = await asyncio.wait_for(updates.get(), timeout=0.5)
+            except asyncio.TimeoutError:
+                if await request.is_disconnected():
+                    cancel.set()
+                    return _json({}, status=499)  # nobody reads it
+                continue
+            if update.error:
+                return _error(ApiError(500, update.error, "server_error"))
+            text += update.piece
+            steps += update.steps
+            if update.stats is not None:
+                break
+        shaper = LogprobShaper(self.engine.token_text, parsed)
+        if parsed.echo:
+            text = (parsed.prompt if parsed.prompt is not None else self.engine.encoding.decode(prompt_ids)) + text
+        return _json(completion_object(parsed, self.model_name, new_id(parsed.chat), text, shaper.shape(steps),
+                                       update.stats))
+
+    async def _events(self, parsed: GenerationRequest, prompt_ids, updates, cancel):
+        """Server-sent events in OpenAI's chunk format; a client gone stops the generator, which cancels the row."""
+        response_id, shaper, first = new_id(parsed.chat), LogprobShaper(self.engine.token_text, parsed), True
+        try:
+            if parsed.echo:
+                echoed = parsed.prompt if parsed.prompt is not None else self.engine.encoding.decode(prompt_ids)
+                yield _event(chunk_object(parsed, self.model_name, response_id, echoed, None, None, first))
+                first = False
+            while True:
+                update = await updates.get()
+                if update.error:
+                    yield _event(ApiError(500, update.error, "server_error").body())
+                    break
+                reason = "stop" if update.stats and update.stats.finish_reason == "stop" else \
+                    "length" if update.stats else None
+                if update.piece or update.steps or reason or first:
+                    yield _event(chunk_object(parsed, self.model_name, response_id, update.piece,
+                                              shaper.shape(update.steps) if update.steps else None, reason, first))
+                    first = False
+                if update.stats is not None:
+                    if parsed.include_usage:
+                        yield _event(usage_chunk(parsed, self.model_name, response_id, update.stats))
+                    break
+            yield "data: [DONE]\n\n"
+        finally:
+            cancel.set()  # a no-op once the row is done; a disconnect lands here too
+
+
+class _KeyCheck:
+    """With --api-key, every request needs `Authorization: Bearer KEY` (401 otherwise)."""
+
+    def __init__(self, app, api_key: str | None):
+        self.app, self.api_key = app, api_key
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and self.api_key:
+            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            given = header[7:] if header.lower().startswith("bearer ") else ""
+            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+                response = _error(ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY",
+                                           "authentication_error", code="invalid_api_key"))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _unknown_model(name: str, served: str) -> ApiError:
+    return ApiError(404, f"model {name!r} is not served here; this server has {served!r}", "not_found_error",
+                    param="model", code="model_not_found")
+
+
+async def _read_json(request) -> object:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes", code="body_too_large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes", code="body_too_large")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the request body is not JSON") from None
+
+
+def _json(content: dict, status: int = 200):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(content, status_code=status)
+
+
+def _error(error: ApiError):
+    return _json(error.body(), status=error.status)
+
+
+def _event(obj: dict) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+def _stream(events):
+    from starlette.responses import StreamingResponse
+
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port taken, or an address not ours, as one line before the model loads."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TfchatError(f"--host {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise TfchatError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def run_server(model_arg: str | None, device: str, host: str, port: int, api_key: str | None,
+               allow_no_key: bool, max_rows: int, max_queue: int) -> int:
+    """Load the model, then serve until Ctrl+C or SIGTERM."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise TfchatError("tfchat serve needs its extra: pip install 'tfchat[serve]'") from None
+    import sys
+
+    from core.engine import Engine
+    from core.paths import resolve_model_path
+
+    api_key = api_key or os.environ.get("TFCHAT_API_KEY") or None
+    warning = check_exposure(host, api_key, allow_no_key)
+    if warning:
+        print(f"tfchat: {warning}", file=sys.stderr)
+    _check_port(host, port)
+    path = resolve_model_path(model_arg)
+    engine = Engine.load(path, device)
+    api = Api(engine, path.name, api_key, max_rows, max_queue)
+    print(f"tfchat serve: {path} as {path.name!r} on http://{host}:{port}/v1 ({engine.device}; ctrl+c stops)",
+          file=sys.stderr, flush=True)
+    uvicorn.run(api.app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    engine.close()
+    return 0
