@@ -29,6 +29,14 @@ def _add_model_args(p: argparse.ArgumentParser, top_level: bool = False, model_h
                    help="torch threads for the model (default: $TFCHAT_THREADS, else 1)", **default)
 
 
+def _add_endpoint_args(p: argparse.ArgumentParser, top_level: bool = False) -> None:
+    default = {} if top_level else {"default": argparse.SUPPRESS}
+    p.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server to use instead of a checkpoint "
+                   "(e.g. http://127.0.0.1:8000/v1: tfchat serve, vLLM, llama.cpp, ollama)", **default)
+    p.add_argument("--api-key", metavar="KEY", help="the server's API key (default: $TFCHAT_API_KEY)", **default)
+    p.add_argument("--remote-model", metavar="NAME", help="the server's model to use (default: its first)", **default)
+
+
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=argparse.SUPPRESS, help="named preset (default: balanced)")
     p.add_argument("--temperature", type=float)
@@ -49,11 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--prompt", dest="initial_prompt", metavar="TEXT",
                         help="a prompt to send as soon as the model is ready")
     parser.add_argument("--history", help="history database (default: in the XDG data directory)")
+    _add_endpoint_args(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="continue a prompt and stream the text to stdout")
     gen.add_argument("prompt", nargs="?", help="the prompt (default: read standard input)")
     _add_model_args(gen)
+    _add_endpoint_args(gen)
     _add_sampling_args(gen)
     gen.add_argument("--stats", action="store_true", help="print one JSON line of statistics to stderr")
     gen.add_argument("--compare", metavar="PRESETS",
@@ -183,11 +193,14 @@ def _dispatch(args) -> int:
         from core.history import export_history
 
         return export_history(args.history, args.format, args.limit, sys.stdout, sys.stderr)
-    _check_app_can_start(args)
+    if not args.endpoint:
+        _check_app_can_start(args)
     # The interactive app is the only place the UI is imported.
     from tui.app import run_app
 
     return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history,
+                   endpoint=args.endpoint, api_key=args.api_key or os.environ.get("TFCHAT_API_KEY"),
+                   remote_model=args.remote_model,
                    threads=args.threads, initial_prompt=args.initial_prompt)
 
 
@@ -251,9 +264,6 @@ def _read_prompt(args) -> str:
 
 
 def cmd_generate(args) -> int:
-    from core.engine import Engine
-    from core.paths import resolve_model_path
-
     from core.errors import PresetError
 
     if args.compare or args.more_prompts or args.prompts_file or args.format == "jsonl":
@@ -262,7 +272,7 @@ def cmd_generate(args) -> int:
     if args.logprobs is not None and not 1 <= args.logprobs <= 20:
         raise PresetError(f"--logprobs must be from 1 to 20, got {args.logprobs}")
     prompt = _read_prompt(args)
-    engine = Engine.load(resolve_model_path(args.model), args.device)
+    engine = _backend(args)
     out = sys.stdout
     if args.logprobs or args.trace:
         from core.step_output import JsonLinesWriter, TraceWriter
@@ -296,12 +306,23 @@ def cmd_generate(args) -> int:
     return EXIT_OK
 
 
+def _backend(args):
+    """The model to generate with: a checkpoint in this process, or a server (--endpoint)."""
+    if args.endpoint:
+        from core.http_backend import HttpBackend
+
+        return HttpBackend.connect(args.endpoint, args.api_key or os.environ.get("TFCHAT_API_KEY"),
+                                   args.remote_model)
+    from core.engine import Engine
+    from core.paths import resolve_model_path
+
+    return Engine.load(resolve_model_path(args.model), args.device)
+
+
 def _generate_rows(args) -> int:
     """Several rows (presets compared, several prompts, or --format jsonl): `core.compare_cli`."""
     from core.compare_cli import compare_presets, plan_rows, read_prompts_file, run_rows
-    from core.engine import Engine
     from core.errors import PresetError
-    from core.paths import resolve_model_path
 
     if args.logprobs or args.trace:
         raise PresetError("--logprobs and --trace show one generation; they do not combine with --compare, "
@@ -314,7 +335,7 @@ def _generate_rows(args) -> int:
     if not prompts:
         prompts = [_read_prompt(args)]
     rows = plan_rows(prompts, presets, lambda name: sampling_params_from_args(args, catalog, name))
-    engine = Engine.load(resolve_model_path(args.model), args.device)
+    engine = _backend(args)
     run_rows(engine, rows, sys.stdout, args.format, headers=(bool(args.compare), len(prompts) > 1))
     return EXIT_OK
 

@@ -32,6 +32,9 @@ from core.worker import helper_for
 class Generation:
     """Iterate for text pieces; `stats`, `token_ids` and `steps` are filled as it goes.
 
+    `notice` is a line for the user about how it runs (None here; a server backend may
+    not take every sampler a preset sets).
+
     With `forced_ids`, those tokens follow the prompt as if the model had chosen
     them (a branch): their text comes first in the stream, but they are not new
     tokens, in `token_ids` or in the stats.
@@ -50,6 +53,7 @@ class Generation:
         self.steps: list[StepInfo] = []  # one per new token when top_logprobs > 0
         self.text = ""
         self.stats: GenerationStats | None = None
+        self.notice: str | None = None
 
     def __iter__(self) -> Iterator[str]:
         engine, params = self._engine, self._params

@@ -99,6 +99,7 @@ class RemoteGeneration:
         self._local_cancel = local_cancel
         self._remote_cancel = remote_cancel
         self.stats: GenerationStats | None = None
+        self.notice: str | None = None
         self.text = ""
         self.steps: list[StepInfo] = []
 

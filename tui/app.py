@@ -99,10 +99,12 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
     ]
 
     def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History | NoHistory,
-                 preset: str | None = None, engine_loader=EngineProcess.load):
+                 preset: str | None = None, engine_loader=EngineProcess.load, remote: str | None = None):
         super().__init__()
-        self.engine_loader = engine_loader  # (path, device) -> Engine, run off the UI thread
+        # (path, device) -> a backend (core.backend): in-process, engine process or HTTP; run off the UI thread
+        self.engine_loader = engine_loader
         self.model_path = model_path
+        self.remote = remote  # the server's URL when the model is behind one (--endpoint), else None
         self.device_name = device
         self.catalog = catalog
         self.history = history
@@ -144,7 +146,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
 
     def on_mount(self) -> None:
         status = self.query_one(StatusLine)
-        status.model_name = self.model_path.name
+        status.model_name = self.remote or self.model_path.name
         status.mode = self.mode
         self._show_preset()
         self._place_sidebar()
@@ -160,10 +162,16 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
             self.query_one(PromptInput).remember(self.initial_prompt)
             self._enqueue(Request("prompt", self.initial_prompt, self.preset, self.current_params(), self.mode))
 
+    @property
+    def model_source(self) -> str:
+        """Where the model is, as the history and saved transcripts name it."""
+        name = getattr(self.engine, "display_name", None)
+        return name or self.remote or str(self.model_path)
+
     # ----- engine -----------------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="engine", description="loading the model")
     def load_engine(self) -> None:
-        if not self.model_path.exists():
+        if self.remote is None and not self.model_path.exists():
             self.post_message(EngineFailed(str(self.model_path), missing_model=True))
             return
         try:
@@ -171,7 +179,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         except TfchatError as exc:
             self.post_message(EngineFailed(str(exc)))
         except Exception as exc:  # a bug or an odd platform: still one line, never a crash
-            self.post_message(EngineFailed(f"{self.model_path}: cannot load ({describe_exception(exc)})"))
+            self.post_message(EngineFailed(f"{self.model_source}: cannot load ({describe_exception(exc)})"))
 
     @work(thread=True, exit_on_error=False, group="meter", description="loading the tokenizer")
     def load_meter(self) -> None:
@@ -347,6 +355,8 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         # message, never waiting for the UI.
         try:
             generation = self.active_generation = self.engine.generate(context, params, cancel, TOP_LOGPROBS, forced)
+            if generation.notice:  # e.g. a server that does not take every sampler of the preset
+                self.call_from_thread(self.active_view.note, generation.notice)
             for piece in generation:
                 self.pieces.put(piece)
             finished.set()
@@ -479,18 +489,28 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
 
 
 def make_app(model: str | None = None, device: str = "auto", preset: str | None = None,
-             history: str | None = None, engine_loader=EngineProcess.load) -> TfchatApp:
-    """The one way to build the app: the CLI, Pilot tests and snapshot tests all use it."""
+             history: str | None = None, engine_loader=EngineProcess.load, endpoint: str | None = None,
+             api_key: str | None = None, remote_model: str | None = None) -> TfchatApp:
+    """The one way to build the app: the CLI, Pilot tests and snapshot tests all use it.
+
+    With `endpoint`, the model is an OpenAI-compatible server's (`core.http_backend`)."""
     catalog = load_presets()
     if preset is not None:
         catalog.get(preset)
     EngineProcess.prepare()
-    return TfchatApp(resolve_model_path(model), device, catalog, open_history(history), preset, engine_loader)
+    if endpoint is not None:
+        from core.http_backend import HttpBackend
+
+        engine_loader = lambda _path, _device: HttpBackend.connect(endpoint, api_key, remote_model)  # noqa: E731
+    return TfchatApp(resolve_model_path(model), device, catalog, open_history(history), preset, engine_loader,
+                     remote=endpoint)
 
 
 def run_app(model: str | None, device: str, preset: str | None, history: str | None,
-            threads: int | None = None, initial_prompt: str | None = None) -> int:
-    app = make_app(model, device, preset, history, engine_loader=partial(EngineProcess.load, threads=threads))
+            threads: int | None = None, initial_prompt: str | None = None, endpoint: str | None = None,
+            api_key: str | None = None, remote_model: str | None = None) -> int:
+    app = make_app(model, device, preset, history, engine_loader=partial(EngineProcess.load, threads=threads),
+                   endpoint=endpoint, api_key=api_key, remote_model=remote_model)
     app.initial_prompt = initial_prompt
     app.exit_watchdog = True
     on_exit_signals(app.end_from_signal)

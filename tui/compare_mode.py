@@ -162,7 +162,7 @@ class CompareMixin:
             stats = batch.stats[i]
             self._from_history(lambda i=i, name=name, stats=stats: self.history.add(Exchange(
                 prompt=request.prompt, output=batch.texts[i], preset=name, params=params[i].as_dict(),
-                stats=stats.as_dict() if stats else {"new_tokens": None}, model=str(self.model_path),
+                stats=stats.as_dict() if stats else {"new_tokens": None}, model=self.model_source,
                 finish_reason=request.ended_by or (stats.finish_reason if stats else reason), kind="compare")), None)
         self._show_history_problems()
 

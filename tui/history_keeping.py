@@ -22,7 +22,7 @@ class HistoryKeepingMixin:
             request.recorded = True
         self._from_history(lambda: self.history.add(Exchange(
             prompt=request.prompt, output=output, preset=request.preset, params=request.params.as_dict(),
-            stats=stats, model=str(self.model_path), finish_reason=request.ended_by or reason,
+            stats=stats, model=self.model_source, finish_reason=request.ended_by or reason,
             kind=request.kind)), None)
 
     def _from_history(self, call, default):

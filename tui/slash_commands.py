@@ -70,7 +70,7 @@ class SlashCommandsMixin:
 
     def _cmd_save(self, path: str) -> None:
         target = Path(path).expanduser()
-        target.write_text(self.query_one(Transcript).as_markdown(self.model_path), encoding="utf-8")
+        target.write_text(self.query_one(Transcript).as_markdown(self.model_source), encoding="utf-8")
         self.query_one(Transcript).add_notice(f"Saved the transcript to {target}")
 
     def _cmd_help(self) -> None:
@@ -78,4 +78,4 @@ class SlashCommandsMixin:
         commands = "\n".join(f"  {line}" for line in COMMANDS.values())
         self.query_one(Transcript).add_notice(
             f"Enter sends · ctrl+j new line · up/down recall earlier prompts · f1 command palette\n"
-            f"Keys:\n{keys}\nCommands:\n{commands}\nModel: {self.model_path}")
+            f"Keys:\n{keys}\nCommands:\n{commands}\nModel: {self.model_source}")

@@ -31,8 +31,18 @@ LENS_TOKEN_WIDTH = 12
 
 
 def bar(p: float, width: int = BAR_WIDTH) -> str:
+    if math.isnan(p):  # not known (a server that reports the model's logprobs only)
+        return " " * width
     filled = round(p * width)
     return "█" * filled + "░" * (width - filled)
+
+
+def percent(p: float, width: int = 5) -> str:
+    return f"{'—':>{width}} " if math.isnan(p) else f"{p * 100:{width}.1f}%"
+
+
+def nats(entropy: float) -> str:
+    return "not reported" if math.isnan(entropy) else f"{entropy:.2f} nats"
 
 
 class TokenScreen(Screen[tuple[int, int] | None]):
@@ -107,7 +117,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         self.cursor = max(0, min(self.cursor, len(steps) - 1))
         step = steps[self.cursor]
         self.query_one("#title", Static).update(
-            Text(f"Tokens{branches} · token {self.cursor + 1} of {len(steps)} · entropy {step.entropy:.2f} nats"))
+            Text(f"Tokens{branches} · token {self.cursor + 1} of {len(steps)} · entropy {nats(step.entropy)}"))
         spans = view.branch.spans(self._token_bytes)
         text = Text(view.prompt, style="bold") + styled_tokens(view.output, steps, spans, cursor=self.cursor)
         self.query_one("#text", Static).update(text)
@@ -118,8 +128,8 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         p = probability(step)
         info = Text()
         info.append(shown_token(self.token_text(step.id)[0]), style=band_style(p))
-        info.append(f"  id {step.id}\nmodel {p * 100:.1f}% · sampler {step.sampled_prob * 100:.1f}% · "
-                    f"entropy {step.entropy:.2f} nats")
+        info.append(f"  id {step.id}\nmodel {p * 100:.1f}% · sampler {percent(step.sampled_prob, 0).strip()} · "
+                    f"entropy {nats(step.entropy)}")
         self.query_one("#step", Static).update(info)
         table = Table(box=None, padding=(0, 1), show_edge=False)
         table.add_column("", width=2)
@@ -131,11 +141,11 @@ class TokenScreen(Screen[tuple[int, int] | None]):
             mark = ("▶" if index == self.row else " ") + ("✓" if alternative.id == step.id else " ")
             table.add_row(mark, shown_token(self.token_text(alternative.id)[0]),
                           f"{bar(raw)} {raw * 100:5.1f}%", f"{bar(alternative.sampled_prob)} "
-                          f"{alternative.sampled_prob * 100:5.1f}%",
+                          f"{percent(alternative.sampled_prob)}",
                           style="bold" if index == self.row else None)
         if all(a.id != step.id for a in step.top):  # a draw from outside the ten likeliest
             table.add_row(" ✓", shown_token(self.token_text(step.id)[0]), f"{bar(p)} {p * 100:5.1f}%",
-                          f"{bar(step.sampled_prob)} {step.sampled_prob * 100:5.1f}%")
+                          f"{bar(step.sampled_prob)} {percent(step.sampled_prob)}")
         self.query_one("#candidates", Static).update(table)
 
     def _show_lens(self) -> None:
