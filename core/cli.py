@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--tokens", type=int, default=64, help="tokens timed per measurement")
     bench.add_argument("--batch", type=int, metavar="N",
                        help="instead: aggregate tokens/s of N rows decoded together (2-8) against one row")
+    bench.add_argument("--serve", action="store_true",
+                       help="instead: a load test of tfchat serve on loopback (see --requests, --concurrency)")
+    bench.add_argument("--requests", type=int, default=200, help="with --serve: requests in the mix")
+    bench.add_argument("--concurrency", type=int, default=16, help="with --serve: requests at a time")
     bench.add_argument("--app", action="store_true",
                        help="instead: tokens/s inside the app against headless generate, same model and preset")
 
@@ -178,6 +182,10 @@ def _dispatch(args) -> int:
             from tui.bench_app import run_app_bench  # the UI, only when asked for
 
             return run_app_bench(args.model, args.device)
+        if args.serve:
+            from core.bench_serve import run_serve_bench
+
+            return run_serve_bench(args.model, args.device, args.requests, args.concurrency, args.tokens)
         if args.batch is not None:
             from core.bench_batch import run_batch_bench
 

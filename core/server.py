@@ -264,6 +264,10 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
     from core.engine import Engine
     from core.paths import resolve_model_path
 
+    if os.environ.get("TFCHAT_EXIT_WITH_PARENT"):  # started by a tool (bench --serve, tests) that may be killed
+        from core.lifecycle import exit_when_orphaned
+
+        exit_when_orphaned()
     api_key = api_key or os.environ.get("TFCHAT_API_KEY") or None
     warning = check_exposure(host, api_key, allow_no_key)
     if warning:

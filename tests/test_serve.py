@@ -1,0 +1,231 @@
+"""`tfchat serve` as clients use it (OpenAI's own Python client, raw HTTP), and tfchat as a client of it."""
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from openai import OpenAI
+
+from core.engine import Engine
+from core.errors import TfchatError
+from core.http_backend import HttpBackend
+from core.openai_api import chat_prompt
+from core.sampling import SamplingParams
+from reference import random_book_checkpoint
+from test_cli import tfchat
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "test-key"
+GREEDY = SamplingParams(temperature=0, max_new_tokens=24)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One `tfchat serve` for the module: a small model, an API key, 4 rows, a queue of 2."""
+    path = tmp_path_factory.mktemp("serve") / "model.ckpt"
+    torch.save(random_book_checkpoint(32, 4, 2, 32, 100256, seed=7), path)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(path), "--port", str(port),
+                                "--api-key", KEY, "--max-rows", "4", "--max-queue", "2", "--device", "cpu"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    info = SimpleNamespace(url=f"http://127.0.0.1:{port}/v1", port=port, path=path, model="model.ckpt")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            status, _ = _call(info, "GET", "/v1/models")
+            if status == 200:
+                break
+        except OSError:
+            pass
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "tfchat serve never answered"
+        time.sleep(0.1)
+    engine = Engine.load(path, "cpu")
+    info.engine = engine
+    yield info
+    engine.close()
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def client(server):
+    return OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
+
+
+def _call(server, method, path, body=None, key=KEY, raw_body=None):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    connection.request(method, path, raw_body if raw_body is not None else
+                       (json.dumps(body) if body is not None else None), headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, json.loads(data) if data else None
+
+
+def _running(server) -> int:
+    return _call(server, "GET", "/tfchat/load")[1]["running"]
+
+
+def test_greedy_completions_equal_the_in_process_engine_token_for_token(server, client):
+    answer = client.completions.create(model=server.model, prompt="The sales team", max_tokens=24, temperature=0)
+    local = server.engine.generate("The sales team", GREEDY)
+    text = "".join(local)
+    assert answer.choices[0].text == text and answer.choices[0].finish_reason == "length"
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (3, 24)
+    assert [m.id for m in client.models.list()] == [server.model]
+
+
+def test_streamed_text_equals_the_whole_with_finish_reason_usage_and_done(server, client):
+    whole = client.completions.create(model=server.model, prompt="Customers", max_tokens=20, temperature=0,
+                                      stop=[" the"])
+    chunks = list(client.completions.create(model=server.model, prompt="Customers", max_tokens=20, temperature=0,
+                                            stop=[" the"], stream=True, stream_options={"include_usage": True}))
+    streamed = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert streamed == whole.choices[0].text
+    reasons = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert reasons[-1] == whole.choices[0].finish_reason and all(r is None for r in reasons[:-1])
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("POST", "/v1/chat/completions", json.dumps(
+        {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "stream": True}),
+        {"Authorization": f"Bearer {KEY}"})
+    events = connection.getresponse().read().decode().strip().split("\n\n")
+    assert events[-1] == "data: [DONE]" and json.loads(events[0][6:])["choices"][0]["delta"]["role"] == "assistant"
+
+
+def test_logprobs_match_the_engine_in_both_shapes(server, client):
+    local = server.engine.generate("The product", GREEDY.with_changes(max_new_tokens=6), top_logprobs=3)
+    "".join(local)
+    answer = client.completions.create(model=server.model, prompt="The product", max_tokens=6, temperature=0,
+                                       logprobs=3, extra_body={"return_tokens_as_token_ids": True})
+    logprobs = answer.choices[0].logprobs
+    assert logprobs.tokens == [f"token_id:{s.id}" for s in local.steps]
+    for got, step, top in zip(logprobs.token_logprobs, local.steps, logprobs.top_logprobs):
+        assert abs(got - step.logprob) < 1e-4
+        assert list(top) == [f"token_id:{a.id}" for a in step.top]
+    chat = client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": "Why?"}],
+                                          max_tokens=4, temperature=0, logprobs=True, top_logprobs=2)
+    reference = server.engine.generate(chat_prompt([{"role": "user", "content": "Why?"}]),
+                                       GREEDY.with_changes(max_new_tokens=4, stop=("\nUser:",)), top_logprobs=2)
+    assert chat.choices[0].message.content == "".join(reference)
+    content = chat.choices[0].logprobs.content
+    assert [c.bytes for c in content] == [server.engine.token_text(s.id)[1] for s in reference.steps]
+    assert all(len(c.top_logprobs) == 2 and abs(c.logprob - s.logprob) < 1e-4 for c, s in zip(content, reference.steps))
+
+
+@pytest.mark.parametrize("body,status,param", [
+    ({"prompt": "x", "temperature": -1}, 400, "temperature"),
+    ({"prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
+    ({"prompt": "x", "n": 2}, 400, "n"),
+    ({"prompt": ""}, 400, "prompt"),
+    ({"prompt": "x", "model": "someone-else"}, 404, "model"),
+    ({"prompt": "x" * 200_001}, 413, "prompt"),
+])
+def test_bad_requests_get_openais_error_object_with_the_right_status(server, body, status, param):
+    got, answer = _call(server, "POST", "/v1/completions", body)
+    assert got == status and answer["error"]["param"] == param and "\n" not in answer["error"]["message"]
+
+
+def test_auth_unknown_paths_and_broken_bodies(server):
+    assert _call(server, "GET", "/v1/models", key=None)[0] == 401
+    assert _call(server, "GET", "/v1/models", key="wrong")[0] == 401
+    status, answer = _call(server, "GET", "/v1/engines")
+    assert status == 404 and answer["error"]["type"] == "not_found_error"
+    assert _call(server, "POST", "/v1/completions", raw_body="{not json")[0] == 400
+
+
+def test_a_client_that_disconnects_cancels_its_row(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("POST", "/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 100000, "stream": True}),
+                       {"Authorization": f"Bearer {KEY}"})
+    response = connection.getresponse()
+    for _ in range(3):
+        assert response.readline()
+    assert _running(server) == 1
+    connection.close()
+    deadline = time.monotonic() + 5
+    while _running(server):
+        assert time.monotonic() < deadline, "the row was never cancelled"
+        time.sleep(0.05)
+
+
+def test_a_full_queue_answers_503_and_the_batch_serves_the_rest(server):
+    connections = []
+    for _ in range(6):  # 4 rows running, 2 waiting: the queue is full
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("POST", "/v1/completions", json.dumps({"prompt": "Go", "max_tokens": 100000, "stream": True}),
+                           {"Authorization": f"Bearer {KEY}"})
+        connections.append(connection)
+        time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while _call(server, "GET", "/tfchat/load")[1]["waiting"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status, answer = _call(server, "POST", "/v1/completions", {"prompt": "x", "max_tokens": 2})
+    assert status == 503 and answer["error"]["code"] == "queue_full"
+    for connection in connections:
+        connection.close()
+    deadline = time.monotonic() + 10
+    while _running(server) or _call(server, "GET", "/tfchat/load")[1]["waiting"]:
+        assert time.monotonic() < deadline, "rows of closed connections were not cancelled"
+        time.sleep(0.05)
+
+
+def test_serving_beyond_loopback_without_a_key_is_refused(small_model):
+    r = tfchat("serve", "--model", str(small_model), "--host", "0.0.0.0", "--port", str(_free_port()), timeout=30)
+    assert r.returncode == 2 and "--api-key" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# ----- tfchat as the client -------------------------------------------------------------------------
+def test_the_http_backend_generates_what_the_engine_does_and_says_what_went_wrong(server):
+    backend = HttpBackend.connect(server.url, KEY)
+    assert backend.config.context_length == 32 and backend.flavour == "tfchat"
+    generation = backend.generate("The sales team", GREEDY, top_logprobs=2)
+    local = server.engine.generate("The sales team", GREEDY, top_logprobs=2)
+    assert "".join(generation) == "".join(local)
+    assert generation.stats.new_tokens == 24 and generation.stats.finish_reason == "length"
+    assert [s.id for s in generation.steps] == [s.id for s in local.steps]  # the probability view's ids
+    assert all(abs(a.logprob - b.logprob) < 1e-4 and [t.id for t in a.top] == [t.id for t in b.top]
+               for a, b in zip(generation.steps, local.steps))
+    batch = backend.generate_batch(["A", "B"], [GREEDY, GREEDY.with_changes(max_new_tokens=3)])
+    ended = [event.row for event in batch if event.stats is not None]
+    assert sorted(ended) == [0, 1] and batch.stats[1].new_tokens == 3
+    with pytest.raises(TfchatError, match="refused the API key"):
+        HttpBackend.connect(server.url, "wrong")
+    with pytest.raises(TfchatError, match="cannot reach"):
+        HttpBackend.connect(f"http://127.0.0.1:{_free_port()}/v1")
+
+
+def test_generate_endpoint_on_the_command_line(server):
+    r = tfchat("generate", "--endpoint", server.url, "--api-key", KEY, "--preset", "greedy", "--max-new-tokens", "24",
+               "The sales team")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip("\n") == "".join(server.engine.generate("The sales team", GREEDY))
+    r = tfchat("generate", "--endpoint", server.url, "x")
+    assert r.returncode == 2 and "API key" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bench_serve_runs_a_bounded_load_test(small_model):
+    r = tfchat("bench", "--serve", "--model", str(small_model), "--requests", "8", "--concurrency", "4",
+               "--tokens", "6", timeout=180)
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert figures["one_at_a_time"]["errors"] == figures["concurrent"]["errors"] == 0
+    assert figures["concurrent"]["p99_latency_s"] >= figures["concurrent"]["p50_latency_s"] > 0
+    assert "4 at a time" in r.stdout
