@@ -73,3 +73,18 @@ def test_steps_branches_the_lens_and_the_card_cross_the_pipe(remote, small_model
         remote.logit_lens("x")
     list(busy)
     assert len(remote.logit_lens("x")) == 2
+
+
+def test_batches_run_in_the_engine_process_as_in_process(remote, small_model):
+    """The app's compare mode: the same rows, the same texts, whichever side of the pipe the model is."""
+    from core.backend import Backend
+
+    rows = [SamplingParams(temperature=0, max_new_tokens=12), SamplingParams(temperature=0.9, seed=3, max_new_tokens=5)]
+    engine = Engine.load(small_model, "cpu")
+    local = engine.generate_batch(["Deals close when", "A buyer"], rows)
+    list(local)
+    batch = remote.generate_batch(["Deals close when", "A buyer"], rows)
+    ended = [event.row for event in batch if event.stats is not None]
+    assert sorted(ended) == [0, 1] and batch.texts == local.texts
+    assert [s.new_tokens for s in batch.stats] == [12, 5]
+    assert isinstance(remote, Backend) and isinstance(engine, Backend)

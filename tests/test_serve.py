@@ -13,6 +13,7 @@ import pytest
 import torch
 from openai import OpenAI
 
+from core.backend import Backend
 from core.engine import Engine
 from core.errors import TfchatError
 from core.http_backend import HttpBackend
@@ -195,6 +196,7 @@ def test_serving_beyond_loopback_without_a_key_is_refused(small_model):
 # ----- tfchat as the client -------------------------------------------------------------------------
 def test_the_http_backend_generates_what_the_engine_does_and_says_what_went_wrong(server):
     backend = HttpBackend.connect(server.url, KEY)
+    assert isinstance(backend, Backend)  # the app's one interface, whichever backend it has
     assert backend.config.context_length == 32 and backend.flavour == "tfchat"
     generation = backend.generate("The sales team", GREEDY, top_logprobs=2)
     local = server.engine.generate("The sales team", GREEDY, top_logprobs=2)
@@ -229,3 +231,33 @@ def test_bench_serve_runs_a_bounded_load_test(small_model):
     assert figures["one_at_a_time"]["errors"] == figures["concurrent"]["errors"] == 0
     assert figures["concurrent"]["p99_latency_s"] >= figures["concurrent"]["p50_latency_s"] > 0
     assert "4 at a time" in r.stdout
+
+
+async def test_the_app_drives_a_server_as_it_drives_a_local_model(server, tmp_path):
+    from test_app import finished, history_rows, notices, ready, send, views, wait_for
+    from test_compare import compared, compare_views
+    from tui.app import make_app
+    from tui.status_line import StatusLine
+
+    history = tmp_path / "history.sqlite3"
+    app = make_app(preset="greedy", history=str(history), endpoint=server.url, api_key=KEY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 24")
+        await send(pilot, "The sales team")
+        await finished(pilot, 1)
+        view = views(app)[0]
+        assert view.output == "".join(server.engine.generate("The sales team", GREEDY))
+        assert len(view.branch.steps) == 24  # the probability view and the token cursor have their data
+        await send(pilot, "/compare greedy book")
+        await send(pilot, "Hello")
+        await compared(pilot)
+        assert [c.finish_reason for c in compare_views(app)[0].columns] == ["length", "length"]
+    rows = history_rows(history)
+    assert rows[0][3] == "greedy" and len(rows) == 3
+    unreachable = make_app(history=str(tmp_path / "other.sqlite3"), endpoint=f"http://127.0.0.1:{_free_port()}/v1")
+    async with unreachable.run_test() as pilot:
+        await wait_for(pilot, lambda: unreachable.query_one(StatusLine).state == "failed", what="the failure")
+        assert any("cannot reach" in n for n in notices(unreachable))
+        await send(pilot, "still here")  # the app stays up and says why nothing runs
+        assert "No model is loaded" in notices(unreachable)[-1]
