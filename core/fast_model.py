@@ -323,12 +323,13 @@ class FastModel:
             except (RuntimeError, AttributeError):
                 pass  # a build without fbgemm (not x86), or one that dropped it: the float32 forms below
         if self.helper is None:
-            weight_t = self.out_weight.t().contiguous()
-            bias = self.out_bias.unsqueeze(0)
-            return _any_rows(lambda rows: torch.addmm(bias, rows, weight_t))
-        return self._halved([(self.out_weight[rows].t().contiguous(), self.out_bias[rows].unsqueeze(0))
+            whole = (self.out_weight.t().contiguous(), self.out_bias.unsqueeze(0), self.out_weight,
+                     self.out_bias.unsqueeze(1))
+            return _any_rows(lambda rows: _float32_product(rows, *whole))
+        return self._halved([(self.out_weight[rows].t().contiguous(), self.out_bias[rows].unsqueeze(0),
+                              self.out_weight[rows], self.out_bias[rows].unsqueeze(1))
                              for rows in self._vocabulary_halves()],
-                            _addmm_into)
+                            _float32_product)
 
     def _fp16_output_layer(self):
         """fbgemm's float16-weight product; with a helper thread, halved like the float32 form."""
@@ -428,9 +429,16 @@ def _any_rows(layer):
     return lambda x: layer(x.unsqueeze(0))[0] if x.dim() == 1 else layer(x)
 
 
-def _addmm_into(rows, weight_t, bias, out):
-    """out = bias + rows @ weight_t, written in place where `out` allows (one row: a contiguous slice)."""
-    if out.is_contiguous():
-        torch.addmm(bias, rows, weight_t, out=out)
-    else:
-        out.copy_(torch.addmm(bias, rows, weight_t))
+def _float32_product(rows, weight_t, bias, weight, bias_column, out=None):
+    """bias + rows @ weight.T, in the layout that is fastest for the number of rows.
+
+    One row streams the transposed weight [D, V] (1.3-1.6x faster than `linear`), written
+    in place into `out` where given. Several rows use weight @ rows.T instead: measured
+    here, 4 rows cost about what 1 row does that way, against 5x with the transposed form.
+    """
+    if rows.shape[0] == 1:
+        if out is None:
+            return torch.addmm(bias, rows, weight_t)
+        return torch.addmm(bias, rows, weight_t, out=out)
+    logits = torch.addmm(bias_column, weight, rows.t()).t()
+    return logits if out is None else out.copy_(logits)
