@@ -290,6 +290,8 @@ def cmd_generate(args) -> int:
         writer = JsonLinesWriter(engine, out) if args.logprobs else TraceWriter(engine, out, prompt)
     else:
         generation, writer = engine.generate(prompt, params), None
+    if generation.notice:  # a server that does not take every sampler of the preset
+        print(f"tfchat: note: {generation.notice}", file=sys.stderr)
     wrote = False
     try:
         for piece in generation:

@@ -261,3 +261,22 @@ async def test_the_app_drives_a_server_as_it_drives_a_local_model(server, tmp_pa
         assert any("cannot reach" in n for n in notices(unreachable))
         await send(pilot, "still here")  # the app stays up and says why nothing runs
         assert "No model is loaded" in notices(unreachable)[-1]
+
+
+@pytest.mark.parametrize("owned_by,sent,unsent", [
+    ("tfchat", {"top_k": 50, "min_p": 0.05, "repetition_penalty": 1.1}, []),
+    ("llamacpp", {"top_k": 50, "min_p": 0.05, "repeat_penalty": 1.1}, []),
+    ("openai", {}, ["top_k", "min_p", "repetition_penalty"]),
+])
+def test_presets_map_onto_what_each_kind_of_server_takes(owned_by, sent, unsent):
+    backend = HttpBackend("http://127.0.0.1:1/v1", None, "m", {"id": "m", "owned_by": owned_by})
+    params = SamplingParams(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05, repetition_penalty=1.1,
+                            max_new_tokens=30, stop=("\n\n",))
+    body, missing = backend.request_body("Hi", params, seed=5, top_logprobs=0)
+    assert {k: body[k] for k in ("max_tokens", "temperature", "top_p", "seed", "stop")} == {
+        "max_tokens": 30, "temperature": 0.7, "top_p": 0.9, "seed": 5, "stop": ["\n\n"]}
+    assert {k: v for k, v in body.items() if k in ("top_k", "min_p", "repetition_penalty", "repeat_penalty")} == sent
+    assert missing == unsent
+    generation = backend.generate("Hi", params)
+    assert (generation.notice is None) == (not unsent)
+    assert not unsent or "top_k, min_p, repetition_penalty" in generation.notice
