@@ -168,13 +168,12 @@ def measure(model_arg: str | None, device_name: str, tokens: int) -> dict:
     first_past = engine_step_times(model, _random_ids(C, V, 5), 3)[0]
     cached, cropped = cached_rate(), cropped_rate()
     trace_prompt = _random_ids(C - n, V, 3)
-    untraced_runs, traced_runs = [], []
-    for s in range(5):  # interleaved: a noisy machine slows both alike
+    untraced_runs, traced_runs, balanced_runs = [], [], []
+    for s in range(5):  # interleaved: a noisy machine slows all three alike
         untraced_runs.append(decode_rate(engine_step_times(model, trace_prompt, n + 1, seed=s)))
         traced_runs.append(decode_rate(engine_step_times(model, trace_prompt, n + 1, seed=s, top_logprobs=TRACE_TOP)))
+        balanced_runs.append(decode_rate(engine_step_times(model, trace_prompt, n + 1, seed=s, params=BALANCED)))
     untraced, traced = statistics.median(untraced_runs), statistics.median(traced_runs)
-    balanced_runs = [decode_rate(engine_step_times(model, trace_prompt, n + 1, seed=s, params=BALANCED))
-                     for s in range(5)]
     balanced = statistics.median(balanced_runs)
     with busy_neighbour():
         busy_cached, busy_cropped = cached_rate(), cropped_rate()
