@@ -242,12 +242,17 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int) -> int:
          f"(costs {r['trace_cost'] * 100:.1f}%)"),
         ("peak memory", f"{r['peak_memory_mb']:.0f} MB"),
     ]
+    print_table(rows, r)
+    return 0
+
+
+def print_table(rows: list[tuple[str, str]], figures: dict) -> None:
+    """A bench's report: aligned `name  value` lines for people, then one JSON line for scripts."""
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    print(json.dumps(r))
+    print(json.dumps(figures))
     sys.stdout.flush()
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,15 +5,13 @@ figure the median of interleaved runs, so a noisy machine slows all alike.
 """
 from __future__ import annotations
 
-import json
 import statistics
-import sys
 import time
 
 import torch
 
 from core.batching import MAX_ROWS, BatchRun, Row
-from core.bench import _load_weights, _random_ids, decode_rate, engine_step_times
+from core.bench import _load_weights, _random_ids, decode_rate, engine_step_times, print_table
 from core.device import resolve_device
 from core.errors import TfchatError
 from core.fast_model import FastModel
@@ -68,9 +66,5 @@ def run_batch_bench(model_arg: str | None, device_name: str, rows: int, tokens: 
          f"{r['batch_tokens_per_s']:.1f} tok/s  ({r['ratio_vs_one_row']:.2f}x one row, "
          f"{r['ratio_vs_single_generation']:.2f}x one generation)"),
     ]
-    width = max(len(k) for k, _ in table)
-    for key, value in table:
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(r))
-    sys.stdout.flush()
+    print_table(table, r)
     return 0
