@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -278,6 +279,22 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
     api = Api(engine, path.name, api_key, max_rows, max_queue)
     print(f"tfchat serve: {path} as {path.name!r} on http://{host}:{port}/v1 ({engine.device}; ctrl+c stops)",
           file=sys.stderr, flush=True)
-    uvicorn.run(api.app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
-    engine.close()
-    return 0
+    server = uvicorn.Server(uvicorn.Config(api.app(), host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
+    # uvicorn ends gracefully on SIGINT and SIGTERM; a dropped SSH link (SIGHUP) ends it the same way.
+    signal.signal(signal.SIGHUP, lambda *_: server.handle_exit(signal.SIGINT, None))
+    code = 0
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn raises the signal it caught again once it has shut down
+        code = exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        api.scheduler.close()
+        engine.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Everything is closed: leave without the interpreter's teardown, which can abort
+        # ("terminate called without an active exception") while torch's threads wind down.
+        os._exit(code)
