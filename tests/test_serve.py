@@ -280,3 +280,27 @@ def test_presets_map_onto_what_each_kind_of_server_takes(owned_by, sent, unsent)
     generation = backend.generate("Hi", params)
     assert (generation.notice is None) == (not unsent)
     assert not unsent or "top_k, min_p, repetition_penalty" in generation.notice
+
+
+def test_a_dropped_link_ends_the_server_cleanly(small_model):
+    """SIGHUP (the SSH session that started it is gone): the server shuts down, exit 0, no abort."""
+    import signal
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(small_model), "--port",
+                                str(port), "--device", "cpu"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    info = SimpleNamespace(port=port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if _call(info, "GET", "/v1/models", key=None)[0] == 200:
+                break
+        except OSError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=10) == 0
+    assert "terminate called" not in process.stderr.read().decode()
