@@ -282,7 +282,13 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
     server = uvicorn.Server(uvicorn.Config(api.app(), host=host, port=port, log_level="warning",
                                            timeout_graceful_shutdown=2))
     # uvicorn ends gracefully on SIGINT and SIGTERM; a dropped SSH link (SIGHUP) ends it the same way.
-    signal.signal(signal.SIGHUP, lambda *_: server.handle_exit(signal.SIGINT, None))
+    hung_up = []
+
+    def hangup(*_) -> None:
+        hung_up.append(True)
+        server.handle_exit(signal.SIGINT, None)
+
+    signal.signal(signal.SIGHUP, hangup)
     code = 0
     try:
         server.run()
@@ -291,6 +297,7 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
     except KeyboardInterrupt:
         code = 130
     finally:
+        code = 128 + signal.SIGHUP if hung_up else code
         api.scheduler.close()
         engine.close()
         sys.stdout.flush()

@@ -283,7 +283,7 @@ def test_presets_map_onto_what_each_kind_of_server_takes(owned_by, sent, unsent)
 
 
 def test_a_dropped_link_ends_the_server_cleanly(small_model):
-    """SIGHUP (the SSH session that started it is gone): the server shuts down, exit 0, no abort."""
+    """SIGHUP (the SSH session that started it is gone): the server shuts down, exit 129, no abort."""
     import signal
 
     port = _free_port()
@@ -302,5 +302,5 @@ def test_a_dropped_link_ends_the_server_cleanly(small_model):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
     process.send_signal(signal.SIGHUP)
-    assert process.wait(timeout=10) == 0
+    assert process.wait(timeout=10) == 128 + signal.SIGHUP
     assert "terminate called" not in process.stderr.read().decode()
