@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint_args(gen)
     _add_sampling_args(gen)
     gen.add_argument("--stats", action="store_true", help="print one JSON line of statistics to stderr")
-    gen.add_argument("--compare", metavar="PRESETS",
-                     help="one row per preset, decoded together: names separated by commas, or 'all'")
+    gen.add_argument("--compare", metavar="PRESETS", nargs="?", const="all",
+                     help="one row per preset, decoded together: names separated by commas, or 'all' (the default)")
     gen.add_argument("--prompt", dest="more_prompts", action="append", metavar="TEXT",
                      help="a prompt (repeatable: every prompt is a row, decoded together)")
     gen.add_argument("--prompts-file", metavar="FILE", help="prompts, one a line, decoded together")
