@@ -2,6 +2,7 @@
 
 Each row streams its own text, with its own stop strings, and ends with its
 own statistics; iterating yields `RowEvent`s in the order tokens come.
+`RowProgress` is one row's side of that, shared with the server's scheduler.
 """
 from __future__ import annotations
 
@@ -13,9 +14,44 @@ from collections.abc import Iterator
 import torch
 
 from core.batching import BatchRun, Row
+from core.sampling import SamplingParams
 from core.stats import GenerationStats, RowEvent, measured_stats
 from core.streaming import RowText
 from core.tokenizer import IncrementalDecoder
+
+
+class RowProgress:
+    """One row as its tokens come: its text (stop strings held back), its seed and its clock."""
+
+    def __init__(self, encoding, prompt_ids: list[int], params: SamplingParams, device, start: float):
+        self.prompt_ids = prompt_ids
+        self.params = params
+        self.seed = params.seed if params.seed is not None else secrets.randbits(62)
+        self._device = device
+        self._text = RowText(IncrementalDecoder(encoding), params.stop)
+        self._start = start
+        self._first_at: float | None = None
+        self.new_tokens = 0
+        self.stopped = False  # a stop string has ended it: the batch must finish the row
+
+    def row(self, cancel: threading.Event | None, top_logprobs: int) -> Row:
+        """Its row of a `BatchRun`, drawing from its own seeded generator."""
+        generator = torch.Generator(device=self._device).manual_seed(self.seed)
+        return Row(self.prompt_ids, self.params, generator, cancel, top_logprobs)
+
+    def push(self, token: int, now: float) -> str:
+        """A new token: the text now safe to show."""
+        self._first_at = self._first_at or now
+        self.new_tokens += 1
+        piece, stopped = self._text.push(token)
+        self.stopped = self.stopped or stopped
+        return piece
+
+    def end(self, reason: str | None) -> tuple[str, GenerationStats]:
+        """The text held back until the end, and the row's stats."""
+        tail = self._text.finish(self.stopped)
+        return tail, measured_stats(len(self.prompt_ids), self.new_tokens, self._start, self._first_at,
+                                    time.perf_counter(), str(self._device), reason or "stopped", self.seed)
 
 
 class BatchGeneration:
@@ -28,48 +64,35 @@ class BatchGeneration:
         self._params = params
         self._cancel = cancel
         self._top_logprobs = top_logprobs
-        self.seeds = [p.seed if p.seed is not None else secrets.randbits(62) for p in params]
         self.texts = [""] * len(params)
         self.token_ids: list[list[int]] = [[] for _ in params]
         self.steps: list[list] = [[] for _ in params]
         self.stats: list = [None] * len(params)
 
     def __iter__(self) -> Iterator[RowEvent]:
-        engine = self._engine
-        start = time.perf_counter()
-        rows = [Row(ids, params, torch.Generator(device=engine.device).manual_seed(seed), self._cancel,
-                    self._top_logprobs)
-                for ids, params, seed in zip(self._prompt_ids, self._params, self.seeds)]
-        texts = [RowText(IncrementalDecoder(engine.encoding), p.stop) for p in self._params]
-        first_at: list[float | None] = [None] * len(rows)
-        run = BatchRun(engine.model, rows)
+        engine, start = self._engine, time.perf_counter()
+        progress = [RowProgress(engine.encoding, ids, params, engine.device, start)
+                    for ids, params in zip(self._prompt_ids, self._params)]
+        run = BatchRun(engine.model, [p.row(self._cancel, self._top_logprobs) for p in progress])
         try:
             for tokens in run:
                 now = time.perf_counter()
                 for token in tokens:
-                    i = token.row
-                    first_at[i] = first_at[i] or now
+                    i, row = token.row, progress[token.row]
                     self.token_ids[i].append(token.id)
                     if token.step is not None:
                         self.steps[i].append(token.step)
-                    piece, stopped = texts[i].push(token.id)
-                    if stopped:
+                    piece = row.push(token.id, now)
+                    if row.stopped:
                         run.finish(i, "stop")
                     if run.ended(i):
-                        piece += texts[i].finish(stopped)
-                        self.texts[i] += piece
-                        self.stats[i] = self._row_stats(i, rows[i], start, first_at[i], time.perf_counter())
-                        yield RowEvent(i, piece, self.stats[i])
+                        tail, self.stats[i] = row.end(run.rows[i].finish_reason)
+                        self.texts[i] += piece + tail
+                        yield RowEvent(i, piece + tail, self.stats[i])
                     elif piece:
                         self.texts[i] += piece
                         yield RowEvent(i, piece)
         finally:  # rows cut short (Ctrl+C, an error, a caller that stops iterating) still get their stats
-            end = time.perf_counter()
-            for i, row in enumerate(rows):
+            for i, row in enumerate(progress):
                 if self.stats[i] is None:
-                    row.finish_reason = row.finish_reason or "stopped"
-                    self.stats[i] = self._row_stats(i, row, start, first_at[i], end)
-
-    def _row_stats(self, index: int, row: Row, start: float, first_at: float | None, end: float) -> GenerationStats:
-        return measured_stats(len(self._prompt_ids[index]), len(self.token_ids[index]), start, first_at, end,
-                              str(self._engine.device), row.finish_reason or "stopped", self.seeds[index])
+                    self.stats[i] = row.end(run.rows[i].finish_reason)[1]

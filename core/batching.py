@@ -4,7 +4,7 @@ Token level, like `core.generation`: each row has its own prompt, sampling
 parameters, generator, length and cancel, and finishes on its own. A step
 decodes every unfinished row at once (`FastModel.decode_rows`), so the weights,
 the output layer above all, are read once for all rows. Each row's logits are
-those of its own window, cropped as the book crops (see `_prepare`), so a row
+those of its own window, cropped as the book crops (see `_fill_past_window_rows`), so a row
 gives what a single generation with the same seed gives.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from core.sampling import SamplingParams, draw_next, logits_not_finite
 from core.trace import StepInfo, pack_step, unpack_step
 
 MAX_ROWS = 8
+_NO_WINDOW = torch.empty(0, dtype=torch.long)
 
 
 @dataclass
@@ -51,8 +52,6 @@ class BatchRun:
     """
 
     def __init__(self, model: FastModel, rows: list[Row] = (), max_rows: int = MAX_ROWS):
-        if len(rows) > max_rows:
-            raise ValueError(f"a batch holds 1 to {max_rows} rows, not {len(rows)}")
         self.model = model
         self.max_rows = max_rows
         self.rows: list[Row] = []
@@ -65,7 +64,7 @@ class BatchRun:
     def add(self, row: Row) -> int:
         """A row to start in the next step; its index in `rows`."""
         if self.room() <= 0:
-            raise ValueError(f"a batch holds 1 to {self.max_rows} rows, not more")
+            raise ValueError(f"a batch holds 1 to {self.max_rows} rows, not {len(self.rows) + 1}")
         require_prompt(row.prompt_ids)
         row.tokens = list(row.prompt_ids)
         self.rows.append(row)
@@ -170,7 +169,9 @@ class BatchRun:
         drawn = []
         for slot, index in enumerate(self._slots):
             row = self.rows[index]
-            window = torch.tensor(self._window(index), device=self.model.device)
+            # The window matters only to the repetition penalty: no tensor built per row and step without one.
+            window = (torch.tensor(self._window(index), device=self.model.device)
+                      if row.params.repetition_penalty != 1.0 else _NO_WINDOW)
             keep = bool(row.top_logprobs)
             draw = draw_next(logits[slot], row.params, window, row.generator, keep_logits=keep)
             drawn.append(pack_step(logits[slot], draw, row.top_logprobs) if keep else draw.token)

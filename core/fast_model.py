@@ -209,7 +209,7 @@ class FastModel:
         once per batch size; the output layer then reads its weights once for every row.
         """
         if self.device.type != "cpu":
-            return self.output_layer_rows(self._decode_rows_eager(ids, positions, cache.keys, cache.values))
+            return self._output_layer(self._decode_rows_eager(ids, positions, cache.keys, cache.values))
         rows = ids.shape[0]
         traced = self._traced_rows.get(rows)
         if traced is None:
@@ -217,7 +217,7 @@ class FastModel:
                 warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
                 traced = self._traced_rows[rows] = torch.jit.trace(
                     self._decode_rows_eager, (ids, positions, cache.keys, cache.values), check_trace=False)
-        return self.output_layer_rows(traced(ids, positions, cache.keys, cache.values))
+        return self._output_layer(traced(ids, positions, cache.keys, cache.values))
 
     def _decode_rows_eager(self, ids, positions, keys, values):
         rows = ids.shape[0]
@@ -232,10 +232,6 @@ class FastModel:
             values[layer][every_row, :, positions] = v[:, :, 0]
             x = self._after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
         return F.layer_norm(x[:, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
-
-    def output_layer_rows(self, x: torch.Tensor) -> torch.Tensor:
-        """The output layer for rows x [B, D]: logits [B, V], the weights read once for all rows."""
-        return self._output_layer(x)
 
     @torch.inference_mode()
     def fill_cache(self, ids: torch.Tensor, cache: KVCache) -> None:
@@ -375,7 +371,7 @@ class FastModel:
         return F.linear(h, w.qkv).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size).permute(2, 0, 3, 1, 4)
 
     def _after_attention(self, x, attn, w: BlockWeights):
-        """The rest of a block once attention (1, H, T, hs) is known: projection, then the feed-forward."""
+        """The rest of a block once attention (B, H, T, hs) is known: projection, then the feed-forward."""
         D = x.shape[-1]
         x = x + F.linear(attn.transpose(1, 2).reshape(x.shape[0], -1, D), w.proj_weight, w.proj_bias)
         h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)

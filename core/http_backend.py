@@ -21,14 +21,14 @@ import urllib.request
 from types import SimpleNamespace
 
 from core.errors import PromptError, TfchatError
+from core.openai_api import TOKEN_ID_PREFIX
 from core.sampling import SamplingParams
-from core.stats import GenerationStats, RowEvent
+from core.stats import GenerationStats, RowEvent, measured_stats
 from core.tokenizer import IncrementalDecoder, encode_prompt, load_encoding, token_text
 from core.trace import Alternative, StepInfo, check_top_logprobs
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 120  # between two streamed chunks: a long prefill on a busy server
-TOKEN_ID_PREFIX = "token_id:"
 # Which extra sampling fields each kind of server takes, by the name it takes them under (`owned_by`).
 EXTRA_FIELDS = {
     "tfchat": {"top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty"},
@@ -172,14 +172,10 @@ class HttpGeneration:
                         if choice.get("finish_reason"):
                             reason = "stop" if choice["finish_reason"] == "stop" else "length"
         finally:
-            end = time.perf_counter()
             new = (usage or {}).get("completion_tokens") or len(self.steps) or (1 if self.text else 0)
             prompt_tokens = (usage or {}).get("prompt_tokens") or self._prompt_tokens_guess
-            rate = (new - 1) / (end - first_at) if first_at and new > 1 and end > first_at else 0.0
-            self.stats = GenerationStats(prompt_tokens=prompt_tokens, new_tokens=new,
-                                         ttft_s=(first_at - start) if first_at else 0.0, tokens_per_s=rate,
-                                         elapsed_s=end - start, device=self._backend.endpoint,
-                                         finish_reason=reason, seed=self.seed)
+            self.stats = measured_stats(prompt_tokens, new, start, first_at, time.perf_counter(),
+                                        self._backend.endpoint, reason, self.seed)
 
 
 class HttpBatch:

@@ -8,7 +8,6 @@ with the stats. Setting its cancel event ends it within a step.
 """
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import deque
@@ -17,13 +16,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.batching import MAX_ROWS, BatchRun, Row
+from core.batch_generation import RowProgress
+from core.batching import MAX_ROWS, BatchRun
 from core.errors import TfchatError, describe_exception
 from core.generation import require_prompt
 from core.sampling import SamplingParams
-from core.stats import GenerationStats, measured_stats
-from core.streaming import RowText
-from core.tokenizer import IncrementalDecoder
+from core.stats import GenerationStats
 from core.trace import StepInfo
 
 
@@ -42,16 +40,10 @@ class RowUpdate:
 
 @dataclass
 class _Request:
-    prompt_ids: list[int]
-    params: SamplingParams
+    progress: RowProgress  # its text and clock, from the moment it was submitted
     top_logprobs: int
     report: Callable[[RowUpdate], None]
     cancel: threading.Event
-    seed: int
-    text: RowText | None = None
-    submitted: float = field(default_factory=time.perf_counter)
-    first_at: float | None = None
-    new_tokens: int = 0
 
 
 class BatchScheduler:
@@ -72,8 +64,8 @@ class BatchScheduler:
         """Queue a generation; returns the event that cancels it. Raises QueueFull."""
         require_prompt(prompt_ids)
         cancel = cancel or threading.Event()
-        seed = params.seed if params.seed is not None else secrets.randbits(62)
-        request = _Request(prompt_ids, params, top_logprobs, report, cancel, seed)
+        progress = RowProgress(self._engine.encoding, prompt_ids, params, self._engine.device, time.perf_counter())
+        request = _Request(progress, top_logprobs, report, cancel)
         with self._wake:
             if len(self._waiting) >= self._max_queue:
                 raise QueueFull(f"the server is busy: {len(self._waiting)} requests are waiting already")
@@ -122,24 +114,17 @@ class BatchScheduler:
             request = self._waiting.popleft()
             if request.cancel.is_set():
                 continue
-            request.text = RowText(IncrementalDecoder(self._engine.encoding), request.params.stop)
-            generator = torch.Generator(device=self._engine.device).manual_seed(request.seed)
-            index = self._run.add(Row(request.prompt_ids, request.params, generator, request.cancel,
-                                      request.top_logprobs))
+            index = self._run.add(request.progress.row(request.cancel, request.top_logprobs))
             self._running[index] = request
 
     def _report(self, tokens) -> None:
         now = time.perf_counter()
         news: dict[int, RowUpdate] = {}
-        stopped_rows = set()
         for token in tokens:
-            request = self._running[token.row]
-            request.first_at = request.first_at or now
-            request.new_tokens += 1
-            piece, stopped = request.text.push(token.id)
-            if stopped:
+            progress = self._running[token.row].progress
+            piece = progress.push(token.id, now)
+            if progress.stopped:
                 self._run.finish(token.row, "stop")
-                stopped_rows.add(token.row)
             update = news.setdefault(token.row, RowUpdate(""))
             update.piece += piece
             update.token_ids.append(token.id)
@@ -149,11 +134,8 @@ class BatchScheduler:
             update = news.get(index)
             if self._run.ended(index):  # its length, a stop string, or cancelled
                 update = update or RowUpdate("")
-                update.piece += request.text.finish(index in stopped_rows)
-                reason = self._run.rows[index].finish_reason
-                update.stats = measured_stats(len(request.prompt_ids), request.new_tokens, request.submitted,
-                                              request.first_at, time.perf_counter(), str(self._engine.device),
-                                              reason, request.seed)
+                tail, update.stats = request.progress.end(self._run.rows[index].finish_reason)
+                update.piece += tail
                 del self._running[index]
             if update is not None:
                 request.report(update)

@@ -18,8 +18,8 @@ import threading
 import time
 
 from core.errors import TfchatError
-from core.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_object, completion_object, new_id,
-                             parse_request, usage_chunk)
+from core.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_object, completion_object,
+                             finish_reason, new_id, parse_request, usage_chunk)
 from core.scheduler import BatchScheduler, QueueFull, RowUpdate
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a body beyond this is refused with 413 before it is parsed
@@ -148,25 +148,28 @@ class Api:
                 break
         shaper = LogprobShaper(self.engine.token_text, parsed)
         if parsed.echo:
-            text = (parsed.prompt if parsed.prompt is not None else self.engine.encoding.decode(prompt_ids)) + text
+            text = self._prompt_text(parsed, prompt_ids) + text
         return _json(completion_object(parsed, self.model_name, new_id(parsed.chat), text, shaper.shape(steps),
                                        update.stats))
+
+    def _prompt_text(self, parsed: GenerationRequest, prompt_ids: list[int]) -> str:
+        """What `echo` repeats: the prompt as sent, or the text of its token ids."""
+        return parsed.prompt if parsed.prompt is not None else self.engine.encoding.decode(prompt_ids)
 
     async def _events(self, parsed: GenerationRequest, prompt_ids, updates, cancel):
         """Server-sent events in OpenAI's chunk format; a client gone stops the generator, which cancels the row."""
         response_id, shaper, first = new_id(parsed.chat), LogprobShaper(self.engine.token_text, parsed), True
         try:
             if parsed.echo:
-                echoed = parsed.prompt if parsed.prompt is not None else self.engine.encoding.decode(prompt_ids)
-                yield _event(chunk_object(parsed, self.model_name, response_id, echoed, None, None, first))
+                yield _event(chunk_object(parsed, self.model_name, response_id, self._prompt_text(parsed, prompt_ids),
+                                          None, None, first))
                 first = False
             while True:
                 update = await updates.get()
                 if update.error:
                     yield _event(ApiError(500, update.error, "server_error").body())
                     break
-                reason = "stop" if update.stats and update.stats.finish_reason == "stop" else \
-                    "length" if update.stats else None
+                reason = finish_reason(update.stats)
                 if update.piece or update.steps or reason or first:
                     yield _event(chunk_object(parsed, self.model_name, response_id, update.piece,
                                               shaper.shape(update.steps) if update.steps else None, reason, first))

@@ -235,8 +235,12 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
 
     # ----- presets ----------------------------------------------------------------
     def current_params(self) -> SamplingParams:
-        base = self.catalog.get(self.preset).params
-        changes = self.overrides.get(self.preset)
+        return self.params_for(self.preset)
+
+    def params_for(self, name: str) -> SamplingParams:
+        """A preset's params with this session's /set changes to it."""
+        base = self.catalog.get(name).params
+        changes = self.overrides.get(name)
         return params_from_mapping(changes, base) if changes else base
 
     def set_preset(self, name: str) -> None:
@@ -330,12 +334,16 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         if note:
             view.note(note)
         view.mark_generation_start(request.params.as_dict())
+        self.begin_generation(request, view)
+        self._generate(context, request.params, self.cancel, self.generation_finished, forced)
+
+    def begin_generation(self, request: Request, view) -> None:
+        """`request` is the one running now, shown in `view`: a fresh stop event, and the status says so."""
         self.active, self.active_view = request, view
         self.cancel = threading.Event()
         self.active_generation = None
         self.generation_finished = threading.Event()
         self.query_one(StatusLine).state = "generating"
-        self._generate(context, request.params, self.cancel, self.generation_finished, forced)
 
     def _last_view(self) -> ExchangeView | None:
         views = self.query_one(Transcript).exchanges()

@@ -17,7 +17,6 @@ from textual.message import Message
 
 from core.batching import MAX_ROWS
 from core.errors import TfchatError, describe_exception
-from core.history import Exchange
 from core.stats import GenerationStats
 from tui.compare_view import CompareView
 from tui.session import Request, transcript_text
@@ -81,17 +80,9 @@ class CompareMixin:
         presets = list(self.compare_presets)
         if self.compare_blind:
             random.shuffle(presets)  # blind: which letter is which preset must not be guessable either
-        params = [self._preset_params(name) for name in presets]
+        params = [self.params_for(name) for name in presets]
         return Request("compare", prompt, ",".join(presets), params[0], self.mode,
                        target=(presets, self.compare_blind, params))
-
-    def _preset_params(self, name: str):
-        """A preset's params with this session's /set changes to it."""
-        from core.presets import params_from_mapping
-
-        base = self.catalog.get(name).params
-        changes = self.overrides.get(name)
-        return params_from_mapping(changes, base) if changes else base
 
     # ----- running one --------------------------------------------------------------------
     def start_compare(self, request: Request) -> None:
@@ -100,11 +91,7 @@ class CompareMixin:
         self.query_one(Transcript).mount(view)
         prior = transcript_text(self.context_log) if request.mode == "continue" else ""
         view.context = prior + request.prompt
-        self.active, self.active_view = request, view
-        self.cancel = threading.Event()
-        self.active_generation = None
-        self.generation_finished = threading.Event()
-        self.query_one(StatusLine).state = "generating"
+        self.begin_generation(request, view)
         self._generate_compare(view.context, params, self.cancel, self.generation_finished)
 
     @work(thread=True, exit_on_error=False, group="generation", description="comparing")
@@ -153,17 +140,14 @@ class CompareMixin:
 
     def record_compare(self, request: Request, batch, reason: str) -> None:
         """Every column to the history with its preset, once, from whichever thread ends the compare."""
-        with self._record_lock:
-            if request.recorded or batch is None:
-                return
-            request.recorded = True
+        if batch is None or not self._claim_record(request):
+            return
         presets, _, params = request.target
         for i, name in enumerate(presets):
             stats = batch.stats[i]
-            self._from_history(lambda i=i, name=name, stats=stats: self.history.add(Exchange(
-                prompt=request.prompt, output=batch.texts[i], preset=name, params=params[i].as_dict(),
-                stats=stats.as_dict() if stats else {"new_tokens": None}, model=self.model_source,
-                finish_reason=request.ended_by or (stats.finish_reason if stats else reason), kind="compare")), None)
+            self._write_exchange(request, batch.texts[i], name, params[i].as_dict(),
+                                 stats.as_dict() if stats else {"new_tokens": None},
+                                 stats.finish_reason if stats else reason)
         self._show_history_problems()
 
     # ----- keeping a column ---------------------------------------------------------------
@@ -182,7 +166,7 @@ class CompareMixin:
         exchange = self.query_one(Transcript).add_exchange(view.prompt, column.preset)
         exchange.base_context = view.context
         exchange.branch.begin_generation()
-        exchange.mark_generation_start(self._preset_params(column.preset).as_dict())
+        exchange.mark_generation_start(self.params_for(column.preset).as_dict())
         exchange.append(column.output)
         exchange.finish(f"kept from the comparison · {column.preset} · "
                         + (stats_line(GenerationStats(**column.stats)) if column.stats else column.finish_reason),

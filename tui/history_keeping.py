@@ -16,14 +16,22 @@ from tui.transcript import Transcript
 class HistoryKeepingMixin:
     def _record(self, request: Request, output: str, stats: dict, reason: str) -> None:
         """Write the exchange to the history, once, from whichever thread ends it."""
+        if self._claim_record(request):
+            self._write_exchange(request, output, request.preset, request.params.as_dict(), stats, reason)
+
+    def _claim_record(self, request: Request) -> bool:
+        """True for the first caller only: a request is written once, whichever path ends it."""
         with self._record_lock:
             if request.recorded:
-                return
+                return False
             request.recorded = True
+            return True
+
+    def _write_exchange(self, request: Request, output: str, preset: str, params: dict, stats: dict,
+                        reason: str) -> None:
         self._from_history(lambda: self.history.add(Exchange(
-            prompt=request.prompt, output=output, preset=request.preset, params=request.params.as_dict(),
-            stats=stats, model=self.model_source, finish_reason=request.ended_by or reason,
-            kind=request.kind)), None)
+            prompt=request.prompt, output=output, preset=preset, params=params, stats=stats, model=self.model_source,
+            finish_reason=request.ended_by or reason, kind=request.kind)), None)
 
     def _from_history(self, call, default):
         """A history read or write that must never stop the app: a failure becomes a notice."""
