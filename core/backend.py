@@ -37,7 +37,7 @@ class BatchStream(Protocol):
 class Backend(Protocol):
     device: object  # where it runs, as the status line shows it
     parameter_count: int
-    config: object  # .context_length (0 when a server does not say) and .vocab_size
+    config: object  # .context_length (0 when a server does not say), .vocab_size and .embedding_rows
 
     def generate(self, context: str, params: SamplingParams, cancel: threading.Event | None = None,
                  top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()) -> GenerationStream: ...

@@ -90,7 +90,7 @@ class BookModel(nn.Module):
         super().__init__()
         self.config = config
         D, C = config.d_model, config.context_length
-        self.token_embedding_lookup_table = nn.Embedding(config.vocab_size, D)
+        self.token_embedding_lookup_table = nn.Embedding(config.embedding_rows, D)
         self.transformer_blocks = nn.Sequential(
             *[TransformerBlock(D, config.num_heads, C, dropout) for _ in range(config.num_blocks)],
             nn.LayerNorm(D),

@@ -1,6 +1,9 @@
-"""The one loader of book checkpoints: `{'model_state_dict': ..., 'h_params': ...}`.
+"""The one loader of book checkpoints, in every form the book's code writes them.
 
-Loads with `weights_only=True` (a file carrying pickled code is refused) onto the
+The chapter's `{'model_state_dict': ..., 'h_params': ...}`, and the bare state
+dicts of the book's repository (`torch.save(model.state_dict(), ...)`) in either
+naming dialect (`core.checkpoint_dialects`), whose shape is read off the tensors
+and then checked as strictly as stated `h_params` are. Loads with `weights_only=True` (a file carrying pickled code is refused) onto the
 CPU first, so a checkpoint saved on a GPU opens anywhere, and checks every key
 and shape against `h_params` before anything is built from it.
 
@@ -23,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from core.checkpoint_dialects import (CHAPTER, Dialect, MissingTensor, closest_dialect, expected_shapes,
+                                      infer_config, inferred_h_params, strip_wrapper_prefixes)
 from core.errors import CheckpointError, describe_exception
 from core.model_config import ModelConfig
 
@@ -33,55 +38,59 @@ WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 MAX_EXPANSION = 8
 
 
+# The forms a checkpoint file takes, in words for `tfchat info` and the inspector.
+CHAPTER_FORM = "the chapter's {'model_state_dict', 'h_params'}"
+BARE_FORM = "a bare state dict"
+NO_H_PARAMS_FORM = "{'model_state_dict'} without h_params"
+
+
 @dataclass
 class Checkpoint:
     path: Path
     config: ModelConfig
-    state_dict: dict[str, torch.Tensor]
-    h_params: dict
+    state_dict: dict[str, torch.Tensor]  # in the chapter's names, in the file's order
+    h_params: dict  # as stored, or inferred from the tensors (`h_params_inferred`)
+    form: str = CHAPTER_FORM
+    dialect: Dialect = CHAPTER
+    h_params_inferred: bool = False
+    key_prefix: str = ""  # what torch.compile or DataParallel put before every stored key
 
     @property
     def parameter_count(self) -> int:
         """Trainable parameters, as the book counts them: every tensor but the causal masks."""
         return sum(t.numel() for k, t in self.state_dict.items() if not k.endswith(".mask"))
 
+    @property
+    def bare(self) -> bool:
+        return self.form != CHAPTER_FORM
 
-def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor the book's model saves, by key, with its shape."""
-    D, H, C, V, hs = config.d_model, config.num_heads, config.context_length, config.vocab_size, config.head_size
-    shapes: dict[str, tuple[int, ...]] = {"token_embedding_lookup_table.weight": (V, D)}
-    for i in range(config.num_blocks):
-        p = f"transformer_blocks.{i}."
-        for ln in ("ln1", "ln2"):
-            shapes[f"{p}{ln}.weight"] = (D,)
-            shapes[f"{p}{ln}.bias"] = (D,)
-        for h in range(H):
-            for w in ("Wq", "Wk", "Wv"):
-                shapes[f"{p}mha.heads.{h}.{w}.weight"] = (hs, D)
-            shapes[f"{p}mha.heads.{h}.mask"] = (C, C)
-        shapes[f"{p}mha.projection_layer.weight"] = (D, D)
-        shapes[f"{p}mha.projection_layer.bias"] = (D,)
-        shapes[f"{p}ffn.ffn.0.weight"] = (4 * D, D)
-        shapes[f"{p}ffn.ffn.0.bias"] = (4 * D,)
-        shapes[f"{p}ffn.ffn.2.weight"] = (D, 4 * D)
-        shapes[f"{p}ffn.ffn.2.bias"] = (D,)
-    shapes[f"transformer_blocks.{config.num_blocks}.weight"] = (D,)
-    shapes[f"transformer_blocks.{config.num_blocks}.bias"] = (D,)
-    shapes["model_out_linear_layer.weight"] = (V, D)
-    shapes["model_out_linear_layer.bias"] = (V,)
-    return shapes
+    @property
+    def layout(self) -> str:
+        """What the file is, in words: its form and its naming dialect."""
+        wrapped = f" (keys prefixed {self.key_prefix!r})" if self.key_prefix else ""
+        return f"{self.form}, {self.dialect.description}{wrapped}"
+
+    def stored_name(self, key: str) -> str:
+        """A tensor's name as the file spells it."""
+        return self.key_prefix + self.dialect.stored_name(key)
+
+    def stored_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`state` (chapter's names) spelled as this file spells its keys, to save it back in its own form."""
+        return {self.stored_name(k): v for k, v in state.items()}
 
 
-def config_from_h_params(h_params: dict) -> ModelConfig:
+def config_from_h_params(h_params: dict, dialect: Dialect = CHAPTER) -> ModelConfig:
     missing = [k for k in ARCH_KEYS if k not in h_params]
     if missing:
         raise ValueError(f"h_params lacks {', '.join(missing)}")
+    vocab = h_params["max_token_value"]
     config = ModelConfig(
         d_model=h_params["d_model"],
         num_heads=h_params["num_heads"],
         num_blocks=h_params["num_blocks"],
         context_length=h_params["context_length"],
-        vocab_size=h_params["max_token_value"],
+        vocab_size=vocab,
+        embedding_rows=vocab + dialect.extra_embedding_rows if isinstance(vocab, int) else None,
     )
     problems = config.problems()
     if problems:
@@ -146,18 +155,77 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     info = check_model_file(path)
     _check_zip_expansion(path, info.st_size)
     raw = _read(path)
-    if not isinstance(raw, dict) or "model_state_dict" not in raw or "h_params" not in raw:
-        raise CheckpointError(f"{path}: not a book checkpoint (expected a dict with 'model_state_dict' and 'h_params')")
-    state, h_params = raw["model_state_dict"], raw["h_params"]
+    if isinstance(raw, dict) and "model_state_dict" in raw and "h_params" in raw:
+        return _chapter_checkpoint(path, raw["model_state_dict"], raw["h_params"])
+    if isinstance(raw, dict) and "model_state_dict" in raw:
+        return _inferred_checkpoint(path, raw["model_state_dict"], NO_H_PARAMS_FORM)
+    if _is_state_dict(raw):
+        return _inferred_checkpoint(path, raw, BARE_FORM)
+    raise CheckpointError(f"{path}: not a model checkpoint: {_describe_contents(raw)} (expected the chapter's "
+                          "{'model_state_dict', 'h_params'}, or a state dict as torch.save(model.state_dict()) writes)")
+
+
+def _is_state_dict(raw: object) -> bool:
+    return (isinstance(raw, dict) and bool(raw)
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in raw.items()))
+
+
+def _describe_contents(raw: object) -> str:
+    if not isinstance(raw, dict):
+        return f"it holds a {type(raw).__name__}"
+    if not raw:
+        return "it holds an empty dict"
+    keys = ", ".join(repr(k)[:40] for k in list(raw)[:4]) + (", ..." if len(raw) > 4 else "")
+    return f"a dict of {keys}"
+
+
+def _chapter_checkpoint(path: Path, state: object, h_params: object) -> Checkpoint:
     if not isinstance(state, dict) or not isinstance(h_params, dict):
         raise CheckpointError(f"{path}: 'model_state_dict' and 'h_params' must both be dicts")
+    unwrapped, prefix = strip_wrapper_prefixes(state)
+    dialect, _ = closest_dialect([k for k in unwrapped if isinstance(k, str)])
     try:
-        config = config_from_h_params(h_params)
+        config = config_from_h_params(h_params, dialect)
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    _check_fits_in_memory(path, config)
-    check_state_dict(path, state, config)
-    return Checkpoint(path=path, config=config, state_dict=state, h_params=h_params)
+    return _checked(path, state, config, h_params, CHAPTER_FORM, dialect, False, prefix)
+
+
+def _inferred_checkpoint(path: Path, state: object, form: str) -> Checkpoint:
+    if not _is_state_dict(state):
+        raise CheckpointError(f"{path}: 'model_state_dict' is not a dict of tensors")
+    unwrapped, prefix = strip_wrapper_prefixes(state)
+    dialect, recognised = closest_dialect(list(unwrapped))
+    if recognised == 0:
+        raise CheckpointError(f"{path}: a state dict of {len(state)} tensors in none of the book's layouts (its "
+                              f"first key is {next(iter(state))[:60]!r}); tfchat opens the chapter's model and the "
+                              "repository's model.py")
+    try:
+        config = infer_config({dialect.chapter_name(k): v for k, v in unwrapped.items()}, dialect)
+    except MissingTensor as exc:
+        raise CheckpointError(f"{path}: {form} closest to {dialect.label} "
+                              f"({recognised} of {len(state)} keys), but {exc}") from None
+    problems = config.problems()
+    if problems:
+        raise CheckpointError(f"{path}: the shape its tensors give is not a model tfchat accepts: {problems[0]}")
+    expected_rows = config.vocab_size + dialect.extra_embedding_rows
+    if config.embedding_rows != expected_rows:
+        raise CheckpointError(
+            f"{path}: {prefix}{dialect.stored_name('token_embedding_lookup_table.weight')} has "
+            f"{config.embedding_rows} rows and the output layer {config.vocab_size}; a model in "
+            f"{dialect.label} has {expected_rows}")
+    return _checked(path, state, config, inferred_h_params(config), form, dialect, True, prefix)
+
+
+def _checked(path: Path, state: dict, config: ModelConfig, h_params: dict, form: str, dialect: Dialect,
+             inferred: bool, prefix: str) -> Checkpoint:
+    """The checkpoint, once its size fits this machine and every tensor is what `config` says."""
+    _check_fits_in_memory(path, config, inferred)
+    checkpoint = Checkpoint(path=path, config=config, state_dict={}, h_params=h_params, form=form, dialect=dialect,
+                            h_params_inferred=inferred, key_prefix=prefix)
+    check_state_dict(path, state, config, checkpoint.stored_name, inferred)
+    checkpoint.state_dict = {dialect.chapter_name(k[len(prefix):]): v for k, v in state.items()}
+    return checkpoint
 
 
 def _physical_memory_bytes() -> int | None:
@@ -167,10 +235,11 @@ def _physical_memory_bytes() -> int | None:
         return None
 
 
-def _check_fits_in_memory(path: Path, config: ModelConfig) -> None:
+def _check_fits_in_memory(path: Path, config: ModelConfig, inferred: bool = False) -> None:
     needed, available = config.resident_bytes(), _physical_memory_bytes()
     if available is not None and needed > available:
-        raise CheckpointError(f"{path}: its h_params describe a model needing {needed / 2**30:.1f} GiB as float32, "
+        source = "tensors" if inferred else "h_params"
+        raise CheckpointError(f"{path}: its {source} describe a model needing {needed / 2**30:.1f} GiB as float32, "
                               f"more than this machine's {available / 2**30:.1f} GiB")
 
 
@@ -193,8 +262,14 @@ def _tensor_problem(tensor) -> str | None:
     return None
 
 
-def check_state_dict(path: Path, state: dict, config: ModelConfig) -> None:
-    expected = expected_shapes(config)
+def check_state_dict(path: Path, state: dict, config: ModelConfig, stored_name=lambda key: key,
+                     inferred: bool = False) -> None:
+    """Every tensor `config` implies, present, plain and of its shape; `state` is keyed as stored.
+
+    Messages name tensors as the file spells them (`stored_name` maps the chapter's names to those).
+    """
+    source = "the shape its tensors give" if inferred else "its h_params"
+    expected = {stored_name(k): shape for k, shape in expected_shapes(config).items()}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
@@ -202,16 +277,15 @@ def check_state_dict(path: Path, state: dict, config: ModelConfig) -> None:
         if missing:
             parts.append(f"missing {len(missing)} tensor(s), e.g. {missing[0]}")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
-        raise CheckpointError(f"{path}: keys do not match the book's model for its h_params: {'; '.join(parts)}")
+            parts.append(f"{len(unexpected)} unexpected, e.g. {str(unexpected[0])[:80]}")
+        raise CheckpointError(f"{path}: keys do not match the book's model for {source}: {'; '.join(parts)}")
     for key, shape in expected.items():
         tensor = state[key]
         problem = _tensor_problem(tensor)
         if problem:
             raise CheckpointError(f"{path}: {key} {problem}")
         if tuple(tensor.shape) != shape:
-            raise CheckpointError(
-                f"{path}: {key} has shape {list(tensor.shape)} but h_params imply {list(shape)}"
-            )
-        if not key.endswith(".mask") and not torch.isfinite(tensor).all():
+            implied = "the other tensors imply" if inferred else "h_params imply"
+            raise CheckpointError(f"{path}: {key} has shape {list(tensor.shape)} but {implied} {list(shape)}")
+        if not key.endswith((".mask", ".tril")) and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: {key} holds NaN or infinite values")

@@ -112,6 +112,7 @@ class Engine:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "Engine":
+        started = time.perf_counter()
         target = resolve_device(device)
         checkpoint = load_checkpoint(path)
         encoding = load_encoding()
@@ -119,7 +120,7 @@ class Engine:
             raise CheckpointError(f"{path}: max_token_value {checkpoint.config.vocab_size} is larger than the "
                                   f"{encoding.n_vocab} tokens of cl100k_base; not a model of this tokenizer")
         model = FastModel(checkpoint.config, checkpoint.state_dict, target, helper_for(target))
-        card = make_card(checkpoint, target, model.resident_bytes())
+        card = make_card(checkpoint, target, model.resident_bytes(), time.perf_counter() - started)
         return cls(model, Path(path), checkpoint.parameter_count, card)
 
     def describe(self) -> dict:
@@ -143,7 +144,9 @@ class Engine:
         return token_text(self.encoding, token)
 
     def encode(self, text: str) -> list[int]:
-        return encode_prompt(self.encoding, text, self.config.vocab_size)
+        # Prompts may use every embedding row (one more than the output layer in the repository's
+        # model.py); sampling draws only what the output layer has.
+        return encode_prompt(self.encoding, text, self.config.embedding_rows)
 
     def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None,
                  top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()) -> Generation:
@@ -154,10 +157,10 @@ class Engine:
         """
         check_top_logprobs(top_logprobs)
         ids = self.encode(prompt)
-        bad = [i for i in forced_ids if not (isinstance(i, int) and 0 <= i < self.config.vocab_size)]
+        bad = [i for i in forced_ids if not (isinstance(i, int) and 0 <= i < self.config.embedding_rows)]
         if bad:
             raise PromptError(f"forced token {bad[0]!r} is outside the model's vocabulary of "
-                              f"{self.config.vocab_size} tokens")
+                              f"{self.config.embedding_rows} tokens")
         require_prompt(ids + list(forced_ids))  # here, before the caller starts streaming
         return Generation(self, ids, params, cancel, top_logprobs, tuple(forced_ids))
 

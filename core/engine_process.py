@@ -51,7 +51,8 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
         return
     conn.send((_READY, {"device": str(engine.device), "parameter_count": engine.parameter_count,
                         "card": engine.card.as_dict(),
-                        "context_length": engine.config.context_length, "vocab_size": engine.config.vocab_size}))
+                        "context_length": engine.config.context_length, "vocab_size": engine.config.vocab_size,
+                        "embedding_rows": engine.config.embedding_rows}))
     while True:
         try:
             request = conn.recv()
@@ -168,7 +169,8 @@ class EngineProcess:
         self._cancel = cancel  # shared with the child, which checks it before every token
         self.device = info["device"]
         self.parameter_count = info["parameter_count"]
-        self.config = SimpleNamespace(context_length=info["context_length"], vocab_size=info["vocab_size"])
+        self.config = SimpleNamespace(context_length=info["context_length"], vocab_size=info["vocab_size"],
+                                      embedding_rows=info["embedding_rows"])
         self._card = info["card"]
         self._generating = False
 

@@ -48,7 +48,8 @@ class HttpBackend:
         self.flavour = str(entry.get("owned_by", "")).lower()
         self.encoding = load_encoding()
         window = entry.get("context_length") or entry.get("max_model_len") or 0
-        self.config = SimpleNamespace(context_length=int(window), vocab_size=self.encoding.n_vocab)
+        self.config = SimpleNamespace(context_length=int(window), vocab_size=self.encoding.n_vocab,
+                                      embedding_rows=self.encoding.n_vocab)
         self.device = f"{self.flavour or 'remote'} server"
         self.parameter_count = 0
         self.display_name = f"{model} @ {endpoint}"

@@ -24,6 +24,11 @@ class ModelCard:
     tensors: list[tuple[str, list[int], str]]  # name, shape, stored dtype, in the file's order
     resident_bytes: int
     """Bytes of the weights as the engine holds them on its device (float32, fused)."""
+    layout: str = ""
+    """What the file is: its form and naming dialect (`Checkpoint.layout`)."""
+    h_params_source: str = "stored in the file"
+    load_seconds: float | None = None
+    """From opening the file to the engine ready to generate."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,8 +51,10 @@ def _plain(value):
     return repr(value)
 
 
-def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int) -> ModelCard:
-    tensors = [(name, list(t.shape), _dtype_name(t.dtype)) for name, t in checkpoint.state_dict.items()]
+def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
+              load_seconds: float | None = None) -> ModelCard:
+    tensors = [(checkpoint.stored_name(name), list(t.shape), _dtype_name(t.dtype))
+               for name, t in checkpoint.state_dict.items()]
     return ModelCard(
         file=str(checkpoint.path.resolve()),
         file_bytes=os.path.getsize(checkpoint.path),
@@ -57,7 +64,14 @@ def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int)
         parameter_count=checkpoint.parameter_count,
         tensors=tensors,
         resident_bytes=resident_bytes,
+        layout=checkpoint.layout,
+        h_params_source=h_params_source(checkpoint),
+        load_seconds=load_seconds,
     )
+
+
+def h_params_source(checkpoint: Checkpoint) -> str:
+    return "inferred from the tensors" if checkpoint.h_params_inferred else "stored in the file"
 
 
 def process_resident_bytes(pid: int | None = None) -> int | None:

@@ -1,4 +1,4 @@
-"""The architecture of a book checkpoint, rebuilt from its `h_params`."""
+"""The architecture of a book checkpoint, rebuilt from its `h_params` or read off its tensors."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +21,14 @@ class ModelConfig:
     num_heads: int
     num_blocks: int
     context_length: int
-    vocab_size: int  # the book's `max_token_value`
+    vocab_size: int  # the book's `max_token_value`: the output layer's rows, the ids sampling can draw
+    # The embedding's rows, the ids a prompt may use: vocab_size in the chapter's model, one
+    # more in the repository's model.py (`max_token_value + 1`). None means vocab_size.
+    embedding_rows: int | None = None
+
+    def __post_init__(self):
+        if self.embedding_rows is None:
+            object.__setattr__(self, "embedding_rows", self.vocab_size)
 
     @property
     def head_size(self) -> int:
@@ -37,6 +44,9 @@ class ModelConfig:
                 found.append(f"{key} must be a positive integer, got {str(value)[:40]!r}")
             elif value > UPPER_BOUNDS[name]:
                 found.append(f"{key} {value} is beyond what tfchat accepts ({UPPER_BOUNDS[name]})")
+        rows = self.embedding_rows
+        if not isinstance(rows, int) or isinstance(rows, bool) or not 1 <= rows <= UPPER_BOUNDS["vocab_size"]:
+            found.append(f"the embedding's {str(rows)[:40]} rows are not a vocabulary tfchat accepts")
         if found:
             return found
         if self.d_model % self.num_heads:
@@ -50,5 +60,5 @@ class ModelConfig:
         which it never keeps), the position table and the KV cache."""
         D, V, L, C = self.d_model, self.vocab_size, self.num_blocks, self.context_length
         per_block = 4 * D + 3 * D * D + D * D + D + 4 * D * D + 4 * D + 4 * D * D + D
-        weights = V * D + L * per_block + 2 * D + V * D + V
+        weights = self.embedding_rows * D + L * per_block + 2 * D + V * D + V
         return 4 * (weights + C * D + 2 * L * C * D)

@@ -104,7 +104,7 @@ class Api:
     async def _generate(self, request, chat: bool):
         try:
             body = await _read_json(request)
-            parsed = parse_request(body, chat, self.engine.config.vocab_size)
+            parsed = parse_request(body, chat, self.engine.config.embedding_rows)
             if parsed.model not in (None, self.model_name):
                 raise _unknown_model(parsed.model, self.model_name)
             prompt_ids = parsed.prompt_ids if parsed.prompt_ids is not None else self._encode(parsed)

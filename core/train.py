@@ -1,5 +1,10 @@
 """`tfchat train`: the book's training loop, writing the book's checkpoint format.
 
+`--resume` continues any checkpoint tfchat opens. One without tfchat's side file
+(the book's own train.py, or a bare state dict from its repository) starts a
+fresh optimizer from its weights and is saved back in the form it came in, so
+the reader's own scripts still load it.
+
 Writes are atomic (temporary file, then rename), so Ctrl+C or a crash leaves
 either the previous checkpoint or the new one, never half of one. The
 optimizer's state lives in a side file (`<out>.optim`) so the checkpoint
@@ -16,7 +21,7 @@ from pathlib import Path
 import torch
 
 from core.book_model import BookModel
-from core.checkpoint import load_checkpoint
+from core.checkpoint import ARCH_KEYS, Checkpoint, load_checkpoint
 from core.device import resolve_device
 from core.errors import TrainingError, describe_exception
 from core.model_config import ModelConfig
@@ -82,11 +87,29 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def book_checkpoint(model: BookModel, hp: dict, half: bool) -> dict:
+def book_checkpoint(model: BookModel, hp: dict, half: bool, form_of: Checkpoint | None = None) -> dict:
+    """What `out` holds: the chapter's format, or, for a bare checkpoint resumed, a bare state dict
+    keyed as that file was (`form_of`)."""
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() for k, v in state.items()}
+    if form_of is not None and form_of.bare:
+        return form_of.stored_state_dict(state)
     return {"model_state_dict": state, "h_params": dict(hp)}
+
+
+def _fresh_resume_h_params(checkpoint: Checkpoint, config_path: Path | None, overrides: dict) -> dict:
+    """Training settings for a checkpoint with no optimizer state: the architecture its file gives,
+    what it stored of training (the chapter's h_params), then the config file and flags."""
+    stored = {k: v for k, v in checkpoint.h_params.items() if k in KNOWN_KEYS and k not in ARCH_KEYS}
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    arch = {k: v for k, v in checkpoint.h_params.items() if k in ARCH_KEYS}
+    clashes = [k for k in flags if k in arch and flags[k] != arch[k]]
+    if clashes:
+        raise TrainingError(f"--resume: {checkpoint.path} has {clashes[0]} {arch[clashes[0]]}, not {flags[clashes[0]]}; "
+                            "the architecture comes from the checkpoint")
+    hp = load_train_config(config_path, {**stored, **flags})
+    return {**hp, **arch}
 
 
 class Progress:
@@ -128,22 +151,31 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
     """
     device = resolve_device(device_name)
     optim_path = out.with_name(out.name + ".optim")
-    start_step, optim_state = 0, None
+    start_step, optim_state, checkpoint, side = 0, None, None, {}
     if not resume and not force and out.exists():
         raise TrainingError(f"{out} already exists; --resume continues its training, --force replaces it "
                             "(or choose another --out)")
     if resume:
-        if not out.exists() or not optim_path.exists():
-            raise TrainingError(f"--resume: needs {out} and {optim_path} from an earlier run")
+        if not out.exists():
+            raise TrainingError(f"--resume: needs {out} from an earlier run")
         checkpoint = load_checkpoint(out)
-        side = _read_side_file(optim_path)
-        hp = {**checkpoint.h_params, **{k: v for k, v in overrides.items() if v is not None and k == "max_iters"}}
-        start_step, optim_state = side["step"], side["optimizer"]
-        if hp["max_iters"] <= start_step:
-            raise TrainingError(f"--resume: {out} is already at step {start_step}; "
-                                f"give --max-iters above {start_step} to train further")
-        resume_weights = side["model_state_dict"]
-        half = half or side.get("half", False)
+        if optim_path.exists():
+            side = _read_side_file(optim_path)
+            stored = side.get("h_params") or checkpoint.h_params  # a bare file keeps its settings in the side file
+            hp = {**stored, **{k: v for k, v in overrides.items() if v is not None and k == "max_iters"}}
+            start_step, optim_state = side["step"], side["optimizer"]
+            if hp["max_iters"] <= start_step:
+                raise TrainingError(f"--resume: {out} is already at step {start_step}; "
+                                    f"give --max-iters above {start_step} to train further")
+            resume_weights = side["model_state_dict"]
+            half = half or side.get("half", False)
+        else:
+            hp = _fresh_resume_h_params(checkpoint, config_path, overrides)
+            resume_weights = checkpoint.state_dict
+            half = half or checkpoint.state_dict["model_out_linear_layer.weight"].dtype == torch.float16
+            print(f"{out}: {checkpoint.form} with no optimizer state ({optim_path.name} not found); "
+                  f"training continues from its weights with a fresh AdamW optimizer, steps 0..{hp['max_iters']}",
+                  file=log)
     else:
         hp = load_train_config(config_path, overrides)
 
@@ -160,7 +192,8 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
 
     torch.manual_seed(hp["TORCH_SEED"] + start_step)
     batches = torch.Generator().manual_seed(hp["TORCH_SEED"] + start_step)
-    config = ModelConfig(hp["d_model"], hp["num_heads"], hp["num_blocks"], hp["context_length"], hp["max_token_value"])
+    config = checkpoint.config if checkpoint is not None else ModelConfig(
+        hp["d_model"], hp["num_heads"], hp["num_blocks"], hp["context_length"], hp["max_token_value"])
     model = BookModel(config, dropout=hp["dropout"]).to(device)
     if resume:
         model.load_state_dict({k: v.float() for k, v in resume_weights.items()})
@@ -179,11 +212,11 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
 
     def save():
         if not keep_best or losses["val"] < best["val"]:
-            atomic_save(book_checkpoint(model, hp, half), out)
+            atomic_save(book_checkpoint(model, hp, half, checkpoint), out)
             best["val"] = min(best["val"], losses["val"])
         # The latest full-precision state, whatever `out` holds, so --resume picks up exactly here.
         atomic_save({"optimizer": optimizer.state_dict(), "step": step, "train_loss": losses["train"],
-                     "val_loss": losses["val"], "best_val": best["val"], "half": half,
+                     "val_loss": losses["val"], "best_val": best["val"], "half": half, "h_params": dict(hp),
                      "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}},
                     optim_path)
 

@@ -111,7 +111,7 @@ def build_corpus(d: Path) -> dict[str, tuple[list, bytes, dict, str]]:
     missing = _small()
     del missing["model_state_dict"]["model_out_linear_layer.bias"]
     checkpoint("missing-tensor", missing, "missing")
-    checkpoint("top-level-list", [1, 2, 3], "not a book checkpoint")
+    checkpoint("top-level-list", [1, 2, 3], "not a model checkpoint")
     checkpoint("h-params-not-dict", {"model_state_dict": {}, "h_params": [1]}, "dicts")
     checkpoint("vocab-beyond-tokenizer", random_book_checkpoint(16, 2, 1, 8, 200_000, seed=1),
                "cl100k_base", command="generate")

@@ -70,7 +70,7 @@ def test_a_file_with_pickled_code_is_refused(tmp_path):
 
 def test_foreign_layout(tmp_path):
     path = _save(tmp_path, {"state_dict": {}, "config": {}})
-    with pytest.raises(CheckpointError, match="not a book checkpoint"):
+    with pytest.raises(CheckpointError, match="not a model checkpoint"):
         load_checkpoint(path)
 
 

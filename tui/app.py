@@ -32,6 +32,7 @@ from tui.editor import edit_text
 from tui.ending import EndingMixin
 from tui.history_keeping import HistoryKeepingMixin
 from tui.insight import TOP_LOGPROBS, InsightMixin
+from tui.inspector_screen import load_summary
 from tui.key_bar import KeyBar
 from tui.keys import alt_digit
 from tui.messages import EngineFailed, EngineReady, GenerationDone
@@ -212,6 +213,9 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         status.parameters = self.engine.parameter_count
         status.context_length = self.engine.config.context_length
         status.state = "ready"
+        summary = load_summary(self.engine.describe())
+        if summary:
+            self.query_one(Transcript).add_notice(summary, id="load-summary")
         self._update_context_meter()
         self._start_next()
 

@@ -20,6 +20,20 @@ def size(n: int | None) -> str:
     return ""
 
 
+def load_summary(card: dict) -> str | None:
+    """One line for the transcript once a local model is ready: how long it took and what it holds.
+    None for a server, which loads nothing here."""
+    if card.get("load_seconds") is None:
+        return None
+    name = card.get("file", "?").rsplit("/", 1)[-1]
+    parameters = card.get("parameter_count", 0)
+    line = (f"Loaded {name} in {card['load_seconds']:.1f} s: {parameters / 1e6:.1f}M parameters, "
+            f"{size(card.get('process_resident_bytes'))} resident ({card.get('device', '?')})")
+    if card.get("h_params_source") == "inferred from the tensors":
+        line += f" · {card.get('layout', '')}; h_params inferred from the tensors (f8 shows them)"
+    return line
+
+
 def card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Table]:
     """The summary lines and the tensor table."""
     lines = Text()
@@ -29,14 +43,20 @@ def card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Table]:
         lines.append(value + "\n")
 
     line("file", card.get("file", "?"))
+    if card.get("layout"):
+        line("format", card["layout"])
     line("size on disk", size(card.get("file_bytes")))
     line("stored as", ", ".join(card.get("stored_dtypes", [])))
     line("device", card.get("device", "?"))
     line("parameters", f"{card.get('parameter_count', 0):,}")
     line("weights resident", size(card.get("resident_bytes")) + " (float32, as the engine holds them)")
     line("engine process", size(card.get("process_resident_bytes")) + " resident now")
+    if card.get("load_seconds") is not None:
+        line("loaded in", f"{card['load_seconds']:.1f} s")
     line("last speed", f"{tokens_per_s:.1f} tok/s" if tokens_per_s else "no generation yet")
-    line("h_params", ", ".join(f"{k}={v}" for k, v in card.get("h_params", {}).items()))
+    source = card.get("h_params_source")
+    line("h_params", ", ".join(f"{k}={v}" for k, v in card.get("h_params", {}).items())
+         + (f" ({source})" if source and source != "stored in the file" else ""))
     table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
     table.add_column("tensor")
     table.add_column("shape")

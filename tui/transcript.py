@@ -228,8 +228,8 @@ class Transcript(VerticalScroll):
         self.mount(view)
         return view
 
-    def add_notice(self, text: str, error: bool = False) -> Notice:
-        notice = Notice(Text(text), classes="error" if error else "")
+    def add_notice(self, text: str, error: bool = False, id: str | None = None) -> Notice:
+        notice = Notice(Text(text), classes="error" if error else "", id=id)
         self.mount(notice)
         self.scroll_end(animate=False)
         return notice
