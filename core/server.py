@@ -112,7 +112,7 @@ class Api:
             loop = asyncio.get_running_loop()
             cancel = threading.Event()
             self.scheduler.submit(prompt_ids, parsed.params, lambda u: loop.call_soon_threadsafe(updates.put_nowait, u),
-                                  parsed.logprobs if parsed.want_logprobs else 0, cancel)
+                                  _steps_to_record(parsed), cancel)
         except ApiError as exc:
             return _error(exc)
         except QueueFull as exc:
@@ -225,6 +225,12 @@ def _json(content: dict, status: int = 200):
     from starlette.responses import JSONResponse
 
     return JSONResponse(content, status_code=status)
+
+
+def _steps_to_record(parsed) -> int:
+    """Alternatives the engine records per token: `logprobs: 0` still wants the chosen token's own
+    log-probability, which is recorded only alongside at least one alternative."""
+    return max(parsed.logprobs, 1) if parsed.want_logprobs else 0
 
 
 def _error(error: ApiError):

@@ -104,12 +104,18 @@ def _fresh_resume_h_params(checkpoint: Checkpoint, config_path: Path | None, ove
     stored = {k: v for k, v in checkpoint.h_params.items() if k in KNOWN_KEYS and k not in ARCH_KEYS}
     flags = {k: v for k, v in overrides.items() if v is not None}
     arch = {k: v for k, v in checkpoint.h_params.items() if k in ARCH_KEYS}
-    clashes = [k for k in flags if k in arch and flags[k] != arch[k]]
-    if clashes:
-        raise TrainingError(f"--resume: {checkpoint.path} has {clashes[0]} {arch[clashes[0]]}, not {flags[clashes[0]]}; "
-                            "the architecture comes from the checkpoint")
     hp = load_train_config(config_path, {**stored, **flags})
     return {**hp, **arch}
+
+
+def _refuse_other_architecture(checkpoint: Checkpoint, overrides: dict) -> None:
+    """A resumed model keeps its shape: a flag asking for another one is an error, not ignored."""
+    arch = {k: v for k, v in checkpoint.h_params.items() if k in ARCH_KEYS}
+    clashes = [k for k, v in overrides.items() if v is not None and k in arch and v != arch[k]]
+    if clashes:
+        key = clashes[0]
+        raise TrainingError(f"--resume: {checkpoint.path} has {key} {arch[key]}, not {overrides[key]}; "
+                            "a resumed model keeps its architecture")
 
 
 class Progress:
@@ -159,6 +165,7 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
         if not out.exists():
             raise TrainingError(f"--resume: needs {out} from an earlier run")
         checkpoint = load_checkpoint(out)
+        _refuse_other_architecture(checkpoint, overrides)
         if optim_path.exists():
             side = _read_side_file(optim_path)
             stored = side.get("h_params") or checkpoint.h_params  # a bare file keeps its settings in the side file

@@ -112,6 +112,19 @@ def build_corpus(d: Path) -> dict[str, tuple[list, bytes, dict, str]]:
     del missing["model_state_dict"]["model_out_linear_layer.bias"]
     checkpoint("missing-tensor", missing, "missing")
     checkpoint("top-level-list", [1, 2, 3], "not a model checkpoint")
+    # Bare state dicts (the repository's form): the shape is read off the tensors, so they must not lie either.
+    bare = dict(_small()["model_state_dict"])
+    checkpoint("bare-empty", {}, "empty dict")
+    checkpoint("bare-foreign", {"transformer.wte.weight": torch.zeros(4, 4)}, "none of the book's layouts")
+    checkpoint("bare-no-mask", {k: v for k, v in bare.items() if not k.endswith(".mask")}, "missing")
+    checkpoint("bare-expand", {**bare, EMBEDDING: torch.zeros(1, 1).expand(300, 16)}, "stores")
+    checkpoint("bare-rows", {**bare, EMBEDDING: torch.zeros(1, 1).expand(2**20, 16)}, "rows and the output layer")
+    checkpoint("bare-window-2e17", {**bare, "transformer_blocks.0.mha.heads.0.mask": torch.zeros(1).expand(2**17, 2**17)},
+               "context_length")
+    checkpoint("bare-heads-gap", {**bare, "transformer_blocks.0.mha.heads.99.Wq.weight": torch.zeros(8, 16)},
+               "unexpected")
+    checkpoint("bare-vector-embedding", {**bare, EMBEDDING: torch.zeros(16)}, "matrices")
+    checkpoint("bare-int-keys", {1: torch.zeros(2)}, "not a model checkpoint")
     checkpoint("h-params-not-dict", {"model_state_dict": {}, "h_params": [1]}, "dicts")
     checkpoint("vocab-beyond-tokenizer", random_book_checkpoint(16, 2, 1, 8, 200_000, seed=1),
                "cl100k_base", command="generate")

@@ -187,3 +187,67 @@ def test_engine_card_says_what_the_file_is_and_how_long_it_took(tmp_path):
     assert card["h_params_source"] == "inferred from the tensors" and "bare state dict" in card["layout"]
     assert card["stored_dtypes"] == ["bfloat16"] and card["load_seconds"] > 0
     assert card["tensors"][1][0] == "transformer_blocks.0.ln1.weight"
+
+
+async def test_the_app_opens_a_bare_repository_file_says_what_it_is_and_generates_its_model(tmp_path):
+    from test_app import finished, notices, ready, send, views
+    from tui.app import make_app
+
+    encoding = load_encoding()
+    model = RepositoryModel(32, 4, 2, 16, 100256, seed=10)
+    path = save_bare(model, tmp_path / "model-ckpt.pt")
+    app = make_app(str(path), "cpu", "greedy", str(tmp_path / "history.sqlite3"))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        summary = [n for n in notices(app) if n.startswith("Loaded model-ckpt.pt in ")]
+        parameters = app.engine.describe()["parameter_count"]
+        assert summary and f"{parameters / 1e6:.1f}M parameters" in summary[0] and "resident (cpu)" in summary[0]
+        assert "repository's model.py names" in summary[0] and "h_params inferred from the tensors" in summary[0]
+        app.run_slash_text("/set max_new_tokens 40")  # past the window of 16 within the answer
+        await send(pilot, "The customer")
+        await finished(pilot, 1)
+        expected, _ = model.greedy(encoding.encode("The customer"), 40)
+        assert views(app)[0].output == encoding.decode(expected)
+        card = app.engine.describe()
+        assert card["h_params_source"] == "inferred from the tensors" and card["h_params"]["max_token_value"] == 100256
+
+
+def test_serve_takes_the_extra_embedding_row_as_a_prompt_token(tmp_path):
+    """Token-id prompts may use every embedding row; the one past the output layer is not refused."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from test_serve import ROOT, _call, _free_port
+
+    model = RepositoryModel(32, 4, 2, 16, 100256, seed=11)
+    path = save_bare(model, tmp_path / "model-ckpt.pt")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(path), "--port", str(port),
+                                "--device", "cpu"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = type("Server", (), {"port": port})()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _call(server, "GET", "/v1/models", key=None)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "tfchat serve never answered"
+            time.sleep(0.1)
+        prompt = [1000, 100256]  # the second is the repository's extra row
+        status, answer = _call(server, "POST", "/v1/completions", {
+            "model": "model-ckpt.pt", "prompt": prompt, "max_tokens": 6, "temperature": 0,
+            "return_tokens_as_token_ids": True, "logprobs": 0}, key=None)
+        assert status == 200, answer
+        expected, _ = model.greedy(prompt, 6)
+        assert answer["choices"][0]["logprobs"]["tokens"] == [f"token_id:{t}" for t in expected]
+        status, answer = _call(server, "POST", "/v1/completions", {
+            "model": "model-ckpt.pt", "prompt": [100257], "max_tokens": 2}, key=None)
+        assert status == 400 and answer["error"]["param"] == "prompt"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -168,3 +168,42 @@ def test_a_damaged_optimizer_side_file_is_one_line(corpus, tmp_path):
     Path(str(out) + ".optim").write_bytes(b"garbage")
     r = train(corpus, "--out", out, "--resume", "--max-iters", "4")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "optimizer state" in r.stderr
+
+
+@pytest.mark.parametrize("dialect", ["RepositoryModel", "ScifiModel"])
+def test_resuming_a_bare_state_dict_starts_a_fresh_optimizer_and_keeps_the_files_form(corpus, tmp_path, dialect):
+    """The repository's scripts save bare state dicts with no optimizer: tfchat says so, and writes the file
+    back as it found it, so the reader's own class still loads it."""
+    import repository_models
+
+    cls = getattr(repository_models, dialect)
+    model = cls(16, 2, 1, 8, 100256, seed=1)
+    out = tmp_path / "model-ckpt.pt"
+    torch.save(model.state_dict(), out)
+    keys = list(model.state_dict())
+    r = train(corpus, "--out", out, "--resume", "--max-iters", "4", "--eval-interval", "2", "--batch-size", "4",
+              "--eval-iters", "2")
+    assert r.returncode == 0, r.stderr
+    assert "a bare state dict with no optimizer state" in r.stderr
+    assert "fresh AdamW optimizer, steps 0..4" in r.stderr
+    saved = torch.load(out, weights_only=True)
+    assert list(saved) == keys  # still a bare state dict, in its own names and order
+    cls(16, 2, 1, 8, 100256, seed=2).load_state_dict(saved)  # strict: the reader's class takes it as it is
+    embedding = "token_embedding_lookup_table.weight"
+    assert not torch.equal(saved[embedding], model.state_dict()[embedding])
+    # tfchat's side file now holds the optimizer: a second resume continues from step 4.
+    r = train(corpus, "--out", out, "--resume", "--max-iters", "6")
+    assert r.returncode == 0, r.stderr
+    assert "steps 4..6" in r.stderr and "fresh" not in r.stderr
+    assert list(torch.load(out, weights_only=True)) == keys
+
+
+def test_resuming_the_books_own_checkpoint_without_a_side_file_keeps_its_h_params(corpus, make_checkpoint):
+    out = make_checkpoint(d_model=16, num_heads=2, num_blocks=1, context_length=8, vocab_size=100256)
+    r = train(corpus, "--out", out, "--resume", "--max-iters", "2", "--eval-interval", "2", "--eval-iters", "2")
+    assert r.returncode == 0, r.stderr
+    assert "with no optimizer state" in r.stderr and "steps 0..2" in r.stderr
+    raw = torch.load(out, weights_only=True)
+    assert set(raw) == {"model_state_dict", "h_params"} and raw["h_params"]["d_model"] == 16
+    r = train(corpus, "--out", out, "--resume", "--max-iters", "4", "--d-model", "32")
+    assert r.returncode == 2 and "has d_model 16, not 32" in r.stderr
