@@ -110,11 +110,23 @@ def _check_zip_expansion(path: Path, size: int) -> None:
                               "refused (not what torch.save writes)")
 
 
+def _torch_load(path: Path) -> object:
+    """The file's contents, its tensors mapped from the file rather than read into a buffer first:
+    a plain load of a 560 MB model peaks at twice that. Files in torch's old (pre-zip) format cannot
+    be mapped and are read whole."""
+    with warnings.catch_warnings():  # torch's notes on odd pickles; we report our own line
+        warnings.simplefilter("ignore")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _read(path: Path) -> object:
     try:
-        with warnings.catch_warnings():  # torch's notes on odd pickles; we report our own line
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return _torch_load(path)
     except pickle.UnpicklingError as exc:
         # weights_only refuses anything but tensors and plain containers; a
         # "GLOBAL" it names is code the file wanted to run or import.
@@ -224,7 +236,9 @@ def _checked(path: Path, state: dict, config: ModelConfig, h_params: dict, form:
     checkpoint = Checkpoint(path=path, config=config, state_dict={}, h_params=h_params, form=form, dialect=dialect,
                             h_params_inferred=inferred, key_prefix=prefix)
     check_state_dict(path, state, config, checkpoint.stored_name, inferred)
-    checkpoint.state_dict = {dialect.chapter_name(k[len(prefix):]): v for k, v in state.items()}
+    # Copied out of the file's mapping (only now, once no tensor can claim more than it stores), so
+    # nothing keeps the file open and a file rewritten in place under a running engine cannot fault it.
+    checkpoint.state_dict = {dialect.chapter_name(k[len(prefix):]): v.clone() for k, v in state.items()}
     return checkpoint
 
 
@@ -287,5 +301,12 @@ def check_state_dict(path: Path, state: dict, config: ModelConfig, stored_name=l
         if tuple(tensor.shape) != shape:
             implied = "the other tensors imply" if inferred else "h_params imply"
             raise CheckpointError(f"{path}: {key} has shape {list(tensor.shape)} but {implied} {list(shape)}")
-        if not key.endswith((".mask", ".tril")) and not torch.isfinite(tensor).all():
+        if not key.endswith((".mask", ".tril")) and not _all_finite(tensor):
             raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every value is finite: the extremes are (NaN propagates through them). A reduction, not
+    an elementwise isfinite, which takes seconds over a 140M-parameter float16 model on a CPU."""
+    low, high = torch.aminmax(tensor)
+    return bool(torch.isfinite(low) and torch.isfinite(high))
