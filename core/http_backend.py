@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from types import SimpleNamespace
 
@@ -220,6 +221,33 @@ class HttpBatch:
             raise failure
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
+
+
+class _RedirectsThatKeepTheKey(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only where the API key may go with it: a GET to the same scheme, host and port.
+
+    urllib would resend every header, the key included, to any origin, and turn a redirected POST
+    into a GET without its body; both are refused with one line instead.
+    """
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        if req.get_method() != "GET":
+            raise TfchatError(f"{req.full_url}: the server redirects (HTTP {code}) to {target}; a request with a "
+                              "body is not resent elsewhere: give --endpoint the URL it should reach")
+        if _origin(target) != _origin(req.full_url):
+            raise TfchatError(f"{req.full_url}: the server redirects (HTTP {code}) to another origin, {target}; "
+                              "not followed, so the API key is not sent there: give --endpoint that URL if you trust it")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_RedirectsThatKeepTheKey)
+
+
 def _request(endpoint: str, api_key: str | None, path: str, body: dict | None, timeout: float):
     """An open response, or one line saying why there is none."""
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -228,7 +256,7 @@ def _request(endpoint: str, api_key: str | None, path: str, body: dict | None, t
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(endpoint + path, data=data, headers=headers, method="POST" if data else "GET")
     try:
-        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - the user's own endpoint
+        return _OPENER.open(request, timeout=timeout)  # the user's own endpoint
     except urllib.error.HTTPError as exc:
         raise TfchatError(_http_problem(endpoint + path, exc)) from None
     except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
