@@ -35,6 +35,8 @@ def _add_endpoint_args(p: argparse.ArgumentParser, top_level: bool = False) -> N
                    "(e.g. http://127.0.0.1:8000/v1: tfchat serve, vLLM, llama.cpp, ollama)", **default)
     p.add_argument("--api-key", metavar="KEY", help="the server's API key (default: $TFCHAT_API_KEY)", **default)
     p.add_argument("--remote-model", metavar="NAME", help="the server's model to use (default: its first)", **default)
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="give up on a server that sends no token for "
+                   "this long (default 120)", **default)
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -208,7 +210,7 @@ def _dispatch(args) -> int:
 
     return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history,
                    endpoint=args.endpoint, api_key=args.api_key or os.environ.get("TFCHAT_API_KEY"),
-                   remote_model=args.remote_model,
+                   remote_model=args.remote_model, endpoint_timeout=args.timeout,
                    threads=args.threads, initial_prompt=args.initial_prompt)
 
 
@@ -322,7 +324,7 @@ def _backend(args):
         from core.http_backend import HttpBackend
 
         return HttpBackend.connect(args.endpoint, args.api_key or os.environ.get("TFCHAT_API_KEY"),
-                                   args.remote_model)
+                                   args.remote_model, args.timeout)
     from core.engine import Engine
     from core.paths import resolve_model_path
 

@@ -6,12 +6,17 @@ request, stopped by closing it (a server cancels a request whose client is
 gone). Presets map onto the request's fields; the samplers OpenAI's API lacks
 (top_k, min_p, repetition_penalty) are sent only to servers known to take them,
 and a generation says which it could not send (`notice`).
+
+A server is untrusted input: every answer is checked at this boundary (`ServerAnswerError`,
+one line saying what the server did wrong), a stream is cut at the length asked for, and a
+server that sends nothing but keep-alives for `timeout` seconds is given up on.
 """
 from __future__ import annotations
 
 import json
 import math
 import queue
+import re
 import secrets
 import socket
 import threading
@@ -29,7 +34,9 @@ from core.tokenizer import IncrementalDecoder, encode_prompt, load_encoding, tok
 from core.trace import Alternative, StepInfo, check_top_logprobs
 
 CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 120  # between two streamed chunks: a long prefill on a busy server
+READ_TIMEOUT_S = 120  # default between two streamed tokens: a long prefill on a busy server (--timeout)
+MAX_WINDOW = 1 << 24  # a context_length beyond this is not a window any server has
+_TOKEN_ID = re.compile(re.escape(TOKEN_ID_PREFIX) + r"(\d{1,9})")
 # Which extra sampling fields each kind of server takes, by the name it takes them under (`owned_by`).
 EXTRA_FIELDS = {
     "tfchat": {"top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty"},
@@ -41,40 +48,54 @@ OFF_VALUES = {"top_k": (None, 0), "min_p": (0.0,), "repetition_penalty": (1.0,)}
 TOKEN_SERVERS = {"tfchat", "vllm"}
 
 
+class ServerAnswerError(TfchatError):
+    """An answer that is not what OpenAI's API says it is: the server's fault, said in one line."""
+
+
+def _preview(value) -> str:
+    return json.dumps(value)[:60] if not isinstance(value, bytes) else repr(value[:60])
+
+
 class HttpBackend:
-    def __init__(self, endpoint: str, api_key: str | None, model: str, entry: dict):
+    def __init__(self, endpoint: str, api_key: str | None, model: str, entry: dict, timeout: float = READ_TIMEOUT_S):
         self.endpoint = endpoint
         self.api_key = api_key
         self.model_name = model
+        self.timeout = timeout
         self.flavour = str(entry.get("owned_by", "")).lower()
         self.encoding = load_encoding()
-        window = entry.get("context_length") or entry.get("max_model_len") or 0
-        self.config = SimpleNamespace(context_length=int(window), vocab_size=self.encoding.n_vocab,
+        window = _window(endpoint, entry)
+        self.config = SimpleNamespace(context_length=window, vocab_size=self.encoding.n_vocab,
                                       embedding_rows=self.encoding.n_vocab)
         self.device = f"{self.flavour or 'remote'} server"
         self.parameter_count = 0
         self.display_name = f"{model} @ {endpoint}"
 
     @classmethod
-    def connect(cls, endpoint: str, api_key: str | None = None, model: str | None = None) -> "HttpBackend":
+    def connect(cls, endpoint: str, api_key: str | None = None, model: str | None = None,
+                timeout: float | None = None) -> "HttpBackend":
         """Ask the server for its models; one clear line if it cannot be reached or used."""
         endpoint = endpoint.rstrip("/")
         if not endpoint.startswith(("http://", "https://")):
             raise TfchatError(f"--endpoint {endpoint}: give a URL such as http://127.0.0.1:8000/v1")
-        listing = _request(endpoint, api_key, "/models", None, CONNECT_TIMEOUT_S)
+        timeout = READ_TIMEOUT_S if timeout is None else timeout
+        if not (isinstance(timeout, (int, float)) and 0 < timeout <= 86400):
+            raise TfchatError(f"--timeout {timeout}: give seconds, above 0 and at most 86400")
+        listing = _request(endpoint, api_key, "/models", None, min(CONNECT_TIMEOUT_S, timeout))
         with listing:
             try:
-                models = json.loads(listing.read()).get("data") or []
-            except (ValueError, AttributeError):
-                raise TfchatError(f"{endpoint}/models: not an OpenAI-compatible answer") from None
-        names = [m.get("id") for m in models if isinstance(m, dict)]
+                answer = json.loads(listing.read())
+            except (ValueError, OSError):
+                raise ServerAnswerError(f"{endpoint}/models: not an OpenAI-compatible answer (not JSON)") from None
+        models = _model_list(endpoint, answer)
+        names = [m["id"] for m in models]
         if model is None and not names:
             raise TfchatError(f"{endpoint}: the server lists no models; name one with --remote-model")
         chosen = model or names[0]
         if model is not None and names and model not in names:
             raise TfchatError(f"{endpoint}: no model {model!r} there; it has {', '.join(map(str, names))}")
-        entry = next((m for m in models if m.get("id") == chosen), {})
-        return cls(endpoint, api_key, chosen, entry)
+        entry = next((m for m in models if m["id"] == chosen), {})
+        return cls(endpoint, api_key, chosen, entry, timeout)
 
     # ----- the backend surface ----------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -139,6 +160,7 @@ class HttpGeneration:
         self._backend = backend
         self._cancel = cancel
         self._forced_ids = forced_ids
+        self._limit = params.max_new_tokens
         self.seed = params.seed if params.seed is not None else secrets.randbits(31)  # servers take 32-bit seeds
         prompt = backend.encode(context) + list(forced_ids) if forced_ids else context
         self._prompt_tokens_guess = len(backend.encode(context)) + len(forced_ids)
@@ -158,16 +180,23 @@ class HttpGeneration:
                 forced = "".join(decoder.push(t) for t in self._forced_ids)
                 self.text += forced
                 yield forced
+            url = self._backend.endpoint + "/completions"
             response = _request(self._backend.endpoint, self._backend.api_key, "/completions", self._body,
-                                READ_TIMEOUT_S)
+                                self._backend.timeout)
             with response:
-                for chunk in _events(response, self._cancel):
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in chunk.get("choices") or []:
+                _require_event_stream(url, response)
+                pieces = 0
+                for chunk in _events(response, self._cancel, self._backend.timeout):
+                    choices, chunk_usage = _chunk_parts(chunk)
+                    usage = chunk_usage or usage
+                    for choice in choices:
                         piece = choice.get("text") or ""
                         self.steps += _steps(choice.get("logprobs"))
                         if piece:
+                            pieces += 1
+                            if pieces > self._limit:  # each streamed piece is at least one token
+                                raise ServerAnswerError(f"{url}: the server kept streaming past the {self._limit} "
+                                                        "tokens asked for; stopped there")
                             first_at = first_at or time.perf_counter()
                             self.text += piece
                             yield piece
@@ -274,44 +303,119 @@ def _http_problem(url: str, exc: urllib.error.HTTPError) -> str:
     return f"{url}: {message or exc.reason} (HTTP {exc.code})"
 
 
-def _events(response, cancel):
-    """The JSON objects of a server-sent event stream, until [DONE], the end, or `cancel`."""
+def _model_list(endpoint: str, answer) -> list[dict]:
+    """The models of a `/models` answer, each a dict with a string `id`; one line if it is not that."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, list):
+        raise ServerAnswerError(f"{endpoint}/models: not an OpenAI model list (no 'data' list in {_preview(answer)})")
+    for entry in data:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise ServerAnswerError(f"{endpoint}/models: {_preview(entry)} in 'data' is not a model with an 'id'")
+    return data
+
+
+def _window(endpoint: str, entry: dict) -> int:
+    """The model's context window as the server reports it; 0 when it does not say."""
+    value = entry.get("context_length") or entry.get("max_model_len") or 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_WINDOW:
+        raise ServerAnswerError(f"{endpoint}/models: context_length {_preview(value)} is not a window size")
+    return value
+
+
+def _require_event_stream(url: str, response) -> None:
+    kind = response.headers.get("Content-Type", "")
+    if "text/event-stream" not in kind:
+        raise ServerAnswerError(f"{url}: the server answered a streamed request with {kind or 'no content type'}, "
+                                "not an event stream (text/event-stream)")
+
+
+def _chunk_parts(chunk) -> tuple[list[dict], dict | None]:
+    """A streamed completion chunk's choices and usage, checked; one line for anything else."""
+    if not isinstance(chunk, dict):
+        raise ServerAnswerError(f"the server streamed {_preview(chunk)}, not a completion chunk")
+    if "error" in chunk:
+        error = chunk["error"]
+        message = error.get("message", error) if isinstance(error, dict) else error
+        raise TfchatError(f"the server failed: {str(message)[:200]}")
+    choices = chunk.get("choices") or []
+    if not isinstance(choices, list):
+        raise ServerAnswerError(f"the server streamed choices that are not a list: {_preview(choices)}")
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("text") or "", str):
+            raise ServerAnswerError(f"the server streamed a choice that is not a completion: {_preview(choice)}")
+    usage = chunk.get("usage")
+    if usage is not None and not _is_usage(usage):
+        raise ServerAnswerError(f"the server reported a usage that is not token counts: {_preview(usage)}")
+    return choices, usage
+
+
+def _is_usage(usage) -> bool:
+    if not isinstance(usage, dict):
+        return False
+    counts = [usage[k] for k in ("prompt_tokens", "completion_tokens") if usage.get(k) is not None]
+    return all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts)
+
+
+def _events(response, cancel, timeout: float = READ_TIMEOUT_S):
+    """The JSON values of a server-sent event stream, until [DONE], the end, or `cancel`.
+
+    Comment lines (`:`) keep a connection alive but carry nothing: `timeout` seconds of only
+    those, like `timeout` seconds of silence, end the stream with one line."""
+    last_data = time.monotonic()
     while True:
         if cancel is not None and cancel.is_set():
             return  # closing the response tells the server to stop
         try:
             line = response.readline()
-        except (socket.timeout, OSError) as exc:
-            raise TfchatError(f"the server stopped answering ({exc})") from None
+        except (socket.timeout, OSError):
+            raise TfchatError(f"the server sent nothing for {timeout:g} s; gave up (--timeout sets how long)") from None
         if not line:
             return
         line = line.strip()
         if not line.startswith(b"data:"):
+            if time.monotonic() - last_data > timeout:
+                raise TfchatError(f"the server sent only keep-alives for {timeout:g} s; gave up "
+                                  "(--timeout sets how long)")
             continue
+        last_data = time.monotonic()
         payload = line[5:].strip()
         if payload == b"[DONE]":
             return
         try:
-            chunk = json.loads(payload)
+            yield json.loads(payload)
         except ValueError:
-            raise TfchatError("the server sent something that is not JSON in its stream") from None
-        if "error" in chunk:
-            raise TfchatError(f"the server failed: {chunk['error'].get('message', chunk['error'])}")
-        yield chunk
+            raise ServerAnswerError("the server sent something that is not JSON in its stream") from None
 
 
 def _steps(logprobs: dict | None) -> list[StepInfo]:
     """Completions logprobs with tokens spelled as ids: step information without the sampler's side
     (a server reports the model's logprobs only: those are NaN here, and the views say so)."""
-    if not logprobs or not logprobs.get("tokens"):
+    if not logprobs:
         return []
-    steps = []
-    for token, logprob, top in zip(logprobs["tokens"], logprobs.get("token_logprobs") or [],
-                                   logprobs.get("top_logprobs") or []):
-        if not str(token).startswith(TOKEN_ID_PREFIX):
-            return []  # tokens as text: their ids are not known, so no per-token view
-        alternatives = sorted(((int(name[len(TOKEN_ID_PREFIX):]), value) for name, value in (top or {}).items()
-                               if str(name).startswith(TOKEN_ID_PREFIX)), key=lambda a: -a[1])
-        steps.append(StepInfo(int(token[len(TOKEN_ID_PREFIX):]), float(logprob), math.nan, math.nan,
-                              tuple(Alternative(i, float(v), math.nan) for i, v in alternatives)))
-    return steps
+    try:
+        tokens, logprob_list = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
+        tops = logprobs.get("top_logprobs") or [{}] * len(tokens)
+        steps = []
+        for token, logprob, top in zip(tokens, logprob_list, tops):
+            if not str(token).startswith(TOKEN_ID_PREFIX):
+                return []  # tokens as text: their ids are not known, so no per-token view
+            alternatives = sorted(((_token_id(name), _number(value)) for name, value in (top or {}).items()
+                                   if str(name).startswith(TOKEN_ID_PREFIX)), key=lambda a: -a[1])
+            steps.append(StepInfo(_token_id(token), _number(logprob), math.nan, math.nan,
+                                  tuple(Alternative(i, v, math.nan) for i, v in alternatives)))
+        return steps
+    except (AttributeError, TypeError):
+        raise ServerAnswerError(f"the server's logprobs are not in the completions shape: {_preview(logprobs)}") from None
+
+
+def _token_id(name) -> int:
+    match = _TOKEN_ID.fullmatch(str(name))
+    if match is None:
+        raise ServerAnswerError(f"the server spelled a token {_preview(name)}, not {TOKEN_ID_PREFIX}N")
+    return int(match.group(1))
+
+
+def _number(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ServerAnswerError(f"the server reported a logprob of {_preview(value)}, not a number")
+    return float(value)

@@ -81,3 +81,29 @@ def send_stream(data: bytes):
         handler.wfile.write(data)
         handler.wfile.flush()
     return route
+
+
+def send_events(events: list, done: bool = True):
+    """An event stream of these values, each as it is (not necessarily what OpenAI sends)."""
+    data = b"".join(b"data: " + (e if isinstance(e, bytes) else json.dumps(e).encode()) + b"\n\n" for e in events)
+    return send_stream(data + (b"data: [DONE]\n\n" if done else b""))
+
+
+def drip(line: bytes, every_s: float, for_s: float):
+    """An event stream that sends only `line` every `every_s` seconds, for `for_s` seconds."""
+    import time
+
+    def route(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.end_headers()
+        deadline = time.monotonic() + for_s
+        try:
+            while time.monotonic() < deadline:
+                if line:
+                    handler.wfile.write(line)
+                    handler.wfile.flush()
+                time.sleep(every_s)
+        except OSError:
+            pass  # the client gave up, as it should
+    return route

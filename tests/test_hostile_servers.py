@@ -1,7 +1,7 @@
 """`--endpoint` against servers that misbehave: the key never leaves its origin, and every failure is one line."""
 import pytest
 
-from hostile_server import MODELS, HostileServer, completion_stream, redirect, send_json, send_stream
+from hostile_server import MODELS, HostileServer, completion_stream, drip, redirect, send_events, send_json, send_stream
 from test_cli import tfchat
 
 KEY = "SECRETKEY"
@@ -58,3 +58,95 @@ def test_a_redirect_within_the_same_origin_is_followed_with_the_key(servers):
     assert r.stdout.startswith("Hello there")
     followed = [headers for method, path, headers in server.requests if path == "/v2/models"]
     assert followed and followed[0].get("Authorization") == f"Bearer {KEY}"
+
+
+TFCHAT_MODELS = {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "tfchat"}]}
+CHUNK = {"choices": [{"index": 0, "text": "ok", "finish_reason": None}]}
+
+
+@pytest.mark.parametrize("answer,needle", [
+    ({"data": 5}, "not an OpenAI model list"),
+    ({"data": [1, {"id": "m"}]}, "is not a model with an 'id'"),
+    ({"data": [{"id": "m", "context_length": "abc"}]}, "context_length \"abc\" is not a window size"),
+    (b'{"data": [{"id": "m", "context_length": 1e400}]}', "is not a window size"),
+    (b"<html>hello</html>", "not JSON"),
+], ids=["data-5", "data-entry-1", "window-abc", "window-1e400", "html"])
+def test_a_malformed_model_list_is_one_line(servers, answer, needle):
+    server = servers({("GET", "/v1/models"): send_json(200, answer)})
+    _one_line_exit_2(_generate(server), needle)
+
+
+@pytest.mark.parametrize("events,needle", [
+    ([[1, 2]], "not a completion chunk"),
+    ([5], "not a completion chunk"),
+    (["hello"], "not a completion chunk"),
+    ([{"error": "boom"}], "the server failed: boom"),
+    ([{"choices": [1]}], "not a completion"),
+    ([{"choices": 7}], "not a list"),
+    ([{"choices": [{"text": 5}]}], "not a completion"),
+    ([CHUNK, {"choices": [], "usage": {"completion_tokens": "many"}}], "not token counts"),
+    ([b"{not json"], "not JSON"),
+], ids=["list", "number", "string", "error-string", "choice-1", "choices-7", "text-5", "usage-strings", "junk"])
+def test_a_malformed_stream_is_one_line_never_a_bug(servers, events, needle):
+    server = servers({("GET", "/v1/models"): send_json(200, MODELS),
+                      ("POST", "/v1/completions"): send_events(events)})
+    _one_line_exit_2(_generate(server), needle)
+
+
+@pytest.mark.parametrize("logprobs,needle", [
+    ({"tokens": ["token_id:abc"], "token_logprobs": [-1.0], "top_logprobs": [{}]}, "spelled a token"),
+    ({"tokens": ["token_id:5"], "token_logprobs": ["x"], "top_logprobs": [{}]}, "not a number"),
+    ({"tokens": ["token_id:5"], "token_logprobs": [-1.0], "top_logprobs": [5]}, "not in the completions shape"),
+    ([1, 2], "not in the completions shape"),
+], ids=["id-abc", "logprob-string", "top-5", "list"])
+def test_malformed_logprobs_are_one_line(servers, logprobs, needle):
+    chunk = {"choices": [{"index": 0, "text": "ok", "logprobs": logprobs, "finish_reason": None}]}
+    server = servers({("GET", "/v1/models"): send_json(200, TFCHAT_MODELS),
+                      ("POST", "/v1/completions"): send_events([chunk])})
+    _one_line_exit_2(_generate(server, "--logprobs", "2"), needle)
+
+
+def test_plain_json_instead_of_an_event_stream_says_so(servers):
+    whole = {"choices": [{"index": 0, "text": "Hello", "finish_reason": "length"}]}
+    server = servers({("GET", "/v1/models"): send_json(200, MODELS),
+                      ("POST", "/v1/completions"): send_json(200, whole)})
+    _one_line_exit_2(_generate(server), "not an event stream")
+
+
+def test_an_endless_stream_stops_at_the_length_asked_for(servers):
+    server = servers({("GET", "/v1/models"): send_json(200, MODELS),
+                      ("POST", "/v1/completions"): send_events([CHUNK] * 5000, done=False)})
+    r = _generate(server)
+    _one_line_exit_2(r, "kept streaming past the 4 tokens asked for")
+    assert r.stdout == "ok" * 4 + "\n"
+
+
+@pytest.mark.parametrize("line,needle", [(b":\n", "only keep-alives for 1 s"), (b"", "sent nothing for 1 s")],
+                         ids=["drip", "silent"])
+def test_a_server_that_sends_no_token_times_out(servers, line, needle):
+    import time
+
+    server = servers({("GET", "/v1/models"): send_json(200, MODELS),
+                      ("POST", "/v1/completions"): drip(line, 0.2, 15)})
+    started = time.monotonic()
+    r = _generate(server, "--timeout", "1")
+    _one_line_exit_2(r, needle)
+    assert time.monotonic() - started < 10
+
+
+def test_timeout_must_be_seconds(servers):
+    server = servers({("GET", "/v1/models"): send_json(200, MODELS)})
+    _one_line_exit_2(_generate(server, "--timeout", "0"), "--timeout 0")
+
+
+async def test_the_app_shows_a_malformed_server_as_one_line_and_stays_up(servers, tmp_path):
+    from test_app import notices, wait_for
+    from tui.app import make_app
+    from tui.status_line import StatusLine
+
+    server = servers({("GET", "/v1/models"): send_json(200, {"data": [1]})})
+    app = make_app(None, "cpu", None, str(tmp_path / "history.sqlite3"), endpoint=server.url)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.query_one(StatusLine).state == "failed", what="the failure")
+        assert any("is not a model with an 'id'" in n for n in notices(app))
+        assert not any("Error" in n for n in notices(app))  # a sentence, not a Python exception

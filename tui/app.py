@@ -502,7 +502,8 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
 
 def make_app(model: str | None = None, device: str = "auto", preset: str | None = None,
              history: str | None = None, engine_loader=EngineProcess.load, endpoint: str | None = None,
-             api_key: str | None = None, remote_model: str | None = None) -> TfchatApp:
+             api_key: str | None = None, remote_model: str | None = None,
+             endpoint_timeout: float | None = None) -> TfchatApp:
     """The one way to build the app: the CLI, Pilot tests and snapshot tests all use it.
 
     With `endpoint`, the model is an OpenAI-compatible server's (`core.http_backend`)."""
@@ -513,16 +514,17 @@ def make_app(model: str | None = None, device: str = "auto", preset: str | None 
     if endpoint is not None:
         from core.http_backend import HttpBackend
 
-        engine_loader = lambda _path, _device: HttpBackend.connect(endpoint, api_key, remote_model)  # noqa: E731
+        engine_loader = lambda _path, _device: HttpBackend.connect(  # noqa: E731
+            endpoint, api_key, remote_model, endpoint_timeout)
     return TfchatApp(resolve_model_path(model), device, catalog, open_history(history), preset, engine_loader,
                      remote=endpoint)
 
 
 def run_app(model: str | None, device: str, preset: str | None, history: str | None,
             threads: int | None = None, initial_prompt: str | None = None, endpoint: str | None = None,
-            api_key: str | None = None, remote_model: str | None = None) -> int:
+            api_key: str | None = None, remote_model: str | None = None, endpoint_timeout: float | None = None) -> int:
     app = make_app(model, device, preset, history, engine_loader=partial(EngineProcess.load, threads=threads),
-                   endpoint=endpoint, api_key=api_key, remote_model=remote_model)
+                   endpoint=endpoint, api_key=api_key, remote_model=remote_model, endpoint_timeout=endpoint_timeout)
     app.initial_prompt = initial_prompt
     app.exit_watchdog = True
     on_exit_signals(app.end_from_signal)
