@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.errors import TfchatError
+
 _CORE = Path(__file__).resolve().parent
 PACKAGE_ROOT = _CORE.parent
 
@@ -44,12 +46,20 @@ def default_history_file() -> Path:
     return data_dir() / "history.sqlite3"
 
 
+def user_path(text: str) -> Path:
+    """A path as a user typed it, `~` and `~name` expanded; an unknown user is a TfchatError, not a crash."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory"
+        raise TfchatError(f"{text}: no such user's home directory") from None
+
+
 def resolve_model_path(explicit: str | None) -> Path:
     """--model, else $TFCHAT_MODEL, else ./model/model.ckpt, else the model tfchat ships."""
     if explicit:
-        return Path(explicit).expanduser()
+        return user_path(explicit)
     from_env = os.environ.get("TFCHAT_MODEL")
     if from_env:
-        return Path(from_env).expanduser()
+        return user_path(from_env)
     local = Path("model") / "model.ckpt"
     return local if local.exists() else SHIPPED_MODEL

@@ -131,3 +131,25 @@ async def test_quit_mid_generation_keeps_the_partial_with_its_token_count(app_fa
     kind, prompt, output, preset, reason, stats = history_rows(app_factory.history)[-1]
     assert reason == "quit" and output and json.loads(stats)["new_tokens"] >= 1
     assert History(app_factory.history).recent()[-1].output == output
+
+
+async def test_no_command_the_user_types_can_end_the_app(app_factory, tmp_path):
+    """`/save ~nouser/x.md` raised out of the app (pathlib cannot find that home); every command is a notice."""
+    app = app_factory(preset="greedy")
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        for typed, needle in (("/save ~nosuchuser_tfchat/x.md", "no such user's home directory"),
+                              (f"/save {tmp_path}", "/save:"),  # a directory
+                              ("/save /proc/nope/x.md", "/save:")):
+            await send(pilot, typed)
+            assert needle in notices(app)[-1] and "Traceback" not in notices(app)[-1], typed
+        assert app.is_running
+        await send(pilot, "Still here")
+        await finished(pilot, 1)
+
+
+def test_a_model_path_under_an_unknown_users_home_is_one_line():
+    from test_cli import tfchat
+
+    r = tfchat("generate", "--model", "~nosuchuser_tfchat/m.ckpt", "Hi")
+    assert r.returncode == 2 and "no such user's home directory" in r.stderr and len(r.stderr.splitlines()) == 1

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
-from core.errors import TfchatError
+from core.errors import TfchatError, describe_exception
+from core.paths import user_path
 from core.presets import params_from_mapping, parse_setting
 from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
 from tui.transcript import Transcript
@@ -37,6 +37,8 @@ class SlashCommandsMixin:
             handler(*command.args)
         except (TfchatError, OSError) as exc:
             transcript.add_notice(f"{command.name}: {exc}", error=True)
+        except Exception as exc:  # noqa: BLE001 - a bug in a command must not end the session
+            transcript.add_notice(f"{command.name} failed: {describe_exception(exc)}", error=True)
 
     def _cmd_set(self, key: str, value: str, *more_words: str) -> None:
         value = parse_setting(key, (value, *more_words))
@@ -69,7 +71,7 @@ class SlashCommandsMixin:
         self.action_clear()
 
     def _cmd_save(self, path: str) -> None:
-        target = Path(path).expanduser()
+        target = user_path(path)
         target.write_text(self.query_one(Transcript).as_markdown(self.model_source), encoding="utf-8")
         self.query_one(Transcript).add_notice(f"Saved the transcript to {target}")
 
