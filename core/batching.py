@@ -54,7 +54,9 @@ class BatchRun:
     def __init__(self, model: FastModel, rows: list[Row] = (), max_rows: int = MAX_ROWS):
         self.model = model
         self.max_rows = max_rows
-        self.rows: list[Row] = []
+        self.rows: dict[int, Row] = {}  # by index, until `release`d: a long run must not keep every row it served
+        self._added = 0
+        self._released: set[int] = set()  # rows to forget once they have left the cache
         self._slots: list[int] = []  # row index of each cache row, in order: rows decoding, then rows joining
         self._joining: list[int] = []  # rows added since the last step
         self._cache = None
@@ -64,12 +66,26 @@ class BatchRun:
     def add(self, row: Row) -> int:
         """A row to start in the next step; its index in `rows`."""
         if self.room() <= 0:
-            raise ValueError(f"a batch holds 1 to {self.max_rows} rows, not {len(self.rows) + 1}")
+            raise ValueError(f"a batch holds 1 to {self.max_rows} rows, not {len(self._slots) + len(self._joining) + 1}")
         require_prompt(row.prompt_ids)
         row.tokens = list(row.prompt_ids)
-        self.rows.append(row)
-        self._joining.append(len(self.rows) - 1)
-        return len(self.rows) - 1
+        index, self._added = self._added, self._added + 1
+        self.rows[index] = row
+        self._joining.append(index)
+        return index
+
+    def release(self, index: int) -> None:
+        """Forget an ended row (its tokens and all), once its caller has read how it ended."""
+        if not self.ended(index):
+            raise ValueError(f"row {index} is still going")
+        self._released.add(index)
+        self._forget_released()
+
+    def _forget_released(self) -> None:
+        """Released rows that hold no cache row any more (an ended row leaves it at the next step)."""
+        for index in [i for i in self._released if i not in self._slots and i not in self._joining]:
+            del self.rows[index]
+            self._released.discard(index)
 
     def room(self) -> int:
         """How many more rows can join now."""
@@ -95,6 +111,7 @@ class BatchRun:
             decoding = len(self._slots)
             joining = [i for i in self._joining if not self._ended(self.rows[i])]
             self._joining = []
+            self._forget_released()
             if joining:
                 self._grow_cache(len(joining))
                 self._slots += joining

@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve a non-loopback --host without an API key (refused otherwise)")
     serve.add_argument("--max-rows", type=int, default=8, help="requests decoded together (1-8)")
     serve.add_argument("--max-queue", type=int, default=64, help="requests waiting beyond those; more get 503")
+    serve.add_argument("--max-tokens-limit", type=int, default=32768, metavar="N",
+                       help="the most max_tokens a request may ask for (default 32768); more get 400")
+    serve.add_argument("--request-timeout", type=float, metavar="SECONDS",
+                       help="end a request's generation after this long, with what it has (default: no limit)")
 
     info = sub.add_parser("info", help="parameter count and every tensor's name and shape")
     _add_model_args(info)
@@ -173,12 +177,16 @@ def _dispatch(args) -> int:
     if args.command == "serve":
         from core.server import run_server
 
-        if not 1 <= args.max_rows <= 8 or args.max_queue < 0:
+        if not 1 <= args.max_rows <= 8 or args.max_queue < 0 or args.max_tokens_limit < 1:
             from core.errors import TfchatError
 
-            raise TfchatError("--max-rows takes 1 to 8, --max-queue 0 or more")
-        return run_server(args.model, args.device, args.host, args.port,
-                          args.api_key, args.allow_no_key, args.max_rows, args.max_queue)
+            raise TfchatError("--max-rows takes 1 to 8, --max-queue 0 or more, --max-tokens-limit 1 or more")
+        if args.request_timeout is not None and not args.request_timeout > 0:
+            from core.errors import TfchatError
+
+            raise TfchatError(f"--request-timeout {args.request_timeout}: give seconds above 0")
+        return run_server(args.model, args.device, args.host, args.port, args.api_key, args.allow_no_key,
+                          args.max_rows, args.max_queue, args.max_tokens_limit, args.request_timeout)
     if args.command == "bench":
         if args.app:
             from tui.bench_app import run_app_bench  # the UI, only when asked for

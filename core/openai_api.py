@@ -59,7 +59,7 @@ class GenerationRequest:
     model: str | None
 
 
-def parse_request(body: object, chat: bool, vocab_size: int) -> GenerationRequest:
+def parse_request(body: object, chat: bool, vocab_size: int, max_tokens_limit: int | None = None) -> GenerationRequest:
     """A request body checked field by field; the first problem raises ApiError(400) naming the field."""
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
@@ -81,6 +81,9 @@ def parse_request(body: object, chat: bool, vocab_size: int) -> GenerationReques
     max_tokens = default_tokens if max_tokens is None else max_tokens
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise bad("max_tokens", f"must be a whole number of at least 1, got {max_tokens!r}")
+    if max_tokens_limit is not None and max_tokens > max_tokens_limit:
+        raise bad("max_tokens", f"{max_tokens} is over this server's limit of {max_tokens_limit} "
+                                "(tfchat serve --max-tokens-limit)")
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else (stop or [])
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):

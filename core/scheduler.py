@@ -137,5 +137,6 @@ class BatchScheduler:
                 tail, update.stats = request.progress.end(self._run.rows[index].finish_reason)
                 update.piece += tail
                 del self._running[index]
+                self._run.release(index)
             if update is not None:
                 request.report(update)

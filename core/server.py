@@ -23,6 +23,9 @@ from core.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_o
 from core.scheduler import BatchScheduler, QueueFull, RowUpdate
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a body beyond this is refused with 413 before it is parsed
+# max_tokens above this is a 400: the window does not bound a generation (the book crops and goes on),
+# so without a limit one request could hold a row for good.
+DEFAULT_MAX_TOKENS_LIMIT = 32768
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
@@ -49,10 +52,13 @@ class Api:
     """The routes, over one engine and its scheduler."""
 
     def __init__(self, engine, model_name: str, api_key: str | None = None, max_rows: int = 8,
-                 max_queue: int = 64):
+                 max_queue: int = 64, max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT,
+                 request_timeout: float | None = None):
         self.engine = engine
         self.model_name = model_name
         self.api_key = api_key
+        self.max_tokens_limit = max_tokens_limit
+        self.request_timeout = request_timeout  # seconds a request may generate for; None: no cap
         self.scheduler = BatchScheduler(engine, max_rows=max_rows, max_queue=max_queue)
         self.created = int(time.time())
 
@@ -104,7 +110,7 @@ class Api:
     async def _generate(self, request, chat: bool):
         try:
             body = await _read_json(request)
-            parsed = parse_request(body, chat, self.engine.config.embedding_rows)
+            parsed = parse_request(body, chat, self.engine.config.embedding_rows, self.max_tokens_limit)
             if parsed.model not in (None, self.model_name):
                 raise _unknown_model(parsed.model, self.model_name)
             prompt_ids = parsed.prompt_ids if parsed.prompt_ids is not None else self._encode(parsed)
@@ -113,6 +119,8 @@ class Api:
             cancel = threading.Event()
             self.scheduler.submit(prompt_ids, parsed.params, lambda u: loop.call_soon_threadsafe(updates.put_nowait, u),
                                   _steps_to_record(parsed), cancel)
+            if self.request_timeout:  # the row ends with what it has, finish_reason "length"
+                loop.call_later(self.request_timeout, cancel.set)
         except ApiError as exc:
             return _error(exc)
         except QueueFull as exc:
@@ -130,22 +138,22 @@ class Api:
         return ids
 
     async def _whole(self, request, parsed: GenerationRequest, prompt_ids, updates, cancel):
-        """A non-streamed answer; a client that disconnects while it waits cancels its row."""
+        """A non-streamed answer; a client that disconnects while it waits cancels its row at the next step."""
         text, steps = "", []
-        while True:
-            try:
-                update = await asyncio.wait_for(updates.get(), timeout=0.5)
-            except asyncio.TimeoutError:
-                if await request.is_disconnected():
-                    cancel.set()
-                    return _json({}, status=499)  # nobody reads it
-                continue
-            if update.error:
-                return _error(ApiError(500, update.error, "server_error"))
-            text += update.piece
-            steps += update.steps
-            if update.stats is not None:
-                break
+        watcher = asyncio.create_task(_cancel_when_gone(request, cancel))
+        try:
+            while True:
+                update = await updates.get()
+                if update.error:
+                    return _error(ApiError(500, update.error, "server_error"))
+                text += update.piece
+                steps += update.steps
+                if update.stats is not None:
+                    break
+        finally:
+            watcher.cancel()
+        if cancel.is_set() and watcher.done() and not watcher.cancelled():
+            return _json({}, status=499)  # the client is gone: nobody reads it
         shaper = LogprobShaper(self.engine.token_text, parsed)
         if parsed.echo:
             text = self._prompt_text(parsed, prompt_ids) + text
@@ -206,6 +214,16 @@ def _unknown_model(name: str, served: str) -> ApiError:
                     param="model", code="model_not_found")
 
 
+async def _cancel_when_gone(request, cancel: threading.Event) -> None:
+    """Set `cancel` when the client disconnects. Its body is read by now, so the next message
+    is the disconnect: waited for, not polled, so a row that updates every step is still seen to."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            cancel.set()
+            return
+
+
 async def _read_json(request) -> object:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -263,7 +281,8 @@ def _check_port(host: str, port: int) -> None:
 
 
 def run_server(model_arg: str | None, device: str, host: str, port: int, api_key: str | None,
-               allow_no_key: bool, max_rows: int, max_queue: int) -> int:
+               allow_no_key: bool, max_rows: int, max_queue: int, max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT,
+               request_timeout: float | None = None) -> int:
     """Load the model, then serve until Ctrl+C or SIGTERM."""
     try:
         import uvicorn
@@ -285,7 +304,7 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
     _check_port(host, port)
     path = resolve_model_path(model_arg)
     engine = Engine.load(path, device)
-    api = Api(engine, path.name, api_key, max_rows, max_queue)
+    api = Api(engine, path.name, api_key, max_rows, max_queue, max_tokens_limit, request_timeout)
     print(f"tfchat serve: {path} as {path.name!r} on http://{host}:{port}/v1 ({engine.device}; ctrl+c stops)",
           file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(api.app(), host=host, port=port, log_level="warning",

@@ -127,3 +127,26 @@ def test_a_row_that_joins_between_steps_is_its_single_run_and_the_others_go_on(t
     assert run.step() == [] and run.room() == 8
     for i, prompt in enumerate(([1, 2, 3], [9] * 14)):
         assert got[i] == list(generate_ids(model, prompt, greedy))
+
+
+def test_a_long_run_forgets_the_rows_it_has_served(tmp_path):
+    """A server's batch runs for as long as any request does: rows that ended and were released must not
+    pile up (each holds its whole prompt), and the rows still going must not be disturbed by it."""
+    model, _ = _model(tmp_path)
+    greedy = SamplingParams(temperature=0, max_new_tokens=3)
+    long_row = Row([5, 6, 7], SamplingParams(temperature=0, max_new_tokens=60))
+    run = BatchRun(model, [long_row], max_rows=3)
+    long_tokens, short_tokens, short_index, sizes = [], {}, {}, []
+    for step in range(60):
+        if step % 3 == 0 and run.room():
+            prompt = [100 + step, 200 + step] * 500  # a long prompt, as a server's requests may have
+            short_index[run.add(Row(prompt, greedy))] = prompt
+        for token in run.step():
+            (long_tokens if token.row == 0 else short_tokens.setdefault(token.row, [])).append(token.id)
+        for index in [i for i in short_index if i in run.rows and run.ended(i)]:
+            run.release(index)
+        sizes.append(len(run.rows))
+    assert len(short_tokens) >= 15 and max(sizes) <= 3
+    assert long_tokens == list(generate_ids(model, [5, 6, 7], SamplingParams(temperature=0, max_new_tokens=60)))
+    for index, tokens in short_tokens.items():
+        assert tokens == list(generate_ids(model, short_index[index], greedy)), index

@@ -153,7 +153,7 @@ def test_auth_unknown_paths_and_broken_bodies(server):
 
 def test_a_client_that_disconnects_cancels_its_row(server):
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    connection.request("POST", "/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 100000, "stream": True}),
+    connection.request("POST", "/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 30000, "stream": True}),
                        {"Authorization": f"Bearer {KEY}"})
     response = connection.getresponse()
     for _ in range(3):
@@ -170,7 +170,7 @@ def test_a_full_queue_answers_503_and_the_batch_serves_the_rest(server):
     connections = []
     for _ in range(6):  # 4 rows running, 2 waiting: the queue is full
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        connection.request("POST", "/v1/completions", json.dumps({"prompt": "Go", "max_tokens": 100000, "stream": True}),
+        connection.request("POST", "/v1/completions", json.dumps({"prompt": "Go", "max_tokens": 30000, "stream": True}),
                            {"Authorization": f"Bearer {KEY}"})
         connections.append(connection)
         time.sleep(0.05)
@@ -186,6 +186,62 @@ def test_a_full_queue_answers_503_and_the_batch_serves_the_rest(server):
     while _running(server) or _call(server, "GET", "/tfchat/load")[1]["waiting"]:
         assert time.monotonic() < deadline, "rows of closed connections were not cancelled"
         time.sleep(0.05)
+
+
+def test_non_streamed_clients_that_give_up_free_their_rows_within_a_step(server):
+    """Each of these rows updates every step, so a check that waited for a quiet moment never ran."""
+    connections = []
+    for _ in range(4):  # every row of the server's batch
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("POST", "/v1/completions", json.dumps({"prompt": "Go", "max_tokens": 30000}),
+                           {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        connections.append(connection)
+    deadline = time.monotonic() + 10
+    while _running(server) < 4:
+        assert time.monotonic() < deadline, "the rows never started"
+        time.sleep(0.05)
+    for connection in connections:
+        connection.close()
+    deadline = time.monotonic() + 3
+    while _running(server):
+        assert time.monotonic() < deadline, "rows of clients that left are still generating"
+        time.sleep(0.05)
+    started = time.monotonic()
+    status, answer = _call(server, "POST", "/v1/completions", {"prompt": "x", "max_tokens": 2})
+    assert status == 200 and time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("max_tokens", [32769, 2**63, 10**30])
+def test_max_tokens_is_bounded_by_the_servers_limit(server, max_tokens):
+    status, answer = _call(server, "POST", "/v1/completions", {"prompt": "x", "max_tokens": max_tokens})
+    assert status == 400 and answer["error"]["param"] == "max_tokens"
+    assert "over this server's limit of 32768" in answer["error"]["message"]
+
+
+def test_a_request_timeout_ends_a_generation_with_what_it_has(small_model):
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(small_model), "--port",
+                                str(port), "--device", "cpu", "--request-timeout", "1", "--max-tokens-limit", "50000"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = SimpleNamespace(port=port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _call(server, "GET", "/v1/models", key=None)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "tfchat serve never answered"
+            time.sleep(0.1)
+        started = time.monotonic()
+        status, answer = _call(server, "POST", "/v1/completions", {"prompt": "Go", "max_tokens": 50000}, key=None)
+        assert status == 200 and time.monotonic() - started < 5
+        assert answer["choices"][0]["finish_reason"] == "length" and 0 < answer["usage"]["completion_tokens"] < 50000
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_serving_beyond_loopback_without_a_key_is_refused(small_model):
