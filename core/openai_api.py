@@ -88,6 +88,8 @@ def parse_request(body: object, chat: bool, vocab_size: int, max_tokens_limit: i
     stops = [stop] if isinstance(stop, str) else (stop or [])
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise bad("stop", "must be a non-empty string or a list of them")
+    for stop_text in stops:
+        valid_text(stop_text, "stop")
     if chat:
         stops = [*stops, CHAT_STOP]
     values = {"max_new_tokens": max_tokens, "stop": stops}
@@ -128,7 +130,7 @@ def _prompt(prompt: object, vocab_size: int) -> tuple[str | None, list[int] | No
     if isinstance(prompt, str):
         if not prompt:
             raise bad("prompt", "is empty: the model needs at least one token to continue")
-        return prompt, None
+        return valid_text(prompt, "prompt"), None
     if isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
         outside = [t for t in prompt if not 0 <= t < vocab_size]
         if outside:
@@ -148,15 +150,31 @@ def chat_prompt(messages: object) -> str:
         raise bad("messages", "must be a non-empty list of {role, content} objects")
     lines = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+        role = message.get("role") if isinstance(message, dict) else None
+        if not isinstance(role, str) or role not in CHAT_ROLES:
             raise bad(f"messages[{i}]", f"needs a role, one of {', '.join(CHAT_ROLES)}")
         content = message.get("content")
         if isinstance(content, list):  # content parts: their text, in order
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+            content = "".join(_text_part(part, f"messages[{i}].content[{j}]") for j, part in enumerate(content))
         if not isinstance(content, str):
-            raise bad(f"messages[{i}].content", "must be a string")
-        lines.append(CHAT_ROLES[message["role"]] + content)
+            raise bad(f"messages[{i}].content", "must be a string or a list of text parts")
+        lines.append(CHAT_ROLES[role] + valid_text(content, f"messages[{i}].content"))
     return "\n".join(lines) + "\nAssistant:"
+
+
+def _text_part(part: object, where: str) -> str:
+    if not isinstance(part, dict) or not isinstance(part.get("text"), str) or part.get("type", "text") != "text":
+        raise bad(where, 'must be a text part, {"type": "text", "text": "..."}')
+    return part["text"]
+
+
+def valid_text(text: str, where: str) -> str:
+    """`text` when it is valid Unicode; JSON can carry a lone surrogate, which no answer could hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise bad(where, f"is not valid Unicode (a lone surrogate at character {exc.start})") from None
+    return text
 
 
 def _logprobs(body: dict, chat: bool) -> tuple[bool, int]:
@@ -179,8 +197,13 @@ def new_id(chat: bool) -> str:
     return ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
 
 
+# tfchat's finish reasons as OpenAI's: a stop string is "stop", the server shutting down mid-request
+# is "abort" (as vLLM says it), and every other end (the length, a cancel, a time limit) is "length".
+_OPENAI_REASONS = {"stop": "stop", "abort": "abort"}
+
+
 def finish_reason(stats: GenerationStats | None) -> str | None:
-    return None if stats is None else ("stop" if stats.finish_reason == "stop" else "length")
+    return None if stats is None else _OPENAI_REASONS.get(stats.finish_reason, "length")
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:

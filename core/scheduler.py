@@ -79,6 +79,13 @@ class BatchScheduler:
             return {"running": len(self._running), "waiting": len(self._waiting), "max_rows": self._max_rows,
                     "max_queue": self._max_queue}
 
+    def cancel_all(self) -> None:
+        """End every request now, running or waiting: each ends at the next step with what it has."""
+        with self._wake:
+            for request in [*self._running.values(), *self._waiting]:
+                request.cancel.set()
+            self._wake.notify()
+
     def close(self) -> None:
         with self._wake:
             self._closed = True

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import ipaddress
 import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
-from core.errors import TfchatError
+from core.errors import TfchatError, describe_exception
 from core.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_object, completion_object,
                              finish_reason, new_id, parse_request, usage_chunk)
 from core.scheduler import BatchScheduler, QueueFull, RowUpdate
@@ -60,6 +62,7 @@ class Api:
         self.max_tokens_limit = max_tokens_limit
         self.request_timeout = request_timeout  # seconds a request may generate for; None: no cap
         self.scheduler = BatchScheduler(engine, max_rows=max_rows, max_queue=max_queue)
+        self.shutting_down = False  # set on Ctrl+C, SIGTERM or a hangup: open requests end as "abort"
         self.created = int(time.time())
 
     def app(self):
@@ -108,6 +111,29 @@ class Api:
         return await self._generate(request, chat=True)
 
     async def _generate(self, request, chat: bool):
+        """A request's answer, whatever it sent: a client gone while sending gets nothing, and a bug in
+        tfchat is one line in the log and OpenAI's error object, never a traceback or a plain 500."""
+        from starlette.requests import ClientDisconnect
+
+        try:
+            return await self._generate_checked(request, chat)
+        except ClientDisconnect:
+            return _json({}, status=499)  # nobody is there to read it
+        except Exception as exc:  # noqa: BLE001
+            print(f"tfchat serve: a request failed: {describe_exception(exc)}", file=sys.stderr, flush=True)
+            return _error(ApiError(500, f"tfchat failed on this request: {describe_exception(exc)}", "server_error"))
+
+    def shut_down(self) -> None:
+        """Open requests end at the next step with what they have, finish_reason "abort"."""
+        self.shutting_down = True
+        self.scheduler.cancel_all()
+
+    def _ended_stats(self, stats):
+        return dataclasses.replace(stats, finish_reason="abort") if self.shutting_down and stats.finish_reason == "stopped" else stats
+
+    async def _generate_checked(self, request, chat: bool):
+        if self.shutting_down:
+            return _error(ApiError(503, "the server is shutting down", "server_error", code="server_shutting_down"))
         try:
             body = await _read_json(request)
             parsed = parse_request(body, chat, self.engine.config.embedding_rows, self.max_tokens_limit)
@@ -158,7 +184,7 @@ class Api:
         if parsed.echo:
             text = self._prompt_text(parsed, prompt_ids) + text
         return _json(completion_object(parsed, self.model_name, new_id(parsed.chat), text, shaper.shape(steps),
-                                       update.stats))
+                                       self._ended_stats(update.stats)))
 
     def _prompt_text(self, parsed: GenerationRequest, prompt_ids: list[int]) -> str:
         """What `echo` repeats: the prompt as sent, or the text of its token ids."""
@@ -177,6 +203,8 @@ class Api:
                 if update.error:
                     yield _event(ApiError(500, update.error, "server_error").body())
                     break
+                if update.stats is not None:
+                    update.stats = self._ended_stats(update.stats)
                 reason = finish_reason(update.stats)
                 if update.piece or update.steps or reason or first:
                     yield _event(chunk_object(parsed, self.model_name, response_id, update.piece,
@@ -237,6 +265,8 @@ async def _read_json(request) -> object:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "the request body is not JSON") from None
+    except RecursionError:  # "[" * 100000: deeper than Python's parser goes
+        raise ApiError(400, "the request body nests deeper than any request needs") from None
 
 
 def _json(content: dict, status: int = 200):
@@ -288,8 +318,6 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
         import uvicorn
     except ImportError:
         raise TfchatError("tfchat serve needs its extra: pip install 'tfchat[serve]'") from None
-    import sys
-
     from core.engine import Engine
     from core.paths import resolve_model_path
 
@@ -307,8 +335,15 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
     api = Api(engine, path.name, api_key, max_rows, max_queue, max_tokens_limit, request_timeout)
     print(f"tfchat serve: {path} as {path.name!r} on http://{host}:{port}/v1 ({engine.device}; ctrl+c stops)",
           file=sys.stderr, flush=True)
-    server = uvicorn.Server(uvicorn.Config(api.app(), host=host, port=port, log_level="warning",
-                                           timeout_graceful_shutdown=2))
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            # First end the open requests (each at its next step, with what it has): uvicorn then finds
+            # their connections done instead of cancelling them mid-answer after its grace period.
+            api.shut_down()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(api.app(), host=host, port=port, log_level="warning",
+                                   timeout_graceful_shutdown=2))
     # uvicorn ends gracefully on SIGINT and SIGTERM; a dropped SSH link (SIGHUP) ends it the same way.
     hung_up = []
 

@@ -360,3 +360,82 @@ def test_a_dropped_link_ends_the_server_cleanly(small_model):
     process.send_signal(signal.SIGHUP)
     assert process.wait(timeout=10) == 128 + signal.SIGHUP
     assert "terminate called" not in process.stderr.read().decode()
+
+
+BAD_BODIES = [
+    ("[" * 100000, None),
+    ('{"a":' * 50000 + "1" + "}" * 50000, None),
+    ('{"prompt": "\\ud800", "echo": true, "max_tokens": 2}', "prompt"),
+    ('{"prompt": "ok", "stop": ["\\udfff"], "max_tokens": 2}', "stop"),
+]
+BAD_CHATS = [
+    ([{"role": "user", "content": [{"text": 5}]}], "messages[0].content[0]"),
+    ([{"role": "user", "content": None}], "messages[0].content"),
+    ([{"role": "user", "content": ["a"]}], "messages[0].content[0]"),
+    ([{"role": ["user"], "content": "hi"}], "messages[0]"),
+    ([{"role": {"a": 1}, "content": "hi"}], "messages[0]"),
+    ([{"role": "user", "content": "\ud800"}], "messages[0].content"),
+]
+
+
+def _serve_logged(model, log, *extra):
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(model), "--port", str(port),
+                                "--device", "cpu", *extra], env=env, stdout=subprocess.DEVNULL, stderr=log)
+    server = SimpleNamespace(port=port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if _call(server, "GET", "/v1/models", key=None)[0] == 200:
+                return process, server
+        except OSError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "tfchat serve never answered"
+        time.sleep(0.1)
+
+
+def test_bad_bodies_are_400s_naming_the_field_and_shutdown_ends_open_requests_as_abort(small_model, tmp_path):
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process, server = _serve_logged(small_model, log)
+        try:
+            for raw, param in BAD_BODIES:
+                status, answer = _call(server, "POST", "/v1/completions", raw_body=raw, key=None)
+                assert status == 400 and answer["error"]["param"] == param, (raw[:40], answer)
+            for messages, param in BAD_CHATS:
+                status, answer = _call(server, "POST", "/v1/chat/completions", {"messages": messages}, key=None)
+                assert status == 400 and answer["error"]["param"] == param, (messages, answer)
+            # A client that leaves halfway through sending its body.
+            with socket.create_connection(("127.0.0.1", server.port)) as raw_socket:
+                raw_socket.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                   b"Content-Length: 1000\r\n\r\n{\"prompt\": ")
+            # Non-streamed requests still generating when SIGTERM arrives: each ends with its partial text.
+            answers, threads = [], []
+
+            def ask():
+                answers.append(_call(server, "POST", "/v1/completions", {"prompt": "Go", "max_tokens": 30000}, key=None))
+            import threading
+            for _ in range(3):
+                threads.append(threading.Thread(target=ask))
+                threads[-1].start()
+            deadline = time.monotonic() + 10
+            while _call(server, "GET", "/tfchat/load", key=None)[1]["running"] < 3:
+                assert time.monotonic() < deadline, "the rows never started"
+                time.sleep(0.05)
+            time.sleep(0.3)
+            process.terminate()
+            started = time.monotonic()
+            code = process.wait(timeout=10)
+            assert time.monotonic() - started < 2.0 and code == 143
+            for thread in threads:
+                thread.join(timeout=5)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert len(answers) == 3
+    for status, answer in answers:
+        assert status == 200 and answer["choices"][0]["finish_reason"] == "abort", answer
+        assert answer["choices"][0]["text"] and 0 < answer["usage"]["completion_tokens"] < 30000
+    log_text = log_path.read_text()
+    assert "Traceback" not in log_text and "Exception in ASGI" not in log_text, log_text
