@@ -71,8 +71,15 @@ def parse_request(body: object, chat: bool, vocab_size: int, max_tokens_limit: i
         raise ApiError(413, f"prompt: {len(prompt)} characters, over the limit of {MAX_PROMPT_CHARS}",
                        param="prompt" if not chat else "messages", code="prompt_too_long")
     n = body.get("n", 1)
-    if n not in (1, None):
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n != 1):
         raise bad("n", "only 1 choice per request is supported (send more requests: they are batched)")
+    # Fields of OpenAI's API that tfchat does not implement: refused unless they ask for nothing,
+    # so a client never believes they took effect.
+    asks_nothing = {"best_of": lambda v: v is None or (type(v) is int and v == 1),
+                    "logit_bias": lambda v: v is None or v == {}, "suffix": lambda v: v is None or v == ""}
+    for name, inert in asks_nothing.items():
+        if not inert(body.get(name)):
+            raise bad(name, "not supported by tfchat serve")
     for name in ("presence_penalty", "frequency_penalty"):
         if body.get(name) not in (None, 0, 0.0):
             raise bad(name, "not supported; use repetition_penalty")
@@ -85,7 +92,7 @@ def parse_request(body: object, chat: bool, vocab_size: int, max_tokens_limit: i
         raise bad("max_tokens", f"{max_tokens} is over this server's limit of {max_tokens_limit} "
                                 "(tfchat serve --max-tokens-limit)")
     stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else (stop or [])
+    stops = [stop] if isinstance(stop, str) else ([] if stop is None else stop)
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise bad("stop", "must be a non-empty string or a list of them")
     for stop_text in stops:

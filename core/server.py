@@ -32,6 +32,7 @@ LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
 def is_loopback(host: str) -> bool:
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1], as URLs write it
     if host in LOOPBACK_NAMES:
         return True
     try:
@@ -326,6 +327,7 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
 
         exit_when_orphaned()
     api_key = api_key or os.environ.get("TFCHAT_API_KEY") or None
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1] as a URL writes it
     warning = check_exposure(host, api_key, allow_no_key)
     if warning:
         print(f"tfchat: {warning}", file=sys.stderr)
@@ -342,8 +344,10 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
             api.shut_down()
             super().handle_exit(sig, frame)
 
+    # limit_concurrency bounds open connections (beyond it uvicorn answers 503 at once), so clients
+    # that open connections and trickle their headers cannot take every file descriptor.
     server = Server(uvicorn.Config(api.app(), host=host, port=port, log_level="warning",
-                                   timeout_graceful_shutdown=2))
+                                   timeout_graceful_shutdown=2, limit_concurrency=max_rows + max_queue + 64))
     # uvicorn ends gracefully on SIGINT and SIGTERM; a dropped SSH link (SIGHUP) ends it the same way.
     hung_up = []
 

@@ -137,6 +137,12 @@ def test_logprobs_match_the_engine_in_both_shapes(server, client):
     ({"prompt": ""}, 400, "prompt"),
     ({"prompt": "x", "model": "someone-else"}, 404, "model"),
     ({"prompt": "x" * 200_001}, 413, "prompt"),
+    # Accepted and ignored before: refused now, so no client believes they took effect.
+    ({"prompt": "x", "n": 1.0}, 400, "n"),
+    ({"prompt": "x", "stop": 0}, 400, "stop"),
+    ({"prompt": "x", "best_of": 2}, 400, "best_of"),
+    ({"prompt": "x", "logit_bias": {"5": 10}}, 400, "logit_bias"),
+    ({"prompt": "x", "suffix": " end"}, 400, "suffix"),
 ])
 def test_bad_requests_get_openais_error_object_with_the_right_status(server, body, status, param):
     got, answer = _call(server, "POST", "/v1/completions", body)
@@ -242,6 +248,13 @@ def test_a_request_timeout_ends_a_generation_with_what_it_has(small_model):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_ipv6_loopback_in_brackets_is_loopback():
+    from core.server import check_exposure, is_loopback
+
+    assert is_loopback("[::1]") and is_loopback("::1") and is_loopback("127.0.0.2") and not is_loopback("[::]")
+    assert check_exposure("[::1]", None, False) is None
 
 
 def test_serving_beyond_loopback_without_a_key_is_refused(small_model):
