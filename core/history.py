@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Iterator, TextIO
 
 from core.errors import HistoryError
 from core.paths import default_history_file
@@ -111,6 +111,20 @@ class History:
                 " FROM exchanges ORDER BY id DESC"
         rows = self._read(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
         return [self._exchange(r) for r in reversed(rows)]
+
+    def each_oldest_first(self, limit: int = 0) -> Iterator[Exchange]:
+        """The last `limit` exchanges (0: all), oldest first, read a few at a time: an export of a
+        history of any size holds only the rows it is writing."""
+        columns = "id, created_at, kind, prompt, output, preset, params, stats, model, finish_reason"
+        query = (f"SELECT {columns} FROM (SELECT {columns} FROM exchanges ORDER BY id DESC LIMIT ?) ORDER BY id"
+                 if limit else f"SELECT {columns} FROM exchanges ORDER BY id")
+        try:
+            cursor = self._db.execute(query, (limit,) if limit else ())
+            while rows := cursor.fetchmany(64):
+                for row in rows:
+                    yield self._exchange(row)
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{self.path}: cannot read the history ({exc})") from None
 
     def search(self, words: str, limit: int = 200) -> list[Exchange]:
         """Exchanges whose prompt or output holds `words` (case-insensitive), newest first."""
@@ -219,7 +233,7 @@ def export_history(path: str | None, fmt: str, limit: int, out: TextIO, err: Tex
         return 0
     history = History(history_path)
     try:
-        for exchange in history.recent(max(limit, 0)):
+        for exchange in history.each_oldest_first(limit):
             if fmt == "jsonl":
                 out.write(json.dumps(exchange.as_dict(), ensure_ascii=False) + "\n")
             else:

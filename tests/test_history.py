@@ -50,3 +50,43 @@ def test_history_command_on_a_fresh_install_says_there_is_nothing_yet(tmp_path):
 def test_history_command_refuses_a_negative_limit(tmp_path):
     r = tfchat("history", "--history", str(tmp_path / "none.sqlite3"), "--limit", "-1")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--limit" in r.stderr
+
+
+def _peak_rss_mb(args, stdout=None) -> tuple[int, float, bytes]:
+    """Run `tfchat ARGS`; its exit code, its own peak resident memory in MB, and its stderr."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], stdout=stdout or subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    if stdout is not None:
+        stdout.close()  # the child holds the pipe; ours must not keep it open
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, err
+
+
+def test_export_streams_a_large_history_with_flat_memory_and_stops_at_a_closed_pipe(tmp_path):
+    import subprocess
+
+    path = tmp_path / "h.sqlite3"
+    history = History(path)
+    big = "word " * 4000  # 20 KB an exchange: 4,000 of them, 80 MB of history
+    with history._transaction():  # one transaction: the test's own set-up, not what is measured
+        for i in range(4000):
+            history._db.execute("INSERT INTO exchanges (created_at, kind, prompt, output, preset, params, stats, model,"
+                                " finish_reason) VALUES (?, 'prompt', ?, ?, 'book', '{}', '{}', 'm', 'length')",
+                                (float(i), f"p{i}", big))
+    history.close()
+    code, one_mb, _ = _peak_rss_mb(["history", "--history", str(path), "--limit", "1", "--format", "jsonl"])
+    assert code == 0
+    code, all_mb, _ = _peak_rss_mb(["history", "--history", str(path), "--limit", "0", "--format", "jsonl"])
+    assert code == 0 and all_mb - one_mb < 30, f"exporting 80 MB took {all_mb - one_mb:.0f} MB more than one row"
+    reader = subprocess.Popen(["head", "-c", "100"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    code, _, err = _peak_rss_mb(["history", "--history", str(path), "--limit", "0", "--format", "jsonl"],
+                                stdout=reader.stdin)
+    reader.wait()
+    assert code == 0 and b"Traceback" not in err and b"Exception ignored" not in err, err
