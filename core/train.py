@@ -12,8 +12,10 @@ itself stays exactly what the book's `inference.py` loads.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,8 @@ def read_training_text(path: Path) -> str:
         raise TrainingError(f"{path}: no such file")
     if path.is_dir():
         raise TrainingError(f"{path}: is a directory, expected a UTF-8 text file")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+        raise TrainingError(f"{path}: not a regular file (a pipe or a device); save the text to a file")
     data = path.read_bytes()
     if not data.strip():
         raise TrainingError(f"{path}: the file is empty")
@@ -78,13 +82,34 @@ def estimate_loss(model, splits: dict, hp: dict, device, generator) -> dict:
     return out
 
 
-def atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def save_together(items: list[tuple[object, Path]]) -> None:
+    """Write every (object, path) or none: each to a temporary file first, renamed into place only once
+    all are written, so a checkpoint and its optimizer state always come from the same step. A write
+    that fails (a full disk) removes every temporary file and leaves the previous files as they were."""
+    written = []
+    try:
+        for obj, path in items:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            written.append(tmp)
+            torch.save(obj, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+    except (OSError, RuntimeError) as exc:
+        for tmp in written:
+            tmp.unlink(missing_ok=True)
+        raise TrainingError(f"cannot save {items[len(written) - 1][1]}: {_write_failure(exc)}; the files from the "
+                            "last save are kept") from None
+    for (_, path), tmp in zip(items, written):
+        os.replace(tmp, path)
+
+
+def _write_failure(exc: BaseException) -> str:
+    # torch's zip writer reports a full disk as a failed "enforce" about the file position.
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "unexpected pos" in str(exc) \
+            or "failed writing" in str(exc):
+        return "the disk is full"
+    return describe_exception(exc)
 
 
 def book_checkpoint(model: BookModel, hp: dict, half: bool, form_of: Checkpoint | None = None) -> dict:
@@ -218,14 +243,15 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
     best = {"val": side.get("best_val", math.inf) if resume else math.inf}
 
     def save():
-        if not keep_best or losses["val"] < best["val"]:
-            atomic_save(book_checkpoint(model, hp, half, checkpoint), out)
-            best["val"] = min(best["val"], losses["val"])
+        improved = not keep_best or losses["val"] < best["val"]
+        best_val = min(best["val"], losses["val"]) if improved else best["val"]
         # The latest full-precision state, whatever `out` holds, so --resume picks up exactly here.
-        atomic_save({"optimizer": optimizer.state_dict(), "step": step, "train_loss": losses["train"],
-                     "val_loss": losses["val"], "best_val": best["val"], "half": half, "h_params": dict(hp),
-                     "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}},
-                    optim_path)
+        side_file = {"optimizer": optimizer.state_dict(), "step": step, "train_loss": losses["train"],
+                     "val_loss": losses["val"], "best_val": best_val, "half": half, "h_params": dict(hp),
+                     "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+        items = [(book_checkpoint(model, hp, half, checkpoint), out)] if improved else []
+        save_together(items + [(side_file, optim_path)])
+        best["val"] = best_val
 
     model.train()
     try:

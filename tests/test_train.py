@@ -207,3 +207,30 @@ def test_resuming_the_books_own_checkpoint_without_a_side_file_keeps_its_h_param
     assert set(raw) == {"model_state_dict", "h_params"} and raw["h_params"]["d_model"] == 16
     r = train(corpus, "--out", out, "--resume", "--max-iters", "4", "--d-model", "32")
     assert r.returncode == 2 and "has d_model 16, not 32" in r.stderr
+
+
+def test_training_text_from_a_fifo_is_refused_not_a_hang(tmp_path):
+    fifo = tmp_path / "text.fifo"
+    os.mkfifo(fifo)
+    r = train(fifo, "--out", tmp_path / "m.ckpt", *TINY, "--max-iters", "2", timeout=60)
+    assert r.returncode == 2 and "not a regular file" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB filesystem of its own (tmpfs; needs root, as CI has), so a save really runs out of space."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(corpus, tiny_disk):
+    out = tiny_disk / "m.ckpt"
+    r = train(corpus, "--out", out, *TINY, "--max-iters", "2", "--eval-interval", "2")
+    assert r.returncode == 2, r.stderr
+    assert "the disk is full" in r.stderr and "Traceback" not in r.stderr and len(r.stderr.splitlines()) <= 2
+    assert sorted(p.name for p in tiny_disk.iterdir()) == []  # no .tmp left to fill the disk for the next run
