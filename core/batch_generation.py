@@ -92,6 +92,13 @@ class BatchGeneration:
                     elif piece:
                         self.texts[i] += piece
                         yield RowEvent(i, piece)
+            # Rows that ended between steps (a cancel seen only when the next step dropped them) have
+            # had no event with their stats: every row's last event carries them, whenever it ended.
+            for i, row in enumerate(progress):
+                if self.stats[i] is None:
+                    tail, self.stats[i] = row.end(run.rows[i].finish_reason)
+                    self.texts[i] += tail
+                    yield RowEvent(i, tail, self.stats[i])
         finally:  # rows cut short (Ctrl+C, an error, a caller that stops iterating) still get their stats
             for i, row in enumerate(progress):
                 if self.stats[i] is None:

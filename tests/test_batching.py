@@ -150,3 +150,26 @@ def test_a_long_run_forgets_the_rows_it_has_served(tmp_path):
     assert long_tokens == list(generate_ids(model, [5, 6, 7], SamplingParams(temperature=0, max_new_tokens=60)))
     for index, tokens in short_tokens.items():
         assert tokens == list(generate_ids(model, short_index[index], greedy)), index
+
+
+def test_every_row_ends_with_an_event_carrying_its_stats_whenever_a_cancel_lands(make_checkpoint):
+    """The compare view finishes a column on its row's last event. A cancel set after a row's token of a
+    step but before the others' used to end that row silently, its column left without a finish reason."""
+    from core.engine import Engine
+
+    engine = Engine.load(make_checkpoint(vocab_size=100256), "cpu")
+    params = [SamplingParams(temperature=1.0, max_new_tokens=1000, seed=s) for s in (1, 2, 3)]
+    for cancel_after in range(1, 8):  # land the cancel after each position within a step
+        cancel = threading.Event()
+        batch = engine.generate_batch(["Once"] * 3, params, cancel)
+        last, seen = {}, 0
+        for event in batch:
+            seen += 1
+            if seen == cancel_after:
+                cancel.set()
+            if event.stats is not None:
+                assert event.row not in last, "a row ended twice"
+                last[event.row] = event.stats
+        assert sorted(last) == [0, 1, 2], f"cancel after event {cancel_after}: rows {sorted(last)} ended with stats"
+        assert [last[i].finish_reason for i in range(3)] == ["stopped"] * 3
+        assert [batch.stats[i] for i in range(3)] == [last[i] for i in range(3)]
