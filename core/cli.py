@@ -302,6 +302,14 @@ def cmd_generate(args) -> int:
         generation, writer = engine.generate(prompt, params), None
     if generation.notice:  # a server that does not take every sampler of the preset
         print(f"tfchat: note: {generation.notice}", file=sys.stderr)
+    try:
+        _stream_generation(generation, writer, out, args)
+    finally:
+        engine.close()  # its helper thread ends here, not in the interpreter's teardown
+    return EXIT_OK
+
+
+def _stream_generation(generation, writer, out, args) -> None:
     wrote = False
     try:
         for piece in generation:
@@ -323,7 +331,6 @@ def cmd_generate(args) -> int:
                               "ttft_s": round(stats.ttft_s, 5), "tokens_per_s": round(stats.tokens_per_s, 2),
                               "device": stats.device, "finish_reason": stats.finish_reason,
                               "seed": stats.seed}), file=sys.stderr)
-    return EXIT_OK
 
 
 def _backend(args):
@@ -356,7 +363,10 @@ def _generate_rows(args) -> int:
         prompts = [_read_prompt(args)]
     rows = plan_rows(prompts, presets, lambda name: sampling_params_from_args(args, catalog, name))
     engine = _backend(args)
-    run_rows(engine, rows, sys.stdout, args.format, headers=(bool(args.compare), len(prompts) > 1))
+    try:
+        run_rows(engine, rows, sys.stdout, args.format, headers=(bool(args.compare), len(prompts) > 1))
+    finally:
+        engine.close()
     return EXIT_OK
 
 

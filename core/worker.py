@@ -11,10 +11,15 @@ the speed of one core.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
+
+# Every helper still open, ended before the interpreter's teardown (see `_end_all`).
+_OPEN_HELPERS: "weakref.WeakSet[HelperThread]" = weakref.WeakSet()
 
 
 class _Job:
@@ -34,6 +39,7 @@ class HelperThread:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="tfchat-helper", daemon=True)
         self._thread.start()
+        _OPEN_HELPERS.add(self)
 
     def pair(self, mine: Callable[[], None], theirs: Callable[[], None]) -> None:
         job = _Job(theirs)
@@ -63,7 +69,13 @@ class HelperThread:
                 pass
 
     def close(self) -> None:
+        """End the thread and wait for it to be gone: a thread that has run torch code and is still
+        winding down while the process exits can abort it ("terminate called without an active
+        exception"), so no command leaves one behind."""
         self._jobs.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        _OPEN_HELPERS.discard(self)
 
     def _serve(self) -> None:
         while True:
@@ -78,6 +90,13 @@ class HelperThread:
                 job.error = exc
             finally:
                 job.done.set()
+
+
+@atexit.register
+def _end_all() -> None:
+    """Whatever a command did not close, before the interpreter (and torch's native state) is torn down."""
+    for helper in list(_OPEN_HELPERS):
+        helper.close()
 
 
 def usable_cores() -> int:
