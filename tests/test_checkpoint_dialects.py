@@ -248,3 +248,12 @@ def test_serve_takes_the_extra_embedding_row_as_a_prompt_token(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_file_in_torchs_old_pre_zip_format_opens_too(tmp_path):
+    """Files are mapped from disk when torch can (its zip format); an old-format file is read whole instead."""
+    model = RepositoryModel(*SHAPE, seed=12)
+    path = tmp_path / "old.pt"
+    torch.save(model.state_dict(), path, _use_new_zipfile_serialization=False)
+    loaded = _check_logits_and_greedy(model, path)
+    assert loaded.bare and loaded.config.embedding_rows == SHAPE[4] + 1
