@@ -67,7 +67,10 @@ class BatchScheduler:
         progress = RowProgress(self._engine.encoding, prompt_ids, params, self._engine.device, time.perf_counter())
         request = _Request(progress, top_logprobs, report, cancel)
         with self._wake:
-            if len(self._waiting) >= self._max_queue:
+            # Rows still free count as room: a request that arrives before this thread has admitted the
+            # ones just before it (it may be mid-step) is not refused while the batch has space.
+            free_rows = max(0, self._max_rows - len(self._running))
+            if len(self._waiting) >= self._max_queue + free_rows:
                 raise QueueFull(f"the server is busy: {len(self._waiting)} requests are waiting already")
             self._waiting.append(request)
             self._wake.notify()
