@@ -211,30 +211,11 @@ async def test_the_app_opens_a_bare_repository_file_says_what_it_is_and_generate
 
 def test_serve_takes_the_extra_embedding_row_as_a_prompt_token(tmp_path):
     """Token-id prompts may use every embedding row; the one past the output layer is not refused."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from test_serve import ROOT, _call, _free_port
+    from test_serve import _call, start_serve
 
     model = RepositoryModel(32, 4, 2, 16, 100256, seed=11)
-    path = save_bare(model, tmp_path / "model-ckpt.pt")
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(path), "--port", str(port),
-                                "--device", "cpu"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = type("Server", (), {"port": port})()
+    process, server = start_serve(save_bare(model, tmp_path / "model-ckpt.pt"))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _call(server, "GET", "/v1/models", key=None)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "tfchat serve never answered"
-            time.sleep(0.1)
         prompt = [1000, 100256]  # the second is the repository's extra row
         status, answer = _call(server, "POST", "/v1/completions", {
             "model": "model-ckpt.pt", "prompt": prompt, "max_tokens": 6, "temperature": 0,

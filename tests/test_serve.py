@@ -224,23 +224,27 @@ def test_max_tokens_is_bounded_by_the_servers_limit(server, max_tokens):
     assert "over this server's limit of 32768" in answer["error"]["message"]
 
 
-def test_a_request_timeout_ends_a_generation_with_what_it_has(small_model):
+def start_serve(model, *extra, stderr=subprocess.DEVNULL):
+    """`tfchat serve` on a free loopback port, without a key, once it answers: (process, server)."""
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(small_model), "--port",
-                                str(port), "--device", "cpu", "--request-timeout", "1", "--max-tokens-limit", "50000"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(model), "--port", str(port),
+                                "--device", "cpu", *extra], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     server = SimpleNamespace(port=port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if _call(server, "GET", "/v1/models", key=None)[0] == 200:
+                return process, server
+        except OSError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "tfchat serve never answered"
+        time.sleep(0.1)
+
+
+def test_a_request_timeout_ends_a_generation_with_what_it_has(small_model):
+    process, server = start_serve(small_model, "--request-timeout", "1", "--max-tokens-limit", "50000")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _call(server, "GET", "/v1/models", key=None)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "tfchat serve never answered"
-            time.sleep(0.1)
         started = time.monotonic()
         status, answer = _call(server, "POST", "/v1/completions", {"prompt": "Go", "max_tokens": 50000}, key=None)
         assert status == 200 and time.monotonic() - started < 5
@@ -391,27 +395,10 @@ BAD_CHATS = [
 ]
 
 
-def _serve_logged(model, log, *extra):
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(model), "--port", str(port),
-                                "--device", "cpu", *extra], env=env, stdout=subprocess.DEVNULL, stderr=log)
-    server = SimpleNamespace(port=port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if _call(server, "GET", "/v1/models", key=None)[0] == 200:
-                return process, server
-        except OSError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "tfchat serve never answered"
-        time.sleep(0.1)
-
-
 def test_bad_bodies_are_400s_naming_the_field_and_shutdown_ends_open_requests_as_abort(small_model, tmp_path):
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
-        process, server = _serve_logged(small_model, log)
+        process, server = start_serve(small_model, stderr=log)
         try:
             for raw, param in BAD_BODIES:
                 status, answer = _call(server, "POST", "/v1/completions", raw_body=raw, key=None)
