@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the most max_tokens a request may ask for (default 32768); more get 400")
     serve.add_argument("--request-timeout", type=float, metavar="SECONDS",
                        help="end a request's generation after this long, with what it has (default: no limit)")
+    serve.add_argument("--read-timeout", type=float, metavar="SECONDS",
+                       help="time a client has to send a request's headers, and again its body "
+                            "(default 10 s and 60 s); a connection that takes longer is closed")
 
     info = sub.add_parser("info", help="parameter count and every tensor's name and shape")
     _add_model_args(info)
@@ -181,12 +184,14 @@ def _dispatch(args) -> int:
             from core.errors import TfchatError
 
             raise TfchatError("--max-rows takes 1 to 8, --max-queue 0 or more, --max-tokens-limit 1 or more")
-        if args.request_timeout is not None and not args.request_timeout > 0:
-            from core.errors import TfchatError
+        for flag, seconds in (("--request-timeout", args.request_timeout), ("--read-timeout", args.read_timeout)):
+            if seconds is not None and not 0 < seconds < float("inf"):
+                from core.errors import TfchatError
 
-            raise TfchatError(f"--request-timeout {args.request_timeout}: give seconds above 0")
+                raise TfchatError(f"{flag} {seconds}: give seconds above 0")
         return run_server(args.model, args.device, args.host, args.port, args.api_key, args.allow_no_key,
-                          args.max_rows, args.max_queue, args.max_tokens_limit, args.request_timeout)
+                          args.max_rows, args.max_queue, args.max_tokens_limit, args.request_timeout,
+                          args.read_timeout)
     if args.command == "bench":
         if args.app:
             from tui.bench_app import run_app_bench  # the UI, only when asked for

@@ -25,6 +25,7 @@ from core.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_o
 from core.scheduler import BatchScheduler, QueueFull, RowUpdate
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a body beyond this is refused with 413 before it is parsed
+BODY_READ_SECONDS = 60.0  # a body still arriving after this is refused with 408 (4 MB at ~0.5 Mbit/s)
 # max_tokens above this is a 400: the window does not bound a generation (the book crops and goes on),
 # so without a limit one request could hold a row for good.
 DEFAULT_MAX_TOKENS_LIMIT = 32768
@@ -56,12 +57,13 @@ class Api:
 
     def __init__(self, engine, model_name: str, api_key: str | None = None, max_rows: int = 8,
                  max_queue: int = 64, max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT,
-                 request_timeout: float | None = None):
+                 request_timeout: float | None = None, body_read_seconds: float = BODY_READ_SECONDS):
         self.engine = engine
         self.model_name = model_name
         self.api_key = api_key
         self.max_tokens_limit = max_tokens_limit
         self.request_timeout = request_timeout  # seconds a request may generate for; None: no cap
+        self.body_read_seconds = body_read_seconds
         self.scheduler = BatchScheduler(engine, max_rows=max_rows, max_queue=max_queue)
         self.shutting_down = False  # set on Ctrl+C, SIGTERM or a hangup: open requests end as "abort"
         self.created = int(time.time())
@@ -136,7 +138,7 @@ class Api:
         if self.shutting_down:
             return _error(ApiError(503, "the server is shutting down", "server_error", code="server_shutting_down"))
         try:
-            body = await _read_json(request)
+            body = await _read_json(request, self.body_read_seconds)
             parsed = parse_request(body, chat, self.engine.config.embedding_rows, self.max_tokens_limit)
             if parsed.model not in (None, self.model_name):
                 raise _unknown_model(parsed.model, self.model_name)
@@ -253,21 +255,30 @@ async def _cancel_when_gone(request, cancel: threading.Event) -> None:
             return
 
 
-async def _read_json(request) -> object:
+async def _read_json(request, body_read_seconds: float) -> object:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes", code="body_too_large")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes", code="body_too_large")
+    try:
+        body = await asyncio.wait_for(_read_body(request), body_read_seconds)
+    except asyncio.TimeoutError:  # a client trickling its body would hold the connection for good
+        raise ApiError(408, f"the request body took over {body_read_seconds:g} s to arrive",
+                       code="body_too_slow") from None
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "the request body is not JSON") from None
     except RecursionError:  # "[" * 100000: deeper than Python's parser goes
         raise ApiError(400, "the request body nests deeper than any request needs") from None
+
+
+async def _read_body(request) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes", code="body_too_large")
+    return body
 
 
 def _json(content: dict, status: int = 200):
@@ -313,13 +324,14 @@ def _check_port(host: str, port: int) -> None:
 
 def run_server(model_arg: str | None, device: str, host: str, port: int, api_key: str | None,
                allow_no_key: bool, max_rows: int, max_queue: int, max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT,
-               request_timeout: float | None = None) -> int:
+               request_timeout: float | None = None, read_timeout: float | None = None) -> int:
     """Load the model, then serve until Ctrl+C or SIGTERM."""
     try:
         import uvicorn
     except ImportError:
         raise TfchatError("tfchat serve needs its extra: pip install 'tfchat[serve]'") from None
     from core.engine import Engine
+    from core.read_deadlines import with_header_deadline
     from core.paths import resolve_model_path
 
     if os.environ.get("TFCHAT_EXIT_WITH_PARENT"):  # started by a tool (bench --serve, tests) that may be killed
@@ -334,7 +346,8 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
     _check_port(host, port)
     path = resolve_model_path(model_arg)
     engine = Engine.load(path, device)
-    api = Api(engine, path.name, api_key, max_rows, max_queue, max_tokens_limit, request_timeout)
+    api = Api(engine, path.name, api_key, max_rows, max_queue, max_tokens_limit, request_timeout,
+              body_read_seconds=read_timeout or BODY_READ_SECONDS)
     print(f"tfchat serve: {path} as {path.name!r} on http://{host}:{port}/v1 ({engine.device}; ctrl+c stops)",
           file=sys.stderr, flush=True)
     class Server(uvicorn.Server):
@@ -344,10 +357,12 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
             api.shut_down()
             super().handle_exit(sig, frame)
 
-    # limit_concurrency bounds open connections (beyond it uvicorn answers 503 at once), so clients
-    # that open connections and trickle their headers cannot take every file descriptor.
+    # limit_concurrency bounds open connections (beyond it uvicorn answers 503 at once), and each request's
+    # headers have a deadline (core.read_deadlines), so clients that open connections and trickle their
+    # headers cannot take every file descriptor.
     server = Server(uvicorn.Config(api.app(), host=host, port=port, log_level="warning",
-                                   timeout_graceful_shutdown=2, limit_concurrency=max_rows + max_queue + 64))
+                                   http=with_header_deadline(read_timeout), timeout_graceful_shutdown=2,
+                                   limit_concurrency=max_rows + max_queue + 64))
     # uvicorn ends gracefully on SIGINT and SIGTERM; a dropped SSH link (SIGHUP) ends it the same way.
     hung_up = []
 

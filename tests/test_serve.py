@@ -439,3 +439,65 @@ def test_bad_bodies_are_400s_naming_the_field_and_shutdown_ends_open_requests_as
         assert answer["choices"][0]["text"] and 0 < answer["usage"]["completion_tokens"] < 30000
     log_text = log_path.read_text()
     assert "Traceback" not in log_text and "Exception in ASGI" not in log_text, log_text
+
+
+def _closed_by_server(connection: socket.socket) -> bool:
+    try:
+        return connection.recv(1024) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except (socket.timeout, BlockingIOError):
+        return False
+
+
+def test_connections_that_trickle_their_headers_are_closed_and_others_are_served(small_model):
+    """Slowloris: before, 300 such connections stayed open for as long as their clients liked."""
+    process, server = start_serve(small_model, "--read-timeout", "2")
+    trickling = []
+    try:
+        for _ in range(30):
+            connection = socket.create_connection(("127.0.0.1", server.port))
+            connection.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n")
+            connection.setblocking(False)
+            trickling.append(connection)
+        started = time.monotonic()
+        while time.monotonic() - started < 3.5:  # a header byte every 0.25 s: never a whole request
+            for connection in trickling:
+                try:
+                    connection.sendall(b"X")
+                except OSError:
+                    pass  # already closed by the server
+            assert _call(server, "GET", "/v1/models", key=None)[0] == 200  # the server still answers
+            time.sleep(0.25)
+        time.sleep(0.5)
+        assert all(_closed_by_server(connection) for connection in trickling)
+    finally:
+        for connection in trickling:
+            connection.close()
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_body_that_trickles_past_the_read_timeout_gets_a_408_error_object(small_model):
+    process, server = start_serve(small_model, "--read-timeout", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+            connection.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"
+                               b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\"")
+            answer = b""
+            while b"}" not in answer:  # the error object arrives without the rest of the body
+                chunk = connection.recv(4096)
+                assert chunk, "the server closed the connection without an answer"
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        assert json.loads(body)["error"]["code"] == "body_too_slow"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_read_timeout_of_zero_is_refused_in_one_line(small_model):
+    result = tfchat("serve", "--model", str(small_model), "--read-timeout", "0")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "tfchat: --read-timeout 0.0: give seconds above 0"]

@@ -291,3 +291,31 @@ def test_the_mouse_wheel_scrolls_the_transcript_and_back(tmux_app):
     for _ in range(30):
         app.type(WHEEL_DOWN)
     app.wait_for("300 tokens")
+
+
+def test_a_raw_paste_arrives_whole_as_one_prompt_and_quitting_after_it_works(tmux_app, tmp_path):
+    """A terminal without bracketed paste types a paste key by key: line breaks come as Enter.
+
+    Every character lands in order, the line breaks stay line breaks (nothing is sent until
+    Enter), and the app answers keys again at once. Before, the app handled about 80 characters a second
+    of a 200 KB paste and sent each of its lines as a prompt.
+    """
+    from core.tokenizer import load_encoding
+
+    lines = [f"line {i}: the quick brown fox jumps over the lazy dog, {i * 7919 % 1000} times" for i in range(1500)]
+    text = "\n".join(lines)  # about 100 KB
+    expected_tokens = len(load_encoding().encode(text, disallowed_special=()))
+    paste = tmp_path / "paste.txt"
+    paste.write_text(text)
+    app = tmux_app()
+    subprocess.run(["tmux", "load-buffer", "-b", app.name, str(paste)], check=True)
+    subprocess.run(["tmux", "paste-buffer", "-d", "-b", app.name, "-t", app.name], check=True)  # raw: no -p
+    app.wait_for(f"ctx {expected_tokens}/", timeout=120)
+    screen = app.screen()
+    assert "line 1499:" in screen and "generating" not in screen and "queued" not in screen
+    app.keys("Enter")  # the whole paste, in order, is one prompt
+    app.wait_for("tok/s", timeout=60)
+    app.keys("C-q")
+    wait_until(app.dead, "tfchat did not quit on ctrl+q after a raw paste", timeout=30)
+    [(prompt, _output, _reason)] = exchanges(tmp_path / "history.sqlite3")
+    assert prompt == text

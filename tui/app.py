@@ -38,6 +38,7 @@ from tui.keys import alt_digit
 from tui.messages import EngineFailed, EngineReady, GenerationDone
 from tui.palette import tfchat_commands
 from tui.prompt_input import PromptInput
+from tui.raw_paste import driver_with_raw_pastes
 from tui.session import Request, transcript_text
 from tui.sidebar import PresetSidebar
 from tui.slash_commands import SlashCommandsMixin
@@ -527,6 +528,7 @@ def run_app(model: str | None, device: str, preset: str | None, history: str | N
                    endpoint=endpoint, api_key=api_key, remote_model=remote_model, endpoint_timeout=endpoint_timeout)
     app.initial_prompt = initial_prompt
     app.exit_watchdog = True
+    app.driver_class = driver_with_raw_pastes(app.driver_class)
     on_exit_signals(app.end_from_signal)
     if sys.stdin is not None and sys.stdin.isatty():
         on_terminal_lost(sys.stdin.fileno(), lambda: app.end_from_signal(signal.SIGHUP))

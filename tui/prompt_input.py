@@ -1,13 +1,27 @@
-"""The prompt pane: multi-line input; Enter sends, ctrl+j adds a line, up/down recall."""
+"""The prompt pane: multi-line input; Enter sends, ctrl+j adds a line, up/down recall.
+
+Typed characters are inserted in batches: a paste in a terminal without bracketed paste (or
+over a slow link) arrives as one key event per character, and TextArea re-wraps the whole
+line on every insert, so inserting them one by one costs time proportional to the text per
+key (a 200 KB paste took minutes). Characters that arrive together are inserted as one edit.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from textual import events
+from textual._time import get_time  # the clock Textual stamps events with
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import TextArea
 
 from tui.keys import alt_digit
+
+# Inserts at most this often while keys keep arriving: a paste of any size costs a bounded
+# number of edits per second, and typing by hand (slower than this) is never delayed.
+BURST_INSERT_INTERVAL = 0.05
+BURST_GAP = 0.01  # keys read closer together than this were not typed by a person (auto-repeat is ~0.03 s)
+LONGEST_UNDRAWN = 1.0  # while a paste is still arriving, the pane is redrawn at least this often
 
 NEWLINE_KEYS = ("ctrl+j", "shift+enter")  # ctrl+j is a distinct byte (LF) in every terminal and in tmux
 
@@ -32,6 +46,11 @@ class PromptInput(TextArea):
         self._recall = list(recall or [])
         self._recall_at: int | None = None  # index into _recall while browsing
         self._draft = ""
+        self._typed: list[str] = []  # characters received but not yet inserted
+        self._insert_timer: Timer | None = None
+        self._last_insert = 0.0
+        self._last_key_read = 0.0  # when the terminal driver read the newest key
+        self._in_burst = False
 
     def remember(self, text: str) -> None:
         if not self._recall or self._recall[-1] != text:
@@ -44,6 +63,11 @@ class PromptInput(TextArea):
         if alt_digit(key, event.character) is not None:
             event.prevent_default()  # a preset shortcut, not text: bubble it to the app untyped
             return
+        if event.is_printable and not self.read_only:
+            self._stop(event)
+            self._type(event.character, event.time)
+            return
+        self.insert_typed()  # every other key acts on the text typed before it
         if key == "enter":
             self._stop(event)
             self._submit()
@@ -58,8 +82,54 @@ class PromptInput(TextArea):
             self._browse(+1)
         # Anything else falls through: Textual then runs TextArea._on_key itself.
 
+    def _type(self, text: str, read_at: float) -> None:
+        self._typed.append(text)
+        self._in_burst = read_at - self._last_key_read < BURST_GAP
+        self._last_key_read = read_at
+        if self._insert_timer is None and len(self._typed) == 1:
+            wait = self._last_insert + BURST_INSERT_INTERVAL - get_time()
+            if wait <= 0:
+                self.call_later(self.insert_typed)  # a key typed by hand shows at once
+            else:
+                # Keys arriving faster than a person types: gather them into the next insert.
+                self._insert_timer = self.set_timer(wait, self._insert_when_burst_ends)
+
+    def _insert_when_burst_ends(self) -> None:
+        """Inserts the gathered keys, or keeps gathering while a paste is still arriving.
+
+        Each insert and redraw costs time proportional to the line's length, so during a burst
+        the pane is redrawn about once a second and the keys in between cost only their handling.
+        """
+        self._insert_timer = None
+        arriving = self._in_burst and get_time() - self._last_key_read < BURST_INSERT_INTERVAL
+        if arriving and get_time() - self._last_insert < LONGEST_UNDRAWN:
+            self._insert_timer = self.set_timer(BURST_INSERT_INTERVAL, self._insert_when_burst_ends)
+            return
+        self.insert_typed()
+
+    def insert_typed(self) -> None:
+        """Puts the keys received but not yet inserted into the text; `text` is whole after it."""
+        if self._insert_timer is not None:
+            self._insert_timer.stop()
+            self._insert_timer = None
+        if not self._typed:
+            return
+        typed = "".join(self._typed)
+        self._typed.clear()
+        start, end = self.selection
+        self.replace(typed, start, end, maintain_selection_offset=False)
+        self._last_insert = get_time()
+        # The pane's size follows the new text only at the next layout: scroll to the cursor then.
+        self.call_after_refresh(self.scroll_cursor_visible)
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        if self.read_only:
+            return
+        self._stop(event)
+        self._type(event.text, event.time)  # a raw paste comes as many pastes: gathered like keys
+
     @staticmethod
-    def _stop(event: events.Key) -> None:
+    def _stop(event: events.Event) -> None:
         event.stop()
         event.prevent_default()
 
