@@ -52,7 +52,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.train_config import FLOAT_KEYS, INT_KEYS, flag_name  # no torch: --help stays quick
+    from core.train.config import FLOAT_KEYS, INT_KEYS, flag_name  # no torch: --help stays quick
     parser = argparse.ArgumentParser(prog="tfchat", description="Chat-style REPL for the book's GPT models.")
     _add_model_args(parser, top_level=True)
     parser.add_argument("--preset", help="preset to start with (default: the last one used, else balanced)")
@@ -140,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from core.errors import TfchatError
 
-    from core.lifecycle import on_exit_signals
-    from core.runtime import apply_threads, resolve_threads, tune_allocator
+    from core.system.lifecycle import on_exit_signals
+    from core.system.runtime import apply_threads, resolve_threads, tune_allocator
 
     args = build_parser().parse_args(argv)
     tune_allocator()
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     on_exit_signals(lambda signum: sys.exit(128 + signum))
     try:
         args.threads = resolve_threads(args.threads, default=None if args.command == "train" else 1)
-        if args.threads is not None:
+        # The app's and history's torch runs in another process (or nowhere): this one never loads it.
+        if args.threads is not None and args.command not in (None, "history"):
             apply_threads(args.threads)
         return _dispatch(args)
     except TfchatError as exc:
@@ -178,7 +179,7 @@ def _dispatch(args) -> int:
     if args.command == "info":
         return cmd_info(args)
     if args.command == "serve":
-        from core.server import run_server
+        from core.serve.server import run_server
 
         if not 1 <= args.max_rows <= 8 or args.max_queue < 0 or args.max_tokens_limit < 1:
             from core.errors import TfchatError
@@ -198,22 +199,22 @@ def _dispatch(args) -> int:
 
             return run_app_bench(args.model, args.device)
         if args.serve:
-            from core.bench_serve import run_serve_bench
+            from core.commands.bench_serve import run_serve_bench
 
             return run_serve_bench(args.model, args.device, args.requests, args.concurrency, args.tokens)
         if args.batch is not None:
-            from core.bench_batch import run_batch_bench
+            from core.commands.bench_batch import run_batch_bench
 
             return run_batch_bench(args.model, args.device, args.batch, args.tokens)
-        from core.bench import run_bench
+        from core.commands.bench import run_bench
 
         return run_bench(args.model, args.device, args.tokens)
     if args.command == "train":
-        from core.train import run_train_command
+        from core.train.trainer import run_train_command
 
         return run_train_command(args)
     if args.command == "history":
-        from core.history import export_history
+        from core.store.history import export_history
 
         return export_history(args.history, args.format, args.limit, sys.stdout, sys.stderr)
     if not args.endpoint:
@@ -229,12 +230,12 @@ def _dispatch(args) -> int:
 
 def _check_app_can_start(args) -> None:
     """What would only fail inside the UI is checked before it opens: one line, exit 2."""
-    from core.checkpoint import check_model_file
-    from core.device import resolve_device
     from core.errors import CheckpointError
-    from core.paths import resolve_model_path
+    from core.system.device import check_device_choice
+    from core.system.files import check_model_file
+    from core.system.paths import resolve_model_path
 
-    resolve_device(args.device)
+    check_device_choice(args.device)
     path = resolve_model_path(args.model)
     try:
         check_model_file(path)
@@ -246,7 +247,7 @@ def _check_app_can_start(args) -> None:
 
 
 def load_catalog():
-    from core.presets import load_presets
+    from core.settings.presets import load_presets
 
     catalog = load_presets()
     for warning in catalog.warnings:
@@ -256,7 +257,7 @@ def load_catalog():
 
 def sampling_params_from_args(args, catalog=None, preset: str | None = None):
     """The preset's params (default: --preset, else balanced) with the command line's values on top."""
-    from core.presets import params_from_mapping
+    from core.settings.presets import params_from_mapping
 
     catalog = catalog or load_catalog()
     base = catalog.get(preset or args.preset or "balanced").params
@@ -298,7 +299,7 @@ def cmd_generate(args) -> int:
     engine = _backend(args)
     out = sys.stdout
     if args.logprobs or args.trace:
-        from core.step_output import JsonLinesWriter, TraceWriter
+        from core.commands.step_output import JsonLinesWriter, TraceWriter
 
         top = args.logprobs or TraceWriter.CANDIDATES
         generation = engine.generate(prompt, params, top_logprobs=top)
@@ -341,19 +342,19 @@ def _stream_generation(generation, writer, out, args) -> None:
 def _backend(args):
     """The model to generate with: a checkpoint in this process, or a server (--endpoint)."""
     if args.endpoint:
-        from core.http_backend import HttpBackend
+        from core.engine.http_client import HttpBackend
 
         return HttpBackend.connect(args.endpoint, args.api_key or os.environ.get("TFCHAT_API_KEY"),
                                    args.remote_model, args.timeout)
-    from core.engine import Engine
-    from core.paths import resolve_model_path
+    from core.engine.in_process import Engine
+    from core.system.paths import resolve_model_path
 
     return Engine.load(resolve_model_path(args.model), args.device)
 
 
 def _generate_rows(args) -> int:
-    """Several rows (presets compared, several prompts, or --format jsonl): `core.compare_cli`."""
-    from core.compare_cli import compare_presets, plan_rows, read_prompts_file, run_rows
+    """Several rows (presets compared, several prompts, or --format jsonl): `core.commands.compare`."""
+    from core.commands.compare import compare_presets, plan_rows, read_prompts_file, run_rows
     from core.errors import PresetError
 
     if args.logprobs or args.trace:
@@ -376,9 +377,9 @@ def _generate_rows(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.model_card import h_params_source
-    from core.paths import resolve_model_path
+    from core.nn.checkpoint import load_checkpoint
+    from core.nn.model_card import h_params_source
+    from core.system.paths import resolve_model_path
 
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     c = checkpoint.config

@@ -1,3 +1,4 @@
+import signal
 import sys
 from pathlib import Path
 
@@ -7,6 +8,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference import random_book_checkpoint  # noqa: E402
+
+# A shell's background job starts with Ctrl+C ignored, and the commands the tests start would
+# inherit that: the tests that press Ctrl+C on them would wait forever. A handler (unlike
+# "ignored") is reset to the default in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,9 @@ import threading
 import time
 
 
-from core.engine import Engine
-from core.engine_process import EngineProcess
-from core.sampling import SamplingParams
+from core.engine.in_process import Engine
+from core.engine.engine_process import EngineProcess
+from core.settings.sampling_params import SamplingParams
 from tui.app import make_app
 from tui.prompt_input import PromptInput
 from tui.sidebar import PresetSidebar

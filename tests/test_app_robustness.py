@@ -5,8 +5,8 @@ import sqlite3
 import time
 
 from core.errors import CheckpointError
-from core.history import History
-from core.lifecycle import register_child
+from core.store.history import History
+from core.system.lifecycle import register_child
 from test_app import finished, history_rows, notices, ready, send, views, wait_for
 from tui.app import make_app
 

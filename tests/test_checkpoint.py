@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from core.checkpoint import expected_shapes, load_checkpoint
+from core.nn.checkpoint import expected_shapes, load_checkpoint
 from core.errors import CheckpointError
 from reference import random_book_checkpoint
 

@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint
-from core.engine import Engine
+from core.nn.checkpoint import load_checkpoint
+from core.engine.in_process import Engine
 from core.errors import CheckpointError, PromptError
-from core.fast_model import FastModel
-from core.generation import generate_ids
-from core.sampling import SamplingParams
-from core.tokenizer import load_encoding
+from core.nn.fast_model import FastModel
+from core.decode.generation import generate_ids
+from core.settings.sampling_params import SamplingParams
+from core.engine.tokenizer import load_encoding
 from reference import assert_same_greedy_tokens
 from repository_models import RepositoryModel, ScifiModel
 from test_cli import tfchat

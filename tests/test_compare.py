@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from core.engine import Engine
-from core.presets import load_presets
+from core.engine.in_process import Engine
+from core.settings.presets import load_presets
 from test_cli import tfchat
 
 

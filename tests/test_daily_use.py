@@ -1,8 +1,8 @@
 """What a newcomer expects day to day, driven through the real app with Pilot."""
 import re
 
-from core.history import History
-from core.tokenizer import load_encoding
+from core.store.history import History
+from core.engine.tokenizer import load_encoding
 from test_app import finished, ready, send, views, wait_for
 from tui.history_screen import HistoryScreen
 from tui.key_bar import KeyBar
@@ -175,7 +175,7 @@ async def test_save_writes_what_produced_each_exchange(app_factory, tmp_path):
 
 async def test_the_history_browser_searches_and_sends_a_past_prompt_again(app_factory):
     store = History(app_factory.history)
-    from core.history import Exchange
+    from core.store.history import Exchange
     for prompt in ("Pricing talk", "Closing a deal", "Pricing again"):
         store.add(Exchange(prompt, f" about {prompt}", "greedy", {}, {"new_tokens": 3}, "m", "length"))
     store.close()

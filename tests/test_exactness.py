@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint
-from core.fast_model import FastModel
-from core.generation import generate_ids
-from core.sampling import SamplingParams
-from core.worker import HelperThread
+from core.nn.checkpoint import load_checkpoint
+from core.nn.fast_model import FastModel
+from core.decode.generation import generate_ids
+from core.settings.sampling_params import SamplingParams
+from core.system.helper_thread import HelperThread
 from reference import TIE_TOLERANCE, ReferenceModel, assert_same_greedy_tokens, random_book_checkpoint
 
 SHAPES = [
@@ -111,7 +111,7 @@ def test_past_the_window_one_row_on_keys_computed_ahead_is_the_books_window(tmp_
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("shape", SHAPES)
 def test_on_cuda_the_graphed_decode_step_gives_the_books_greedy_tokens_and_logits(tmp_path, shape):
-    """On CUDA every decode step is a CUDA graph replay (`core.cuda_graph`), in the window and past it."""
+    """On CUDA every decode step is a CUDA graph replay (`core.nn.cuda_graph`), in the window and past it."""
     ckpt = random_book_checkpoint(*shape, seed=5)
     path = tmp_path / "m.ckpt"
     torch.save(ckpt, path)

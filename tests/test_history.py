@@ -2,7 +2,7 @@
 import json
 import sqlite3
 
-from core.history import Exchange, History
+from core.store.history import Exchange, History
 from test_cli import tfchat
 
 

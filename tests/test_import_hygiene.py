@@ -1,18 +1,100 @@
-"""The headless core never imports the UI toolkit."""
+"""The layering holds: the headless core never imports the UI, and each layer imports only downwards."""
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# tensors -> token ids -> text -> serving and tools; a module may import its own layer and those below.
+LAYERS = {
+    "errors": 0,
+    "system": 1,      # device, threads, paths, process lifetime, the helper thread
+    "settings": 2,    # sampling settings, presets, bounded YAML
+    "store": 2,       # the history database
+    "nn": 3,          # the model: config, the book's and the fast one, checkpoints
+    "decode": 4,      # token ids: sampling, single and batched decoding
+    "engine": 5,      # text: tokenizer, streaming, stats, the backends
+    "serve": 6,       # tfchat serve
+    "train": 6,       # tfchat train
+    "commands": 7,    # bench, compare, row printing
+    "cli": 8,         # the entry point
+}
+
+
+def core_modules() -> list[Path]:
+    """Every module of core but its own __init__."""
+    return sorted(p for p in (ROOT / "core").rglob("*.py") if p != ROOT / "core" / "__init__.py")
+
+
+def dotted(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def layer_of(module: str) -> str | None:
+    """`core.engine.tokenizer` -> `engine`; `core.errors` -> `errors`; None outside core."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "core" and len(parts) > 1 else None
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module the file imports, at the top or inside a function, with its line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def test_every_core_module_sits_in_a_known_layer():
+    assert [dotted(p) for p in core_modules() if layer_of(dotted(p)) not in LAYERS] == []
+
+
+def test_layers_import_only_downwards():
+    upwards = []
+    for path in core_modules():
+        own = layer_of(dotted(path))
+        for line, imported in imported_modules(path):
+            target = layer_of(imported)
+            if target in LAYERS and LAYERS[target] > LAYERS[own]:
+                upwards.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
+            if imported.split(".")[0] == "tui" and own != "cli":
+                upwards.append(f"{path.relative_to(ROOT)}:{line} imports the UI ({imported})")
+    assert upwards == []
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    """The check above is only as good as its parser: an upward import it must catch."""
+    module = tmp_path / "bad.py"
+    module.write_text("def f():\n    from core.engine.tokenizer import load_encoding\n")
+    assert [(line, name) for line, name in imported_modules(module)] == [(2, "core.engine.tokenizer")]
+    assert LAYERS[layer_of("core.engine.tokenizer")] > LAYERS["nn"]
+
 
 def test_core_modules_do_not_import_textual():
-    modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem != "__init__")
+    modules = [dotted(p) for p in core_modules()]
     code = (
         "import sys, importlib\n"
-        f"for m in {modules!r}: importlib.import_module('core.' + m)\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
         "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.') or m.startswith('tui')]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_app_process_never_loads_torch(small_model, tmp_path):
+    """Its torch runs in the engine process: the app starts faster and holds ~190 MB less."""
+    code = (
+        "import sys\n"
+        "from core.cli import build_parser, _check_app_can_start\n"
+        "from tui.app import make_app\n"
+        f"args = build_parser().parse_args(['--model', {str(small_model)!r}, '--device', 'cpu'])\n"
+        "_check_app_can_start(args)\n"
+        f"make_app(args.model, args.device, None, {str(tmp_path / 'history.sqlite3')!r})\n"
+        "print([m for m in sys.modules if m == 'torch' or m.startswith('torch.')][:3])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -7,8 +7,8 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from core.engine import Engine
-from core.sampling import SamplingParams
+from core.engine.in_process import Engine
+from core.settings.sampling_params import SamplingParams
 from test_app import finished, history_rows, ready, send, views, wait_for
 from tui.inspector_screen import InspectorScreen
 from tui.token_screen import TokenScreen

@@ -41,7 +41,7 @@ def test_a_wheel_carries_the_presets_and_the_model_and_runs_from_anywhere(tmp_pa
     assert '"new_tokens": 12' in generated.stderr and generated.stdout.strip()
     trained = tfchat("train", "--help")
     assert trained.returncode == 0
-    where = subprocess.run([sys.executable, "-c", "import core.paths as p; print(p.BUILTIN_PRESETS); "
+    where = subprocess.run([sys.executable, "-c", "import core.system.paths as p; print(p.BUILTIN_PRESETS); "
                             "print(p.BUILTIN_TRAIN_CONFIG)"], capture_output=True, text=True, env=env, cwd=elsewhere)
     assert where.stdout.split() == [str(site / "core" / "configs" / "presets.yaml"),
                                     str(site / "core" / "configs" / "train.yaml")]

@@ -2,8 +2,8 @@
 import pytest
 
 from core.errors import PresetError
-from core.paths import user_presets_file
-from core.presets import load_presets, params_from_mapping
+from core.system.paths import user_presets_file
+from core.settings.presets import load_presets, params_from_mapping
 
 
 def test_builtin_presets_load_with_the_book_defaults():

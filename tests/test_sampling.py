@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from core.errors import PresetError
-from core.sampling import SamplingParams, apply_repetition_penalty, filtered_probs, next_token
+from core.decode.sampling import apply_repetition_penalty, filtered_probs, next_token
+from core.settings.sampling_params import SamplingParams
 
 
 def reference_probs(logits, temperature=1.0, top_k=None, top_p=1.0, min_p=0.0, penalty=1.0, window=()):
@@ -146,7 +147,7 @@ def test_invalid_values_are_refused_naming_the_key(bad, key):
 
 
 def test_two_step_draws_over_a_large_vocabulary_follow_the_distribution():
-    from core.sampling import _draw
+    from core.decode.sampling import _draw
 
     V = 10000  # 39 full blocks of 256 and a 16-entry tail
     probs = torch.zeros(V)

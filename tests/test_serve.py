@@ -13,12 +13,12 @@ import pytest
 import torch
 from openai import OpenAI
 
-from core.backend import Backend
-from core.engine import Engine
+from core.engine.backend import Backend
+from core.engine.in_process import Engine
 from core.errors import TfchatError
-from core.http_backend import HttpBackend
-from core.openai_api import chat_prompt
-from core.sampling import SamplingParams
+from core.engine.http_client import HttpBackend
+from core.serve.openai_api import chat_prompt
+from core.settings.sampling_params import SamplingParams
 from reference import random_book_checkpoint
 from test_cli import tfchat
 
@@ -255,7 +255,7 @@ def test_a_request_timeout_ends_a_generation_with_what_it_has(small_model):
 
 
 def test_ipv6_loopback_in_brackets_is_loopback():
-    from core.server import check_exposure, is_loopback
+    from core.serve.server import check_exposure, is_loopback
 
     assert is_loopback("[::1]") and is_loopback("::1") and is_loopback("127.0.0.2") and not is_loopback("[::]")
     assert check_exposure("[::1]", None, False) is None

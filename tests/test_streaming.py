@@ -3,11 +3,11 @@ import threading
 
 import pytest
 
-from core.engine import Engine
+from core.engine.in_process import Engine
 from core.errors import PromptError
-from core.sampling import SamplingParams
-from core.streaming import StopFilter
-from core.tokenizer import IncrementalDecoder, encode_prompt, load_encoding
+from core.settings.sampling_params import SamplingParams
+from core.engine.streaming import StopFilter
+from core.engine.tokenizer import IncrementalDecoder, encode_prompt, load_encoding
 
 
 def test_cjk_split_across_tokens_streams_as_whole_characters():

@@ -300,7 +300,7 @@ def test_a_raw_paste_arrives_whole_as_one_prompt_and_quitting_after_it_works(tmu
     Enter), and the app answers keys again at once. Before, the app handled about 80 characters a second
     of a 200 KB paste and sent each of its lines as a prompt.
     """
-    from core.tokenizer import load_encoding
+    from core.engine.tokenizer import load_encoding
 
     lines = [f"line {i}: the quick brown fox jumps over the lazy dog, {i * 7919 % 1000} times" for i in range(1500)]
     text = "\n".join(lines)  # about 100 KB

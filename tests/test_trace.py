@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint
-from core.engine import Engine
+from core.nn.checkpoint import load_checkpoint
+from core.engine.in_process import Engine
 from core.errors import PresetError, PromptError
-from core.fast_model import FastModel
-from core.generation import generate_ids, generate_steps
-from core.sampling import SamplingParams
+from core.nn.fast_model import FastModel
+from core.decode.generation import generate_ids, generate_steps
+from core.settings.sampling_params import SamplingParams
 from reference import ReferenceModel, random_book_checkpoint
 
 SHAPE = (30, 5, 3, 8, 700)  # d_model, heads, blocks, context, vocab: an 8-token window, passed early

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.book_model import BookModel
-from core.checkpoint import expected_shapes, load_checkpoint
-from core.engine import Engine
-from core.sampling import SamplingParams
+from core.nn.book_model import BookModel
+from core.nn.checkpoint import expected_shapes, load_checkpoint
+from core.engine.in_process import Engine
+from core.settings.sampling_params import SamplingParams
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_H_PARAMS = {"d_model", "num_heads", "num_blocks", "context_length", "max_token_value", "dropout",

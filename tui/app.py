@@ -17,14 +17,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from core.engine import Engine
-from core.engine_process import EngineProcess
+from core.engine.backend import Backend
+from core.engine.engine_process import EngineProcess
 from core.errors import TfchatError, describe_exception
-from core.history import History, NoHistory, open_history
-from core.lifecycle import end_children, on_exit_signals, on_terminal_lost
-from core.paths import resolve_model_path
-from core.presets import PresetCatalog, load_presets, params_from_mapping
-from core.sampling import SamplingParams
+from core.store.history import History, NoHistory, open_history
+from core.system.lifecycle import end_children, on_exit_signals, on_terminal_lost
+from core.system.paths import resolve_model_path
+from core.settings.presets import PresetCatalog, load_presets, params_from_mapping
+from core.settings.sampling_params import SamplingParams
 from tui.branches import branch_from
 from tui.compare_mode import KEEP_KEY, CompareMixin
 from tui.context_meter import ContextMeter
@@ -103,7 +103,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
     def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History | NoHistory,
                  preset: str | None = None, engine_loader=EngineProcess.load, remote: str | None = None):
         super().__init__()
-        # (path, device) -> a backend (core.backend): in-process, engine process or HTTP; run off the UI thread
+        # (path, device) -> a backend (core.engine.backend): in-process, engine process or HTTP; run off the UI thread
         self.engine_loader = engine_loader
         self.model_path = model_path
         self.remote = remote  # the server's URL when the model is behind one (--endpoint), else None
@@ -117,7 +117,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         self.preset = preset or (remembered if remembered in catalog.presets else default)
         self.overrides: dict[str, dict] = {}  # preset name -> /set values for this session
         self.mode = "completion"
-        self.engine: Engine | EngineProcess | None = None
+        self.engine: Backend | None = None
         self.pending: deque[Request] = deque()
         self.active: Request | None = None
         self.active_view: ExchangeView | None = None
@@ -507,13 +507,13 @@ def make_app(model: str | None = None, device: str = "auto", preset: str | None 
              endpoint_timeout: float | None = None) -> TfchatApp:
     """The one way to build the app: the CLI, Pilot tests and snapshot tests all use it.
 
-    With `endpoint`, the model is an OpenAI-compatible server's (`core.http_backend`)."""
+    With `endpoint`, the model is an OpenAI-compatible server's (`core.engine.http_client`)."""
     catalog = load_presets()
     if preset is not None:
         catalog.get(preset)
     EngineProcess.prepare()
     if endpoint is not None:
-        from core.http_backend import HttpBackend
+        from core.engine.http_client import HttpBackend
 
         engine_loader = lambda _path, _device: HttpBackend.connect(  # noqa: E731
             endpoint, api_key, remote_model, endpoint_timeout)

@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.engine import Engine
-from core.history import History
-from core.paths import resolve_model_path
-from core.presets import load_presets, params_from_mapping
+from core.engine.in_process import Engine
+from core.store.history import History
+from core.system.paths import resolve_model_path
+from core.settings.presets import load_presets, params_from_mapping
 from tui.app import make_app
 from tui.insight import TOP_LOGPROBS
 from tui.prompt_input import PromptInput

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.trace import Alternative, StepInfo
+from core.decode.step_info import Alternative, StepInfo
 from tui.token_view import token_spans
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from textual import work
 from textual.message import Message
 
-from core.batching import MAX_ROWS
+from core.decode.limits import MAX_ROWS
 from core.errors import TfchatError, describe_exception
-from core.stats import GenerationStats
+from core.engine.stats import GenerationStats
 from tui.compare_view import CompareView
 from tui.session import Request, transcript_text
 from tui.status_line import StatusLine

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from core.errors import TfchatError
-from core.tokenizer import load_encoding
+from core.engine.tokenizer import load_encoding
 
 
 class ContextMeter:

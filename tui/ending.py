@@ -10,7 +10,7 @@ import signal
 import threading
 from functools import partial
 
-from core.lifecycle import end_children, exit_hard_after
+from core.system.lifecycle import end_children, exit_hard_after
 
 # An exit must be over within 2 s of a hangup or a quit: what a graceful exit has
 # not finished by then, the watchdog ends (Textual can block writing to a dead terminal).

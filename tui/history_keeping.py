@@ -6,7 +6,7 @@ notice in the transcript, once per distinct problem.
 from __future__ import annotations
 
 from core.errors import HistoryError
-from core.history import Exchange
+from core.store.history import Exchange
 from tui.history_screen import HistoryScreen
 from tui.prompt_input import PromptInput
 from tui.session import Request

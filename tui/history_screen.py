@@ -13,7 +13,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from core.errors import HistoryError
-from core.history import Exchange
+from core.store.history import Exchange
 
 
 class HistoryScreen(ModalScreen[str | None]):

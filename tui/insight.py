@@ -4,7 +4,7 @@ branches, the model inspector. A mixin of the app.
 from __future__ import annotations
 
 from core.errors import TfchatError
-from core.tokenizer import load_encoding, token_bytes, token_text
+from core.engine.tokenizer import load_encoding, token_bytes, token_text
 from tui.inspector_screen import InspectorScreen
 from tui.session import Request
 from tui.token_screen import TokenScreen

@@ -5,12 +5,13 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
-from core.engine import Engine, GenerationStats
+from core.engine.backend import Backend
+from core.engine.stats import GenerationStats
 
 
 @dataclass
 class EngineReady(Message):
-    engine: Engine
+    engine: Backend
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.sampling import SamplingParams
+from core.settings.sampling_params import SamplingParams
 
 
 @dataclass

@@ -9,8 +9,8 @@ from textual.message import Message
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.presets import PresetCatalog
-from core.sampling import SamplingParams
+from core.settings.presets import PresetCatalog
+from core.settings.sampling_params import SamplingParams
 
 
 class PresetSidebar(Vertical):

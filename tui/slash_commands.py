@@ -4,8 +4,8 @@ from __future__ import annotations
 import inspect
 
 from core.errors import TfchatError, describe_exception
-from core.paths import user_path
-from core.presets import params_from_mapping, parse_setting
+from core.system.paths import user_path
+from core.settings.presets import params_from_mapping, parse_setting
 from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
 from tui.transcript import Transcript
 

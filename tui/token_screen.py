@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from core.errors import TfchatError
-from core.trace import StepInfo
+from core.decode.step_info import StepInfo
 from tui.token_view import band_style, probability, shown_token, styled_tokens
 
 BAR_WIDTH = 10

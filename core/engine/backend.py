@@ -1,0 +1,54 @@
+"""What the app and the CLI need of a model, whoever runs it.
+
+Three implementations, and the app never asks which it has:
+- `core.engine.in_process.Engine`: the model in this process;
+- `core.engine.engine_process.EngineProcess`: the model in a child process (the app's default);
+- `core.engine.http_client.HttpBackend`: a model behind an OpenAI-compatible server (--endpoint).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+from core.settings.sampling_params import SamplingParams
+from core.engine.stats import GenerationStats, RowEvent
+
+
+class GenerationStream(Protocol):
+    """Iterate for text pieces; `text`, `steps` (when top_logprobs > 0) as it goes, `stats` at the end."""
+    text: str
+    steps: list
+    stats: GenerationStats | None
+    notice: str | None  # a line for the user about how it runs (a sampler a server could not take)
+
+    def __iter__(self) -> Iterable[str]: ...
+
+
+class BatchStream(Protocol):
+    """Iterate for `RowEvent`s; `texts` and `stats` per row."""
+    texts: list[str]
+    stats: list[GenerationStats | None]
+
+    def __iter__(self) -> Iterable[RowEvent]: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    device: object  # where it runs, as the status line shows it
+    parameter_count: int
+    config: object  # .context_length (0 when a server does not say), .vocab_size and .embedding_rows
+
+    def generate(self, context: str, params: SamplingParams, cancel: threading.Event | None = None,
+                 top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()) -> GenerationStream: ...
+
+    def generate_batch(self, contexts: list[str], params: list[SamplingParams],
+                       cancel: threading.Event | None = None) -> BatchStream: ...
+
+    def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list: ...
+
+    def describe(self) -> dict: ...
+
+    def token_text(self, token: int) -> tuple[str, list[int]]: ...
+
+    def close(self) -> None: ...

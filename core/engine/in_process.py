@@ -1,0 +1,183 @@
+"""The engine: a resident model and its tokenizer, generating text as it streams.
+
+Speaks text at its edges and tokens inside (`core.decode.generation`). One Engine is
+built per model file and kept for the whole session.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from core.engine.batch_generation import BatchGeneration
+from core.decode.limits import MAX_ROWS
+from core.nn.checkpoint import load_checkpoint
+from core.system.device import resolve_device
+from core.errors import CheckpointError, PromptError
+from core.nn.fast_model import FastModel
+from core.nn.model_card import ModelCard, make_card
+from core.system.memory import process_resident_bytes
+from core.decode.generation import generate_steps, require_prompt
+from core.settings.sampling_params import SamplingParams
+from core.engine.stats import GenerationStats, measured_stats
+from core.engine.streaming import StopFilter
+from core.engine.tokenizer import IncrementalDecoder, encode_prompt, load_encoding, token_text
+from core.decode.step_info import StepInfo, check_top_logprobs
+from core.system.helper_thread import helper_for
+
+
+class Generation:
+    """Iterate for text pieces; `stats`, `token_ids` and `steps` are filled as it goes.
+
+    `notice` is a line for the user about how it runs (None here; a server backend may
+    not take every sampler a preset sets).
+
+    With `forced_ids`, those tokens follow the prompt as if the model had chosen
+    them (a branch): their text comes first in the stream, but they are not new
+    tokens, in `token_ids` or in the stats.
+    """
+
+    def __init__(self, engine: "Engine", prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None,
+                 top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()):
+        self._engine = engine
+        self._prompt_ids = prompt_ids
+        self._params = params
+        self._cancel = cancel
+        self._top_logprobs = top_logprobs
+        self._forced_ids = forced_ids
+        self.seed = params.seed if params.seed is not None else secrets.randbits(62)
+        self.token_ids: list[int] = []
+        self.steps: list[StepInfo] = []  # one per new token when top_logprobs > 0
+        self.text = ""
+        self.stats: GenerationStats | None = None
+        self.notice: str | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        engine, params = self._engine, self._params
+        start = time.perf_counter()
+        generator = torch.Generator(device=engine.device).manual_seed(self.seed)
+        decoder = IncrementalDecoder(engine.encoding)
+        stops = StopFilter(params.stop)
+        first_at = None
+        reason = "stopped"  # what an exception or a caller that stops iterating leaves
+        try:
+            forced = "".join(decoder.push(token) for token in self._forced_ids)
+            if forced:
+                self.text += forced
+                yield forced
+            context = self._prompt_ids + list(self._forced_ids)
+            for token, info in generate_steps(engine.model, context, params, generator, self._cancel,
+                                              self._top_logprobs):
+                if first_at is None:
+                    first_at = time.perf_counter()
+                self.token_ids.append(token)
+                if info is not None:
+                    self.steps.append(info)
+                piece, stopped = stops.feed(decoder.push(token))
+                if piece:
+                    self.text += piece
+                    yield piece
+                if stopped:
+                    reason = "stop"
+                    break
+            else:
+                reason = "length" if len(self.token_ids) >= params.max_new_tokens else "stopped"
+            if reason != "stop":
+                tail, stopped = stops.feed(decoder.flush())
+                tail += "" if stopped else stops.flush()
+                if tail:
+                    self.text += tail
+                    yield tail
+        finally:  # stats even for Ctrl+C: what was measured up to there
+            self.stats = self._make_stats(start, first_at, time.perf_counter(), reason)
+
+    def _make_stats(self, start: float, first_at: float | None, end: float, reason: str) -> GenerationStats:
+        return measured_stats(len(self._prompt_ids) + len(self._forced_ids), len(self.token_ids), start, first_at,
+                              end, str(self._engine.device), reason, self.seed)
+
+
+class Engine:
+    def __init__(self, model: FastModel, path: Path | None = None, parameter_count: int = 0,
+                 card: ModelCard | None = None):
+        self.model = model
+        self.device = model.device
+        self.config = model.config
+        self.path = path
+        self.parameter_count = parameter_count
+        self.card = card
+        self.encoding = load_encoding()
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "Engine":
+        started = time.perf_counter()
+        target = resolve_device(device)
+        checkpoint = load_checkpoint(path)
+        encoding = load_encoding()
+        if checkpoint.config.vocab_size > encoding.n_vocab:
+            raise CheckpointError(f"{path}: max_token_value {checkpoint.config.vocab_size} is larger than the "
+                                  f"{encoding.n_vocab} tokens of cl100k_base; not a model of this tokenizer")
+        model = FastModel(checkpoint.config, checkpoint.state_dict, target, helper_for(target))
+        card = make_card(checkpoint, target, model.resident_bytes(), time.perf_counter() - started)
+        return cls(model, Path(path), checkpoint.parameter_count, card)
+
+    def describe(self) -> dict:
+        """The model inspector's facts (`core.nn.model_card`), with this process's resident memory now."""
+        card = self.card.as_dict() if self.card is not None else {}
+        return {**card, "process_resident_bytes": process_resident_bytes()}
+
+    def logit_lens(self, prompt: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list[list[tuple[int, float]]]:
+        """For the token after `prompt` + `forced_ids`: each block's top `top_n` (id, probability),
+        first block first; the last row is the model's own prediction. The window is cropped as the book does."""
+        check_top_logprobs(top_n)
+        ids = (self.encode(prompt) + list(forced_ids))[-self.config.context_length:]
+        require_prompt(ids)
+        logits = self.model.layer_logits(torch.tensor(ids, dtype=torch.long, device=self.device))
+        probs, top_ids = torch.topk(torch.softmax(logits, dim=-1), min(top_n, logits.shape[-1]), dim=-1)
+        return [[(int(i), float(p)) for i, p in zip(row_ids, row_probs)]
+                for row_ids, row_probs in zip(top_ids.tolist(), probs.tolist())]
+
+    def token_text(self, token: int) -> tuple[str, list[int]]:
+        """A token's own text (U+FFFD where it holds part of a character) and its exact bytes."""
+        return token_text(self.encoding, token)
+
+    def encode(self, text: str) -> list[int]:
+        # Prompts may use every embedding row (one more than the output layer in the repository's
+        # model.py); sampling draws only what the output layer has.
+        return encode_prompt(self.encoding, text, self.config.embedding_rows)
+
+    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None,
+                 top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()) -> Generation:
+        """A generation to iterate; the prompt is checked here, before any work.
+
+        `top_logprobs` > 0 fills `Generation.steps` with each token's probabilities and
+        that many alternatives; `forced_ids` continue the prompt first (a branch).
+        """
+        check_top_logprobs(top_logprobs)
+        ids = self.encode(prompt)
+        bad = [i for i in forced_ids if not (isinstance(i, int) and 0 <= i < self.config.embedding_rows)]
+        if bad:
+            raise PromptError(f"forced token {bad[0]!r} is outside the model's vocabulary of "
+                              f"{self.config.embedding_rows} tokens")
+        require_prompt(ids + list(forced_ids))  # here, before the caller starts streaming
+        return Generation(self, ids, params, cancel, top_logprobs, tuple(forced_ids))
+
+    def generate_batch(self, prompts: list[str], params: list[SamplingParams], cancel: threading.Event | None = None,
+                       top_logprobs: int = 0) -> BatchGeneration:
+        """Several generations decoded together (`core.engine.batch_generation`): prompt i with params i.
+        Every prompt is checked here, before any work; `cancel` stops every row."""
+        check_top_logprobs(top_logprobs)
+        if len(prompts) != len(params) or not 1 <= len(prompts) <= MAX_ROWS:
+            raise PromptError(f"a batch takes 1 to {MAX_ROWS} prompts, each with its parameters "
+                              f"({len(prompts)} prompts, {len(params)} parameter sets)")
+        ids = [self.encode(prompt) for prompt in prompts]
+        for row in ids:
+            require_prompt(row)
+        return BatchGeneration(self, ids, params, cancel, top_logprobs)
+
+    def close(self) -> None:
+        if self.model.helper is not None:
+            self.model.helper.close()

@@ -1,0 +1,440 @@
+"""The book's model rearranged for inference: fused weights, a KV cache, last-position logits.
+
+Numerically it is the book's forward pass; the differences are only in how the
+float work is grouped (all heads of a layer in one matrix, attention through
+`scaled_dot_product_attention`), which moves the last bits and nothing else.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from core.nn.book_model import sinusoidal_positions
+from core.nn.cuda_graph import DecodeGraph
+from core.nn.model_config import ModelConfig
+from core.system.helper_thread import HelperThread
+
+
+@dataclass
+class BlockWeights:
+    ln1_weight: torch.Tensor
+    ln1_bias: torch.Tensor
+    qkv: torch.Tensor  # [3D, D]: every head's Wq, then Wk, then Wv, stacked
+    proj_weight: torch.Tensor
+    proj_bias: torch.Tensor
+    ln2_weight: torch.Tensor
+    ln2_bias: torch.Tensor
+    ffn_in_weight: torch.Tensor
+    ffn_in_bias: torch.Tensor
+    ffn_out_weight: torch.Tensor
+    ffn_out_bias: torch.Tensor
+
+
+class KVCache:
+    """Keys and values of the positions computed so far, preallocated to the window."""
+
+    def __init__(self, config: ModelConfig, device: torch.device, dtype: torch.dtype, rows: int = 1):
+        shape = (config.num_blocks, rows, config.num_heads, config.context_length, config.head_size)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # positions 0..length-1 are filled
+        self.decode_graph = None  # on CUDA, the decode step captured for these tensors (core.nn.cuda_graph)
+
+    def reset(self) -> None:
+        self.length = 0
+
+    def row(self, index: int) -> "KVCache":
+        """One row of a batched cache as a one-row cache: views, so what is written lands in this cache."""
+        return self.rows(index, index + 1)
+
+    def rows(self, start: int, stop: int) -> "KVCache":
+        """Rows start..stop-1 of a batched cache, as views."""
+        view = KVCache.__new__(KVCache)
+        view.keys, view.values = self.keys[:, start:stop], self.values[:, start:stop]
+        view.length, view.decode_graph = 0, None
+        return view
+
+
+class FastModel:
+    """Inference-only view of a book checkpoint, weights resident on one device."""
+
+    def __init__(self, config: ModelConfig, state_dict: dict[str, torch.Tensor], device: torch.device,
+                 helper: HelperThread | None = None):
+        self.config = config
+        self.device = device
+        self.helper = helper  # takes half of the output layer, the largest read of a step
+        D, H = config.d_model, config.num_heads
+
+        def take(key: str) -> torch.Tensor:
+            return state_dict[key].to(device=device, dtype=torch.float32).contiguous()
+
+        self.embedding = take("token_embedding_lookup_table.weight")
+        self.positions = sinusoidal_positions(config.context_length, D).to(device)
+        self.blocks: list[BlockWeights] = []
+        for i in range(config.num_blocks):
+            p = f"transformer_blocks.{i}."
+            heads = [f"{p}mha.heads.{h}." for h in range(H)]
+            qkv = torch.cat(
+                [state_dict[h + w + ".weight"] for w in ("Wq", "Wk", "Wv") for h in heads], dim=0
+            )
+            self.blocks.append(
+                BlockWeights(
+                    ln1_weight=take(p + "ln1.weight"),
+                    ln1_bias=take(p + "ln1.bias"),
+                    qkv=qkv.to(device=device, dtype=torch.float32).contiguous(),
+                    proj_weight=take(p + "mha.projection_layer.weight"),
+                    proj_bias=take(p + "mha.projection_layer.bias"),
+                    ln2_weight=take(p + "ln2.weight"),
+                    ln2_bias=take(p + "ln2.bias"),
+                    ffn_in_weight=take(p + "ffn.ffn.0.weight"),
+                    ffn_in_bias=take(p + "ffn.ffn.0.bias"),
+                    ffn_out_weight=take(p + "ffn.ffn.2.weight"),
+                    ffn_out_bias=take(p + "ffn.ffn.2.bias"),
+                )
+            )
+        final = f"transformer_blocks.{config.num_blocks}."
+        self.final_ln_weight = take(final + "weight")
+        self.final_ln_bias = take(final + "bias")
+        self.out_weight = take("model_out_linear_layer.weight")
+        self.out_bias = take("model_out_linear_layer.bias")
+        self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
+        self._output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
+        self._traced_fill = None  # made on the first step past the window
+        self._traced_decode = None  # made on the first decode step
+        self._traced_rows: dict[int, object] = {}  # batch size -> its traced decode step (`decode_rows`)
+        self._cache_positions = torch.arange(config.context_length, device=device)
+        self._causal_masks: dict[int, torch.Tensor] = {}  # rows -> the mask added to the scores; see below
+        self._graph_pool = None  # CUDA only: the memory pool the decode graphs share
+
+    def new_cache(self, rows: int = 1) -> KVCache:
+        return KVCache(self.config, self.device, torch.float32, rows)
+
+    def output_layer_bytes(self) -> int:
+        """Bytes the output layer reads per step, in the form it is computed (float16 weights read 2 a value)."""
+        return self.out_weight.numel() * self._output_weight_size + self.out_bias.numel() * 4
+
+    def resident_bytes(self) -> int:
+        """Bytes of weights held on the device: the float32 tensors, plus the output layer's computed form."""
+        tensors = [self.embedding, self.positions, self.final_ln_weight, self.final_ln_bias, self.out_weight,
+                   self.out_bias]
+        for block in self.blocks:
+            tensors.extend(vars(block).values())
+        copy = self.output_layer_bytes() if self.device.type == "cpu" else 0  # packed or transposed
+        return sum(t.numel() * t.element_size() for t in tensors) + copy
+
+    def weight_bytes_per_token(self) -> int:
+        """Bytes of weights one decode step must read: all but the embedding table, plus one row."""
+        tensors = [self.final_ln_weight, self.final_ln_bias]
+        for block in self.blocks:
+            tensors.extend(vars(block).values())
+        row = self.embedding[0]
+        return (sum(t.numel() * t.element_size() for t in tensors) + row.numel() * row.element_size()
+                + self.output_layer_bytes())
+
+    @torch.inference_mode()
+    def last_logits(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits [V] of the next token after `ids` (1-D, on the device).
+
+        With a cache, `ids` continue the cached positions (a prefill from an empty
+        cache, or one new token); without one, `ids` is a whole window at positions
+        0..T-1, which is what the book computes once the text outgrows the window.
+        """
+        T = ids.shape[0]
+        start = cache.length if cache is not None else 0
+        C = self.config.context_length
+        assert start + T <= C, "the window overflows; the caller crops and recomputes"
+        if T == 1 and start > 0 and self.device.type == "cpu":
+            return self._output_layer(self._decode_one(ids, cache))
+        if T == 1 and start > 0 and self.device.type == "cuda":
+            return self._graphed_step(ids, cache)
+        x = self._embed(ids, start)
+        last = len(self.blocks) - 1
+        for layer, block in enumerate(self.blocks):
+            x = self._block(x, block, layer, cache, start, only_last_row=(layer == last))
+        if cache is not None:
+            cache.length = start + T
+        x = F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+        return self._output_layer(x)
+
+    def _decode_one(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """One token after the cached positions, through every block and the final LayerNorm.
+
+        A decode step repeats the same ops on the same shapes, so it runs as a
+        TorchScript trace: a fraction of the per-op cost, and without the GIL. To
+        keep the shapes fixed, attention reads the whole cache and masks the
+        positions not filled yet (their weight is exactly 0).
+        """
+        position = torch.tensor([cache.length], device=self.device)
+        if self._traced_decode is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
+                self._traced_decode = torch.jit.trace(self._decode_one_eager, (ids, position, cache.keys, cache.values),
+                                                      check_trace=False)
+        cache.length += 1
+        return self._traced_decode(ids, position, cache.keys, cache.values)
+
+    def _graphed_step(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """On CUDA, the same decode step and the output layer as one graph replay (`core.nn.cuda_graph`)."""
+        position = cache.length
+        cache.length += 1
+        if cache.decode_graph is None:
+            if self._graph_pool is None:
+                self._graph_pool = torch.cuda.graph_pool_handle()  # one memory pool for every cache's graph
+
+            def step(ids, position, keys, values):
+                return self._output_layer(self._decode_one_eager(ids, position, keys, values))
+
+            cache.decode_graph = DecodeGraph(step, ids, position, cache.keys, cache.values, self._graph_pool)
+        return cache.decode_graph(ids, position)
+
+    def _decode_one_eager(self, ids, position, keys, values):
+        x = (self.embedding[ids] + self.positions[position]).unsqueeze(0)  # (1, 1, D); position is a tensor here
+        mask = torch.where(self._cache_positions <= position, 0.0, float("-inf")).view(1, -1)  # (1, C)
+        for layer, w in enumerate(self.blocks):
+            q, k, v = self._project_qkv(x, w)
+            keys[layer].index_copy_(2, position, k)
+            values[layer].index_copy_(2, position, v)
+            x = self._after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
+        return F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+
+    @torch.inference_mode()
+    def decode_rows(self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits [B, V] for B rows in one pass: row b's token `ids[b]` at `positions[b]`, after the
+        positions before it in row b of `cache` (B rows). Each row attends to its own positions only.
+
+        The batched form of the one-token step (`_decode_one`), traced the same way on the CPU,
+        once per batch size; the output layer then reads its weights once for every row.
+        """
+        if self.device.type != "cpu":
+            return self._output_layer(self._decode_rows_eager(ids, positions, cache.keys, cache.values))
+        rows = ids.shape[0]
+        traced = self._traced_rows.get(rows)
+        if traced is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
+                traced = self._traced_rows[rows] = torch.jit.trace(
+                    self._decode_rows_eager, (ids, positions, cache.keys, cache.values), check_trace=False)
+        return self._output_layer(traced(ids, positions, cache.keys, cache.values))
+
+    def _decode_rows_eager(self, ids, positions, keys, values):
+        rows = ids.shape[0]
+        x = (self.embedding[ids] + self.positions[positions]).unsqueeze(1)  # (B, 1, D)
+        # (B, 1, 1, C): row b sees its positions 0..positions[b]
+        mask = torch.where(self._cache_positions.view(1, -1) <= positions.view(-1, 1), 0.0, float("-inf"))
+        mask = mask.view(rows, 1, 1, -1)
+        every_row = torch.arange(rows, device=ids.device)
+        for layer, w in enumerate(self.blocks):
+            q, k, v = self._project_qkv(x, w)  # each (B, H, 1, hs)
+            keys[layer][every_row, :, positions] = k[:, :, 0]
+            values[layer][every_row, :, positions] = v[:, :, 0]
+            x = self._after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
+        return F.layer_norm(x[:, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+
+    @torch.inference_mode()
+    def fill_cache(self, ids: torch.Tensor, cache: KVCache) -> None:
+        """Only the keys and values of `ids` at positions 0..T-1, into `cache` (what it held is replaced).
+
+        Past the window, the next step's window begins with C-1 tokens already known:
+        their keys and values are all that step needs besides its last row. No logits
+        here, and the last block stops once its keys and values are written.
+
+        For those C-1 tokens (always the same shapes) it runs as a TorchScript trace:
+        the same ops, run without holding the GIL, so a helper thread computing it
+        does not slow down the thread that decodes.
+        """
+        if ids.shape[0] == self.config.context_length - 1 and ids.device.type == "cpu":
+            if self._traced_fill is None:
+                self._traced_fill = self._trace_fill(ids, cache)
+            self._traced_fill(ids, cache.keys, cache.values)
+            cache.length = ids.shape[0]
+            return
+        self._fill(ids, cache)
+
+    def _trace_fill(self, ids: torch.Tensor, cache: KVCache):
+        def fill(ids, keys, values):
+            scratch = KVCache.__new__(KVCache)
+            scratch.keys, scratch.values, scratch.length = keys, values, 0
+            self._fill(ids, scratch)
+            return keys
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
+            return torch.jit.trace(fill, (ids, cache.keys, cache.values), check_trace=False)
+
+    def _fill(self, ids: torch.Tensor, cache: KVCache) -> None:
+        T = ids.shape[0]
+        x = self._embed(ids, 0)
+        last = len(self.blocks) - 1
+        for layer, block in enumerate(self.blocks):
+            if layer < last:
+                x = self._block(x, block, layer, cache, 0, only_last_row=False)
+            else:
+                self._qkv(x, block, layer, cache, 0)
+        cache.length = T
+
+    @torch.inference_mode()
+    def layer_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """The logit lens: logits [num_blocks, V] for the token after `ids` (a window at positions 0..T-1),
+        the final LayerNorm and output layer applied to the residual stream after each block.
+
+        The last row is the model's own prediction, `last_logits(ids)`.
+        """
+        T = ids.shape[0]
+        assert T <= self.config.context_length, "the caller crops to the window"
+        x = self._embed(ids, 0)
+        last = len(self.blocks) - 1
+        rows = []
+        for layer, block in enumerate(self.blocks):
+            x = self._block(x, block, layer, None, 0, only_last_row=(layer == last))
+            rows.append(x[0, -1])
+        normed = F.layer_norm(torch.stack(rows), (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+        return torch.stack([self._output_layer(row) for row in normed])
+
+    def _choose_output_layer(self, stored_dtype: torch.dtype):
+        """The output layer, the largest read of every step, in the fastest exact form here.
+
+        - Stored in float16 (the shipped model): fbgemm's float16-weight product with
+          float32 activations reads half the bytes, and is exact for weights that were
+          float16 to begin with (upcasting them adds nothing); with a helper thread,
+          each thread takes half of the vocabulary.
+        - On the CPU otherwise: the weight transposed, [D, V], which `addmm` streams
+          faster than `linear` does [V, D]; with a helper thread, each thread takes
+          half of the columns (the same dot products, so the same logits).
+        - Elsewhere (CUDA, MPS): `linear`.
+        """
+        if self.device.type != "cpu":
+            return lambda x: F.linear(x, self.out_weight, self.out_bias)
+        if stored_dtype == torch.float16:
+            try:
+                with warnings.catch_warnings():
+                    # torch marks these deprecated; it warns once per process, here, not on the user's screen.
+                    warnings.simplefilter("ignore")
+                    layer = self._fp16_output_layer()
+                    layer(torch.zeros(self.config.d_model))  # a build without fbgemm fails here
+                self._output_weight_size = 2
+                return layer
+            except (RuntimeError, AttributeError):
+                pass  # a build without fbgemm (not x86), or one that dropped it: the float32 forms below
+        if self.helper is None:
+            whole = (self.out_weight.t().contiguous(), self.out_bias.unsqueeze(0), self.out_weight,
+                     self.out_bias.unsqueeze(1))
+            return _any_rows(lambda rows: _float32_product(rows, *whole))
+        return self._halved([(self.out_weight[rows].t().contiguous(), self.out_bias[rows].unsqueeze(0),
+                              self.out_weight[rows], self.out_bias[rows].unsqueeze(1))
+                             for rows in self._vocabulary_halves()],
+                            _float32_product)
+
+    def _fp16_output_layer(self):
+        """fbgemm's float16-weight product; with a helper thread, halved like the float32 form."""
+        if self.helper is None:
+            packed = torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight)
+            return _any_rows(lambda rows: torch.fbgemm_linear_fp16_weight(rows, packed, self.out_bias))
+        return self._halved([(torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight[rows].contiguous()), self.out_bias[rows])
+                             for rows in self._vocabulary_halves()],
+                            lambda row, packed, bias, out: out.copy_(torch.fbgemm_linear_fp16_weight(row, packed, bias)))
+
+    def _vocabulary_halves(self) -> tuple[slice, slice]:
+        half = self.config.vocab_size // 2
+        return slice(0, half), slice(half, self.config.vocab_size)
+
+    def _halved(self, halves, product):
+        """The output layer with each half of the vocabulary on its own thread (the same dot products,
+        so the same logits): `product(row, *half, out)` writes one half's logits into `out`."""
+        first, second = self._vocabulary_halves()
+
+        def layer(rows: torch.Tensor) -> torch.Tensor:
+            logits = torch.empty(rows.shape[0], self.config.vocab_size, device=self.device)
+
+            def first_half() -> None:
+                product(rows, *halves[0], logits[:, first])
+
+            def second_half() -> None:
+                with torch.inference_mode():  # thread-local: the helper thread needs it too
+                    product(rows, *halves[1], logits[:, second])
+
+            self.helper.pair(first_half, second_half)
+            return logits
+
+        return _any_rows(layer)
+
+    def _embed(self, ids: torch.Tensor, start: int) -> torch.Tensor:
+        """The first block's input for `ids` at positions start.. : (1, T, D)."""
+        return (self.embedding[ids] + self.positions[start : start + ids.shape[0]]).unsqueeze(0)
+
+    def _project_qkv(self, x, w: BlockWeights):
+        """Queries, keys and values of x (B, T, D), each (B, H, T, hs)."""
+        _, T, D = x.shape
+        h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
+        return F.linear(h, w.qkv).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size).permute(2, 0, 3, 1, 4)
+
+    def _after_attention(self, x, attn, w: BlockWeights):
+        """The rest of a block once attention (B, H, T, hs) is known: projection, then the feed-forward."""
+        D = x.shape[-1]
+        x = x + F.linear(attn.transpose(1, 2).reshape(x.shape[0], -1, D), w.proj_weight, w.proj_bias)
+        h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
+        return x + F.linear(F.relu(F.linear(h, w.ffn_in_weight, w.ffn_in_bias)), w.ffn_out_weight, w.ffn_out_bias)
+
+    def _qkv(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int):
+        """Queries, keys and values of x's rows (each (1, H, T, hs)); with a cache, the keys and values
+        are written there at `start` and those returned span every cached position."""
+        T = x.shape[1]
+        q, k, v = self._project_qkv(x, w)
+        if cache is not None:
+            cache.keys[layer, :, :, start : start + T] = k
+            cache.values[layer, :, :, start : start + T] = v
+            k = cache.keys[layer, :, :, : start + T]
+            v = cache.values[layer, :, :, : start + T]
+        return q, k, v
+
+    def _causal_attention(self, q, k, v):
+        """Each row attending to itself and the rows before it: q, k, v (1, H, T, hs).
+
+        Written out (scores, mask, softmax, weighted sum) because at these sizes it is
+        a fifth faster than `scaled_dot_product_attention`'s CPU kernel (149 against
+        191 us for 127 rows, 4 heads of 20), with the same result within 1e-6.
+        """
+        T, hs = q.shape[2], q.shape[3]
+        mask = self._causal_masks.get(T)
+        if mask is None:  # kept for the few sizes that recur (the window less one, past it); T x T only
+            if len(self._causal_masks) >= 4:
+                self._causal_masks.clear()
+            mask = self._causal_masks[T] = torch.full((T, T), float("-inf"), device=q.device).triu(1)
+        scores = torch.baddbmm(mask, q[0], k[0].transpose(1, 2), alpha=hs ** -0.5)
+        return torch.bmm(torch.softmax(scores, dim=-1), v[0]).unsqueeze(0)
+
+    def _block(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int, only_last_row: bool):
+        T = x.shape[1]
+        q, k, v = self._qkv(x, w, layer, cache, start)
+        if only_last_row:
+            # Nothing after the last block needs the other rows: the last query sees every key.
+            q, x = q[:, :, -1:], x[:, -1:]
+            attn = F.scaled_dot_product_attention(q, k, v)
+        elif start == 0 and T > 1:
+            attn = self._causal_attention(q, k, v)
+        else:
+            assert T == 1, "only single-token steps continue a filled cache"
+            attn = F.scaled_dot_product_attention(q, k, v)
+        return self._after_attention(x, attn, w)
+
+
+def _any_rows(layer):
+    """An output layer over rows [B, D] -> [B, V] that also takes one row [D] -> [V]."""
+    return lambda x: layer(x.unsqueeze(0))[0] if x.dim() == 1 else layer(x)
+
+
+def _float32_product(rows, weight_t, bias, weight, bias_column, out=None):
+    """bias + rows @ weight.T, in the layout that is fastest for the number of rows.
+
+    One row streams the transposed weight [D, V] (1.3-1.6x faster than `linear`), written
+    in place into `out` where given. Several rows use weight @ rows.T instead: measured
+    here, 4 rows cost about what 1 row does that way, against 5x with the transposed form.
+    """
+    if rows.shape[0] == 1:
+        if out is None:
+            return torch.addmm(bias, rows, weight_t)
+        return torch.addmm(bias, rows, weight_t, out=out)
+    logits = torch.addmm(bias_column, weight, rows.t()).t()
+    return logits if out is None else out.copy_(logits)

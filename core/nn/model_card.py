@@ -1,0 +1,74 @@
+"""What the model inspector shows: the file, its h_params and every tensor (the book's 20.6), and memory.
+
+Built once when the model loads, as plain data, so it crosses a pipe or an HTTP
+response unchanged.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+from core.nn.checkpoint import Checkpoint
+
+
+@dataclass
+class ModelCard:
+    file: str
+    file_bytes: int
+    stored_dtypes: list[str]
+    device: str
+    h_params: dict
+    parameter_count: int
+    tensors: list[tuple[str, list[int], str]]  # name, shape, stored dtype, in the file's order
+    resident_bytes: int
+    """Bytes of the weights as the engine holds them on its device (float32, fused)."""
+    layout: str = ""
+    """What the file is: its form and naming dialect (`Checkpoint.layout`)."""
+    h_params_source: str = "stored in the file"
+    load_seconds: float | None = None
+    """From opening the file to the engine ready to generate."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelCard":
+        card = cls(**data)
+        card.tensors = [(name, list(shape), dtype) for name, shape, dtype in card.tensors]
+        return card
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _plain(value):
+    """An h_params value as JSON can carry it; anything else as its repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
+              load_seconds: float | None = None) -> ModelCard:
+    tensors = [(checkpoint.stored_name(name), list(t.shape), _dtype_name(t.dtype))
+               for name, t in checkpoint.state_dict.items()]
+    return ModelCard(
+        file=str(checkpoint.path.resolve()),
+        file_bytes=os.path.getsize(checkpoint.path),
+        stored_dtypes=sorted({dtype for _, _, dtype in tensors}),
+        device=str(device),
+        h_params={str(k): _plain(v) for k, v in checkpoint.h_params.items()},
+        parameter_count=checkpoint.parameter_count,
+        tensors=tensors,
+        resident_bytes=resident_bytes,
+        layout=checkpoint.layout,
+        h_params_source=h_params_source(checkpoint),
+        load_seconds=load_seconds,
+    )
+
+
+def h_params_source(checkpoint: Checkpoint) -> str:
+    return "inferred from the tensors" if checkpoint.h_params_inferred else "stored in the file"

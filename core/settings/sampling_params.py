@@ -1,0 +1,82 @@
+"""The generation settings: what a preset holds and a request asks for. Plain Python, no torch,
+so the app's process can build and check them without loading it."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+from core.errors import PresetError
+
+# Below this a temperature divides float32 logits into infinities; 0 is greedy.
+MIN_TEMPERATURE = 1e-6
+# A penalty outside this range turns logits into infinities or zeros.
+PENALTY_RANGE = (0.01, 100.0)
+MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    """0 means greedy: always the most likely token."""
+    top_k: int | None = None
+    """Keep the k most likely tokens (ties at the k-th kept); None or 0 keeps all."""
+    top_p: float = 1.0
+    """Keep the smallest set whose probability reaches p; 1.0 keeps all."""
+    min_p: float = 0.0
+    """Drop tokens below min_p times the top probability; 0 keeps all."""
+    repetition_penalty: float = 1.0
+    """Above 1 discourages tokens already in the context window; 1.0 is off."""
+    max_new_tokens: int = 200
+    seed: int | None = None
+    """Fixed seed for reproducible sampling; None draws a fresh one."""
+    stop: tuple[str, ...] = field(default_factory=tuple)
+    """Strings that end the generation; the stop string itself is not shown."""
+
+    def __post_init__(self):
+        for problem in validate_values(self):
+            raise PresetError(problem)
+
+    def with_changes(self, **changes) -> "SamplingParams":
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return {f.name: (list(self.stop) if f.name == "stop" else getattr(self, f.name)) for f in fields(self)}
+
+
+PARAM_NAMES = tuple(f.name for f in fields(SamplingParams))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_values(p: SamplingParams) -> list[str]:
+    """Problems with the values, each naming its key; empty when all are sound."""
+    problems = []
+    if not _is_number(p.temperature) or p.temperature < 0 or 0 < p.temperature < MIN_TEMPERATURE:
+        problems.append(f"temperature must be 0 (greedy) or a number >= {MIN_TEMPERATURE:g}, got {_short(p.temperature)}")
+    if p.top_k is not None and (not _is_int(p.top_k) or p.top_k < 0):
+        problems.append(f"top_k must be an integer >= 0 (0 = off), got {_short(p.top_k)}")
+    if not _is_number(p.top_p) or not 0 < p.top_p <= 1:
+        problems.append(f"top_p must be in (0, 1], got {_short(p.top_p)}")
+    if not _is_number(p.min_p) or not 0 <= p.min_p <= 1:
+        problems.append(f"min_p must be in [0, 1], got {_short(p.min_p)}")
+    low, high = PENALTY_RANGE
+    if not _is_number(p.repetition_penalty) or not low <= p.repetition_penalty <= high:
+        problems.append(f"repetition_penalty must be between {low:g} and {high:g} (1 = off), "
+                        f"got {_short(p.repetition_penalty)}")
+    if not _is_int(p.max_new_tokens) or p.max_new_tokens < 1:
+        problems.append(f"max_new_tokens must be an integer >= 1, got {_short(p.max_new_tokens)}")
+    if p.seed is not None and (not _is_int(p.seed) or not 0 <= p.seed <= MAX_SEED):
+        problems.append(f"seed must be an integer from 0 to 2**64-1, got {_short(p.seed)}")
+    if not isinstance(p.stop, tuple) or not all(isinstance(s, str) and s for s in p.stop):
+        problems.append(f"stop must be a list of non-empty strings, got {_short(p.stop)}")
+    return problems
+
+
+def _short(value) -> str:
+    """A value as it appears in a message: its repr, never more than 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
