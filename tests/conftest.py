@@ -7,7 +7,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reference import random_book_checkpoint  # noqa: E402
+from support.reference import random_book_checkpoint  # noqa: E402
 
 # A shell's background job starts with Ctrl+C ignored, and the commands the tests start would
 # inherit that: the tests that press Ctrl+C on them would wait forever. A handler (unlike

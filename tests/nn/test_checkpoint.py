@@ -7,7 +7,7 @@ import torch
 
 from core.nn.checkpoint import expected_shapes, load_checkpoint
 from core.errors import CheckpointError
-from reference import random_book_checkpoint
+from support.reference import random_book_checkpoint
 
 
 def test_a_book_checkpoint_loads_with_its_config(make_checkpoint):

@@ -4,18 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from support.cli import tfchat
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def tfchat(*args, stdin=None, env_extra=None, cwd=None, timeout=120):
-    env = {**os.environ, **(env_extra or {})}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=env, cwd=cwd or ROOT, timeout=timeout)
+from support import ROOT  # noqa: E402
 
 
 def test_generate_streams_text_and_reports_stats(small_model):

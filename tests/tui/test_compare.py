@@ -5,7 +5,7 @@ import pytest
 
 from core.engine.in_process import Engine
 from core.settings.presets import load_presets
-from test_cli import tfchat
+from support.cli import tfchat
 
 
 def test_generate_compare_prints_a_header_per_preset_and_a_greedy_row_is_the_single_run(small_model):
@@ -69,19 +69,10 @@ def test_bench_batch_prints_the_aggregate_rate_and_its_ratios(make_checkpoint):
 
 # ----- the app's compare mode, driven by Pilot on the real app and engine process -----------------------
 
-from test_app import history_rows, ready, send, wait_for  # noqa: E402
-from tui.compare_view import CompareView  # noqa: E402
+from support.pilot import history_rows, ready, send, wait_for  # noqa: E402
 from tui.status_line import StatusLine  # noqa: E402
 from tui.transcript import Transcript  # noqa: E402
-
-
-def compare_views(app):
-    return list(app.query(CompareView))
-
-
-async def compared(pilot, count=1):
-    await wait_for(pilot, lambda: len(compare_views(pilot.app)) >= count and pilot.app.active is None
-                   and not pilot.app.pending, what=f"{count} finished comparisons")
+from support.pilot import compare_views, compared  # noqa: E402
 
 
 async def test_compare_at_120_columns_streams_a_column_per_preset_side_by_side_and_records_each(app_factory):

@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from reference import random_book_checkpoint
+from support.processes import PeakMemory, wait_with_peak
+from support.reference import random_book_checkpoint
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT  # noqa: E402
 MEMORY_CEILING_MB = 900  # a small model's run takes ~400 MB, most of it torch itself
 TIME_CEILING_S = 60
 
@@ -39,14 +40,12 @@ def run_tfchat(args, stdin: bytes = b"", env: dict | None = None, timeout: float
                                    stderr=err, env=full_env, cwd=ROOT)
         timer = threading.Timer(timeout, process.kill)
         timer.start()
-        _, status, usage = os.wait4(process.pid, 0)  # wait4, not wait: it reports the child's peak memory
+        code, peak_mb = wait_with_peak(process)
         timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - start
         out.seek(0)
         err.seek(0)
-        return (process.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                usage.ru_maxrss / 1024, elapsed)
+        return code, out.read().decode(errors="replace"), err.read().decode(errors="replace"), peak_mb, elapsed
 
 
 def _save(directory: Path, name: str, obj) -> Path:
@@ -300,6 +299,7 @@ def test_an_endless_max_new_tokens_streams_at_once_in_bounded_memory(tmp_path):
                                 "--max-new-tokens", str(10**13), "--temperature", "1", "Hi"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    peak = PeakMemory(process.pid)
     try:
         received = b""
         deadline = time.monotonic() + 30
@@ -309,6 +309,6 @@ def test_an_endless_max_new_tokens_streams_at_once_in_bounded_memory(tmp_path):
     finally:
         process.send_signal(2)  # Ctrl+C
         process.stdout.read()
-        _, status, usage = os.wait4(process.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 130
-    assert usage.ru_maxrss / 1024 < MEMORY_CEILING_MB
+        process.wait()
+    assert process.returncode == 130
+    assert peak.result() < MEMORY_CEILING_MB

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -19,18 +18,14 @@ from core.errors import TfchatError
 from core.engine.http_client import HttpBackend
 from core.serve.openai_api import chat_prompt
 from core.settings.sampling_params import SamplingParams
-from reference import random_book_checkpoint
-from test_cli import tfchat
+from support.reference import random_book_checkpoint
+from support.cli import tfchat
+from support.serve import KEY, call as _call, free_port as _free_port, start_serve
 
-ROOT = Path(__file__).resolve().parent.parent
-KEY = "test-key"
+from support import ROOT  # noqa: E402
+
+pytestmark = pytest.mark.slow
 GREEDY = SamplingParams(temperature=0, max_new_tokens=24)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -66,17 +61,6 @@ def server(tmp_path_factory):
 @pytest.fixture
 def client(server):
     return OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
-
-
-def _call(server, method, path, body=None, key=KEY, raw_body=None):
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    connection.request(method, path, raw_body if raw_body is not None else
-                       (json.dumps(body) if body is not None else None), headers)
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    return response.status, json.loads(data) if data else None
 
 
 def _running(server) -> int:
@@ -224,24 +208,6 @@ def test_max_tokens_is_bounded_by_the_servers_limit(server, max_tokens):
     assert "over this server's limit of 32768" in answer["error"]["message"]
 
 
-def start_serve(model, *extra, stderr=subprocess.DEVNULL):
-    """`tfchat serve` on a free loopback port, without a key, once it answers: (process, server)."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(model), "--port", str(port),
-                                "--device", "cpu", *extra], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    server = SimpleNamespace(port=port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if _call(server, "GET", "/v1/models", key=None)[0] == 200:
-                return process, server
-        except OSError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "tfchat serve never answered"
-        time.sleep(0.1)
-
-
 def test_a_request_timeout_ends_a_generation_with_what_it_has(small_model):
     process, server = start_serve(small_model, "--request-timeout", "1", "--max-tokens-limit", "50000")
     try:
@@ -307,8 +273,8 @@ def test_bench_serve_runs_a_bounded_load_test(small_model):
 
 
 async def test_the_app_drives_a_server_as_it_drives_a_local_model(server, tmp_path):
-    from test_app import finished, history_rows, notices, ready, send, views, wait_for
-    from test_compare import compared, compare_views
+    from support.pilot import finished, history_rows, notices, ready, send, views, wait_for
+    from support.pilot import compared, compare_views
     from tui.app import make_app
     from tui.status_line import StatusLine
 

@@ -1,8 +1,8 @@
 """`--endpoint` against servers that misbehave: the key never leaves its origin, and every failure is one line."""
 import pytest
 
-from hostile_server import MODELS, HostileServer, completion_stream, drip, redirect, send_events, send_json, send_stream
-from test_cli import tfchat
+from support.hostile_server import MODELS, HostileServer, completion_stream, drip, redirect, send_events, send_json, send_stream
+from support.cli import tfchat
 
 KEY = "SECRETKEY"
 
@@ -140,7 +140,7 @@ def test_timeout_must_be_seconds(servers):
 
 
 async def test_the_app_shows_a_malformed_server_as_one_line_and_stays_up(servers, tmp_path):
-    from test_app import notices, wait_for
+    from support.pilot import notices, wait_for
     from tui.app import make_app
     from tui.status_line import StatusLine
 

@@ -7,7 +7,7 @@ import time
 from core.errors import CheckpointError
 from core.store.history import History
 from core.system.lifecycle import register_child
-from test_app import finished, history_rows, notices, ready, send, views, wait_for
+from support.pilot import finished, history_rows, notices, ready, send, views, wait_for
 from tui.app import make_app
 
 
@@ -149,7 +149,7 @@ async def test_no_command_the_user_types_can_end_the_app(app_factory, tmp_path):
 
 
 def test_a_model_path_under_an_unknown_users_home_is_one_line():
-    from test_cli import tfchat
+    from support.cli import tfchat
 
     r = tfchat("generate", "--model", "~nosuchuser_tfchat/m.ckpt", "Hi")
     assert r.returncode == 2 and "no such user's home directory" in r.stderr and len(r.stderr.splitlines()) == 1

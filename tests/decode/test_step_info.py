@@ -11,7 +11,7 @@ from core.errors import PresetError, PromptError
 from core.nn.fast_model import FastModel
 from core.decode.generation import generate_ids, generate_steps
 from core.settings.sampling_params import SamplingParams
-from reference import ReferenceModel, random_book_checkpoint
+from support.reference import ReferenceModel, random_book_checkpoint
 
 SHAPE = (30, 5, 3, 8, 700)  # d_model, heads, blocks, context, vocab: an 8-token window, passed early
 
@@ -118,7 +118,7 @@ def test_engine_steps_forced_tokens_and_the_lens(small_model):
 
 
 def test_generate_logprobs_writes_openai_shaped_json_lines_that_match_the_text(small_model):
-    from test_cli import tfchat
+    from support.cli import tfchat
 
     args = ("generate", "农夫山泉", "--model", str(small_model), "--seed", "4", "--max-new-tokens", "8")
     text = tfchat(*args)
@@ -139,7 +139,7 @@ def test_generate_logprobs_writes_openai_shaped_json_lines_that_match_the_text(s
 
 
 def test_generate_trace_is_the_chapters_format(small_model):
-    from test_cli import tfchat
+    from support.cli import tfchat
 
     r = tfchat("generate", "The cat", "--model", str(small_model), "--preset", "greedy", "--max-new-tokens", "3",
                "--trace")

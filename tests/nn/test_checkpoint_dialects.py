@@ -12,9 +12,9 @@ from core.nn.fast_model import FastModel
 from core.decode.generation import generate_ids
 from core.settings.sampling_params import SamplingParams
 from core.engine.tokenizer import load_encoding
-from reference import assert_same_greedy_tokens
-from repository_models import RepositoryModel, ScifiModel
-from test_cli import tfchat
+from support.reference import assert_same_greedy_tokens
+from support.repository_models import RepositoryModel, ScifiModel
+from support.cli import tfchat
 
 DIALECTS = {"repository model.py": RepositoryModel, "scifi-demo": ScifiModel}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -187,7 +187,7 @@ def test_engine_card_says_what_the_file_is_and_how_long_it_took(tmp_path):
 
 
 async def test_the_app_opens_a_bare_repository_file_says_what_it_is_and_generates_its_model(tmp_path):
-    from test_app import finished, notices, ready, send, views
+    from support.pilot import finished, notices, ready, send, views
     from tui.app import make_app
 
     encoding = load_encoding()
@@ -211,7 +211,7 @@ async def test_the_app_opens_a_bare_repository_file_says_what_it_is_and_generate
 
 def test_serve_takes_the_extra_embedding_row_as_a_prompt_token(tmp_path):
     """Token-id prompts may use every embedding row; the one past the output layer is not refused."""
-    from test_serve import _call, start_serve
+    from support.serve import call as _call, start_serve
 
     model = RepositoryModel(32, 4, 2, 16, 100256, seed=11)
     process, server = start_serve(save_bare(model, tmp_path / "model-ckpt.pt"))

@@ -3,7 +3,7 @@ import json
 import sqlite3
 
 from core.store.history import Exchange, History
-from test_cli import tfchat
+from support.cli import tfchat
 
 
 def _exchange(prompt, output, reason="length", kind="prompt"):
@@ -57,16 +57,18 @@ def _peak_rss_mb(args, stdout=None) -> tuple[int, float, bytes]:
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    from support import ROOT as root
+    from support.processes import PeakMemory
+
     process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], stdout=stdout or subprocess.DEVNULL,
                                stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
     if stdout is not None:
         stdout.close()  # the child holds the pipe; ours must not keep it open
+    peak = PeakMemory(process.pid)
     err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, err
+    process.wait()
+    return process.returncode, peak.result(), err
 
 
 def test_export_streams_a_large_history_with_flat_memory_and_stops_at_a_closed_pipe(tmp_path):

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT  # noqa: E402
 
 # tensors -> token ids -> text -> serving and tools; a module may import its own layer and those below.
 LAYERS = {

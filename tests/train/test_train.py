@@ -15,7 +15,9 @@ from core.nn.checkpoint import expected_shapes, load_checkpoint
 from core.engine.in_process import Engine
 from core.settings.sampling_params import SamplingParams
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT  # noqa: E402
+
+pytestmark = pytest.mark.slow
 BOOK_H_PARAMS = {"d_model", "num_heads", "num_blocks", "context_length", "max_token_value", "dropout",
                  "learning_rate", "device", "batch_size", "max_iters", "eval_interval", "eval_iters", "TORCH_SEED"}
 TINY = ["--d-model", "16", "--num-heads", "2", "--num-blocks", "1", "--context-length", "8",

@@ -1,7 +1,5 @@
 """The app driven by Textual's Pilot on a real (small) checkpoint: every binding and flow."""
-import sqlite3
 import threading
-import time
 
 
 from core.engine.in_process import Engine
@@ -11,45 +9,8 @@ from tui.app import make_app
 from tui.prompt_input import PromptInput
 from tui.sidebar import PresetSidebar
 from tui.status_line import StatusLine
-from tui.transcript import Notice, Transcript
-
-
-async def wait_for(pilot, condition, timeout=30.0, what="condition"):
-    """Poll instead of sleeping a fixed time, so slow machines only wait longer."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-def views(app):
-    return app.query_one(Transcript).exchanges()
-
-
-def notices(app):
-    return [str(n.render()) for n in app.query(Notice)]
-
-
-async def ready(pilot):
-    await wait_for(pilot, lambda: pilot.app.query_one(StatusLine).state == "ready", what="engine ready")
-
-
-async def send(pilot, text):
-    prompt = pilot.app.query_one(PromptInput)
-    prompt.focus()
-    prompt.load_text(text)
-    await pilot.press("enter")
-
-
-async def finished(pilot, count):
-    await wait_for(pilot, lambda: len(views(pilot.app)) >= count and pilot.app.active is None
-                   and not pilot.app.pending, what=f"{count} finished exchanges")
-
-
-def history_rows(path):
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT kind, prompt, output, preset, finish_reason, stats FROM exchanges ORDER BY id").fetchall()
+from tui.transcript import Transcript
+from support.pilot import finished, history_rows, notices, ready, send, views, wait_for
 
 
 async def test_send_streams_the_continuation_and_records_it(app_factory):

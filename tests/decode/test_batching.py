@@ -10,9 +10,9 @@ from core.nn.fast_model import FastModel
 from core.decode.generation import generate_ids
 from core.settings.sampling_params import SamplingParams
 from core.system.helper_thread import HelperThread
-from reference import ReferenceModel, random_book_checkpoint
-from test_exactness import TIE_TOLERANCE
-from test_sampling import reference_probs
+from support.reference import ReferenceModel, random_book_checkpoint
+from support.reference import TIE_TOLERANCE
+from support.reference import reference_probs
 
 SHAPE = (36, 4, 3, 12, 1500)  # a window of 12: rows slide past it early
 

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from core.engine.in_process import Engine
 from core.settings.sampling_params import SamplingParams
-from test_app import finished, history_rows, ready, send, views, wait_for
+from support.pilot import finished, history_rows, ready, send, views, wait_for
 from tui.inspector_screen import InspectorScreen
 from tui.token_screen import TokenScreen
 from tui.token_view import CURSOR_STYLE, band_style

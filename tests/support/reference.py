@@ -118,3 +118,32 @@ def assert_same_greedy_tokens(expected: list[int], got: list[int], gaps: list[fl
         if e != g:
             assert gaps[i] < TIE_TOLERANCE, f"token {i} differs ({g} vs {e}) with a top-two gap of {gaps[i]}"
             break
+
+
+def reference_probs(logits, temperature=1.0, top_k=None, top_p=1.0, min_p=0.0, penalty=1.0, window=()):
+    """Written out plainly, in the documented order, over python floats."""
+    logits = [float(x) for x in logits]
+    for t in set(window):
+        logits[t] = logits[t] / penalty if logits[t] > 0 else logits[t] * penalty
+    logits = [x / temperature for x in logits]
+    if top_k:
+        kth = sorted(logits, reverse=True)[top_k - 1]
+        logits = [x if x >= kth else float("-inf") for x in logits]
+    m = max(logits)
+    e = [0.0 if x == float("-inf") else torch.tensor(x - m).exp().item() for x in logits]
+    s = sum(e)
+    p = [x / s for x in e]
+    if top_p < 1:
+        order = sorted(range(len(p)), key=lambda i: -p[i])
+        keep, mass = set(), 0.0
+        for i in order:
+            if mass >= top_p:
+                break
+            keep.add(i)
+            mass += p[i]
+        p = [x if i in keep else 0.0 for i, x in enumerate(p)]
+    if min_p > 0:
+        top = max(p)
+        p = [x if x >= min_p * top else 0.0 for x in p]
+    s = sum(p)
+    return torch.tensor([x / s for x in p], dtype=torch.float64)

@@ -7,7 +7,7 @@ from core.nn.fast_model import FastModel
 from core.decode.generation import generate_ids
 from core.settings.sampling_params import SamplingParams
 from core.system.helper_thread import HelperThread
-from reference import TIE_TOLERANCE, ReferenceModel, assert_same_greedy_tokens, random_book_checkpoint
+from support.reference import TIE_TOLERANCE, ReferenceModel, assert_same_greedy_tokens, random_book_checkpoint
 
 SHAPES = [
     # d_model, heads, blocks, context, vocab: head sizes 6, 9 and 20; small windows slide early

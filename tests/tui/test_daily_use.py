@@ -3,7 +3,7 @@ import re
 
 from core.store.history import History
 from core.engine.tokenizer import load_encoding
-from test_app import finished, ready, send, views, wait_for
+from support.pilot import finished, ready, send, views, wait_for
 from tui.history_screen import HistoryScreen
 from tui.key_bar import KeyBar
 from tui.prompt_input import PromptInput

@@ -1,0 +1,55 @@
+"""Driving the real app under Textual's Pilot: waiting for states, reading what it shows."""
+import sqlite3
+import time
+
+from tui.compare_view import CompareView
+from tui.prompt_input import PromptInput
+from tui.status_line import StatusLine
+from tui.transcript import Notice, Transcript
+
+
+async def wait_for(pilot, condition, timeout=30.0, what="condition"):
+    """Poll instead of sleeping a fixed time, so slow machines only wait longer."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def views(app):
+    return app.query_one(Transcript).exchanges()
+
+
+def notices(app):
+    return [str(n.render()) for n in app.query(Notice)]
+
+
+async def ready(pilot):
+    await wait_for(pilot, lambda: pilot.app.query_one(StatusLine).state == "ready", what="engine ready")
+
+
+async def send(pilot, text):
+    prompt = pilot.app.query_one(PromptInput)
+    prompt.focus()
+    prompt.load_text(text)
+    await pilot.press("enter")
+
+
+async def finished(pilot, count):
+    await wait_for(pilot, lambda: len(views(pilot.app)) >= count and pilot.app.active is None
+                   and not pilot.app.pending, what=f"{count} finished exchanges")
+
+
+def history_rows(path):
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT kind, prompt, output, preset, finish_reason, stats FROM exchanges ORDER BY id").fetchall()
+
+
+def compare_views(app):
+    return list(app.query(CompareView))
+
+
+async def compared(pilot, count=1):
+    await wait_for(pilot, lambda: len(compare_views(pilot.app)) >= count and pilot.app.active is None
+                   and not pilot.app.pending, what=f"{count} finished comparisons")
