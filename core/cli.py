@@ -6,7 +6,6 @@ Ctrl+C ends with 130 after what was generated so far has been printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.errors import TfchatError
 
     from core.system.lifecycle import on_exit_signals
-    from core.system.runtime import apply_threads, resolve_threads, tune_allocator
+    from core.system.runtime import resolve_threads, tune_allocator
 
     args = build_parser().parse_args(argv)
     tune_allocator()
@@ -149,10 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     # (bench's neighbour process); the app replaces this with its own handler.
     on_exit_signals(lambda signum: sys.exit(128 + signum))
     try:
+        # Checked here, applied by _start_torch where a command runs the model in this process.
         args.threads = resolve_threads(args.threads, default=None if args.command == "train" else 1)
-        # The app's and history's torch runs in another process (or nowhere): this one never loads it.
-        if args.threads is not None and args.command not in (None, "history"):
-            apply_threads(args.threads)
         return _dispatch(args)
     except TfchatError as exc:
         print(f"tfchat: {exc}", file=sys.stderr)
@@ -174,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    from core.commands.generate import start_torch
+
     if args.command == "generate":
+        from core.commands.generate import cmd_generate
+
         return cmd_generate(args)
     if args.command == "info":
         return cmd_info(args)
@@ -190,10 +191,12 @@ def _dispatch(args) -> int:
                 from core.errors import TfchatError
 
                 raise TfchatError(f"{flag} {seconds}: give seconds above 0")
+        start_torch(args)
         return run_server(args.model, args.device, args.host, args.port, args.api_key, args.allow_no_key,
                           args.max_rows, args.max_queue, args.max_tokens_limit, args.request_timeout,
                           args.read_timeout)
     if args.command == "bench":
+        start_torch(args)
         if args.app:
             from tui.bench_app import run_app_bench  # the UI, only when asked for
 
@@ -210,6 +213,7 @@ def _dispatch(args) -> int:
 
         return run_bench(args.model, args.device, args.tokens)
     if args.command == "train":
+        start_torch(args)
         from core.train.trainer import run_train_command
 
         return run_train_command(args)
@@ -244,136 +248,6 @@ def _check_app_can_start(args) -> None:
             raise
         raise CheckpointError(f"{exc}; train a model with `tfchat train TEXT.txt`, or give one with --model PATH "
                               "(or $TFCHAT_MODEL)") from None
-
-
-def load_catalog():
-    from core.settings.presets import load_presets
-
-    catalog = load_presets()
-    for warning in catalog.warnings:
-        print(f"tfchat: warning: {warning}", file=sys.stderr)
-    return catalog
-
-
-def sampling_params_from_args(args, catalog=None, preset: str | None = None):
-    """The preset's params (default: --preset, else balanced) with the command line's values on top."""
-    from core.settings.presets import params_from_mapping
-
-    catalog = catalog or load_catalog()
-    base = catalog.get(preset or args.preset or "balanced").params
-    overrides = {
-        key: getattr(args, key)
-        for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
-        if getattr(args, key) is not None
-    }
-    if args.stop:
-        overrides["stop"] = args.stop
-    return params_from_mapping(overrides, base)
-
-
-def _read_prompt(args) -> str:
-    from core.errors import PromptError
-
-    if args.prompt is not None:
-        return args.prompt
-    if sys.stdin is None or sys.stdin.isatty():
-        raise PromptError("no prompt: give one as an argument or on standard input")
-    data = sys.stdin.buffer.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PromptError("standard input is not UTF-8 text") from None
-    # `echo "text" |` adds a newline the user did not mean as part of the prompt.
-    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
-
-
-def cmd_generate(args) -> int:
-    from core.errors import PresetError
-
-    if args.compare or args.more_prompts or args.prompts_file or args.format == "jsonl":
-        return _generate_rows(args)
-    params = sampling_params_from_args(args)
-    if args.logprobs is not None and not 1 <= args.logprobs <= 20:
-        raise PresetError(f"--logprobs must be from 1 to 20, got {args.logprobs}")
-    prompt = _read_prompt(args)
-    engine = _backend(args)
-    out = sys.stdout
-    if args.logprobs or args.trace:
-        from core.commands.step_output import JsonLinesWriter, TraceWriter
-
-        top = args.logprobs or TraceWriter.CANDIDATES
-        generation = engine.generate(prompt, params, top_logprobs=top)
-        writer = JsonLinesWriter(engine, out) if args.logprobs else TraceWriter(engine, out, prompt)
-    else:
-        generation, writer = engine.generate(prompt, params), None
-    if generation.notice:  # a server that does not take every sampler of the preset
-        print(f"tfchat: note: {generation.notice}", file=sys.stderr)
-    try:
-        _stream_generation(generation, writer, out, args)
-    finally:
-        engine.close()  # its helper thread ends here, not in the interpreter's teardown
-    return EXIT_OK
-
-
-def _stream_generation(generation, writer, out, args) -> None:
-    wrote = False
-    try:
-        for piece in generation:
-            if writer is None:
-                out.write(piece)
-                out.flush()
-                wrote = True
-            else:
-                writer.write_steps(generation.steps)
-    finally:
-        if writer is not None:
-            writer.write_steps(generation.steps)
-        if wrote:
-            out.write("\n")
-            out.flush()
-        if args.stats and generation.stats is not None:
-            stats = generation.stats
-            print(json.dumps({"prompt_tokens": stats.prompt_tokens, "new_tokens": stats.new_tokens,
-                              "ttft_s": round(stats.ttft_s, 5), "tokens_per_s": round(stats.tokens_per_s, 2),
-                              "device": stats.device, "finish_reason": stats.finish_reason,
-                              "seed": stats.seed}), file=sys.stderr)
-
-
-def _backend(args):
-    """The model to generate with: a checkpoint in this process, or a server (--endpoint)."""
-    if args.endpoint:
-        from core.engine.http_client import HttpBackend
-
-        return HttpBackend.connect(args.endpoint, args.api_key or os.environ.get("TFCHAT_API_KEY"),
-                                   args.remote_model, args.timeout)
-    from core.engine.in_process import Engine
-    from core.system.paths import resolve_model_path
-
-    return Engine.load(resolve_model_path(args.model), args.device)
-
-
-def _generate_rows(args) -> int:
-    """Several rows (presets compared, several prompts, or --format jsonl): `core.commands.compare`."""
-    from core.commands.compare import compare_presets, plan_rows, read_prompts_file, run_rows
-    from core.errors import PresetError
-
-    if args.logprobs or args.trace:
-        raise PresetError("--logprobs and --trace show one generation; they do not combine with --compare, "
-                          "--prompt, --prompts-file or --format jsonl")
-    catalog = load_catalog()
-    presets = compare_presets(args.compare, catalog) if args.compare else [args.preset or "balanced"]
-    prompts = ([args.prompt] if args.prompt is not None else []) + (args.more_prompts or [])
-    if args.prompts_file:
-        prompts += read_prompts_file(args.prompts_file)
-    if not prompts:
-        prompts = [_read_prompt(args)]
-    rows = plan_rows(prompts, presets, lambda name: sampling_params_from_args(args, catalog, name))
-    engine = _backend(args)
-    try:
-        run_rows(engine, rows, sys.stdout, args.format, headers=(bool(args.compare), len(prompts) > 1))
-    finally:
-        engine.close()
-    return EXIT_OK
 
 
 def cmd_info(args) -> int:

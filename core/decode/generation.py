@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import torch
 
 from core.errors import PromptError
-from core.nn.fast_model import FastModel, KVCache
+from core.nn.fast_model import FastModel
+from core.nn.kv_cache import KVCache
 from core.decode.sampling import draw_next, logits_not_finite
 from core.settings.sampling_params import SamplingParams
 from core.decode.step_info import StepInfo

@@ -98,3 +98,17 @@ def test_the_app_process_never_loads_torch(small_model, tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_a_client_of_a_server_and_a_mistake_never_load_torch(tmp_path):
+    """`generate --endpoint`, a wrong model path, a bad setting: answered without importing torch (1.2 s here)."""
+    code = (
+        "import sys\n"
+        "from core.cli import main\n"
+        "codes = [main(['generate', '--endpoint', 'http://127.0.0.1:9/v1', 'Hi']),\n"
+        f"         main(['generate', '--model', {str(tmp_path / 'missing.ckpt')!r}, 'Hi']),\n"
+        "         main(['generate', '--temperature', 'nan', 'Hi'])]\n"
+        "print(codes, [m for m in sys.modules if m == 'torch' or m.startswith('torch.')][:3])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.stdout.strip() == "[2, 2, 2] []", r.stdout + r.stderr

@@ -1,0 +1,157 @@
+"""`tfchat generate`: one prompt streamed to standard output, or several rows (`core.commands.compare`)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+EXIT_OK = 0
+
+
+def load_catalog():
+    from core.settings.presets import load_presets
+
+    catalog = load_presets()
+    for warning in catalog.warnings:
+        print(f"tfchat: warning: {warning}", file=sys.stderr)
+    return catalog
+
+
+def sampling_params_from_args(args, catalog=None, preset: str | None = None):
+    """The preset's params (default: --preset, else balanced) with the command line's values on top."""
+    from core.settings.presets import params_from_mapping
+
+    catalog = catalog or load_catalog()
+    base = catalog.get(preset or args.preset or "balanced").params
+    overrides = {
+        key: getattr(args, key)
+        for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
+        if getattr(args, key) is not None
+    }
+    if args.stop:
+        overrides["stop"] = args.stop
+    return params_from_mapping(overrides, base)
+
+
+def _read_prompt(args) -> str:
+    from core.errors import PromptError
+
+    if args.prompt is not None:
+        return args.prompt
+    if sys.stdin is None or sys.stdin.isatty():
+        raise PromptError("no prompt: give one as an argument or on standard input")
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PromptError("standard input is not UTF-8 text") from None
+    # `echo "text" |` adds a newline the user did not mean as part of the prompt.
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
+def cmd_generate(args) -> int:
+    from core.errors import PresetError
+
+    if args.compare or args.more_prompts or args.prompts_file or args.format == "jsonl":
+        return _generate_rows(args)
+    params = sampling_params_from_args(args)
+    if args.logprobs is not None and not 1 <= args.logprobs <= 20:
+        raise PresetError(f"--logprobs must be from 1 to 20, got {args.logprobs}")
+    prompt = _read_prompt(args)
+    engine = _backend(args)
+    out = sys.stdout
+    if args.logprobs or args.trace:
+        from core.commands.step_output import JsonLinesWriter, TraceWriter
+
+        top = args.logprobs or TraceWriter.CANDIDATES
+        generation = engine.generate(prompt, params, top_logprobs=top)
+        writer = JsonLinesWriter(engine, out) if args.logprobs else TraceWriter(engine, out, prompt)
+    else:
+        generation, writer = engine.generate(prompt, params), None
+    if generation.notice:  # a server that does not take every sampler of the preset
+        print(f"tfchat: note: {generation.notice}", file=sys.stderr)
+    try:
+        _stream_generation(generation, writer, out, args)
+    finally:
+        engine.close()  # its helper thread ends here, not in the interpreter's teardown
+    return EXIT_OK
+
+
+def _stream_generation(generation, writer, out, args) -> None:
+    wrote = False
+    try:
+        for piece in generation:
+            if writer is None:
+                out.write(piece)
+                out.flush()
+                wrote = True
+            else:
+                writer.write_steps(generation.steps)
+    finally:
+        if writer is not None:
+            writer.write_steps(generation.steps)
+        if wrote:
+            out.write("\n")
+            out.flush()
+        if args.stats and generation.stats is not None:
+            stats = generation.stats
+            print(json.dumps({"prompt_tokens": stats.prompt_tokens, "new_tokens": stats.new_tokens,
+                              "ttft_s": round(stats.ttft_s, 5), "tokens_per_s": round(stats.tokens_per_s, 2),
+                              "device": stats.device, "finish_reason": stats.finish_reason,
+                              "seed": stats.seed}), file=sys.stderr)
+
+
+def _backend(args):
+    """The model to generate with: a checkpoint in this process, or a server (--endpoint)."""
+    if args.endpoint:
+        from core.engine.http_client import HttpBackend
+
+        return HttpBackend.connect(args.endpoint, args.api_key or os.environ.get("TFCHAT_API_KEY"),
+                                   args.remote_model, args.timeout)
+    from core.system.device import check_device_choice
+    from core.system.files import check_model_file
+    from core.system.paths import resolve_model_path
+
+    path = resolve_model_path(args.model)
+    check_device_choice(args.device)
+    check_model_file(path)  # a wrong path or device is said before torch is even imported
+    start_torch(args)
+    from core.engine.in_process import Engine
+
+    return Engine.load(path, args.device)
+
+
+def start_torch(args) -> None:
+    """This command runs the model in this process: torch takes the thread count asked for first.
+
+    Only then, so a client of a server (--endpoint), the app (its engine has its own process) and
+    a mistake on the command line never pay for importing torch.
+    """
+    if args.threads is not None:
+        from core.system.runtime import apply_threads
+
+        apply_threads(args.threads)
+
+
+def _generate_rows(args) -> int:
+    """Several rows (presets compared, several prompts, or --format jsonl): `core.commands.compare`."""
+    from core.commands.compare import compare_presets, plan_rows, read_prompts_file, run_rows
+    from core.errors import PresetError
+
+    if args.logprobs or args.trace:
+        raise PresetError("--logprobs and --trace show one generation; they do not combine with --compare, "
+                          "--prompt, --prompts-file or --format jsonl")
+    catalog = load_catalog()
+    presets = compare_presets(args.compare, catalog) if args.compare else [args.preset or "balanced"]
+    prompts = ([args.prompt] if args.prompt is not None else []) + (args.more_prompts or [])
+    if args.prompts_file:
+        prompts += read_prompts_file(args.prompts_file)
+    if not prompts:
+        prompts = [_read_prompt(args)]
+    rows = plan_rows(prompts, presets, lambda name: sampling_params_from_args(args, catalog, name))
+    engine = _backend(args)
+    try:
+        run_rows(engine, rows, sys.stdout, args.format, headers=(bool(args.compare), len(prompts) > 1))
+    finally:
+        engine.close()
+    return EXIT_OK
