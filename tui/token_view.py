@@ -11,7 +11,7 @@ import math
 
 from rich.text import Text
 
-from core.engine.tokenizer import one_line
+from core.engine.tokenizer import inline_text
 from core.decode.step_info import StepInfo
 
 # (lowest probability, background): the model's own probability of the token it produced.
@@ -70,4 +70,4 @@ def styled_tokens(output: str, steps: list[StepInfo], spans: list[tuple[int, int
 
 def shown_token(text: str) -> str:
     """A token's text on one line, between quotes."""
-    return f"'{one_line(text)}'"
+    return f"'{inline_text(text)}'"

@@ -8,7 +8,7 @@ import json
 import math
 from typing import TextIO
 
-from core.engine.tokenizer import one_line
+from core.engine.tokenizer import inline_text
 from core.decode.step_info import StepInfo
 
 
@@ -69,4 +69,4 @@ class TraceWriter(_StepWriter):
 
     def _shown(self, token: int) -> str:
         """A token between quotes on one line: its line breaks and tabs escaped."""
-        return one_line(self._engine.token_text(token)[0])
+        return inline_text(self._engine.token_text(token)[0])

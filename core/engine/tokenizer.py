@@ -66,7 +66,7 @@ def token_text(encoding: tiktoken.Encoding, token: int) -> tuple[str, list[int]]
 _ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
-def one_line(text: str) -> str:
+def inline_text(text: str) -> str:
     """A token's text as it is shown among others: line breaks and tabs escaped, so it stays on its line."""
     return text.translate(_ONE_LINE)
 

@@ -77,7 +77,7 @@ class BatchScheduler:
             self._wake.notify()
         return cancel
 
-    def load(self) -> dict:
+    def occupancy(self) -> dict:
         """Rows generating now, and requests waiting for room."""
         with self._wake:
             return {"running": len(self._running), "waiting": len(self._waiting), "max_rows": self._max_rows,

@@ -105,7 +105,7 @@ class Api:
         return _json(self._model_entry())
 
     async def load(self, request):
-        return _json(self.scheduler.load())
+        return _json(self.scheduler.occupancy())
 
     async def completions(self, request):
         return await self._generate(request, chat=False)

@@ -176,7 +176,7 @@ def test_a_damaged_optimizer_side_file_is_one_line(corpus, tmp_path):
 def test_resuming_a_bare_state_dict_starts_a_fresh_optimizer_and_keeps_the_files_form(corpus, tmp_path, dialect):
     """The repository's scripts save bare state dicts with no optimizer: tfchat says so, and writes the file
     back as it found it, so the reader's own class still loads it."""
-    import repository_models
+    from support import repository_models
 
     cls = getattr(repository_models, dialect)
     model = cls(16, 2, 1, 8, 100256, seed=1)
