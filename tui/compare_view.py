@@ -46,6 +46,11 @@ class CompareColumn(Vertical):
     def output(self) -> str:
         return self._output.text
 
+    @property
+    def summary_shown(self) -> str:
+        """The column's stats line, as shown."""
+        return str(self._stats.render())
+
     def append(self, text: str) -> None:
         self._output.append(text)
 

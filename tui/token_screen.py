@@ -148,6 +148,10 @@ class TokenScreen(Screen[tuple[int, int] | None]):
                           f"{bar(step.sampled_prob)} {percent(step.sampled_prob)}")
         self.query_one("#candidates", Static).update(table)
 
+    def lens_rows(self, branch: int, step: int):
+        """The logit lens computed for that step of that branch (one row per layer), a problem, or None."""
+        return self._lens.get((branch, step))
+
     def _show_lens(self) -> None:
         lens = self.query_one("#lens", Static)
         lens.display = self.lens_shown

@@ -51,6 +51,16 @@ class StreamingText(Vertical):
         self.text = text
         self._show(relayout_done=True)
 
+    @property
+    def shown(self) -> str:
+        """The plain text on screen now: the prompt prefix and the output, as one text."""
+        return str(self._done.render()) + str(self._live.render())
+
+    @property
+    def styled(self) -> Text | None:
+        """The styled view shown instead of the plain text (the probability view), else None."""
+        return self._override
+
     def show_styled(self, output: Text | None) -> None:
         """Show the prefix and `output` (the text, styled) instead of the plain text; None goes back."""
         self._override = None if output is None else Text(self.prefix, style=self.prefix_style) + output
@@ -130,6 +140,21 @@ class ExchangeView(Vertical):
     @property
     def output(self) -> str:
         return self._output.text
+
+    @property
+    def shown_text(self) -> str:
+        """The prompt and its continuation as the pane shows them."""
+        return self._output.shown
+
+    @property
+    def styled_text(self) -> Text | None:
+        """The probability view's coloured text while it is on, else None."""
+        return self._output.styled
+
+    @property
+    def summary_shown(self) -> str:
+        """The stats line under the exchange, as shown (with the branch count when there are several)."""
+        return str(self._stats.render())
 
     @property
     def params(self) -> dict:  # of the latest generation, for /save

@@ -22,7 +22,7 @@ async def test_send_streams_the_continuation_and_records_it(app_factory):
         view = views(app)[0]
         expected = "".join(Engine.load(app_factory.model, "cpu").generate("The customer", app.current_params()))
         assert view.prompt == "The customer" and view.output == expected
-        stats_line = str(view._stats.render())
+        stats_line = view.summary_shown
         assert "200 tokens" in stats_line and "tok/s" in stats_line and "greedy" in stats_line
     rows = history_rows(app_factory.history)
     assert rows[0][:5] == ("prompt", "The customer", expected, "greedy", "length")
@@ -56,7 +56,7 @@ async def test_escape_stops_and_keeps_partial_output_marked_stopped(app_factory)
         await pilot.press("escape")
         await finished(pilot, 1)
         view = views(app)[0]
-        assert "stopped" in str(view._stats.render()) and view.output
+        assert "stopped" in view.summary_shown and view.output
     kind, prompt, output, preset, reason, _ = history_rows(app_factory.history)[0]
     assert reason == "stopped" and output == view.output
 
@@ -283,7 +283,7 @@ async def test_a_prompt_the_model_cannot_encode_is_reported_inline(app_factory, 
         await ready(pilot)
         await send(pilot, "a lighthouse")
         await finished(pilot, 1)
-        assert "vocabulary stops at token 499" in str(views(app)[0]._stats.render())
+        assert "vocabulary stops at token 499" in views(app)[0].summary_shown
         assert app.is_running
 
 

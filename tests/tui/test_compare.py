@@ -90,7 +90,7 @@ async def test_compare_at_120_columns_streams_a_column_per_preset_side_by_side_a
         assert greedy.region.y == creative.region.y and greedy.region.x < creative.region.x
         assert [c.label for c in view.columns] == ["greedy", "creative"]
         assert greedy.finish_reason == creative.finish_reason == "length"
-        assert "tok/s" in str(greedy._stats.render())
+        assert "tok/s" in greedy.summary_shown
         assert not app.query_one(Transcript).exchanges()  # nothing kept yet
     engine = Engine.load(app_factory.model, "cpu")
     single = "".join(engine.generate("The sales team", load_presets().get("greedy").params))
@@ -120,7 +120,7 @@ async def test_compare_at_80_columns_stacks_the_columns_and_escape_stops_them_al
         await pilot.press("escape")
         await compared(pilot)
         assert [c.finish_reason for c in view.columns] == ["stopped"] * 3
-        assert all("stopped" in str(c._stats.render()) for c in view.columns)
+        assert all("stopped" in c.summary_shown for c in view.columns)
     rows = history_rows(app_factory.history)
     assert sorted(preset for _, _, _, preset, _, _ in rows) == ["balanced", "book", "creative"]
     assert {reason for _, _, _, _, reason, _ in rows} == {"stopped"}

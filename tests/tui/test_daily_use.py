@@ -55,7 +55,7 @@ async def test_prompt_and_continuation_read_as_one_text(app_factory):
         await send(pilot, "Therefore the salesperson")
         await finished(pilot, 1)
         view = views(app)[0]
-        shown = str(view._output._done.render()) + str(view._output._live.render())
+        shown = view.shown_text
         assert shown.startswith("Therefore the salesperson" + view.output.split("\n")[0])
 
 

@@ -24,7 +24,7 @@ def plain(widget, width: int = 120) -> str:
 
 def styled_output(view) -> Text:
     """The styled text the exchange's text widget shows while the probability view is on, else None."""
-    return view._output._override
+    return view.styled_text
 
 
 async def test_probability_view_colours_each_token_and_shows_a_legend(app_factory):
@@ -74,8 +74,8 @@ async def test_token_cursor_panel_branch_and_history(app_factory):
         assert any(str(span.style) == CURSOR_STYLE for span in text.spans)
         # The logit lens for this step: its last row is the model's own prediction.
         await pilot.press("l")
-        await wait_for(pilot, lambda: (0, 2) in screen._lens, what="the logit lens")
-        lens = screen._lens[(0, 2)]
+        await wait_for(pilot, lambda: screen.lens_rows(0, 2) is not None, what="the logit lens")
+        lens = screen.lens_rows(0, 2)
         assert len(lens) == 2 and lens[-1][0][0] == step.top[0].id
         assert lens[-1][0][1] == pytest.approx(math.exp(step.top[0].logprob), abs=1e-4)
         lens_text = plain(screen.query_one("#lens"))
@@ -87,7 +87,7 @@ async def test_token_cursor_panel_branch_and_history(app_factory):
         branch = view.branch
         assert branch.steps[2].id == step.top[1].id and branch.token_ids(2) == view.branches[0].token_ids(2)
         assert len(branch.steps) == 3 + 200 and view.output != first_output
-        assert "branch 2/2" in str(view._stats.render())
+        assert "branch 2/2" in view.summary_shown
         # The branch is in the history, whole, and continue mode would go on from it.
         rows = history_rows(app_factory.history)
         assert [r[0] for r in rows] == ["prompt", "branch"] and rows[1][2] == view.output
@@ -139,7 +139,7 @@ async def test_insight_keys_explain_themselves_without_tokens(app_factory):
         assert not isinstance(app.screen, TokenScreen)
         await pilot.press("alt+left")
         await pilot.pause()
-        assert any("No generated tokens" in str(n.message) for n in app._notifications)
+        assert any("No generated tokens" in str(n.message) for n in app._notifications)  # no Toast widget is mounted under Pilot here
 
 
 async def test_old_exchanges_drop_their_token_records_so_memory_stays_bounded(app_factory, monkeypatch):
