@@ -39,7 +39,8 @@ from tui.messages import EngineFailed, EngineReady, GenerationDone
 from tui.palette import tfchat_commands
 from tui.prompt_input import PromptInput
 from tui.raw_paste import driver_with_raw_pastes
-from tui.session import Request, transcript_text
+from tui.session import (BranchRequest, CompareRequest, ContinueRequest, PromptRequest, RegenerateRequest, Request,
+                         transcript_text)
 from tui.sidebar import PresetSidebar
 from tui.slash_commands import SlashCommandsMixin
 from tui.status_line import StatusLine
@@ -162,7 +163,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         self.load_meter()
         if self.initial_prompt and self.initial_prompt.strip():
             self.query_one(PromptInput).remember(self.initial_prompt)
-            self._enqueue(Request("prompt", self.initial_prompt, self.preset, self.current_params(), self.mode))
+            self._enqueue(PromptRequest(self.initial_prompt, self.preset, self.current_params(), self.mode))
 
     @property
     def model_source(self) -> str:
@@ -298,13 +299,13 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         if self.compare_presets:
             self._enqueue(self.compare_request(text))
         else:
-            self._enqueue(Request("prompt", text, self.preset, self.current_params(), self.mode))
+            self._enqueue(PromptRequest(text, self.preset, self.current_params(), self.mode))
 
     def _enqueue(self, request: Request) -> None:
         if self.engine is None and self.query_one(StatusLine).state in ("no model", "failed"):
             self.query_one(Transcript).add_notice("No model is loaded; see the message above.", error=True)
             return
-        if request.kind not in ("continue", "branch"):
+        if not isinstance(request, (ContinueRequest, BranchRequest)):
             self.last_prompt = request
         self.pending.append(request)
         self._start_next()
@@ -316,17 +317,17 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         status.queued = len(self.pending)
 
     def _start(self, request: Request) -> None:
-        if request.kind == "compare":
+        if isinstance(request, CompareRequest):
             self.start_compare(request)
             return
         last_view = self._last_view()
         forced: tuple[int, ...] = ()
-        if request.kind == "branch":
-            view, parent, step_index, alternative = request.target
-            view.add_branch(branch_from(view.branches[parent], parent, step_index, alternative,
-                                        request.params.as_dict()))
+        if isinstance(request, BranchRequest):
+            view, step_index = request.view, request.step_index
+            view.add_branch(branch_from(view.branches[request.parent], request.parent, step_index,
+                                        request.alternative, request.params.as_dict()))
             context, forced = view.base_context or "", tuple(view.branch.token_ids(step_index + 1))
-        elif request.kind == "continue" and last_view is not None:
+        elif isinstance(request, ContinueRequest) and last_view is not None:
             view, context = last_view, self._continue_context()
             view.branch.begin_generation()
         else:
@@ -419,7 +420,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
 
     def _remember_context(self, request: Request, view: ExchangeView) -> None:
         """Keep the exchange's text for continue mode."""
-        if request.kind in ("continue", "branch") and self.context_log:
+        if isinstance(request, (ContinueRequest, BranchRequest)) and self.context_log:
             self.context_log[-1] = (self.context_log[-1][0], view.output)
         else:
             self.context_log.append((request.prompt, view.output))
@@ -434,13 +435,13 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         if last is None:
             self.notify("Nothing to regenerate yet.", severity="warning")
             return
-        self._enqueue(Request("regenerate", last.prompt, self.preset, self.current_params(), last.mode))
+        self._enqueue(RegenerateRequest(last.prompt, self.preset, self.current_params(), last.mode))
 
     def action_continue_output(self) -> None:
         if not self.context_log and self.active is None:
             self.notify("Nothing to continue yet.", severity="warning")
             return
-        self._enqueue(Request("continue", "", self.preset, self.current_params(), self.mode))
+        self._enqueue(ContinueRequest("", self.preset, self.current_params(), self.mode))
 
     def action_toggle_mode(self) -> None:
         self.mode = "continue" if self.mode == "completion" else "completion"

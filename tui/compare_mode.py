@@ -19,7 +19,7 @@ from core.decode.limits import MAX_ROWS
 from core.errors import TfchatError, describe_exception
 from core.engine.stats import GenerationStats
 from tui.compare_view import CompareView
-from tui.session import Request, transcript_text
+from tui.session import CompareRequest, transcript_text
 from tui.status_line import StatusLine
 from tui.transcript import Transcript
 
@@ -76,18 +76,18 @@ class CompareMixin:
         else:
             self.notify("Compare mode off: prompts go to the active preset.")
 
-    def compare_request(self, prompt: str) -> Request:
+    def compare_request(self, prompt: str) -> CompareRequest:
         presets = list(self.compare_presets)
         if self.compare_blind:
             random.shuffle(presets)  # blind: which letter is which preset must not be guessable either
         params = [self.params_for(name) for name in presets]
-        return Request("compare", prompt, ",".join(presets), params[0], self.mode,
-                       target=(presets, self.compare_blind, params))
+        return CompareRequest(prompt, ",".join(presets), params[0], self.mode, presets=presets,
+                              blind=self.compare_blind, column_params=params)
 
     # ----- running one --------------------------------------------------------------------
-    def start_compare(self, request: Request) -> None:
-        presets, blind, params = request.target
-        view = CompareView(request.prompt, presets, blind)
+    def start_compare(self, request: CompareRequest) -> None:
+        presets, params = request.presets, request.column_params
+        view = CompareView(request.prompt, presets, request.blind)
         self.query_one(Transcript).mount(view)
         prior = transcript_text(self.context_log) if request.mode == "continue" else ""
         view.context = prior + request.prompt
@@ -138,11 +138,11 @@ class CompareMixin:
             view.all_done(KEEP_KEY)
         self._start_next()
 
-    def record_compare(self, request: Request, batch, reason: str) -> None:
+    def record_compare(self, request: CompareRequest, batch, reason: str) -> None:
         """Every column to the history with its preset, once, from whichever thread ends the compare."""
         if batch is None or not self._claim_record(request):
             return
-        presets, _, params = request.target
+        presets, params = request.presets, request.column_params
         for i, name in enumerate(presets):
             stats = batch.stats[i]
             self._write_exchange(request, batch.texts[i], name, params[i].as_dict(),

@@ -11,6 +11,7 @@ import threading
 from functools import partial
 
 from core.system.lifecycle import end_children, exit_hard_after
+from tui.session import CompareRequest
 
 # An exit must be over within 2 s of a hangup or a quit: what a graceful exit has
 # not finished by then, the watchdog ends (Textual can block writing to a dead terminal).
@@ -57,7 +58,7 @@ class EndingMixin:
         self.cancel.set()
         finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
         generation = self.active_generation
-        if request.kind == "compare":
+        if isinstance(request, CompareRequest):
             self.record_compare(request, generation, reason)
             return
         output = generation.text if generation is not None else ""

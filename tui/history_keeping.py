@@ -9,7 +9,7 @@ from core.errors import HistoryError
 from core.store.history import Exchange
 from tui.history_screen import HistoryScreen
 from tui.prompt_input import PromptInput
-from tui.session import Request
+from tui.session import PromptRequest, Request
 from tui.transcript import Transcript
 
 
@@ -54,5 +54,5 @@ class HistoryKeepingMixin:
     def _send_from_history(self, prompt: str | None) -> None:
         if prompt is not None:
             self.query_one(PromptInput).remember(prompt)
-            self._enqueue(Request("prompt", prompt, self.preset, self.current_params(), self.mode))
+            self._enqueue(PromptRequest(prompt, self.preset, self.current_params(), self.mode))
 

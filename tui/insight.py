@@ -6,7 +6,7 @@ from __future__ import annotations
 from core.errors import TfchatError
 from core.engine.tokenizer import load_encoding, token_bytes, token_text
 from tui.inspector_screen import InspectorScreen
-from tui.session import Request
+from tui.session import BranchRequest
 from tui.token_screen import TokenScreen
 from tui.transcript import ExchangeView, Transcript
 
@@ -67,8 +67,8 @@ class InsightMixin:
             return
         step_index, row = chosen
         alternative = view.branch.steps[step_index].top[row]
-        request = Request("branch", view.prompt, self.preset, self.current_params(), self.mode,
-                          target=(view, view.branch_index, step_index, alternative))
+        request = BranchRequest(view.prompt, self.preset, self.current_params(), self.mode, view=view,
+                                parent=view.branch_index, step_index=step_index, alternative=alternative)
         self._enqueue(request)
 
     def action_switch_branch(self, delta: int) -> None:

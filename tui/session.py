@@ -1,22 +1,67 @@
-"""What a generation request is, and the transcript text that continue mode feeds back."""
+"""What a generation request is, one type per kind, and the transcript text continue mode feeds back."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
+from core.decode.step_info import Alternative
 from core.settings.sampling_params import SamplingParams
+
+if TYPE_CHECKING:
+    from tui.transcript import ExchangeView
 
 
 @dataclass
 class Request:
-    kind: str  # 'prompt', 'regenerate', 'continue' or 'branch'
-    prompt: str  # what the user typed; empty for 'continue'
+    """What every request carries; `kind` is the word the history stores."""
+
+    kind: ClassVar[str]
+    prompt: str  # what the user typed; empty for a continuation
     preset: str
     params: SamplingParams
     mode: str  # 'completion' or 'continue', as it was when sent
     recorded: bool = field(default=False, compare=False)  # written to the history already
     ended_by: str | None = field(default=None, compare=False)  # 'quit', 'hangup' or 'terminated'
-    # A branch: (exchange view, the branch it starts from, step index, the alternative taken there).
-    target: tuple | None = field(default=None, compare=False)
+
+
+@dataclass
+class PromptRequest(Request):
+    kind: ClassVar[str] = "prompt"
+
+
+@dataclass
+class RegenerateRequest(Request):
+    """The last prompt sent again (ctrl+r)."""
+
+    kind: ClassVar[str] = "regenerate"
+
+
+@dataclass
+class ContinueRequest(Request):
+    """More of the last exchange's text (ctrl+g)."""
+
+    kind: ClassVar[str] = "continue"
+
+
+@dataclass
+class BranchRequest(Request):
+    """A new branch of `view`: `parent`'s tokens up to `step_index`, then `alternative` there."""
+
+    kind: ClassVar[str] = "branch"
+    view: ExchangeView | None = field(default=None, compare=False)
+    parent: int = 0
+    step_index: int = 0
+    alternative: Alternative | None = None
+
+
+@dataclass
+class CompareRequest(Request):
+    """One prompt under several presets at once; `params` is the first column's."""
+
+    kind: ClassVar[str] = "compare"
+    presets: list[str] = field(default_factory=list)
+    blind: bool = False
+    column_params: list[SamplingParams] = field(default_factory=list)
 
 
 def transcript_text(exchanges: list[tuple[str, str]]) -> str:
