@@ -20,6 +20,7 @@ from core.errors import TfchatError, describe_exception
 from core.engine.stats import GenerationStats
 from tui.compare_view import CompareView
 from tui.session import CompareRequest, transcript_text
+from tui.slash_commands import slash_command
 from tui.status_line import StatusLine
 from tui.transcript import Transcript
 
@@ -52,19 +53,6 @@ class CompareMixin:
             self.set_compare(None)
         else:
             self.set_compare(self.catalog.names()[:MAX_ROWS])
-
-    def _cmd_compare(self, *words: str) -> None:
-        """`/compare [--blind] [PRESET ...]` (default: every preset), `/compare off`."""
-        if list(words) == ["off"]:
-            self.set_compare(None)
-            return
-        blind = "--blind" in words
-        names = [w for w in words if w != "--blind"] or self.catalog.names()[:MAX_ROWS]
-        for name in names:
-            self.catalog.get(name)  # an unknown name: its message lists the known ones
-        if len(names) > MAX_ROWS:
-            raise TfchatError(f"compare takes at most {MAX_ROWS} presets, not {len(names)}")
-        self.set_compare(names, blind)
 
     def set_compare(self, presets: list[str] | None, blind: bool = False) -> None:
         self.compare_presets, self.compare_blind = presets, blind
@@ -176,3 +164,18 @@ class CompareMixin:
         self._update_context_meter()
         self.query_one(Transcript).scroll_end(animate=False)
         self.notify(f"Kept {column.label}: ctrl+g continues it.")
+
+
+@slash_command("/compare")
+def compare_command(app, *words: str) -> None:
+    """`/compare [--blind] [PRESET ...]` (default: every preset), `/compare off`."""
+    if list(words) == ["off"]:
+        app.set_compare(None)
+        return
+    blind = "--blind" in words
+    names = [w for w in words if w != "--blind"] or app.catalog.names()[:MAX_ROWS]
+    for name in names:
+        app.catalog.get(name)  # an unknown name: its message lists the known ones
+    if len(names) > MAX_ROWS:
+        raise TfchatError(f"compare takes at most {MAX_ROWS} presets, not {len(names)}")
+    app.set_compare(names, blind)

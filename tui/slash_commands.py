@@ -1,7 +1,13 @@
-"""Slash commands typed in the prompt, carried out on the app (parsing is in tui.slash)."""
+"""Slash commands typed in the prompt, carried out on the app (parsing is in tui.slash).
+
+Each command is a function of the app and the command's words, registered under its name
+with `@slash_command`; a flow that owns a command registers it in its own module (`/compare`
+in tui.compare_mode). A test checks every command tui.slash documents has its handler.
+"""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 from core.errors import TfchatError, describe_exception
 from core.system.paths import user_path
@@ -10,8 +16,19 @@ from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
 from tui.transcript import Transcript
 
 
+HANDLERS: dict[str, Callable[..., None]] = {}
+
+
+def slash_command(name: str):
+    """Registers `handler(app, *words)` as what `/name` does."""
+    def register(handler: Callable[..., None]) -> Callable[..., None]:
+        HANDLERS[name] = handler
+        return handler
+    return register
+
+
 class SlashCommandsMixin:
-    """`/name args` runs `_cmd_name(*args)`; a wrong number of words shows the usage line."""
+    """`/name args` runs the handler registered for `/name`; a wrong number of words shows the usage line."""
 
     def run_slash_text(self, text: str) -> bool:
         """Carry out `text` if it is a slash command (a mistyped one gets a notice); False for a prompt."""
@@ -27,57 +44,71 @@ class SlashCommandsMixin:
 
     def run_slash_command(self, command: SlashCommand) -> None:
         transcript = self.query_one(Transcript)
-        handler = getattr(self, "_cmd_" + command.name[1:])
+        handler = HANDLERS[command.name]
         try:
-            inspect.signature(handler).bind(*command.args)
+            inspect.signature(handler).bind(self, *command.args)
         except TypeError:
             transcript.add_notice(f"usage: {COMMANDS[command.name]}", error=True)
             return
         try:
-            handler(*command.args)
+            handler(self, *command.args)
         except (TfchatError, OSError) as exc:
             transcript.add_notice(f"{command.name}: {exc}", error=True)
         except Exception as exc:  # noqa: BLE001 - a bug in a command must not end the session
             transcript.add_notice(f"{command.name} failed: {describe_exception(exc)}", error=True)
 
-    def _cmd_set(self, key: str, value: str, *more_words: str) -> None:
-        value = parse_setting(key, (value, *more_words))
-        changes = {**self.overrides.get(self.preset, {}), key: value}
-        params_from_mapping(changes, self.catalog.get(self.preset).params)  # validate before keeping
-        self.overrides[self.preset] = changes
-        self._show_preset()
-        self.query_one(Transcript).add_notice(f"{self.preset}: {key} = {value!r} for this session")
 
-    def _cmd_unset(self, key: str) -> None:
-        changes = self.overrides.get(self.preset, {})
-        if key == "all":
-            changes.clear()
-        elif key not in changes:
-            raise TfchatError(f"{key} is not changed in {self.preset}")
-        else:
-            del changes[key]
-        self._show_preset()
+@slash_command("/set")
+def set_command(app, key: str, value: str, *more_words: str) -> None:
+    value = parse_setting(key, (value, *more_words))
+    changes = {**app.overrides.get(app.preset, {}), key: value}
+    params_from_mapping(changes, app.catalog.get(app.preset).params)  # validate before keeping
+    app.overrides[app.preset] = changes
+    app._show_preset()
+    app.query_one(Transcript).add_notice(f"{app.preset}: {key} = {value!r} for this session")
 
-    def _cmd_preset(self, name: str) -> None:
-        self.set_preset(name)
 
-    def _cmd_mode(self, mode: str) -> None:
-        if mode not in ("completion", "continue"):
-            raise TfchatError("mode is 'completion' or 'continue'")
-        if mode != self.mode:
-            self.action_toggle_mode()
+@slash_command("/unset")
+def unset_command(app, key: str) -> None:
+    changes = app.overrides.get(app.preset, {})
+    if key == "all":
+        changes.clear()
+    elif key not in changes:
+        raise TfchatError(f"{key} is not changed in {app.preset}")
+    else:
+        del changes[key]
+    app._show_preset()
 
-    def _cmd_clear(self) -> None:
-        self.action_clear()
 
-    def _cmd_save(self, path: str) -> None:
-        target = user_path(path)
-        target.write_text(self.query_one(Transcript).as_markdown(self.model_source), encoding="utf-8")
-        self.query_one(Transcript).add_notice(f"Saved the transcript to {target}")
+@slash_command("/preset")
+def preset_command(app, name: str) -> None:
+    app.set_preset(name)
 
-    def _cmd_help(self) -> None:
-        keys = "\n".join(f"  {b.key_display or self.get_key_display(b):<8} {b.tooltip}" for b in self.BINDINGS if b.show)
-        commands = "\n".join(f"  {line}" for line in COMMANDS.values())
-        self.query_one(Transcript).add_notice(
-            f"Enter sends · ctrl+j new line · up/down recall earlier prompts · f1 command palette\n"
-            f"Keys:\n{keys}\nCommands:\n{commands}\nModel: {self.model_source}")
+
+@slash_command("/mode")
+def mode_command(app, mode: str) -> None:
+    if mode not in ("completion", "continue"):
+        raise TfchatError("mode is 'completion' or 'continue'")
+    if mode != app.mode:
+        app.action_toggle_mode()
+
+
+@slash_command("/clear")
+def clear_command(app) -> None:
+    app.action_clear()
+
+
+@slash_command("/save")
+def save_command(app, path: str) -> None:
+    target = user_path(path)
+    target.write_text(app.query_one(Transcript).as_markdown(app.model_source), encoding="utf-8")
+    app.query_one(Transcript).add_notice(f"Saved the transcript to {target}")
+
+
+@slash_command("/help")
+def help_command(app) -> None:
+    keys = "\n".join(f"  {b.key_display or app.get_key_display(b):<8} {b.tooltip}" for b in app.BINDINGS if b.show)
+    commands = "\n".join(f"  {line}" for line in COMMANDS.values())
+    app.query_one(Transcript).add_notice(
+        f"Enter sends · ctrl+j new line · up/down recall earlier prompts · f1 command palette\n"
+        f"Keys:\n{keys}\nCommands:\n{commands}\nModel: {app.model_source}")
