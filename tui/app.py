@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from functools import partial
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from tui.messages import EngineFailed, EngineReady, GenerationDone
 from tui.palette import tfchat_commands
 from tui.prompt_input import PromptInput
 from tui.raw_paste import driver_with_raw_pastes
+from tui.generation_session import GenerationSession
 from tui.session import (BranchRequest, CompareRequest, ContinueRequest, PromptRequest, RegenerateRequest, Request,
                          transcript_text)
 from tui.sidebar import PresetSidebar
@@ -119,13 +119,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         self.overrides: dict[str, dict] = {}  # preset name -> /set values for this session
         self.mode = "completion"
         self.engine: Backend | None = None
-        self.pending: deque[Request] = deque()
-        self.active: Request | None = None
-        self.active_view: ExchangeView | None = None
-        self.cancel = threading.Event()
-        self.active_generation = None  # the engine's Generation: its text and stats, readable from any thread
-        self.generation_finished = threading.Event()
-        self._record_lock = threading.Lock()  # an exchange is written once, by whichever path ends it
+        self.session = GenerationSession()  # the queue, the running request, the continue context
         self._ending = threading.Event()
         self.exit_watchdog = False  # set by run_app: a real session's exits are bounded in time
         self.initial_prompt: str | None = None  # `tfchat -p TEXT`: sent once the model is ready
@@ -133,8 +127,6 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         self.meter = ContextMeter()
         self.sidebar_choice: bool | None = None  # None: shown when the terminal is wide enough
         self._meter_timer = None
-        self.context_log: list[tuple[str, str]] = []  # (prompt, output) since the last clear
-        self.last_prompt: Request | None = None  # what ctrl+r sends again
 
     # ----- layout -----------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -205,7 +197,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
 
     def _context_for(self, prompt: str) -> str:
         """What the model is given for `prompt`: in continue mode, the transcript before it."""
-        return (transcript_text(self.context_log) if self.mode == "continue" else "") + prompt
+        return (transcript_text(self.session.context_log) if self.mode == "continue" else "") + prompt
 
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
@@ -236,8 +228,8 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         else:
             status.state = "failed"
             transcript.add_notice(message.reason, error=True)
-        if self.pending:
-            transcript.add_notice(f"{len(self.pending)} queued prompt(s) cannot run without a model.", error=True)
+        if self.session.pending:
+            transcript.add_notice(f"{len(self.session.pending)} queued prompt(s) cannot run without a model.", error=True)
 
     # ----- presets ----------------------------------------------------------------
     def current_params(self) -> SamplingParams:
@@ -305,16 +297,14 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         if self.engine is None and self.query_one(StatusLine).state in ("no model", "failed"):
             self.query_one(Transcript).add_notice("No model is loaded; see the message above.", error=True)
             return
-        if not isinstance(request, (ContinueRequest, BranchRequest)):
-            self.last_prompt = request
-        self.pending.append(request)
+        self.session.queue(request)
         self._start_next()
 
     def _start_next(self) -> None:
         status = self.query_one(StatusLine)
-        if self.active is None and self.engine is not None and self.pending:
-            self._start(self.pending.popleft())
-        status.queued = len(self.pending)
+        if self.session.active is None and self.engine is not None and self.session.pending:
+            self._start(self.session.pending.popleft())
+        status.queued = len(self.session.pending)
 
     def _start(self, request: Request) -> None:
         if isinstance(request, CompareRequest):
@@ -328,12 +318,12 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
                                         request.alternative, request.params.as_dict()))
             context, forced = view.base_context or "", tuple(view.branch.token_ids(step_index + 1))
         elif isinstance(request, ContinueRequest) and last_view is not None:
-            view, context = last_view, self._continue_context()
+            view, context = last_view, self.session.continue_context(self.mode)
             view.branch.begin_generation()
         else:
             view = self.query_one(Transcript).add_exchange(request.prompt, request.preset)
             view.show_probabilities(self.probabilities_shown, self.token_bytes)
-            prior = transcript_text(self.context_log) if request.mode == "continue" else ""
+            prior = transcript_text(self.session.context_log) if request.mode == "continue" else ""
             context = view.base_context = prior + request.prompt
             view.branch.begin_generation()
         note = self.meter.cropped_note(self.meter.count(context), self.engine.config.context_length)
@@ -341,26 +331,16 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
             view.note(note)
         view.mark_generation_start(request.params.as_dict())
         self.begin_generation(request, view)
-        self._generate(context, request.params, self.cancel, self.generation_finished, forced)
+        self._generate(context, request.params, self.session.cancel, self.session.generation_finished, forced)
 
     def begin_generation(self, request: Request, view) -> None:
         """`request` is the one running now, shown in `view`: a fresh stop event, and the status says so."""
-        self.active, self.active_view = request, view
-        self.cancel = threading.Event()
-        self.active_generation = None
-        self.generation_finished = threading.Event()
+        self.session.begin(request, view)
         self.query_one(StatusLine).state = "generating"
 
     def _last_view(self) -> ExchangeView | None:
         views = self.query_one(Transcript).exchanges()
         return views[-1] if views else None
-
-    def _continue_context(self) -> str:
-        """The last exchange's own text, or the whole transcript in continue mode."""
-        if self.mode == "continue":
-            return transcript_text(self.context_log)
-        last = self.context_log[-1] if self.context_log else ("", "")
-        return last[0] + last[1]
 
     @work(thread=True, exit_on_error=False, group="generation", description="generating")
     def _generate(self, context: str, params: SamplingParams, cancel: threading.Event,
@@ -368,9 +348,9 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         # Runs off the UI thread; hands text over through a queue and a posted
         # message, never waiting for the UI.
         try:
-            generation = self.active_generation = self.engine.generate(context, params, cancel, TOP_LOGPROBS, forced)
+            generation = self.session.active_generation = self.engine.generate(context, params, cancel, TOP_LOGPROBS, forced)
             if generation.notice:  # e.g. a server that does not take every sampler of the preset
-                self.call_from_thread(self.active_view.note, generation.notice)
+                self.call_from_thread(self.session.active_view.note, generation.notice)
             for piece in generation:
                 self.pieces.put(piece)
             finished.set()
@@ -389,14 +369,13 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
                 chunks.append(self.pieces.get_nowait())
             except queue.Empty:
                 break
-        if chunks and self.active_view is not None:
-            self.active_view.take(chunks)
+        if chunks and self.session.active_view is not None:
+            self.session.active_view.take(chunks)
 
     @on(GenerationDone)
     def _generation_done(self, message: GenerationDone) -> None:
         self._drain()
-        request, view = self.active, self.active_view
-        self.active = self.active_view = None
+        request, view = self.session.end()
         self.query_one(StatusLine).state = "ready"
         if request is None or view is None:
             return
@@ -412,33 +391,26 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
             view.finish(f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
                         f"ttft {stats.ttft_s * 1000:.0f} ms · {request.preset} · {stats.finish_reason}",
                         "stopped" if stopped else "", stats=stats.as_dict(), reason=stats.finish_reason)
-            self._remember_context(request, view)
+            self.session.remember(request, view.output)
             self._record(request, view.new_output(), stats.as_dict(), stats.finish_reason)
             self._show_history_problems()
         self._update_context_meter()  # continue mode: the transcript grew
         self._start_next()
 
-    def _remember_context(self, request: Request, view: ExchangeView) -> None:
-        """Keep the exchange's text for continue mode."""
-        if isinstance(request, (ContinueRequest, BranchRequest)) and self.context_log:
-            self.context_log[-1] = (self.context_log[-1][0], view.output)
-        else:
-            self.context_log.append((request.prompt, view.output))
-
     # ----- actions ----------------------------------------------------------------
     def action_stop(self) -> None:
-        if self.active is not None:
-            self.cancel.set()
+        if self.session.active is not None:
+            self.session.cancel.set()
 
     def action_regenerate(self) -> None:
-        last = self.last_prompt
+        last = self.session.last_prompt
         if last is None:
             self.notify("Nothing to regenerate yet.", severity="warning")
             return
         self._enqueue(RegenerateRequest(last.prompt, self.preset, self.current_params(), last.mode))
 
     def action_continue_output(self) -> None:
-        if not self.context_log and self.active is None:
+        if not self.session.context_log and self.session.active is None:
             self.notify("Nothing to continue yet.", severity="warning")
             return
         self._enqueue(ContinueRequest("", self.preset, self.current_params(), self.mode))
@@ -461,10 +433,10 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
     def action_clear(self) -> None:
         """Clear the screen and the continue context; a running exchange stays, and goes on."""
         transcript = self.query_one(Transcript)
-        transcript.clear(keep=self.active_view)
-        self.context_log.clear()
+        transcript.clear(keep=self.session.active_view)
+        self.session.context_log.clear()
         self._update_context_meter()
-        if self.active_view is not None:
+        if self.session.active_view is not None:
             self.notify("Cleared; the running generation goes on (esc stops it).")
 
     def action_scroll_transcript(self, where: str) -> None:

@@ -46,7 +46,7 @@ async def app_rate(model: Path, device: str, preset: str, tokens: int, seed: int
         prompt.load_text(PROMPT)
         prompt.focus()
         await pilot.press("enter")
-        while app.active is not None or app.pending or not app.query_one("Transcript").exchanges():
+        while app.session.active is not None or app.session.pending or not app.query_one("Transcript").exchanges():
             await pilot.pause(0.02)
     store = History(history)
     rate = store.recent(1)[0].stats["tokens_per_s"]

@@ -77,16 +77,16 @@ class CompareMixin:
         presets, params = request.presets, request.column_params
         view = CompareView(request.prompt, presets, request.blind)
         self.query_one(Transcript).mount(view)
-        prior = transcript_text(self.context_log) if request.mode == "continue" else ""
+        prior = transcript_text(self.session.context_log) if request.mode == "continue" else ""
         view.context = prior + request.prompt
         self.begin_generation(request, view)
-        self._generate_compare(view.context, params, self.cancel, self.generation_finished)
+        self._generate_compare(view.context, params, self.session.cancel, self.session.generation_finished)
 
     @work(thread=True, exit_on_error=False, group="generation", description="comparing")
     def _generate_compare(self, context: str, params: list, cancel: threading.Event,
                           finished: threading.Event) -> None:
         try:
-            batch = self.active_generation = self.engine.generate_batch([context] * len(params), params, cancel)
+            batch = self.session.active_generation = self.engine.generate_batch([context] * len(params), params, cancel)
             for event in batch:
                 if event.piece:
                     self.pieces.put((event.row, event.piece))
@@ -104,7 +104,7 @@ class CompareMixin:
     # Handlers by name: `@on` is not seen in a plain mixin (Textual collects it per widget class).
     def on_compare_row_done(self, message: CompareRowDone) -> None:
         self._drain()
-        view = self.active_view
+        view = self.session.active_view
         if isinstance(view, CompareView):
             stats = message.stats
             view.columns[message.row].finish(stats_line(stats), "stopped" if stats.finish_reason == "stopped" else "",
@@ -112,8 +112,7 @@ class CompareMixin:
 
     def on_compare_done(self, message: CompareDone) -> None:
         self._drain()
-        request, view = self.active, self.active_view
-        self.active = self.active_view = None
+        request, view = self.session.end()
         self.query_one(StatusLine).state = "ready"
         if request is None or not isinstance(view, CompareView):
             return
@@ -122,13 +121,13 @@ class CompareMixin:
                 if not column.finish_reason:
                     column.finish(message.error, "failed", reason="failed")
         else:
-            self.record_compare(request, self.active_generation, "stopped")
+            self.record_compare(request, self.session.active_generation, "stopped")
             view.all_done(KEEP_KEY)
         self._start_next()
 
     def record_compare(self, request: CompareRequest, batch, reason: str) -> None:
         """Every column to the history with its preset, once, from whichever thread ends the compare."""
-        if batch is None or not self._claim_record(request):
+        if batch is None or not self.session.claim_record(request):
             return
         presets, params = request.presets, request.column_params
         for i, name in enumerate(presets):
@@ -143,14 +142,14 @@ class CompareMixin:
         """Keep the next column of the latest compare: it becomes an exchange the session continues from."""
         views = [v for v in self.query_one(Transcript).children if isinstance(v, CompareView)]
         view = views[-1] if views else None
-        if view is None or view is self.active_view:
+        if view is None or view is self.session.active_view:
             self.notify("No finished comparison to keep a column of." if view is None else
                         "The comparison is still running; esc stops it.", severity="warning")
             return
         column = view.keep(0 if view.kept is None else (view.kept + 1) % len(view.columns))
         if view.kept_exchange is not None:  # keeping another column replaces the one kept before
             view.kept_exchange.remove()
-            self.context_log.remove(view.kept_entry)
+            self.session.context_log.remove(view.kept_entry)
         exchange = self.query_one(Transcript).add_exchange(view.prompt, column.preset)
         exchange.base_context = view.context
         exchange.branch.begin_generation()
@@ -160,7 +159,7 @@ class CompareMixin:
                         + (stats_line(GenerationStats(**column.stats)) if column.stats else column.finish_reason),
                         stats=column.stats, reason=column.finish_reason)
         view.kept_exchange, view.kept_entry = exchange, (view.prompt, column.output)
-        self.context_log.append(view.kept_entry)
+        self.session.context_log.append(view.kept_entry)
         self._update_context_meter()
         self.query_one(Transcript).scroll_end(animate=False)
         self.notify(f"Kept {column.label}: ctrl+g continues it.")

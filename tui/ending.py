@@ -51,13 +51,13 @@ class EndingMixin:
 
         Safe from any thread: it reads the generation's own text, not the widgets.
         """
-        request, finished = self.active, self.generation_finished
+        request, finished = self.session.active, self.session.generation_finished
         if request is None:
             return
         request.ended_by = reason  # before the stop: whichever path writes the row, it says why
-        self.cancel.set()
+        self.session.cancel.set()
         finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
-        generation = self.active_generation
+        generation = self.session.active_generation
         if isinstance(request, CompareRequest):
             self.record_compare(request, generation, reason)
             return

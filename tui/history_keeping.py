@@ -16,16 +16,8 @@ from tui.transcript import Transcript
 class HistoryKeepingMixin:
     def _record(self, request: Request, output: str, stats: dict, reason: str) -> None:
         """Write the exchange to the history, once, from whichever thread ends it."""
-        if self._claim_record(request):
+        if self.session.claim_record(request):
             self._write_exchange(request, output, request.preset, request.params.as_dict(), stats, reason)
-
-    def _claim_record(self, request: Request) -> bool:
-        """True for the first caller only: a request is written once, whichever path ends it."""
-        with self._record_lock:
-            if request.recorded:
-                return False
-            request.recorded = True
-            return True
 
     def _write_exchange(self, request: Request, output: str, preset: str, params: dict, stats: dict,
                         reason: str) -> None:

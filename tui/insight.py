@@ -49,7 +49,7 @@ class InsightMixin:
         if view is None or not any(branch.steps for branch in view.branches):
             self.notify("No generated tokens to inspect yet.", severity="warning")
             return None
-        if view is self.active_view:
+        if view is self.session.active_view:
             self.notify("The exchange is still generating (esc stops it).", severity="warning")
             return None
         return view
@@ -84,8 +84,8 @@ class InsightMixin:
     def _branch_shown(self, view: ExchangeView) -> None:
         """The branch on screen is the one continue mode goes on from."""
         views = self.query_one(Transcript).exchanges()
-        if views and views[-1] is view and self.context_log:
-            self.context_log[-1] = (self.context_log[-1][0], view.output)
+        if views and views[-1] is view and self.session.context_log:
+            self.session.context_log[-1] = (self.session.context_log[-1][0], view.output)
             self._update_context_meter()
 
     # ----- the model inspector ---------------------------------------------------------

@@ -39,7 +39,7 @@ async def test_a_prompt_sent_while_loading_waits_for_the_model(app_factory):
     async with app.run_test() as pilot:
         await send(pilot, "Hello")
         await pilot.press("ctrl+n")  # the app is usable while loading
-        assert app.engine is None and len(app.pending) == 1
+        assert app.engine is None and len(app.session.pending) == 1
         assert app.query_one(StatusLine).state == "loading" and app.query_one(StatusLine).queued == 1
         may_load.set()
         await finished(pilot, 1)
@@ -68,10 +68,10 @@ async def test_prompts_sent_while_generating_are_queued_in_order(app_factory):
         await send(pilot, "/set max_new_tokens 100000")
         for text in ("first", "second", "third"):
             await send(pilot, text)
-        assert app.active is not None and len(app.pending) == 2
+        assert app.session.active is not None and len(app.session.pending) == 2
         assert app.query_one(StatusLine).queued == 2
         for running in range(3):
-            await wait_for(pilot, lambda: app.active is not None and len(views(app)) == running + 1
+            await wait_for(pilot, lambda: app.session.active is not None and len(views(app)) == running + 1
                            and views(app)[-1].output, what=f"prompt {running + 1} generating")
             await pilot.press("escape")
         await finished(pilot, 3)
@@ -144,7 +144,7 @@ async def test_regenerate_and_continue_keys(app_factory):
         assert again.prompt == "Price" and again.output == first.output  # greedy: same again
         before = again.output
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: app.active is None and len(again.output) > len(before), what="continuation")
+        await wait_for(pilot, lambda: app.session.active is None and len(again.output) > len(before), what="continuation")
         assert len(views(app)) == 2 and again.output.startswith(before)
     kinds = [row[0] for row in history_rows(app_factory.history)]
     assert kinds == ["prompt", "regenerate", "continue"]
@@ -221,7 +221,7 @@ async def test_slash_commands(app_factory, tmp_path):
         await send(pilot, f"/save {tmp_path}/missing/dir/x.md")
         assert "/save" in notices(app)[-1]
         await send(pilot, "/clear")
-        assert views(app) == [] and app.context_log == []
+        assert views(app) == [] and app.session.context_log == []
         assert app.is_running
 
 

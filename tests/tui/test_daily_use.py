@@ -110,7 +110,7 @@ async def test_a_whitespace_only_enter_sends_nothing_and_leaves_nothing(app_fact
         prompt = app.query_one(PromptInput)
         prompt.load_text("   \n  ")
         await pilot.press("enter")
-        assert prompt.text == "" and views(app) == [] and not app.pending
+        assert prompt.text == "" and views(app) == [] and not app.session.pending
 
 
 async def test_an_initial_prompt_is_sent_once_the_model_is_ready(app_factory):
@@ -133,7 +133,7 @@ async def test_clear_during_a_generation_keeps_the_running_exchange(app_factory)
         await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].output, what="output")
         await pilot.press("ctrl+l")
         await pilot.pause()
-        assert [v.prompt for v in views(app)] == ["Still running"] and app.active is not None
+        assert [v.prompt for v in views(app)] == ["Still running"] and app.session.active is not None
         grown = len(views(app)[0].output)
         await wait_for(pilot, lambda: len(views(app)[0].output) > grown, what="it goes on, visibly")
         await pilot.press("escape")

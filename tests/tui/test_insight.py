@@ -91,10 +91,10 @@ async def test_token_cursor_panel_branch_and_history(app_factory):
         # The branch is in the history, whole, and continue mode would go on from it.
         rows = history_rows(app_factory.history)
         assert [r[0] for r in rows] == ["prompt", "branch"] and rows[1][2] == view.output
-        assert app.context_log[-1][1] == view.output
+        assert app.session.context_log[-1][1] == view.output
         # alt+left / alt+right move between the branches.
         await pilot.press("alt+left")
-        assert view.branch_index == 0 and view.output == first_output and app.context_log[-1][1] == first_output
+        assert view.branch_index == 0 and view.output == first_output and app.session.context_log[-1][1] == first_output
         await pilot.press("alt+right")
         assert view.branch_index == 1
 

@@ -49,7 +49,7 @@ async def _greedy_exchange(pilot, keys=()):
     app.run_slash_text("/set max_new_tokens=24")
     await pilot.press("enter")
     deadline = time.monotonic() + 30
-    while app.active is not None or not app.query_one(Transcript).exchanges() or app.pending:
+    while app.session.active is not None or not app.query_one(Transcript).exchanges() or app.session.pending:
         assert time.monotonic() < deadline, "the generation never finished"
         await pilot.pause(0.02)
     view = app.query_one(Transcript).exchanges()[-1]
@@ -90,7 +90,7 @@ async def _comparison(pilot):
         app.run_slash_text(command)
     await pilot.press("enter")
     deadline = time.monotonic() + 30
-    while app.active is not None or not app.query(CompareView) or app.pending:
+    while app.session.active is not None or not app.query(CompareView) or app.session.pending:
         assert time.monotonic() < deadline, "the comparison never finished"
         await pilot.pause(0.02)
     for column in app.query_one(CompareView).columns:

@@ -1,0 +1,69 @@
+"""What the app is generating and has generated: the queue, the running request, its stop and
+finish events, and the text continue mode feeds back. Plain state and rules, no widgets, so it
+is tested without Pilot; the app shows it."""
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from tui.session import BranchRequest, ContinueRequest, Request, transcript_text
+
+
+class GenerationSession:
+    def __init__(self):
+        self.pending: deque[Request] = deque()  # sent, waiting for the running one to end
+        self.active: Request | None = None
+        self.active_view = None  # the widget the active request streams into
+        self.active_generation = None  # the engine's generation: its text and stats, readable from any thread
+        self.cancel = threading.Event()  # set to stop the active request
+        self.generation_finished = threading.Event()  # set by the generating thread when it is done
+        self.context_log: list[tuple[str, str]] = []  # (prompt, output) since the last clear
+        self.last_prompt: Request | None = None  # what ctrl+r sends again
+        self._record_lock = threading.Lock()
+
+    def queue(self, request: Request) -> None:
+        if not isinstance(request, (ContinueRequest, BranchRequest)):
+            self.last_prompt = request
+        self.pending.append(request)
+
+    def next_request(self) -> Request | None:
+        """The next request to start: only when none is running."""
+        return self.pending.popleft() if self.active is None and self.pending else None
+
+    def begin(self, request: Request, view) -> None:
+        """`request` runs now, shown in `view`, with a fresh stop event and finish event."""
+        self.active, self.active_view = request, view
+        self.cancel = threading.Event()
+        self.active_generation = None
+        self.generation_finished = threading.Event()
+
+    def end(self) -> tuple[Request | None, object]:
+        """The request that was running and its view; none is running after this."""
+        request, view = self.active, self.active_view
+        self.active = self.active_view = None
+        return request, view
+
+    def claim_record(self, request: Request) -> bool:
+        """True for the first caller only: a request is written to the history once, whichever path ends it."""
+        with self._record_lock:
+            if request.recorded:
+                return False
+            request.recorded = True
+            return True
+
+    def remember(self, request: Request, output: str) -> None:
+        """Keep the exchange's text for continue mode: a continuation or a branch replaces the last one's."""
+        if isinstance(request, (ContinueRequest, BranchRequest)) and self.context_log:
+            self.context_log[-1] = (self.context_log[-1][0], output)
+        else:
+            self.context_log.append((request.prompt, output))
+
+    def transcript(self) -> str:
+        return transcript_text(self.context_log)
+
+    def continue_context(self, mode: str) -> str:
+        """What a continuation is given: the last exchange's own text, or the whole transcript in continue mode."""
+        if mode == "continue":
+            return self.transcript()
+        prompt, output = self.context_log[-1] if self.context_log else ("", "")
+        return prompt + output
