@@ -5,15 +5,14 @@ built per model file and kept for the whole session.
 """
 from __future__ import annotations
 
-import secrets
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from core.engine.batch_generation import BatchGeneration
+from core.engine.text_generation import Generation
 from core.decode.limits import MAX_ROWS
 from core.nn.checkpoint import load_checkpoint
 from core.system.device import resolve_device
@@ -21,83 +20,11 @@ from core.errors import CheckpointError, PromptError
 from core.nn.fast_model import FastModel
 from core.nn.model_card import ModelCard, make_card
 from core.system.memory import process_resident_bytes
-from core.decode.generation import generate_steps, require_prompt
+from core.decode.generation import require_prompt
 from core.settings.sampling_params import SamplingParams
-from core.engine.stats import GenerationStats, measured_stats
-from core.engine.streaming import StopFilter
-from core.engine.tokenizer import IncrementalDecoder, encode_prompt, load_encoding, token_text
-from core.decode.step_info import StepInfo, check_top_logprobs
+from core.engine.tokenizer import encode_prompt, load_encoding, token_text
+from core.decode.step_info import check_top_logprobs
 from core.system.helper_thread import helper_for
-
-
-class Generation:
-    """Iterate for text pieces; `stats`, `token_ids` and `steps` are filled as it goes.
-
-    `notice` is a line for the user about how it runs (None here; a server backend may
-    not take every sampler a preset sets).
-
-    With `forced_ids`, those tokens follow the prompt as if the model had chosen
-    them (a branch): their text comes first in the stream, but they are not new
-    tokens, in `token_ids` or in the stats.
-    """
-
-    def __init__(self, engine: "Engine", prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None,
-                 top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()):
-        self._engine = engine
-        self._prompt_ids = prompt_ids
-        self._params = params
-        self._cancel = cancel
-        self._top_logprobs = top_logprobs
-        self._forced_ids = forced_ids
-        self.seed = params.seed if params.seed is not None else secrets.randbits(62)
-        self.token_ids: list[int] = []
-        self.steps: list[StepInfo] = []  # one per new token when top_logprobs > 0
-        self.text = ""
-        self.stats: GenerationStats | None = None
-        self.notice: str | None = None
-
-    def __iter__(self) -> Iterator[str]:
-        engine, params = self._engine, self._params
-        start = time.perf_counter()
-        generator = torch.Generator(device=engine.device).manual_seed(self.seed)
-        decoder = IncrementalDecoder(engine.encoding)
-        stops = StopFilter(params.stop)
-        first_at = None
-        reason = "stopped"  # what an exception or a caller that stops iterating leaves
-        try:
-            forced = "".join(decoder.push(token) for token in self._forced_ids)
-            if forced:
-                self.text += forced
-                yield forced
-            context = self._prompt_ids + list(self._forced_ids)
-            for token, info in generate_steps(engine.model, context, params, generator, self._cancel,
-                                              self._top_logprobs):
-                if first_at is None:
-                    first_at = time.perf_counter()
-                self.token_ids.append(token)
-                if info is not None:
-                    self.steps.append(info)
-                piece, stopped = stops.feed(decoder.push(token))
-                if piece:
-                    self.text += piece
-                    yield piece
-                if stopped:
-                    reason = "stop"
-                    break
-            else:
-                reason = "length" if len(self.token_ids) >= params.max_new_tokens else "stopped"
-            if reason != "stop":
-                tail, stopped = stops.feed(decoder.flush())
-                tail += "" if stopped else stops.flush()
-                if tail:
-                    self.text += tail
-                    yield tail
-        finally:  # stats even for Ctrl+C: what was measured up to there
-            self.stats = self._make_stats(start, first_at, time.perf_counter(), reason)
-
-    def _make_stats(self, start: float, first_at: float | None, end: float, reason: str) -> GenerationStats:
-        return measured_stats(len(self._prompt_ids) + len(self._forced_ids), len(self.token_ids), start, first_at,
-                              end, str(self._engine.device), reason, self.seed)
 
 
 class Engine:
