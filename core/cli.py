@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 
-EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from core.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 # torch warns at import when numpy is absent; tfchat never needs numpy.
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     # (bench's neighbour process); the app replaces this with its own handler.
     on_exit_signals(lambda signum: sys.exit(128 + signum))
     try:
-        # Checked here, applied by _start_torch where a command runs the model in this process.
+        # Checked here; applied (apply_threads) only where a command runs the model in this process.
         args.threads = resolve_threads(args.threads, default=None if args.command == "train" else 1)
         return _dispatch(args)
     except TfchatError as exc:
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    from core.commands.generate import start_torch
+    from core.system.runtime import apply_threads
 
     if args.command == "generate":
         from core.commands.generate import cmd_generate
@@ -191,12 +191,12 @@ def _dispatch(args) -> int:
                 from core.errors import TfchatError
 
                 raise TfchatError(f"{flag} {seconds}: give seconds above 0")
-        start_torch(args)
+        apply_threads(args.threads)
         return run_server(args.model, args.device, args.host, args.port, args.api_key, args.allow_no_key,
                           args.max_rows, args.max_queue, args.max_tokens_limit, args.request_timeout,
                           args.read_timeout)
     if args.command == "bench":
-        start_torch(args)
+        apply_threads(args.threads)
         if args.app:
             from tui.bench_app import run_app_bench  # the UI, only when asked for
 
@@ -213,7 +213,7 @@ def _dispatch(args) -> int:
 
         return run_bench(args.model, args.device, args.tokens)
     if args.command == "train":
-        start_torch(args)
+        apply_threads(args.threads)
         from core.train.trainer import run_train_command
 
         return run_train_command(args)

@@ -1,4 +1,8 @@
-"""One error type per area; each carries a single line a user can act on."""
+"""One error type per area; each carries a single line a user can act on. And the exit codes."""
+
+# A command ends with one of these: done, a bug (one line, TFCHAT_DEBUG=1 for the traceback),
+# the user's mistake (one line), Ctrl+C (after what was generated so far).
+EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class TfchatError(Exception):

@@ -39,8 +39,7 @@ from tui.palette import tfchat_commands
 from tui.prompt_input import PromptInput
 from tui.raw_paste import driver_with_raw_pastes
 from tui.generation_session import GenerationSession
-from tui.session import (BranchRequest, CompareRequest, ContinueRequest, PromptRequest, RegenerateRequest, Request,
-                         transcript_text)
+from tui.session import BranchRequest, CompareRequest, ContinueRequest, PromptRequest, RegenerateRequest, Request
 from tui.sidebar import PresetSidebar
 from tui.slash_commands import SlashCommandsMixin
 from tui.status_line import StatusLine
@@ -197,7 +196,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
 
     def _context_for(self, prompt: str) -> str:
         """What the model is given for `prompt`: in continue mode, the transcript before it."""
-        return (transcript_text(self.session.context_log) if self.mode == "continue" else "") + prompt
+        return (self.session.transcript() if self.mode == "continue" else "") + prompt
 
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
@@ -323,7 +322,7 @@ class TfchatApp(SlashCommandsMixin, HistoryKeepingMixin, InsightMixin, CompareMi
         else:
             view = self.query_one(Transcript).add_exchange(request.prompt, request.preset)
             view.show_probabilities(self.probabilities_shown, self.token_bytes)
-            prior = transcript_text(self.session.context_log) if request.mode == "continue" else ""
+            prior = self.session.transcript() if request.mode == "continue" else ""
             context = view.base_context = prior + request.prompt
             view.branch.begin_generation()
         note = self.meter.cropped_note(self.meter.count(context), self.engine.config.context_length)

@@ -19,7 +19,7 @@ from core.decode.limits import MAX_ROWS
 from core.errors import TfchatError, describe_exception
 from core.engine.stats import GenerationStats
 from tui.compare_view import CompareView
-from tui.session import CompareRequest, transcript_text
+from tui.session import CompareRequest
 from tui.slash_commands import slash_command
 from tui.status_line import StatusLine
 from tui.transcript import Transcript
@@ -77,7 +77,7 @@ class CompareMixin:
         presets, params = request.presets, request.column_params
         view = CompareView(request.prompt, presets, request.blind)
         self.query_one(Transcript).mount(view)
-        prior = transcript_text(self.session.context_log) if request.mode == "continue" else ""
+        prior = self.session.transcript() if request.mode == "continue" else ""
         view.context = prior + request.prompt
         self.begin_generation(request, view)
         self._generate_compare(view.context, params, self.session.cancel, self.session.generation_finished)

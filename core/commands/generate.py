@@ -5,7 +5,8 @@ import json
 import os
 import sys
 
-EXIT_OK = 0
+from core.errors import EXIT_OK
+from core.system.runtime import apply_threads
 
 
 def load_catalog():
@@ -115,22 +116,10 @@ def _backend(args):
     path = resolve_model_path(args.model)
     check_device_choice(args.device)
     check_model_file(path)  # a wrong path or device is said before torch is even imported
-    start_torch(args)
+    apply_threads(args.threads)
     from core.engine.in_process import Engine
 
     return Engine.load(path, args.device)
-
-
-def start_torch(args) -> None:
-    """This command runs the model in this process: torch takes the thread count asked for first.
-
-    Only then, so a client of a server (--endpoint), the app (its engine has its own process) and
-    a mistake on the command line never pay for importing torch.
-    """
-    if args.threads is not None:
-        from core.system.runtime import apply_threads
-
-        apply_threads(args.threads)
 
 
 def _generate_rows(args) -> int:

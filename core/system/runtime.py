@@ -55,7 +55,15 @@ def resolve_threads(explicit: int | None = None, default: int | None = 1) -> int
     return explicit
 
 
-def apply_threads(threads: int) -> None:
+def apply_threads(threads: int | None) -> None:
+    """Intra-op threads for torch in this process; None leaves torch's own choice (and torch unimported).
+
+    Commands call it just before they run the model here, not at start-up, so a client of a server
+    (--endpoint), the app (its engine has its own process) and a mistake on the command line never
+    pay for importing torch.
+    """
+    if threads is None:
+        return
     import torch
 
     torch.set_num_threads(threads)

@@ -25,12 +25,11 @@ import torch
 from core.nn.book_model import BookModel
 from core.nn.checkpoint import ARCH_KEYS, Checkpoint, load_checkpoint
 from core.system.device import resolve_device
-from core.errors import TrainingError, describe_exception
+from core.errors import EXIT_INTERRUPTED, EXIT_OK, TrainingError, describe_exception
 from core.nn.model_config import ModelConfig
 from core.engine.tokenizer import load_encoding
 from core.train.config import KNOWN_KEYS, load_train_config
 
-EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
 
 def read_training_text(path: Path) -> str:
