@@ -48,8 +48,8 @@ def app_factory(small_model, tmp_path):
 
     history = tmp_path / "history.sqlite3"
 
-    def build(preset=None, model=small_model):
-        return make_app(str(model), "cpu", preset, str(history))
+    def build(preset=None, model=small_model, initial_prompt=None):
+        return make_app(str(model), "cpu", preset, str(history), initial_prompt=initial_prompt)
     build.history = history
     build.model = small_model
     return build

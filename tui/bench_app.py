@@ -21,7 +21,7 @@ from core.store.history import History
 from core.system.paths import resolve_model_path
 from core.settings.presets import load_presets, params_from_mapping
 from tui.app import make_app
-from tui.insight import TOP_LOGPROBS
+from tui.exchange_view import TOP_LOGPROBS
 from tui.prompt_input import PromptInput
 
 PROMPT = "The most important skill in sales is"
@@ -37,16 +37,16 @@ def headless_rate(engine: Engine, params, top_logprobs: int = 0) -> float:
 async def app_rate(model: Path, device: str, preset: str, tokens: int, seed: int, history: Path) -> float:
     app = make_app(str(model), device, preset, str(history))
     async with app.run_test(size=(100, 30)) as pilot:
-        while app.engine is None:
+        while app.chat.engine is None:
             if app.query_one("StatusLine").state in ("failed", "no model"):
                 raise SystemExit("tfchat: the app could not load the model")
             await pilot.pause(0.02)
-        app.overrides[preset] = {"max_new_tokens": tokens, "seed": seed}
+        app.chat.presets.overrides[preset] = {"max_new_tokens": tokens, "seed": seed}
         prompt = app.query_one(PromptInput)
         prompt.load_text(PROMPT)
         prompt.focus()
         await pilot.press("enter")
-        while app.session.active is not None or app.session.pending or not app.query_one("Transcript").exchanges():
+        while app.chat.session.active is not None or app.chat.session.pending or not app.query_one("Transcript").exchanges():
             await pilot.pause(0.02)
     store = History(history)
     rate = store.recent(1)[0].stats["tokens_per_s"]

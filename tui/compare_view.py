@@ -1,14 +1,28 @@
 """One prompt under several presets, side by side: a column each (stacked rows when the terminal is narrow)."""
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
+
 from rich.text import Text
+from textual import on, work
 from textual.containers import Container, Vertical
+from textual.message import Message
 from textual.widgets import Static
 
-from tui.transcript import StreamingText
+from core.engine.stats import GenerationStats
+from core.errors import TfchatError, describe_exception
+from core.settings.sampling_params import SamplingParams
+from tui.piece_feed import PieceFeed
+from tui.streaming_text import StreamingText
 
 # Narrower than this a column wraps every few words: the columns stack instead.
 MIN_COLUMN_WIDTH = 24
+
+
+def stats_line(stats: GenerationStats) -> str:
+    return (f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · ttft {stats.ttft_s * 1000:.0f} ms · "
+            f"{stats.finish_reason}")
 
 
 def blind_label(index: int) -> str:
@@ -79,6 +93,20 @@ class CompareView(Vertical):
     CompareView.stacked CompareColumn { width: 100%; }
     """
 
+    @dataclass
+    class RowDone(Message):
+        """Column `row` finished (the others may go on)."""
+
+        row: int
+        stats: GenerationStats
+
+    @dataclass
+    class Done(Message):
+        """Every column of `view` ended; `error` when the batch failed."""
+
+        view: CompareView
+        error: str | None = None
+
     def __init__(self, prompt: str, presets: list[str], blind: bool = False):
         super().__init__()
         self.prompt = prompt
@@ -90,6 +118,8 @@ class CompareView(Vertical):
         self.kept_entry: tuple[str, str] | None = None  # its (prompt, output) in the continue context
         self._hint = Static(Text(""), classes="hint")
         self._hint.display = False
+        self.generation = None  # the engine's batch: each column's text and stats, from any thread
+        self._feed = PieceFeed(self.take)
 
     def compose(self):
         yield Static(Text(self.prompt), classes="prompt")
@@ -109,6 +139,48 @@ class CompareView(Vertical):
         """Streamed pieces, each (column, text), in the order they came."""
         for index in {index for index, _ in chunks}:
             self.columns[index].append("".join(piece for i, piece in chunks if i == index))
+
+    # ----- generating -------------------------------------------------------------------
+    def generate(self, engine, params: list[SamplingParams], cancel: threading.Event,
+                 finished: threading.Event) -> None:
+        """Stream one batch, a row per column, each under its params; ends with a Done message."""
+        self.generation = None
+        self._feed.start(self)
+        self._run(engine, params, cancel, finished)
+
+    @work(thread=True, exit_on_error=False, group="generation", description="comparing")
+    def _run(self, engine, params: list[SamplingParams], cancel: threading.Event, finished: threading.Event) -> None:
+        try:
+            batch = self.generation = engine.generate_batch([self.context] * len(params), params, cancel)
+            for event in batch:
+                if event.piece:
+                    self._feed.put((event.row, event.piece))
+                if event.stats is not None:
+                    self.post_message(self.RowDone(event.row, event.stats))
+            finished.set()
+            self.post_message(self.Done(self))
+        except TfchatError as exc:
+            finished.set()
+            self.post_message(self.Done(self, str(exc)))
+        except Exception as exc:
+            finished.set()
+            self.post_message(self.Done(self, f"generation failed: {describe_exception(exc)}"))
+
+    @on(RowDone)
+    def _row_done(self, message: RowDone) -> None:
+        message.stop()
+        self._feed.drain()
+        stats = message.stats
+        self.columns[message.row].finish(stats_line(stats), "stopped" if stats.finish_reason == "stopped" else "",
+                                         stats.as_dict(), stats.finish_reason)
+
+    @on(Done)
+    def _streamed(self, message: Done) -> None:
+        self._feed.stop()
+        if message.error:
+            for column in self.columns:
+                if not column.finish_reason:
+                    column.finish(message.error, "failed", reason="failed")
 
     def all_done(self, keep_key: str) -> None:
         self._hint.update(Text(f"{keep_key} keeps a column as the exchange the session continues from"))

@@ -13,8 +13,7 @@ class GenerationSession:
     def __init__(self):
         self.pending: deque[Request] = deque()  # sent, waiting for the running one to end
         self.active: Request | None = None
-        self.active_view = None  # the widget the active request streams into
-        self.active_generation = None  # the engine's generation: its text and stats, readable from any thread
+        self.active_view = None  # the widget the active request streams into (it holds the generation)
         self.cancel = threading.Event()  # set to stop the active request
         self.generation_finished = threading.Event()  # set by the generating thread when it is done
         self.context_log: list[tuple[str, str]] = []  # (prompt, output) since the last clear
@@ -34,7 +33,6 @@ class GenerationSession:
         """`request` runs now, shown in `view`, with a fresh stop event and finish event."""
         self.active, self.active_view = request, view
         self.cancel = threading.Event()
-        self.active_generation = None
         self.generation_finished = threading.Event()
 
     def end(self) -> tuple[Request | None, object]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from tui.chat_bindings import shown_bindings
+
 GAP = "  "
 PALETTE = ("f1", "palette")
 
@@ -63,7 +65,7 @@ class KeyBar(Static):
 
     def _items(self) -> list[tuple[str, str]]:
         return [(b.key_display or self.app.get_key_display(b), b.description.lower())
-                for b in self.app.BINDINGS if b.show]
+                for b in shown_bindings()]
 
     def _show(self) -> None:
         width = max(self.size.width, 20)  # the content width, inside the padding

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import TextArea
 
+from tui.editor import edit_text
 from tui.keys import alt_digit
 
 # Inserts at most this often while keys keep arriving: a paste of any size costs a bounded
@@ -51,6 +52,16 @@ class PromptInput(TextArea):
         self._last_insert = 0.0
         self._last_key_read = 0.0  # when the terminal driver read the newest key
         self._in_burst = False
+
+    def edit_in_editor(self) -> str | None:
+        """f4: the prompt in $EDITOR, taken back when it exits; why not, when it could not run."""
+        edited, problem = edit_text(self.app, self.text)
+        if problem:
+            return problem
+        self.load_text(edited)
+        self.move_cursor(self.document.end)
+        self.focus()
+        return None
 
     def remember(self, text: str) -> None:
         if not self._recall or self._recall[-1] != text:

@@ -8,7 +8,7 @@ from core.decode.step_info import Alternative
 from core.settings.sampling_params import SamplingParams
 
 if TYPE_CHECKING:
-    from tui.transcript import ExchangeView
+    from tui.exchange_view import ExchangeView
 
 
 @dataclass

@@ -13,6 +13,10 @@ from core.settings.presets import PresetCatalog
 from core.settings.sampling_params import SamplingParams
 
 
+# Narrower than this, the sidebar would squeeze the transcript and the prompt: hidden unless asked for.
+SIDEBAR_MIN_WIDTH = 72
+
+
 class PresetSidebar(Vertical):
     DEFAULT_CSS = """
     PresetSidebar { width: 32; border-left: solid $accent 40%; padding: 0 1; }
@@ -24,6 +28,21 @@ class PresetSidebar(Vertical):
     @dataclass
     class Chosen(Message):
         name: str
+
+    def __init__(self):
+        super().__init__()
+        self.choice: bool | None = None  # ctrl+s's; None: shown when the terminal is wide enough
+        self._width = SIDEBAR_MIN_WIDTH
+
+    def fit(self, width: int) -> None:
+        """Shown where it leaves the transcript room, unless ctrl+s chose otherwise."""
+        self._width = width
+        self.display = width >= SIDEBAR_MIN_WIDTH if self.choice is None else self.choice
+
+    def toggle(self) -> None:
+        """ctrl+s: shown or hidden from now on, at any size."""
+        self.choice = not self.display
+        self.fit(self._width)
 
     def compose(self):
         yield Label("Presets")

@@ -112,3 +112,27 @@ def test_a_client_of_a_server_and_a_mistake_never_load_torch(tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.stdout.strip() == "[2, 2, 2] []", r.stdout + r.stderr
+
+
+# A module someone can read in one sitting; the app itself only wires.
+MAX_MODULE_LINES = 400
+MAX_APP_LINES = 250
+
+
+def test_no_module_of_core_or_tui_outgrows_one_reading():
+    sizes = {path.relative_to(ROOT): len(path.read_text(encoding="utf-8").splitlines())
+             for folder in ("core", "tui") for path in (ROOT / folder).rglob("*.py")}
+    assert len(sizes) > 50  # the walk found the tree
+    assert {str(p): n for p, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+    assert sizes[Path("tui/app.py")] <= MAX_APP_LINES
+
+
+def test_the_app_is_built_without_mixins():
+    """Each flow is a screen, a widget or a plain object the chat screen holds: no class shares
+    state with the app by being mixed into it."""
+    tree = ast.parse((ROOT / "tui" / "app.py").read_text(encoding="utf-8"))
+    app_class = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "TfchatApp")
+    assert [ast.unparse(base) for base in app_class.bases] == ["App"]
+    chat = ast.parse((ROOT / "tui" / "chat_screen.py").read_text(encoding="utf-8"))
+    chat_class = next(node for node in chat.body if isinstance(node, ast.ClassDef) and node.name == "ChatScreen")
+    assert [ast.unparse(base) for base in chat_class.bases] == ["Screen"]

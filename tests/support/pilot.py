@@ -37,8 +37,8 @@ async def send(pilot, text):
 
 
 async def finished(pilot, count):
-    await wait_for(pilot, lambda: len(views(pilot.app)) >= count and pilot.app.session.active is None
-                   and not pilot.app.session.pending, what=f"{count} finished exchanges")
+    await wait_for(pilot, lambda: len(views(pilot.app)) >= count and pilot.app.chat.session.active is None
+                   and not pilot.app.chat.session.pending, what=f"{count} finished exchanges")
 
 
 def history_rows(path):
@@ -51,5 +51,5 @@ def compare_views(app):
 
 
 async def compared(pilot, count=1):
-    await wait_for(pilot, lambda: len(compare_views(pilot.app)) >= count and pilot.app.session.active is None
-                   and not pilot.app.session.pending, what=f"{count} finished comparisons")
+    await wait_for(pilot, lambda: len(compare_views(pilot.app)) >= count and pilot.app.chat.session.active is None
+                   and not pilot.app.chat.session.pending, what=f"{count} finished comparisons")

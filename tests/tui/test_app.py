@@ -6,6 +6,7 @@ from core.engine.in_process import Engine
 from core.engine.engine_process import EngineProcess
 from core.settings.sampling_params import SamplingParams
 from tui.app import make_app
+from tui.chat_bindings import CHAT_BINDINGS
 from tui.prompt_input import PromptInput
 from tui.sidebar import PresetSidebar
 from tui.status_line import StatusLine
@@ -20,7 +21,7 @@ async def test_send_streams_the_continuation_and_records_it(app_factory):
         await send(pilot, "The customer")
         await finished(pilot, 1)
         view = views(app)[0]
-        expected = "".join(Engine.load(app_factory.model, "cpu").generate("The customer", app.current_params()))
+        expected = "".join(Engine.load(app_factory.model, "cpu").generate("The customer", app.chat.current_params()))
         assert view.prompt == "The customer" and view.output == expected
         stats_line = view.summary_shown
         assert "200 tokens" in stats_line and "tok/s" in stats_line and "greedy" in stats_line
@@ -39,7 +40,7 @@ async def test_a_prompt_sent_while_loading_waits_for_the_model(app_factory):
     async with app.run_test() as pilot:
         await send(pilot, "Hello")
         await pilot.press("ctrl+n")  # the app is usable while loading
-        assert app.engine is None and len(app.session.pending) == 1
+        assert app.chat.engine is None and len(app.chat.session.pending) == 1
         assert app.query_one(StatusLine).state == "loading" and app.query_one(StatusLine).queued == 1
         may_load.set()
         await finished(pilot, 1)
@@ -68,10 +69,10 @@ async def test_prompts_sent_while_generating_are_queued_in_order(app_factory):
         await send(pilot, "/set max_new_tokens 100000")
         for text in ("first", "second", "third"):
             await send(pilot, text)
-        assert app.session.active is not None and len(app.session.pending) == 2
+        assert app.chat.session.active is not None and len(app.chat.session.pending) == 2
         assert app.query_one(StatusLine).queued == 2
         for running in range(3):
-            await wait_for(pilot, lambda: app.session.active is not None and len(views(app)) == running + 1
+            await wait_for(pilot, lambda: app.chat.session.active is not None and len(views(app)) == running + 1
                            and views(app)[-1].output, what=f"prompt {running + 1} generating")
             await pilot.press("escape")
         await finished(pilot, 3)
@@ -81,21 +82,21 @@ async def test_prompts_sent_while_generating_are_queued_in_order(app_factory):
 
 async def test_preset_keys_switch_and_the_last_preset_is_remembered(app_factory):
     app = app_factory()
-    names = app.catalog.names()
+    names = app.chat.presets.catalog.names()
     async with app.run_test() as pilot:
-        start = names.index(app.preset)
+        start = names.index(app.chat.presets.name)
         await pilot.press("ctrl+n")
-        assert app.preset == names[(start + 1) % len(names)]
+        assert app.chat.presets.name == names[(start + 1) % len(names)]
         await pilot.press("ctrl+p", "ctrl+p")
-        assert app.preset == names[(start - 1) % len(names)]
+        assert app.chat.presets.name == names[(start - 1) % len(names)]
         await pilot.press("alt+3")
-        assert app.preset == names[2]
+        assert app.chat.presets.name == names[2]
         await pilot.press("¢")  # what ESC 4 (alt+4 in tmux and xterm) arrives as in Textual
-        assert app.preset == names[3] and app.query_one(PromptInput).text == ""
+        assert app.chat.presets.name == names[3] and app.query_one(PromptInput).text == ""
         sidebar_text = str(app.query_one("#preset-list").get_option_at_index(3).prompt)
         assert sidebar_text.startswith("●")
     again = app_factory()
-    assert again.preset == names[3]
+    assert again.chat.presets.name == names[3]
 
 
 async def test_preset_switch_applies_to_the_next_prompt_while_generating(app_factory):
@@ -106,7 +107,7 @@ async def test_preset_switch_applies_to_the_next_prompt_while_generating(app_fac
         await pilot.press("alt+2")
         await send(pilot, "two")
         await finished(pilot, 2)
-        assert [v.preset for v in views(app)] == ["greedy", app.catalog.names()[1]]
+        assert [v.preset for v in views(app)] == ["greedy", app.chat.presets.catalog.names()[1]]
 
 
 async def test_continue_mode_feeds_the_transcript_back(app_factory):
@@ -117,7 +118,7 @@ async def test_continue_mode_feeds_the_transcript_back(app_factory):
         await send(pilot, "Alpha")
         await finished(pilot, 1)
         await pilot.press("ctrl+t")
-        assert app.mode == "continue" and "mode: continue" in str(app.query_one(StatusLine).render())
+        assert app.chat.mode == "continue" and "mode: continue" in str(app.query_one(StatusLine).render())
         await send(pilot, " Beta")
         await finished(pilot, 2)
         first, second = views(app)
@@ -125,7 +126,7 @@ async def test_continue_mode_feeds_the_transcript_back(app_factory):
         params = SamplingParams(temperature=0, max_new_tokens=8)
         assert second.output == "".join(engine.generate("Alpha" + first.output + " Beta", params))
         await pilot.press("ctrl+t")
-        assert app.mode == "completion"
+        assert app.chat.mode == "completion"
         await send(pilot, " Beta")
         await finished(pilot, 3)
         assert views(app)[2].output == "".join(engine.generate(" Beta", params))
@@ -144,7 +145,7 @@ async def test_regenerate_and_continue_keys(app_factory):
         assert again.prompt == "Price" and again.output == first.output  # greedy: same again
         before = again.output
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: app.session.active is None and len(again.output) > len(before), what="continuation")
+        await wait_for(pilot, lambda: app.chat.session.active is None and len(again.output) > len(before), what="continuation")
         assert len(views(app)) == 2 and again.output.startswith(before)
     kinds = [row[0] for row in history_rows(app_factory.history)]
     assert kinds == ["prompt", "regenerate", "continue"]
@@ -192,18 +193,18 @@ async def test_slash_commands(app_factory, tmp_path):
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "/set temperature 0.25")
-        assert app.current_params().temperature == 0.25
+        assert app.chat.current_params().temperature == 0.25
         assert "temperature        0.25 *" in str(app.query_one("#preset-params").render())
         await send(pilot, "/set top_p 7")
-        assert "top_p" in notices(app)[-1] and app.current_params().top_p != 7
+        assert "top_p" in notices(app)[-1] and app.chat.current_params().top_p != 7
         await send(pilot, "/set nonsense 1")
         assert "unknown" in notices(app)[-1]
         await send(pilot, "/set")
         assert notices(app)[-1].startswith("usage: /set KEY VALUE")
         await send(pilot, "/unset temperature")
-        assert app.current_params().temperature == app.catalog.get("precise").params.temperature
+        assert app.chat.current_params().temperature == app.chat.presets.catalog.get("precise").params.temperature
         await send(pilot, "/preset creative")
-        assert app.preset == "creative"
+        assert app.chat.presets.name == "creative"
         await send(pilot, "/preset nope")
         assert "unknown preset 'nope'" in notices(app)[-1]
         await send(pilot, "/bogus")
@@ -221,7 +222,7 @@ async def test_slash_commands(app_factory, tmp_path):
         await send(pilot, f"/save {tmp_path}/missing/dir/x.md")
         assert "/save" in notices(app)[-1]
         await send(pilot, "/clear")
-        assert views(app) == [] and app.session.context_log == []
+        assert views(app) == [] and app.chat.session.context_log == []
         assert app.is_running
 
 
@@ -291,8 +292,8 @@ async def test_every_binding_is_in_the_command_palette(app_factory):
     app = app_factory()
     async with app.run_test() as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for binding in app.BINDINGS:
-            if binding.show and binding.action != "quit":
+        for binding in CHAT_BINDINGS:
+            if binding.show and binding.action != "app.quit":
                 assert any(binding.tooltip in t for t in titles), binding.action
 
 

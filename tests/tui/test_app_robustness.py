@@ -22,11 +22,11 @@ async def test_set_values_that_are_not_values_are_notices_not_crashes(app_factor
                               ("/set temperature 1e-45", "temperature")):
             await send(pilot, typed)
             assert needle in notices(app)[-1] and "\n" not in notices(app)[-1], typed
-        assert app.current_params() == app.catalog.get("balanced").params
+        assert app.chat.current_params() == app.chat.presets.catalog.get("balanced").params
         await send(pilot, '/set stop "\\n\\n" "###"')
-        assert app.current_params().stop == ("\n\n", "###")
+        assert app.chat.current_params().stop == ("\n\n", "###")
         await send(pilot, "/set top_k none")
-        assert app.current_params().top_k is None
+        assert app.chat.current_params().top_k is None
         assert app.is_running
 
 

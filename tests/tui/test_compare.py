@@ -142,17 +142,17 @@ async def test_keep_makes_a_column_the_exchange_the_session_continues_and_blind_
         assert view.columns[1].label == f"B · {view.columns[1].preset}"  # every name shows once one is kept
         exchanges = app.query_one(Transcript).exchanges()
         assert len(exchanges) == 1 and exchanges[0].output == kept.output
-        assert app.session.context_log == [("The sales team", kept.output)]
+        assert app.chat.session.context_log == [("The sales team", kept.output)]
         await pilot.press("f7")  # the other one instead: it replaces the first, it is not added
         exchanges = app.query_one(Transcript).exchanges()
         assert view.kept == 1 and len(exchanges) == 1 and exchanges[0].output == view.columns[1].output
-        assert app.session.context_log == [("The sales team", view.columns[1].output)]
+        assert app.chat.session.context_log == [("The sales team", view.columns[1].output)]
         await pilot.press("ctrl+g")  # continue: from the kept column
-        await wait_for(pilot, lambda: app.session.active is None and len(exchanges[0].output) > len(view.columns[1].output),
+        await wait_for(pilot, lambda: app.chat.session.active is None and len(exchanges[0].output) > len(view.columns[1].output),
                        what="the continuation")
         assert exchanges[0].output.startswith(view.columns[1].output)
         await send(pilot, "/compare off")
-        assert app.compare_presets is None and app.query_one(StatusLine).compare == ""
+        assert app.chat.compare.presets is None and app.query_one(StatusLine).compare == ""
         await send(pilot, f"/save {tmp_path / 'session.md'}")
     saved = (tmp_path / "session.md").read_bytes().decode("utf-8")  # as written: random text may hold \r
     assert "## 1. comparison: " in saved and f"### {view.columns[1].preset} (kept) · length" in saved

@@ -40,10 +40,10 @@ async def test_a_cropped_context_is_said_in_the_exchange(app_factory):
         await send(pilot, "word " * 100)
         await finished(pilot, 2)
         short, long = views(app)
-        assert not short._note.display
-        note = str(long._note.render())
+        assert short.note_shown is None
+        note = long.note_shown
         tokens = len(load_encoding().encode("word " * 100))
-        assert long._note.display and f"{tokens} tokens" in note and "last 32" in note
+        assert note is not None and f"{tokens} tokens" in note and "last 32" in note
         assert f"first {tokens - 32} " in note
 
 
@@ -110,12 +110,11 @@ async def test_a_whitespace_only_enter_sends_nothing_and_leaves_nothing(app_fact
         prompt = app.query_one(PromptInput)
         prompt.load_text("   \n  ")
         await pilot.press("enter")
-        assert prompt.text == "" and views(app) == [] and not app.session.pending
+        assert prompt.text == "" and views(app) == [] and not app.chat.session.pending
 
 
 async def test_an_initial_prompt_is_sent_once_the_model_is_ready(app_factory):
-    app = app_factory(preset="greedy")
-    app.initial_prompt = "Customers want"
+    app = app_factory(preset="greedy", initial_prompt="Customers want")
     async with app.run_test() as pilot:
         await finished(pilot, 1)
         assert views(app)[0].prompt == "Customers want" and views(app)[0].output
@@ -133,7 +132,7 @@ async def test_clear_during_a_generation_keeps_the_running_exchange(app_factory)
         await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].output, what="output")
         await pilot.press("ctrl+l")
         await pilot.pause()
-        assert [v.prompt for v in views(app)] == ["Still running"] and app.session.active is not None
+        assert [v.prompt for v in views(app)] == ["Still running"] and app.chat.session.active is not None
         grown = len(views(app)[0].output)
         await wait_for(pilot, lambda: len(views(app)[0].output) > grown, what="it goes on, visibly")
         await pilot.press("escape")
@@ -147,7 +146,7 @@ async def test_the_palette_finds_commands_by_the_key_bar_words_presets_and_slash
         commands = list(app.get_system_commands(app.screen))
         titles = [c.title for c in commands]
         assert any(t.lower().startswith("regen") for t in titles)
-        assert {f"Preset: {name}" for name in app.catalog.names()} <= set(titles)
+        assert {f"Preset: {name}" for name in app.chat.presets.catalog.names()} <= set(titles)
         assert any(t.startswith("Save") for t in titles) and any(t.startswith("Help") for t in titles)
         assert any(t.startswith("History") for t in titles)
         for command in commands:  # a key appears once: in the help line, not the title too

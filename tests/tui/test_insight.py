@@ -10,6 +10,7 @@ from rich.text import Text
 from core.engine.in_process import Engine
 from core.settings.sampling_params import SamplingParams
 from support.pilot import finished, history_rows, ready, send, views, wait_for
+from tui.insight import bytes_of
 from tui.inspector_screen import InspectorScreen
 from tui.token_screen import TokenScreen
 from tui.token_view import CURSOR_STYLE, band_style
@@ -42,7 +43,7 @@ async def test_probability_view_colours_each_token_and_shows_a_legend(app_factor
         shown = styled_output(view)
         assert shown.plain == (view.prompt + view.output).replace("\r", "")  # rich drops carriage returns
         # Every token's text carries its probability's colour, in order.
-        spans = view.branch.spans(app.token_bytes)
+        spans = view.branch.spans(bytes_of)
         coloured = [(shown.plain[span.start:span.end], str(span.style)) for span in shown.spans
                     if span.start >= len(view.prompt)]
         expected = [(view.output[start:end].replace("\r", ""), band_style(math.exp(step.logprob)))
@@ -91,10 +92,10 @@ async def test_token_cursor_panel_branch_and_history(app_factory):
         # The branch is in the history, whole, and continue mode would go on from it.
         rows = history_rows(app_factory.history)
         assert [r[0] for r in rows] == ["prompt", "branch"] and rows[1][2] == view.output
-        assert app.session.context_log[-1][1] == view.output
+        assert app.chat.session.context_log[-1][1] == view.output
         # alt+left / alt+right move between the branches.
         await pilot.press("alt+left")
-        assert view.branch_index == 0 and view.output == first_output and app.session.context_log[-1][1] == first_output
+        assert view.branch_index == 0 and view.output == first_output and app.chat.session.context_log[-1][1] == first_output
         await pilot.press("alt+right")
         assert view.branch_index == 1
 
@@ -133,21 +134,21 @@ async def test_model_inspector_lists_every_tensor(app_factory):
 
 async def test_insight_keys_explain_themselves_without_tokens(app_factory):
     app = app_factory()
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
         await ready(pilot)
         await pilot.press("f5")
         assert not isinstance(app.screen, TokenScreen)
         await pilot.press("alt+left")
-        await pilot.pause()
-        assert any("No generated tokens" in str(n.message) for n in app._notifications)  # no Toast widget is mounted under Pilot here
+        await wait_for(pilot, lambda: any("No generated tokens" in str(toast.render()) for toast in app.query("Toast")),
+                       what="the toast that says why")
 
 
 async def test_old_exchanges_drop_their_token_records_so_memory_stays_bounded(app_factory, monkeypatch):
-    monkeypatch.setattr("tui.insight.TRACED_EXCHANGES", 2)
+    monkeypatch.setattr("tui.chat_screen.TRACED_EXCHANGES", 2)
     app = app_factory(preset="greedy")
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        app.run_slash_text("/set max_new_tokens 4")
+        app.chat.run_slash_text("/set max_new_tokens 4")
         await pilot.press("f3")
         for number, prompt in enumerate(["One", "Two", "Three"], start=1):
             await send(pilot, prompt)

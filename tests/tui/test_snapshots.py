@@ -45,11 +45,11 @@ async def _greedy_exchange(pilot, keys=()):
     """A short greedy exchange (the same every run), its volatile figures fixed, then `keys`."""
     await _ready_with_a_prompt(pilot)
     app = pilot.app
-    app.run_slash_text("/preset greedy")
-    app.run_slash_text("/set max_new_tokens=24")
+    app.chat.run_slash_text("/preset greedy")
+    app.chat.run_slash_text("/set max_new_tokens=24")
     await pilot.press("enter")
     deadline = time.monotonic() + 30
-    while app.session.active is not None or not app.query_one(Transcript).exchanges() or app.session.pending:
+    while app.chat.session.active is not None or not app.query_one(Transcript).exchanges() or app.chat.session.pending:
         assert time.monotonic() < deadline, "the generation never finished"
         await pilot.pause(0.02)
     view = app.query_one(Transcript).exchanges()[-1]
@@ -87,10 +87,10 @@ async def _comparison(pilot):
     app = pilot.app
     for command in ("/preset book", "/set seed 3", "/set max_new_tokens 24", "/preset greedy",
                     "/set max_new_tokens 24", "/compare greedy book"):
-        app.run_slash_text(command)
+        app.chat.run_slash_text(command)
     await pilot.press("enter")
     deadline = time.monotonic() + 30
-    while app.session.active is not None or not app.query(CompareView) or app.session.pending:
+    while app.chat.session.active is not None or not app.query(CompareView) or app.chat.session.pending:
         assert time.monotonic() < deadline, "the comparison never finished"
         await pilot.pause(0.02)
     for column in app.query_one(CompareView).columns:

@@ -1,0 +1,394 @@
+"""The chat: a prompt pane, the streaming transcript, the preset sidebar, and what the keys do.
+
+The screen turns what the user does into requests (tui.session), runs them one at a time
+through its GenerationSession, and shows each in the widget that streams it: an ExchangeView
+or, in compare mode, a CompareView. The backend comes from the app (EngineReady).
+"""
+from __future__ import annotations
+
+import time
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Static
+
+from core.engine.backend import Backend
+from core.settings.presets import PresetCatalog
+from core.settings.sampling_params import SamplingParams
+from tui.chat_bindings import CHAT_BINDINGS, KEEP_KEY
+from tui.compare_mode import CompareChoice, keep_column
+from tui.compare_view import CompareView
+from tui.context_meter import ContextMeter
+from tui.exchange_view import ExchangeView
+from tui.generation_session import GenerationSession
+from tui.history_keeper import HistoryKeeper
+from tui.history_screen import HistoryScreen
+from tui.insight import InsideViews
+from tui.inspector_screen import load_summary
+from tui.key_bar import KeyBar
+from tui.keys import alt_digit
+from tui.preset_choice import PresetChoice
+from tui.prompt_input import PromptInput
+from tui.session import CompareRequest, ContinueRequest, PromptRequest, RegenerateRequest, Request
+from tui.sidebar import PresetSidebar
+from tui.slash_commands import run_slash_text
+from tui.status_line import StatusLine
+from tui.token_view import legend
+from tui.transcript import Transcript
+
+LAST_PRESET_KEY = "last_preset"
+NO_MODEL_HELP = ("No model found at {path}.\n"
+                 "Train one on a text file:   tfchat train my_text.txt   (writes model/model.ckpt)\n"
+                 "or point tfchat at one:     tfchat --model path/to/model.ckpt   (or set $TFCHAT_MODEL)")
+# Exchanges that keep their per-token records (about 1.5 KB a token); older ones keep their text.
+TRACED_EXCHANGES = 100
+# How long keeping an interrupted exchange waits for the stopped generation's last tokens and stats.
+STOP_WAIT_S = 0.4
+
+
+class ChatScreen(Screen):
+    # Focused from the first frame, so keys typed while tfchat starts land in the prompt.
+    AUTO_FOCUS = "#prompt"
+    DEFAULT_CSS = """
+    ChatScreen #main { width: 1fr; }
+    ChatScreen #body { height: 1fr; }
+    ChatScreen #legend { height: 1; padding: 0 1; display: none; }
+    """
+    BINDINGS = CHAT_BINDINGS
+
+    def __init__(self, catalog: PresetCatalog, keeper: HistoryKeeper, model_label: str, model_source: str,
+                 preset: str | None = None, initial_prompt: str | None = None):
+        super().__init__()
+        self.keeper = keeper
+        self.model_label = model_label  # the status line's: the file's name or the server's URL
+        self._model_source = model_source  # the file's path or the server's URL, until the backend names itself
+        remembered = keeper.read(lambda: keeper.history.get_setting(LAST_PRESET_KEY), None)
+        self.presets = PresetChoice.starting(catalog, preset, remembered)
+        self.mode = "completion"
+        self.engine: Backend | None = None
+        self.session = GenerationSession()  # the queue, the running request, the continue context
+        self.compare = CompareChoice()
+        self.inside = InsideViews(self)
+        self.initial_prompt = initial_prompt  # `tfchat -p TEXT`: sent once the model is ready
+        self.meter = ContextMeter()
+        self._meter_timer = None
+
+    # ----- layout -----------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="main"):
+                yield Transcript()
+                yield Static(legend(), id="legend")
+                yield PromptInput(recall=self.keeper.read(self.keeper.history.recent_prompts, []), id="prompt")
+            yield PresetSidebar()
+        yield StatusLine()
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        status = self.query_one(StatusLine)
+        status.model_name = self.model_label
+        status.mode = self.mode
+        self.show_preset()
+        self.query_one(PresetSidebar).fit(self.app.size.width)
+        for warning in self.presets.catalog.warnings:
+            self.transcript.add_notice(warning, error=True)
+        self.show_history_problems()
+        self._load_meter()
+        if self.initial_prompt and self.initial_prompt.strip():
+            self.query_one(PromptInput).remember(self.initial_prompt)
+            self.enqueue(PromptRequest(self.initial_prompt, self.presets.name, self.current_params(), self.mode))
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.query_one(Transcript)
+
+    @property
+    def model_source(self) -> str:
+        """Where the model is, as the history and saved transcripts name it."""
+        return getattr(self.engine, "display_name", None) or self._model_source
+
+    # ----- the backend ----------------------------------------------------------------
+    def engine_ready(self, engine: Backend) -> None:
+        self.engine = engine
+        status = self.query_one(StatusLine)
+        status.device = str(self.engine.device)
+        status.parameters = self.engine.parameter_count
+        status.context_length = self.engine.config.context_length
+        status.state = "ready"
+        summary = load_summary(self.engine.describe())
+        if summary:
+            self.transcript.add_notice(summary, id="load-summary")
+        self.update_context_meter()
+        self._start_next()
+
+    def engine_failed(self, reason: str, missing_model: bool = False) -> None:
+        status = self.query_one(StatusLine)
+        if missing_model:
+            status.state = "no model"
+            self.transcript.add_notice(NO_MODEL_HELP.format(path=reason), error=True)
+        else:
+            status.state = "failed"
+            self.transcript.add_notice(reason, error=True)
+        if self.session.pending:
+            self.transcript.add_notice(f"{len(self.session.pending)} queued prompt(s) cannot run without a model.",
+                                       error=True)
+
+    # ----- the context meter ----------------------------------------------------------
+    @work(thread=True, exit_on_error=False, group="meter", description="loading the tokenizer")
+    def _load_meter(self) -> None:
+        self.meter.load()
+        self.app.call_from_thread(self.update_context_meter)
+
+    @on(PromptInput.Changed)
+    def _prompt_changed(self) -> None:
+        # Counted a moment after typing pauses, not on every key.
+        if self._meter_timer is not None:
+            self._meter_timer.stop()
+        self._meter_timer = self.set_timer(0.15, self.update_context_meter)
+
+    def update_context_meter(self) -> None:
+        prompts = self.query(PromptInput)
+        if not prompts:
+            return  # a timer that fires while the app shuts down, its widgets gone
+        count = self.meter.count(self._context_for(prompts.first().text))
+        self.query_one(StatusLine).context_tokens = -1 if count is None else count
+
+    def _context_for(self, prompt: str) -> str:
+        """What the model is given for `prompt`: in continue mode, the transcript before it."""
+        return (self.session.transcript() if self.mode == "continue" else "") + prompt
+
+    # ----- presets ----------------------------------------------------------------
+    def current_params(self) -> SamplingParams:
+        return self.presets.current()
+
+    def set_preset(self, name: str) -> None:
+        self.presets.choose(name)  # raises with the list of names when unknown
+        self.keeper.read(lambda: self.keeper.history.set_setting(LAST_PRESET_KEY, name), None)
+        self.show_preset()
+        self.show_history_problems()
+
+    def show_preset(self) -> None:
+        """The active preset and its /set changes, in the sidebar and the status line."""
+        changed = self.presets.changed()
+        self.query_one(PresetSidebar).show(self.presets.catalog, self.presets.name, self.current_params(), changed)
+        status = self.query_one(StatusLine)
+        status.preset, status.preset_changed = self.presets.name, bool(changed)
+
+    def action_next_preset(self) -> None:
+        self.set_preset(self.presets.stepped(+1))
+
+    def action_previous_preset(self) -> None:
+        self.set_preset(self.presets.stepped(-1))
+
+    def action_choose_preset(self, number: int) -> None:
+        name = self.presets.numbered(number)
+        if name is not None:
+            self.set_preset(name)
+
+    def on_key(self, event: events.Key) -> None:
+        digit = alt_digit(event.key, event.character)
+        if digit is not None:
+            event.stop()
+            self.action_choose_preset(digit)
+
+    @on(PresetSidebar.Chosen)
+    def _preset_chosen(self, message: PresetSidebar.Chosen) -> None:
+        self.set_preset(message.name)
+        self.query_one(PromptInput).focus()
+
+    # ----- sending ----------------------------------------------------------------
+    @on(PromptInput.Submitted)
+    def _submitted(self, message: PromptInput.Submitted) -> None:
+        self.transcript.scroll_end(animate=False)  # whatever was sent, show its result
+        if run_slash_text(self, message.text):
+            return
+        text = message.text[1:] if message.text.startswith("//") else message.text
+        self.send(text)
+
+    def send(self, prompt: str) -> None:
+        """A prompt as typed: to the active preset, or to every compared one."""
+        if self.compare.presets:
+            self.enqueue(self.compare.request(prompt, self.mode, self.presets.params_for))
+        else:
+            self.enqueue(PromptRequest(prompt, self.presets.name, self.current_params(), self.mode))
+
+    def enqueue(self, request: Request) -> None:
+        if self.engine is None and self.query_one(StatusLine).state in ("no model", "failed"):
+            self.transcript.add_notice("No model is loaded; see the message above.", error=True)
+            return
+        self.session.queue(request)
+        self._start_next()
+
+    def _start_next(self) -> None:
+        if self.engine is not None:
+            request = self.session.next_request()
+            if request is not None:
+                self._start(request)
+        self.query_one(StatusLine).queued = len(self.session.pending)
+
+    def _start(self, request: Request) -> None:
+        prior = self.session.transcript() if request.mode == "continue" else ""
+        view, context, forced = self.transcript.view_for(request, prior, self.session.continue_context(self.mode))
+        self.session.begin(request, view)
+        self.query_one(StatusLine).state = "generating"
+        cancel, finished = self.session.cancel, self.session.generation_finished
+        if isinstance(view, CompareView):
+            view.generate(self.engine, request.column_params, cancel, finished)
+            return
+        self.inside.show_probabilities_in(view)
+        note = self.meter.cropped_note(self.meter.count(context), self.engine.config.context_length)
+        if note:
+            view.note(note)
+        view.mark_generation_start(request.params.as_dict())
+        view.generate(self.engine, context, request.params, cancel, finished, forced)
+
+    @on(ExchangeView.Done)
+    def _generation_done(self, message: ExchangeView.Done) -> None:
+        request, view = self.session.end()
+        self.query_one(StatusLine).state = "ready"
+        if request is None or view is not message.view:
+            return
+        view.branch.steps.extend(message.steps)
+        self.transcript.forget_old_steps(keep=TRACED_EXCHANGES)
+        if message.error:
+            view.finish(message.error, "failed", reason="failed")
+        else:
+            stats = message.stats
+            self.inside.last_tokens_per_s = stats.tokens_per_s
+            view.finish_with(stats, request.preset)
+            self.session.remember(request, view.output)
+            self._record(request, view.new_output(), stats.as_dict(), stats.finish_reason)
+            self.show_history_problems()
+        self.update_context_meter()  # continue mode: the transcript grew
+        self._start_next()
+
+    @on(CompareView.Done)
+    def _compare_done(self, message: CompareView.Done) -> None:
+        request, view = self.session.end()
+        self.query_one(StatusLine).state = "ready"
+        if isinstance(request, CompareRequest) and view is message.view and not message.error:
+            if self.session.claim_record(request):
+                self.keeper.record_compare(request, view.generation, "stopped", self.model_source)
+            self.show_history_problems()
+            view.all_done(KEEP_KEY)
+        self._start_next()
+
+    # ----- the history ------------------------------------------------------------------
+    def _record(self, request: Request, output: str, stats: dict, reason: str) -> None:
+        """Write the exchange to the history, once, whichever thread ends it (see keep_interrupted)."""
+        if self.session.claim_record(request):
+            self.keeper.record_exchange(request, output, stats, reason, self.model_source)
+
+    def keep_interrupted(self, reason: str) -> None:
+        """Quit, hang-up or SIGTERM mid-generation: stop it and keep the partial output.
+
+        Safe from any thread: it reads the generation's own text, not the widgets.
+        """
+        request, view, finished = self.session.active, self.session.active_view, self.session.generation_finished
+        if request is None or view is None:
+            return
+        request.ended_by = reason  # before the stop: whichever path writes the row, it says why
+        self.session.cancel.set()
+        finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
+        if self.session.claim_record(request):
+            self.keeper.record_unfinished(request, view.generation, reason, self.model_source)
+
+    def show_history_problems(self) -> None:
+        for problem in self.keeper.unshown_problems():
+            self.transcript.add_notice(problem, error=True)
+
+    def action_show_history(self) -> None:
+        self.app.push_screen(HistoryScreen(self.keeper.history), self._send_from_history)
+
+    def _send_from_history(self, prompt: str | None) -> None:
+        if prompt is not None:
+            self.query_one(PromptInput).remember(prompt)
+            self.enqueue(PromptRequest(prompt, self.presets.name, self.current_params(), self.mode))
+
+    # ----- actions ----------------------------------------------------------------
+    def action_stop(self) -> None:
+        if self.session.active is not None:
+            self.session.cancel.set()
+
+    def action_regenerate(self) -> None:
+        last = self.session.last_prompt
+        if last is None:
+            self.notify("Nothing to regenerate yet.", severity="warning")
+            return
+        self.enqueue(RegenerateRequest(last.prompt, self.presets.name, self.current_params(), last.mode))
+
+    def action_continue_output(self) -> None:
+        if not self.session.context_log and self.session.active is None:
+            self.notify("Nothing to continue yet.", severity="warning")
+            return
+        self.enqueue(ContinueRequest("", self.presets.name, self.current_params(), self.mode))
+
+    def action_toggle_mode(self) -> None:
+        self.mode = "continue" if self.mode == "completion" else "completion"
+        self.query_one(StatusLine).mode = self.mode
+        self.update_context_meter()
+        self.notify(f"Mode: {self.mode}" + (" (the transcript is the context)" if self.mode == "continue" else
+                                            " (each prompt starts fresh)"))
+
+    def action_toggle_compare(self) -> None:
+        self.set_compare(None if self.compare.presets else self.compare.every_preset(self.presets.catalog))
+
+    def set_compare(self, presets: list[str] | None, blind: bool = False) -> None:
+        self.query_one(StatusLine).compare = self.compare.choose(presets, blind)
+        self.notify(self.compare.announcement())
+
+    def action_keep_column(self) -> None:
+        keep_column(self)
+
+    def action_copy_output(self) -> None:
+        last = self.transcript.last_exchange()
+        if last is None or not last.output:
+            self.notify("No output to copy yet.", severity="warning")
+            return
+        self.app.copy_to_clipboard(last.output)
+        self.notify(f"Copied {len(last.output)} characters (OSC 52).")
+
+    def action_clear(self) -> None:
+        """Clear the screen and the continue context; a running exchange stays, and goes on."""
+        self.transcript.clear(keep=self.session.active_view)
+        self.session.context_log.clear()
+        self.update_context_meter()
+        if self.session.active_view is not None:
+            self.notify("Cleared; the running generation goes on (esc stops it).")
+
+    def action_scroll_transcript(self, where: str) -> None:
+        transcript = self.transcript
+        {"page_up": transcript.scroll_page_up, "page_down": transcript.scroll_page_down,
+         "home": transcript.scroll_home, "end": transcript.scroll_end}[where](animate=False)
+
+    def action_toggle_sidebar(self) -> None:
+        self.query_one(PresetSidebar).toggle()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(PresetSidebar).fit(event.size.width)
+
+    def action_edit_prompt(self) -> None:
+        problem = self.query_one(PromptInput).edit_in_editor()
+        if problem:
+            self.notify(problem, severity="warning")
+
+    def action_toggle_probabilities(self) -> None:
+        self.inside.toggle_probabilities()
+
+    def action_inspect_tokens(self) -> None:
+        self.inside.inspect_tokens()
+
+    def action_switch_branch(self, delta: int) -> None:
+        self.inside.switch_branch(delta)
+
+    def action_inspect_model(self) -> None:
+        self.inside.inspect_model()
+
+    def run_slash_text(self, text: str) -> bool:
+        """Carry out `text` if it is a slash command; False for a prompt."""
+        return run_slash_text(self, text)
+
+    def save_transcript_here(self) -> None:
+        self.run_slash_text("/save " + time.strftime("tfchat-transcript-%Y%m%d-%H%M%S.md"))
+

@@ -1,0 +1,63 @@
+"""Which preset is active, and this session's `/set` changes to each preset. Plain state, no widgets."""
+from __future__ import annotations
+
+from core.settings.presets import PresetCatalog, params_from_mapping
+from core.settings.sampling_params import SamplingParams
+
+
+class PresetChoice:
+    def __init__(self, catalog: PresetCatalog, name: str):
+        catalog.get(name)  # raises with the list of names when unknown
+        self.catalog = catalog
+        self.name = name
+        self.overrides: dict[str, dict] = {}  # preset name -> /set values for this session
+
+    @staticmethod
+    def starting(catalog: PresetCatalog, asked: str | None, remembered: str | None) -> PresetChoice:
+        """The preset a session starts on: the one asked for, else the last one used, else 'balanced'."""
+        default = "balanced" if "balanced" in catalog.presets else catalog.names()[0]
+        return PresetChoice(catalog, asked or (remembered if remembered in catalog.presets else default))
+
+    def params_for(self, name: str) -> SamplingParams:
+        """A preset's params with this session's /set changes to it."""
+        base = self.catalog.get(name).params
+        changes = self.overrides.get(name)
+        return params_from_mapping(changes, base) if changes else base
+
+    def current(self) -> SamplingParams:
+        return self.params_for(self.name)
+
+    def changed(self) -> set[str]:
+        """The keys /set changed in the active preset."""
+        return set(self.overrides.get(self.name, {}))
+
+    def choose(self, name: str) -> None:
+        self.catalog.get(name)
+        self.name = name
+
+    def stepped(self, step: int) -> str:
+        """The name `step` places after the active one, wrapping around."""
+        names = self.catalog.names()
+        return names[(names.index(self.name) + step) % len(names)]
+
+    def numbered(self, number: int) -> str | None:
+        """Preset `number` (from 1) in the catalog's order, None past the end."""
+        names = self.catalog.names()
+        return names[number - 1] if 1 <= number <= len(names) else None
+
+    def set_value(self, key: str, value) -> None:
+        """`/set key value` on the active preset, validated before it is kept."""
+        changes = {**self.overrides.get(self.name, {}), key: value}
+        params_from_mapping(changes, self.catalog.get(self.name).params)
+        self.overrides[self.name] = changes
+
+    def unset(self, key: str) -> bool:
+        """Drop a /set change ('all': every one); False when `key` was not changed."""
+        changes = self.overrides.get(self.name, {})
+        if key == "all":
+            changes.clear()
+            return True
+        if key not in changes:
+            return False
+        del changes[key]
+        return True
