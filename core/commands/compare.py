@@ -17,7 +17,7 @@ from core.settings.sampling_params import SamplingParams
 
 
 @dataclass
-class RowPlan:
+class CompareCase:
     preset: str
     prompt: str
     params: SamplingParams
@@ -56,12 +56,12 @@ def read_prompts_file(path: str) -> list[str]:
     return prompts
 
 
-def plan_rows(prompts: list[str], presets: list[str], params_for) -> list[RowPlan]:
+def plan_rows(prompts: list[str], presets: list[str], params_for) -> list[CompareCase]:
     """Every prompt under every preset; `params_for(name)` gives a preset's params."""
-    return [RowPlan(name, prompt, params_for(name)) for prompt in prompts for name in presets]
+    return [CompareCase(name, prompt, params_for(name)) for prompt in prompts for name in presets]
 
 
-def run_rows(engine, rows: list[RowPlan], out, output_format: str, headers: tuple[bool, bool]) -> None:
+def run_rows(engine, rows: list[CompareCase], out, output_format: str, headers: tuple[bool, bool]) -> None:
     """Generate the rows, a batch of up to MAX_ROWS at a time, and print them as they complete in order."""
     for first in range(0, len(rows), MAX_ROWS):
         chunk = rows[first : first + MAX_ROWS]
@@ -81,7 +81,7 @@ def run_rows(engine, rows: list[RowPlan], out, output_format: str, headers: tupl
                     _print_row(chunk[i], batch.texts[i], batch.stats[i], out, output_format, headers)
 
 
-def _print_row(row: RowPlan, text: str, stats, out, output_format: str, headers: tuple[bool, bool]) -> None:
+def _print_row(row: CompareCase, text: str, stats, out, output_format: str, headers: tuple[bool, bool]) -> None:
     if output_format == "jsonl":
         out.write(json.dumps({"preset": row.preset, "prompt": row.prompt, "text": text, "stats": stats.as_dict()},
                              ensure_ascii=False) + "\n")

@@ -8,7 +8,7 @@ import json
 import math
 from typing import TextIO
 
-from core.engine.tokenizer import inline_text
+from core.engine.tokenizer import inline_text, token_text
 from core.decode.step_info import StepInfo
 
 
@@ -30,7 +30,7 @@ class _StepWriter:
         raise NotImplementedError
 
     def _token(self, token: int) -> dict:
-        text, data = self._engine.token_text(token)
+        text, data = token_text(self._engine.encoding, token)
         return {"id": token, "token": text, "bytes": data}
 
 
@@ -62,11 +62,11 @@ class TraceWriter(_StepWriter):
         lines = [f"Step {number} candidates:"]
         for alternative in step.top[: self.CANDIDATES]:
             lines.append(f" '{self._shown(alternative.id)}': {math.exp(alternative.logprob):.3f}")
-        self._decoded.extend(self._engine.token_text(step.id)[1])
+        self._decoded.extend(token_text(self._engine.encoding, step.id)[1])
         lines.append(f" -> selected: '{self._shown(step.id)}' (sampler's probability {step.sampled_prob:.3f})")
         lines.append(f" current sequence: {self._sequence}{self._decoded.decode('utf-8', errors='ignore')}")
         return "\n".join(lines) + "\n---\n"
 
     def _shown(self, token: int) -> str:
         """A token between quotes on one line: its line breaks and tabs escaped."""
-        return inline_text(self._engine.token_text(token)[0])
+        return inline_text(token_text(self._engine.encoding, token)[0])

@@ -38,6 +38,13 @@ class Row:
     finish_reason: str | None = None  # 'length', 'stopped', or the caller's (`BatchRun.finish`)
 
 
+def seeded_row(prompt_ids: list[int], params: SamplingParams, seed: int, device, cancel: threading.Event | None,
+               top_logprobs: int = 0) -> Row:
+    """A row drawing from its own generator, seeded: the same seed gives the same tokens, alone or batched."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return Row(prompt_ids, params, generator, cancel, top_logprobs)
+
+
 @dataclass
 class Token:
     row: int

@@ -9,10 +9,30 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from core.settings.sampling_params import SamplingParams
-from core.engine.stats import GenerationStats, RowEvent
+from core.engine.stats import GenerationStats
+from core.engine.text_stream import RowEvent
+
+if TYPE_CHECKING:
+    import tiktoken
+
+
+class ModelShape(Protocol):
+    """What a caller needs to know of a model it may not hold: its window and its vocabulary."""
+    context_length: int  # 0 when a server does not say
+    vocab_size: int  # tokens the output layer scores
+    embedding_rows: int  # tokens a prompt may use (one more than vocab_size in the repository's model.py)
+
+
+@dataclass(frozen=True)
+class ReportedShape:
+    """A `ModelShape` as an engine process or a server reports it (the in-process engine's is its config)."""
+    context_length: int
+    vocab_size: int
+    embedding_rows: int
 
 
 class GenerationStream(Protocol):
@@ -37,7 +57,8 @@ class BatchStream(Protocol):
 class Backend(Protocol):
     device: object  # where it runs, as the status line shows it
     parameter_count: int
-    config: object  # .context_length (0 when a server does not say), .vocab_size and .embedding_rows
+    config: ModelShape
+    encoding: tiktoken.Encoding  # cl100k_base: a token's text is core.engine.tokenizer.token_text(encoding, id)
 
     def generate(self, context: str, params: SamplingParams, cancel: threading.Event | None = None,
                  top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()) -> GenerationStream: ...
@@ -48,7 +69,5 @@ class Backend(Protocol):
     def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list: ...
 
     def describe(self) -> dict: ...
-
-    def token_text(self, token: int) -> tuple[str, list[int]]: ...
 
     def close(self) -> None: ...

@@ -12,15 +12,16 @@ import multiprocessing as mp
 import signal
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
-from core.engine.stats import GenerationStats, RowEvent
+from core.engine.backend import ReportedShape
+from core.engine.stats import GenerationStats
+from core.engine.text_stream import RowEvent
 from core.errors import CheckpointError, TfchatError, describe_exception
 from core.system.lifecycle import exit_when_orphaned, register_child
 from core.system.memory import process_resident_bytes
 from core.system.runtime import resolve_threads
 from core.settings.sampling_params import SamplingParams
-from core.engine.tokenizer import load_encoding, token_text
+from core.engine.tokenizer import load_encoding
 from core.decode.step_info import StepInfo, check_top_logprobs
 
 _READY, _FAILED, _PIECE, _DONE, _ERROR, _ANSWER = "ready", "failed", "piece", "done", "error", "answer"
@@ -169,8 +170,8 @@ class EngineProcess:
         self._cancel = cancel  # shared with the child, which checks it before every token
         self.device = info["device"]
         self.parameter_count = info["parameter_count"]
-        self.config = SimpleNamespace(context_length=info["context_length"], vocab_size=info["vocab_size"],
-                                      embedding_rows=info["embedding_rows"])
+        self.config = ReportedShape(context_length=info["context_length"], vocab_size=info["vocab_size"],
+                                    embedding_rows=info["embedding_rows"])
         self._card = info["card"]
         self._generating = False
 
@@ -231,8 +232,9 @@ class EngineProcess:
         """The model inspector's facts, with the engine process's resident memory now."""
         return {**self._card, "process_resident_bytes": process_resident_bytes(self._process.pid)}
 
-    def token_text(self, token: int) -> tuple[str, list[int]]:
-        return token_text(load_encoding(), token)
+    @property
+    def encoding(self):
+        return load_encoding()  # loaded once per process, on first use: the app may never need it
 
     def _ask(self, request: tuple):
         """One question and its answer, between generations (the pipe carries one thing at a time)."""

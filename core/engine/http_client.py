@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import json
 import queue
-import secrets
 import threading
-import time
-from types import SimpleNamespace
 
 from core.decode.step_info import StepInfo, check_top_logprobs
 from core.engine import http_wire as wire
-from core.engine.stats import GenerationStats, RowEvent, measured_stats
-from core.engine.tokenizer import IncrementalDecoder, encode_prompt, load_encoding, token_text
+from core.engine.backend import ReportedShape
+from core.engine.stats import GenerationStats
+from core.engine.text_stream import RowEvent, TextStream, drawn_seed
+from core.engine.tokenizer import encode_prompt, load_encoding
 from core.errors import PromptError, TfchatError
 from core.settings.sampling_params import SamplingParams
 
@@ -48,8 +47,8 @@ class HttpBackend:
         self.flavour = str(entry.get("owned_by", "")).lower()
         self.encoding = load_encoding()
         window = wire.window(endpoint, entry)
-        self.config = SimpleNamespace(context_length=window, vocab_size=self.encoding.n_vocab,
-                                      embedding_rows=self.encoding.n_vocab)
+        self.config = ReportedShape(context_length=window, vocab_size=self.encoding.n_vocab,
+                                    embedding_rows=self.encoding.n_vocab)
         self.device = f"{self.flavour or 'remote'} server"
         self.parameter_count = 0
         self.display_name = f"{model} @ {endpoint}"
@@ -106,9 +105,6 @@ class HttpBackend:
         return {"file": f"{self.model_name} on {self.endpoint}", "device": f"a {self.flavour or 'remote'} server",
                 "h_params": {"context_length": self.config.context_length or "not reported"}}
 
-    def token_text(self, token: int) -> tuple[str, list[int]]:
-        return token_text(self.encoding, token)
-
     def close(self) -> None:
         pass
 
@@ -144,9 +140,10 @@ class HttpGeneration:
         self._cancel = cancel
         self._forced_ids = forced_ids
         self._limit = params.max_new_tokens
-        self.seed = params.seed if params.seed is not None else secrets.randbits(31)  # servers take 32-bit seeds
+        self._params = params
+        self.seed = drawn_seed(params, bits=31)  # servers take 32-bit seeds
         prompt = backend.encode(context) + list(forced_ids) if forced_ids else context
-        self._prompt_tokens_guess = len(backend.encode(context)) + len(forced_ids)
+        self._prompt_tokens_guess = len(backend.encode(context))
         self._body, unsent = backend.request_body(prompt, params, self.seed, top_logprobs)
         self.notice = (f"{backend.endpoint} does not take {', '.join(unsent)}: not sent, the server's defaults "
                        "apply" if unsent else None)
@@ -156,11 +153,13 @@ class HttpGeneration:
         self.stats: GenerationStats | None = None
 
     def __iter__(self):
-        start, first_at, reason, usage = time.perf_counter(), None, "stopped", None
+        # The server decodes and cuts at stop strings; the stream here keeps the text and the clock.
+        stream = TextStream(self._backend.encoding, self._prompt_tokens_guess, self._params, self._backend.endpoint,
+                            self.seed)
+        reason, usage = "stopped", None
         try:
-            if self._forced_ids:  # a branch: the chosen tokens' text first, as the local engine streams it
-                decoder = IncrementalDecoder(self._backend.encoding)
-                forced = "".join(decoder.push(t) for t in self._forced_ids)
+            forced = stream.forced(self._forced_ids)  # a branch: the chosen tokens' text first, as locally
+            if forced:
                 self.text += forced
                 yield forced
             url = self._backend.endpoint + "/completions"
@@ -180,16 +179,13 @@ class HttpGeneration:
                             if pieces > self._limit:  # each streamed piece is at least one token
                                 raise wire.ServerAnswerError(f"{url}: the server kept streaming past the {self._limit} "
                                                         "tokens asked for; stopped there")
-                            first_at = first_at or time.perf_counter()
-                            self.text += piece
+                            self.text += stream.push_text(piece)
                             yield piece
                         if choice.get("finish_reason"):
                             reason = "stop" if choice["finish_reason"] == "stop" else "length"
         finally:
             new = (usage or {}).get("completion_tokens") or len(self.steps) or (1 if self.text else 0)
-            prompt_tokens = (usage or {}).get("prompt_tokens") or self._prompt_tokens_guess
-            self.stats = measured_stats(prompt_tokens, new, start, first_at, time.perf_counter(),
-                                        self._backend.endpoint, reason, self.seed)
+            self.stats = stream.end(reason, new_tokens=new, prompt_tokens=(usage or {}).get("prompt_tokens"))[1]
 
 
 class HttpBatch:

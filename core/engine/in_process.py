@@ -22,7 +22,7 @@ from core.nn.model_card import ModelCard, make_card
 from core.system.memory import process_resident_bytes
 from core.decode.generation import require_prompt
 from core.settings.sampling_params import SamplingParams
-from core.engine.tokenizer import encode_prompt, load_encoding, token_text
+from core.engine.tokenizer import encode_prompt, load_encoding
 from core.decode.step_info import check_top_logprobs
 from core.system.helper_thread import helper_for
 
@@ -66,10 +66,6 @@ class Engine:
         probs, top_ids = torch.topk(torch.softmax(logits, dim=-1), min(top_n, logits.shape[-1]), dim=-1)
         return [[(int(i), float(p)) for i, p in zip(row_ids, row_probs)]
                 for row_ids, row_probs in zip(top_ids.tolist(), probs.tolist())]
-
-    def token_text(self, token: int) -> tuple[str, list[int]]:
-        """A token's own text (U+FFFD where it holds part of a character) and its exact bytes."""
-        return token_text(self.encoding, token)
 
     def encode(self, text: str) -> list[int]:
         # Prompts may use every embedding row (one more than the output layer in the repository's

@@ -32,11 +32,3 @@ def measured_stats(prompt_tokens: int, new_tokens: int, start: float, first_at: 
     return GenerationStats(prompt_tokens=prompt_tokens, new_tokens=n,
                            ttft_s=(first_at - start) if first_at is not None else 0.0, tokens_per_s=rate,
                            elapsed_s=end - start, device=device, finish_reason=finish_reason, seed=seed)
-
-
-@dataclass
-class RowEvent:
-    """One row's news in a batched generation: new text, and its stats when the row has ended."""
-    row: int
-    piece: str  # maybe empty when the event only ends the row
-    stats: GenerationStats | None = None

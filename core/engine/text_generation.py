@@ -1,10 +1,8 @@
-"""One generation as text: token steps decoded without splitting a character, held back where a
-stop string may begin, measured into its stats."""
+"""One generation as text: the model's token steps (`core.decode.generation`) through the text
+layer (`core.engine.text_stream`), with each step's probabilities kept when asked for."""
 from __future__ import annotations
 
-import secrets
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -12,9 +10,8 @@ import torch
 
 from core.decode.generation import generate_steps
 from core.decode.step_info import StepInfo
-from core.engine.stats import GenerationStats, measured_stats
-from core.engine.streaming import StopFilter
-from core.engine.tokenizer import IncrementalDecoder
+from core.engine.stats import GenerationStats
+from core.engine.text_stream import TextStream, drawn_seed
 from core.settings.sampling_params import SamplingParams
 
 if TYPE_CHECKING:
@@ -40,7 +37,7 @@ class Generation:
         self._cancel = cancel
         self._top_logprobs = top_logprobs
         self._forced_ids = forced_ids
-        self.seed = params.seed if params.seed is not None else secrets.randbits(62)
+        self.seed = drawn_seed(params)
         self.token_ids: list[int] = []
         self.steps: list[StepInfo] = []  # one per new token when top_logprobs > 0
         self.text = ""
@@ -49,43 +46,33 @@ class Generation:
 
     def __iter__(self) -> Iterator[str]:
         engine, params = self._engine, self._params
-        start = time.perf_counter()
+        stream = TextStream(engine.encoding, len(self._prompt_ids), params, str(engine.device), self.seed)
         generator = torch.Generator(device=engine.device).manual_seed(self.seed)
-        decoder = IncrementalDecoder(engine.encoding)
-        stops = StopFilter(params.stop)
-        first_at = None
         reason = "stopped"  # what an exception or a caller that stops iterating leaves
         try:
-            forced = "".join(decoder.push(token) for token in self._forced_ids)
+            forced = stream.forced(self._forced_ids)
             if forced:
                 self.text += forced
                 yield forced
             context = self._prompt_ids + list(self._forced_ids)
             for token, info in generate_steps(engine.model, context, params, generator, self._cancel,
                                               self._top_logprobs):
-                if first_at is None:
-                    first_at = time.perf_counter()
                 self.token_ids.append(token)
                 if info is not None:
                     self.steps.append(info)
-                piece, stopped = stops.feed(decoder.push(token))
+                piece = stream.push(token)
                 if piece:
                     self.text += piece
                     yield piece
-                if stopped:
+                if stream.stopped:
                     reason = "stop"
                     break
             else:
                 reason = "length" if len(self.token_ids) >= params.max_new_tokens else "stopped"
-            if reason != "stop":
-                tail, stopped = stops.feed(decoder.flush())
-                tail += "" if stopped else stops.flush()
-                if tail:
-                    self.text += tail
-                    yield tail
+            tail, self.stats = stream.end(reason)
+            if tail:
+                self.text += tail
+                yield tail
         finally:  # stats even for Ctrl+C: what was measured up to there
-            self.stats = self._make_stats(start, first_at, time.perf_counter(), reason)
-
-    def _make_stats(self, start: float, first_at: float | None, end: float, reason: str) -> GenerationStats:
-        return measured_stats(len(self._prompt_ids) + len(self._forced_ids), len(self.token_ids), start, first_at,
-                              end, str(self._engine.device), reason, self.seed)
+            if self.stats is None:
+                self.stats = stream.end(reason)[1]

@@ -12,12 +12,13 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from core.errors import PresetError
 from core.settings.presets import params_from_mapping
 from core.settings.sampling_params import SamplingParams
 from core.engine.stats import GenerationStats
-from core.engine.tokenizer import TOKEN_ID_PREFIX
+from core.engine.tokenizer import TOKEN_ID_PREFIX, token_text
 from core.decode.step_info import MAX_TOP_LOGPROBS, StepInfo
 
 MAX_PROMPT_CHARS = 200_000  # a prompt beyond this is refused with 413, before it is tokenized
@@ -221,8 +222,8 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
 class LogprobShaper:
     """StepInfo as OpenAI's logprobs: completions' parallel lists, or chat's `content` entries."""
 
-    def __init__(self, token_text, request: GenerationRequest):
-        self._token_text = token_text  # id -> (text, bytes)
+    def __init__(self, encoding, request: GenerationRequest):
+        self._token_text = partial(token_text, encoding)  # id -> (text, bytes)
         self._request = request
         self._offset = 0  # completions' text_offset: where each token's text starts in the output
 

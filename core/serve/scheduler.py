@@ -3,7 +3,7 @@
 One thread owns the model and runs `BatchRun` steps for as long as any request
 is going. A request (`submit`) waits in a bounded queue until the batch has room,
 joins at the next step, and reports each step's news through its callback, from
-this thread: a `RowUpdate` with the new text and token information, the last one
+this thread: a `RowEvent` with the new text and token information, the last one
 with the stats. Setting its cancel event ends it within a step.
 """
 from __future__ import annotations
@@ -12,18 +12,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from core.engine.batch_generation import RowProgress
-from core.decode.batching import BatchRun
-from core.decode.limits import MAX_ROWS
-from core.errors import TfchatError, describe_exception
+from core.decode.batching import BatchRun, seeded_row
 from core.decode.generation import require_prompt
+from core.decode.limits import MAX_ROWS
+from core.engine.text_stream import RowEvent, TextStream
+from core.errors import TfchatError, describe_exception
 from core.settings.sampling_params import SamplingParams
-from core.engine.stats import GenerationStats
-from core.decode.step_info import StepInfo
 
 
 class QueueFull(TfchatError):
@@ -31,19 +29,12 @@ class QueueFull(TfchatError):
 
 
 @dataclass
-class RowUpdate:
-    piece: str
-    steps: list[StepInfo] = field(default_factory=list)  # when the request asked for top_logprobs
-    token_ids: list[int] = field(default_factory=list)
-    stats: GenerationStats | None = None  # on the last update
-    error: str | None = None  # the generation failed: the last update
-
-
-@dataclass
 class _Request:
-    progress: RowProgress  # its text and clock, from the moment it was submitted
+    prompt_ids: list[int]
+    params: SamplingParams
+    stream: TextStream  # its text and clock, from the moment it was submitted
     top_logprobs: int
-    report: Callable[[RowUpdate], None]
+    report: Callable[[RowEvent], None]
     cancel: threading.Event
 
 
@@ -60,13 +51,13 @@ class BatchScheduler:
         self._thread = threading.Thread(target=self._serve, name="tfchat-scheduler", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams, report: Callable[[RowUpdate], None],
+    def submit(self, prompt_ids: list[int], params: SamplingParams, report: Callable[[RowEvent], None],
                top_logprobs: int = 0, cancel: threading.Event | None = None) -> threading.Event:
         """Queue a generation; returns the event that cancels it. Raises QueueFull."""
         require_prompt(prompt_ids)
         cancel = cancel or threading.Event()
-        progress = RowProgress(self._engine.encoding, prompt_ids, params, self._engine.device, time.perf_counter())
-        request = _Request(progress, top_logprobs, report, cancel)
+        stream = TextStream(self._engine.encoding, len(prompt_ids), params, str(self._engine.device))
+        request = _Request(prompt_ids, params, stream, top_logprobs, report, cancel)
         with self._wake:
             # Rows still free count as room: a request that arrives before this thread has admitted the
             # ones just before it (it may be mid-step) is not refused while the batch has space.
@@ -111,7 +102,7 @@ class BatchScheduler:
             except Exception as exc:  # noqa: BLE001 - every running request hears of it, the server goes on
                 message = str(exc) if isinstance(exc, TfchatError) else f"generation failed: {describe_exception(exc)}"
                 for request in self._running.values():
-                    request.report(RowUpdate("", error=message))
+                    request.report(RowEvent(-1, "", error=message))
                 self._running.clear()
                 self._run = BatchRun(self._engine.model, max_rows=self._max_rows)
                 continue
@@ -125,18 +116,19 @@ class BatchScheduler:
             request = self._waiting.popleft()
             if request.cancel.is_set():
                 continue
-            index = self._run.add(request.progress.row(request.cancel, request.top_logprobs))
+            index = self._run.add(seeded_row(request.prompt_ids, request.params, request.stream.seed,
+                                             self._engine.device, request.cancel, request.top_logprobs))
             self._running[index] = request
 
     def _report(self, tokens) -> None:
         now = time.perf_counter()
-        news: dict[int, RowUpdate] = {}
+        news: dict[int, RowEvent] = {}
         for token in tokens:
-            progress = self._running[token.row].progress
-            piece = progress.push(token.id, now)
-            if progress.stopped:
+            stream = self._running[token.row].stream
+            piece = stream.push(token.id, now)
+            if stream.stopped:
                 self._run.finish(token.row, "stop")
-            update = news.setdefault(token.row, RowUpdate(""))
+            update = news.setdefault(token.row, RowEvent(token.row, ""))
             update.piece += piece
             update.token_ids.append(token.id)
             if token.step is not None:
@@ -144,8 +136,8 @@ class BatchScheduler:
         for index, request in list(self._running.items()):
             update = news.get(index)
             if self._run.ended(index):  # its length, a stop string, or cancelled
-                update = update or RowUpdate("")
-                tail, update.stats = request.progress.end(self._run.rows[index].finish_reason)
+                update = update or RowEvent(index, "")
+                tail, update.stats = request.stream.end(self._run.rows[index].finish_reason)
                 update.piece += tail
                 del self._running[index]
                 self._run.release(index)

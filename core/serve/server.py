@@ -19,10 +19,11 @@ import sys
 import threading
 import time
 
+from core.engine.text_stream import RowEvent
 from core.errors import TfchatError, describe_exception
 from core.serve.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_object, completion_object,
                              finish_reason, new_id, parse_request, usage_chunk)
-from core.serve.scheduler import BatchScheduler, QueueFull, RowUpdate
+from core.serve.scheduler import BatchScheduler, QueueFull
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a body beyond this is refused with 413 before it is parsed
 BODY_READ_SECONDS = 60.0  # a body still arriving after this is refused with 408 (4 MB at ~0.5 Mbit/s)
@@ -143,7 +144,7 @@ class Api:
             if parsed.model not in (None, self.model_name):
                 raise _unknown_model(parsed.model, self.model_name)
             prompt_ids = parsed.prompt_ids if parsed.prompt_ids is not None else self._encode(parsed)
-            updates: asyncio.Queue[RowUpdate] = asyncio.Queue()
+            updates: asyncio.Queue[RowEvent] = asyncio.Queue()
             loop = asyncio.get_running_loop()
             cancel = threading.Event()
             self.scheduler.submit(prompt_ids, parsed.params, lambda u: loop.call_soon_threadsafe(updates.put_nowait, u),
@@ -183,7 +184,7 @@ class Api:
             watcher.cancel()
         if cancel.is_set() and watcher.done() and not watcher.cancelled():
             return _json({}, status=499)  # the client is gone: nobody reads it
-        shaper = LogprobShaper(self.engine.token_text, parsed)
+        shaper = LogprobShaper(self.engine.encoding, parsed)
         if parsed.echo:
             text = self._prompt_text(parsed, prompt_ids) + text
         return _json(completion_object(parsed, self.model_name, new_id(parsed.chat), text, shaper.shape(steps),
@@ -195,7 +196,7 @@ class Api:
 
     async def _events(self, parsed: GenerationRequest, prompt_ids, updates, cancel):
         """Server-sent events in OpenAI's chunk format; a client gone stops the generator, which cancels the row."""
-        response_id, shaper, first = new_id(parsed.chat), LogprobShaper(self.engine.token_text, parsed), True
+        response_id, shaper, first = new_id(parsed.chat), LogprobShaper(self.engine.encoding, parsed), True
         try:
             if parsed.echo:
                 yield _event(chunk_object(parsed, self.model_name, response_id, self._prompt_text(parsed, prompt_ids),

@@ -11,6 +11,7 @@ from core.errors import PresetError, PromptError
 from core.nn.fast_model import FastModel
 from core.decode.generation import generate_ids, generate_steps
 from core.settings.sampling_params import SamplingParams
+from core.engine.tokenizer import token_text
 from support.reference import ReferenceModel, random_book_checkpoint
 
 SHAPE = (30, 5, 3, 8, 700)  # d_model, heads, blocks, context, vocab: an 8-token window, passed early
@@ -100,7 +101,7 @@ def test_engine_steps_forced_tokens_and_the_lens(small_model):
     forced = base.steps[0].top[1].id
     branch = engine.generate("The cat", params, top_logprobs=3, forced_ids=(forced,))
     branch_text = "".join(branch)
-    assert branch_text.startswith(engine.token_text(forced)[0]) and branch_text != text
+    assert branch_text.startswith(token_text(engine.encoding, forced)[0]) and branch_text != text
     assert len(branch.token_ids) == 5 and branch.stats.new_tokens == 5
     assert branch.token_ids == list(generate_ids(engine.model, engine.encode("The cat") + [forced], params))
     lens = engine.logit_lens("The cat", top_n=4)

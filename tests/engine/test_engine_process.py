@@ -7,6 +7,7 @@ from core.engine.in_process import Engine
 from core.engine.engine_process import EngineProcess
 from core.errors import CheckpointError, TfchatError
 from core.settings.sampling_params import SamplingParams
+from core.engine.tokenizer import token_text
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_steps_branches_the_lens_and_the_card_cross_the_pipe(remote, small_model
     card = remote.describe()
     assert [list(t) for t in card["tensors"]] == [list(t) for t in local.describe()["tensors"]]
     assert card["process_resident_bytes"] > card["resident_bytes"] > 0
-    assert remote.token_text(279) == (" the", [32, 116, 104, 101])
+    assert token_text(remote.encoding, 279) == (" the", [32, 116, 104, 101])
     # Between generations only: a question while one streams would read its pieces.
     busy = remote.generate("Long", SamplingParams(max_new_tokens=5, seed=1))
     with pytest.raises(TfchatError, match="generating"):

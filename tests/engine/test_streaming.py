@@ -6,7 +6,7 @@ import pytest
 from core.engine.in_process import Engine
 from core.errors import PromptError
 from core.settings.sampling_params import SamplingParams
-from core.engine.streaming import StopFilter
+from core.engine.text_stream import StopFilter
 from core.engine.tokenizer import IncrementalDecoder, encode_prompt, load_encoding
 
 

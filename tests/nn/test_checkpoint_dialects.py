@@ -200,7 +200,7 @@ async def test_the_app_opens_a_bare_repository_file_says_what_it_is_and_generate
         parameters = app.engine.describe()["parameter_count"]
         assert summary and f"{parameters / 1e6:.1f}M parameters" in summary[0] and "resident (cpu)" in summary[0]
         assert "repository's model.py names" in summary[0] and "h_params inferred from the tensors" in summary[0]
-        app.run_slash_text("/set max_new_tokens 40")  # past the window of 16 within the answer
+        app.chat.run_slash_text("/set max_new_tokens 40")  # past the window of 16 within the answer
         await send(pilot, "The customer")
         await finished(pilot, 1)
         expected, _ = model.greedy(encoding.encode("The customer"), 40)

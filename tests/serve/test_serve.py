@@ -18,6 +18,7 @@ from core.errors import TfchatError
 from core.engine.http_client import HttpBackend
 from core.serve.openai_api import chat_prompt
 from core.settings.sampling_params import SamplingParams
+from core.engine.tokenizer import token_text
 from support.reference import random_book_checkpoint
 from support.cli import tfchat
 from support.serve import KEY, call as _call, free_port as _free_port, start_serve
@@ -110,7 +111,7 @@ def test_logprobs_match_the_engine_in_both_shapes(server, client):
                                        GREEDY.with_changes(max_new_tokens=4, stop=("\nUser:",)), top_logprobs=2)
     assert chat.choices[0].message.content == "".join(reference)
     content = chat.choices[0].logprobs.content
-    assert [c.bytes for c in content] == [server.engine.token_text(s.id)[1] for s in reference.steps]
+    assert [c.bytes for c in content] == [token_text(server.engine.encoding, s.id)[1] for s in reference.steps]
     assert all(len(c.top_logprobs) == 2 and abs(c.logprob - s.logprob) < 1e-4 for c, s in zip(content, reference.steps))
 
 
