@@ -43,13 +43,20 @@ def small_model(make_checkpoint):
 
 @pytest.fixture
 def app_factory(small_model, tmp_path):
-    """Build the real app on the small model, with its history in tmp_path."""
+    """Build the real app on the small model, with its history in tmp_path.
+
+    The model runs in this process (`Engine`, one of the app's three backends): a Pilot test
+    then spends no second spawning an interpreter. `engine_process=True` gives the app's own
+    default, the model in a child process, as the tests of stopping, quitting and exit use."""
+    from core.engine.engine_process import EngineProcess
+    from core.engine.in_process import Engine
     from tui.app import make_app
 
     history = tmp_path / "history.sqlite3"
 
-    def build(preset=None, model=small_model, initial_prompt=None):
-        return make_app(str(model), "cpu", preset, str(history), initial_prompt=initial_prompt)
+    def build(preset=None, model=small_model, initial_prompt=None, engine_process=False):
+        loader = EngineProcess.load if engine_process else Engine.load
+        return make_app(str(model), "cpu", preset, str(history), engine_loader=loader, initial_prompt=initial_prompt)
     build.history = history
     build.model = small_model
     return build

@@ -15,7 +15,7 @@ from support.pilot import finished, history_rows, notices, ready, send, views, w
 
 
 async def test_send_streams_the_continuation_and_records_it(app_factory):
-    app = app_factory(preset="greedy")
+    app = app_factory(preset="greedy", engine_process=True)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         await send(pilot, "The customer")
@@ -48,7 +48,7 @@ async def test_a_prompt_sent_while_loading_waits_for_the_model(app_factory):
 
 
 async def test_escape_stops_and_keeps_partial_output_marked_stopped(app_factory):
-    app = app_factory(preset="balanced")
+    app = app_factory(preset="balanced", engine_process=True)
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "/set max_new_tokens 100000")
@@ -247,7 +247,7 @@ async def test_copy_clear_sidebar_and_quit_keys(app_factory):
 
 
 async def test_quitting_mid_generation_keeps_the_partial_output(app_factory):
-    app = app_factory(preset="balanced")
+    app = app_factory(preset="balanced", engine_process=True)
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "/set max_new_tokens 100000")
@@ -259,7 +259,7 @@ async def test_quitting_mid_generation_keeps_the_partial_output(app_factory):
 
 
 async def test_no_model_explains_how_to_get_one(app_factory, tmp_path):
-    app = app_factory(model=tmp_path / "absent" / "model.ckpt")
+    app = app_factory(model=tmp_path / "absent" / "model.ckpt", engine_process=True)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app.query_one(StatusLine).state == "no model", what="no-model state")
         text = notices(app)[-1]
@@ -272,7 +272,7 @@ async def test_no_model_explains_how_to_get_one(app_factory, tmp_path):
 async def test_a_corrupt_model_is_a_message_not_a_crash(app_factory, tmp_path):
     bad = tmp_path / "model.ckpt"
     bad.write_bytes(b"garbage")
-    app = app_factory(model=bad)
+    app = app_factory(model=bad, engine_process=True)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app.query_one(StatusLine).state == "failed", what="failed state")
         assert "not a readable PyTorch checkpoint" in notices(app)[-1]

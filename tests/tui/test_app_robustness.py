@@ -121,7 +121,7 @@ async def test_quit_while_loading_is_immediate_and_ends_the_loading_child(app_fa
 
 
 async def test_quit_mid_generation_keeps_the_partial_with_its_token_count(app_factory):
-    app = app_factory(preset="balanced")
+    app = app_factory(preset="balanced", engine_process=True)
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "/set max_new_tokens 100000")
@@ -135,7 +135,7 @@ async def test_quit_mid_generation_keeps_the_partial_with_its_token_count(app_fa
 
 async def test_no_command_the_user_types_can_end_the_app(app_factory, tmp_path):
     """`/save ~nouser/x.md` raised out of the app (pathlib cannot find that home); every command is a notice."""
-    app = app_factory(preset="greedy")
+    app = app_factory(preset="greedy", engine_process=True)
     async with app.run_test() as pilot:
         await ready(pilot)
         for typed, needle in (("/save ~nosuchuser_tfchat/x.md", "no such user's home directory"),

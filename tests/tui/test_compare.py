@@ -103,7 +103,7 @@ async def test_compare_at_120_columns_streams_a_column_per_preset_side_by_side_a
 
 
 async def test_compare_at_80_columns_stacks_the_columns_and_escape_stops_them_all(app_factory):
-    app = app_factory(preset="balanced")
+    app = app_factory(preset="balanced", engine_process=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         for name in ("balanced", "creative", "book"):

@@ -117,7 +117,7 @@ async def test_the_branch_generation_is_the_engines_with_that_token_forced(app_f
 
 
 async def test_model_inspector_lists_every_tensor(app_factory):
-    app = app_factory()
+    app = app_factory(engine_process=True)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         await pilot.press("f8")
