@@ -64,16 +64,17 @@ class TfchatApp(App):
         self.history = history
         self.engine: Backend | None = None
         self.chat = ChatScreen(catalog, HistoryKeeper(history), model_label=remote or model_path.name,
-                               model_source=remote or str(model_path), preset=preset, initial_prompt=initial_prompt)
+                               model_source=remote or str(model_path), preset=preset, initial_prompt=initial_prompt,
+                               when_shown=self.load_engine)
         self._ending = threading.Event()
+        self._ui_loop: asyncio.AbstractEventLoop | None = None  # for the exit thread, which must not touch widgets
         self.exit_watchdog = False  # set by run_app: a real session's exits are bounded in time
 
     def get_default_screen(self) -> ChatScreen:
         return self.chat
 
     def on_mount(self) -> None:
-        self._ui_loop = asyncio.get_running_loop()  # for the exit thread, which must not touch widgets
-        self.load_engine()
+        self._ui_loop = asyncio.get_running_loop()
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
@@ -125,7 +126,7 @@ class TfchatApp(App):
     def _end_session(self, reason: str, code: int, terminal_gone: bool) -> None:
         self.chat.keep_interrupted(reason)  # committed to SQLite before anything else can go wrong
         end_children()
-        if terminal_gone:
+        if terminal_gone or self._ui_loop is None:
             # Nothing to restore on a terminal that is gone, and Textual's shutdown
             # would block writing to it: leave now, everything worth keeping is kept.
             os._exit(code)

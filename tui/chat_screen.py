@@ -58,8 +58,9 @@ class ChatScreen(Screen):
     BINDINGS = CHAT_BINDINGS
 
     def __init__(self, catalog: PresetCatalog, keeper: HistoryKeeper, model_label: str, model_source: str,
-                 preset: str | None = None, initial_prompt: str | None = None):
+                 preset: str | None = None, initial_prompt: str | None = None, when_shown=lambda: None):
         super().__init__()
+        self._when_shown = when_shown  # the app starts loading the backend: its answer needs the widgets
         self.keeper = keeper
         self.model_label = model_label  # the status line's: the file's name or the server's URL
         self._model_source = model_source  # the file's path or the server's URL, until the backend names itself
@@ -95,6 +96,7 @@ class ChatScreen(Screen):
             self.transcript.add_notice(warning, error=True)
         self.show_history_problems()
         self._load_meter()
+        self._when_shown()
         if self.initial_prompt and self.initial_prompt.strip():
             self.query_one(PromptInput).remember(self.initial_prompt)
             self.enqueue(PromptRequest(self.initial_prompt, self.presets.name, self.current_params(), self.mode))
