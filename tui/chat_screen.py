@@ -92,6 +92,7 @@ class ChatScreen(Screen):
         status.mode = self.mode
         self.show_preset()
         self.query_one(PresetSidebar).fit(self.app.size.width)
+        self.query_one(PromptInput).focus()  # now, not when the screen's first resume comes: keys may be waiting
         for warning in self.presets.catalog.warnings:
             self.transcript.add_notice(warning, error=True)
         self.show_history_problems()
