@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
@@ -27,7 +27,26 @@ from tui.token_view import band_style, probability, shown_token, styled_tokens
 BAR_WIDTH = 10
 LENS_TOP = 5
 LENS_SHOWN = 3  # of LENS_TOP, what the panel's width holds
-LENS_TOKEN_WIDTH = 12
+# A lens cell: the token, quotes included, then its percentage; the row must fit the panel's
+# content width (PANEL_WIDTH less its padding and border) at every terminal size.
+PANEL_WIDTH = 64
+LENS_TOKEN_WIDTH = 11
+LENS_BLOCK_WIDTH = 6  # 'output'
+
+
+def short_token(text: str, width: int = LENS_TOKEN_WIDTH) -> str:
+    """A token between quotes in at most `width` cells: cut inside the quotes, so both show."""
+    shown = shown_token(text)
+    return shown if len(shown) <= width else shown[: width - 2] + "…'"
+
+
+def lens_line(block: str, cells: list[tuple[str, float]]) -> Text:
+    """One block's row: its name, then its likeliest tokens, each padded to one width."""
+    line = Text(f"{block:>{LENS_BLOCK_WIDTH}} ")
+    for token, p in cells:
+        line.append(f" {short_token(token):<{LENS_TOKEN_WIDTH}}", style=band_style(p))
+        line.append(f"{p * 100:4.0f}%")
+    return line
 
 
 def bar(p: float, width: int = BAR_WIDTH) -> str:
@@ -51,7 +70,8 @@ class TokenScreen(Screen[tuple[int, int] | None]):
     DEFAULT_CSS = """
     TokenScreen #title { height: 1; background: $accent 30%; padding: 0 1; }
     TokenScreen #text-box { width: 1fr; padding: 0 1; }
-    TokenScreen #panel { width: 64; padding: 0 1; border-left: solid $accent 40%; }
+    TokenScreen #panel { width: 64; height: 1fr; padding: 0 1; border-left: solid $accent 40%; }
+    TokenScreen #panel > Static { height: auto; }
     TokenScreen #lens { margin: 1 0 0 0; }
     TokenScreen #hint { height: auto; color: $text-muted; padding: 0 1; }
     """
@@ -65,6 +85,9 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         Binding("down", "choose(1)", show=False),
         Binding("enter", "branch", "Branch"),
         Binding("l", "toggle_lens", "Lens"),
+        # The panel (candidates, then the lens) can be taller than the screen: these scroll it.
+        Binding("pagedown", "scroll_panel(1)", show=False, priority=True),
+        Binding("pageup", "scroll_panel(-1)", show=False, priority=True),
         Binding("left_square_bracket", "switch_branch(-1)", "Branch ←", show=False),
         Binding("right_square_bracket", "switch_branch(1)", "Branch →", show=False),
     ]
@@ -90,12 +113,12 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         with Horizontal():
             with VerticalScroll(id="text-box"):
                 yield Static(id="text")
-            with Vertical(id="panel"):
+            with VerticalScroll(id="panel"):
                 yield Static(id="step")
                 yield Static(id="candidates")
                 yield Static(id="lens")
-        yield Static("←/→ token · ↑/↓ candidate · enter branch from it · l logit lens · [ ] other branches · "
-                     "esc back", id="hint")
+        yield Static("←/→ token · ↑/↓ candidate · enter branch · l logit lens · PgUp/PgDn panel · "
+                     "[ ] branches · esc back", id="hint")
 
     def on_mount(self) -> None:
         self._show()
@@ -131,7 +154,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         info.append(f"  id {step.id}\nmodel {p * 100:.1f}% · sampler {percent(step.sampled_prob, 0).strip()} · "
                     f"entropy {nats(step.entropy)}")
         self.query_one("#step", Static).update(info)
-        table = Table(box=None, padding=(0, 1), show_edge=False)
+        table = Table(box=None, padding=(0, 1), show_edge=False, pad_edge=False)  # must fit the panel
         table.add_column("", width=2)
         table.add_column("candidate", max_width=18, no_wrap=True, overflow="ellipsis")
         table.add_column("model", no_wrap=True)
@@ -166,16 +189,14 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         if isinstance(rows, str):
             lens.update(Text(f"logit lens: {rows}", style="red"))
             return
-        table = Table(box=None, padding=(0, 1), show_edge=False, title="logit lens: each block's guess here",
-                      title_justify="left", title_style="bold")
-        table.add_column("block", justify="right", no_wrap=True)
-        for rank in range(1, LENS_SHOWN + 1):
-            table.add_column(f"#{rank}", no_wrap=True)
+        lines = [Text("logit lens: each block's guess here", style="bold"),
+                 Text(f"{'block':>{LENS_BLOCK_WIDTH}} " + "".join(f" {f'#{rank}':<{LENS_TOKEN_WIDTH}}    "
+                                                                  for rank in range(1, LENS_SHOWN + 1)).rstrip(),
+                      style="dim")]
         for layer, row in enumerate(rows, start=1):
-            cells = [Text(shown_token(self.token_text(token)[0])[:LENS_TOKEN_WIDTH], style=band_style(p))
-                     + Text(f" {p * 100:.0f}%") for token, p in row[:LENS_SHOWN]]
-            table.add_row("output" if layer == len(rows) else str(layer), *cells)
-        lens.update(table)
+            cells = [(self.token_text(token)[0], p) for token, p in row[:LENS_SHOWN]]
+            lines.append(lens_line("output" if layer == len(rows) else str(layer), cells))
+        lens.update(Text("\n").join(lines))
 
     @work(thread=True, exit_on_error=False, group="lens")
     def _compute_lens(self, key: tuple[int, int], context: str, forced: tuple[int, ...]) -> None:
@@ -209,12 +230,18 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         self.row = max(0, min(self.row + delta, len(self.steps[self.cursor].top) - 1))
         self._show_step(self.steps[self.cursor])
 
+    def action_scroll_panel(self, pages: int) -> None:
+        panel = self.query_one("#panel", VerticalScroll)
+        (panel.scroll_page_down if pages > 0 else panel.scroll_page_up)(animate=False)
+
     def action_toggle_lens(self) -> None:
         if self.lens_source is None:
             self.notify("The logit lens needs the model loaded.", severity="warning")
             return
         self.lens_shown = not self.lens_shown
         self._show_lens()
+        if self.lens_shown:  # below the candidates: on a short terminal, out of sight
+            self.call_after_refresh(self.query_one("#lens").scroll_visible, animate=False)
 
     def action_switch_branch(self, delta: int) -> None:
         count = len(self.view.branches)

@@ -80,7 +80,7 @@ async def test_token_cursor_panel_branch_and_history(app_factory):
         assert len(lens) == 2 and lens[-1][0][0] == step.top[0].id
         assert lens[-1][0][1] == pytest.approx(math.exp(step.top[0].logprob), abs=1e-4)
         lens_text = plain(screen.query_one("#lens"))
-        assert "guess here" in lens_text and " output " in lens_text
+        assert "guess here" in lens_text and "\noutput " in lens_text
         # Branch: the second candidate at step 3 instead of the first.
         await pilot.press("down", "enter")
         await finished(pilot, 1)
@@ -156,3 +156,30 @@ async def test_old_exchanges_drop_their_token_records_so_memory_stays_bounded(ap
         first, second, third = views(app)
         assert first.branch.steps == [] and styled_output(first) is None and first.output  # the text stays
         assert len(second.branch.steps) == len(third.branch.steps) == 4 and styled_output(third) is not None
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 45)])
+async def test_the_logit_lens_fits_its_panel_and_scrolls_into_reach_at_every_size(app_factory, make_checkpoint, size):
+    deep = make_checkpoint(d_model=32, num_heads=4, num_blocks=6, context_length=32, vocab_size=100256, seed=3)
+    app = app_factory(preset="greedy", model=deep)
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        await send(pilot, "The essential")
+        await finished(pilot, 1)
+        await pilot.press("f5")
+        screen = app.screen
+        await pilot.press("l")
+        await wait_for(pilot, lambda: screen.lens_rows(0, screen.cursor) is not None, what="the logit lens")
+        await pilot.pause(0.1)
+        lens, panel = screen.query_one("#lens"), screen.query_one("#panel")
+        lines = plain(lens, 200).rstrip("\n").splitlines()
+        assert len(lines) == 2 + 6 and lines[-1].strip().startswith("output")  # a row a block, the last the output
+        widest = max(len(line.rstrip()) for line in lines)
+        assert widest <= panel.content_region.width, (widest, panel.content_region.width)  # nothing is cut
+        for line in lines[2:]:
+            assert line.count("'") % 2 == 0  # every token keeps both of its quotes
+        for _ in range(4):
+            await pilot.press("pagedown")
+        assert panel.scroll_y == panel.max_scroll_y  # the output row is within reach
+        region = lens.region
+        assert region.y + region.height <= panel.region.y + panel.region.height  # and on screen
