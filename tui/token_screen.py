@@ -27,10 +27,10 @@ from tui.token_view import band_style, probability, shown_token, styled_tokens
 BAR_WIDTH = 10
 LENS_TOP = 5
 LENS_SHOWN = 3  # of LENS_TOP, what the panel's width holds
-# A lens cell: the token, quotes included, then its percentage; the row must fit the panel's
-# content width (PANEL_WIDTH less its padding and border) at every terminal size.
-PANEL_WIDTH = 64
+# A lens cell: the token, quotes included, then its percentage; a row must fit the panel's
+# content width (its 64 columns less padding and border) at every terminal size.
 LENS_TOKEN_WIDTH = 11
+LENS_CELL_WIDTH = 1 + LENS_TOKEN_WIDTH + 5  # ' ' token '  12%'
 LENS_BLOCK_WIDTH = 6  # 'output'
 
 
@@ -190,7 +190,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
             lens.update(Text(f"logit lens: {rows}", style="red"))
             return
         lines = [Text("logit lens: each block's guess here", style="bold"),
-                 Text(f"{'block':>{LENS_BLOCK_WIDTH}} " + "".join(f" {f'#{rank}':<{LENS_TOKEN_WIDTH}}    "
+                 Text(f"{'block':>{LENS_BLOCK_WIDTH}} " + "".join(f"{f' #{rank}':<{LENS_CELL_WIDTH}}"
                                                                   for rank in range(1, LENS_SHOWN + 1)).rstrip(),
                       style="dim")]
         for layer, row in enumerate(rows, start=1):
