@@ -194,6 +194,13 @@ class ChatScreen(Screen):
         if digit is not None:
             event.stop()
             self.action_choose_preset(digit)
+            return
+        prompt = self.query_one(PromptInput)
+        if event.is_printable and self.focused is prompt:
+            # The prompt never lets a printable key bubble, so this one was read while nothing had focus yet:
+            # typed while tfchat started, before this screen's mount focused the prompt.
+            event.stop()
+            prompt.type_key(event)
 
     @on(PresetSidebar.Chosen)
     def _preset_chosen(self, message: PresetSidebar.Chosen) -> None:

@@ -93,6 +93,11 @@ class PromptInput(TextArea):
             self._browse(+1)
         # Anything else falls through: Textual then runs TextArea._on_key itself.
 
+    def type_key(self, event: events.Key) -> None:
+        """Types a printable key that reached the screen instead of this widget."""
+        if not self.read_only:
+            self._type(event.character, event.time)
+
     def _type(self, text: str, read_at: float) -> None:
         self._typed.append(text)
         self._in_burst = read_at - self._last_key_read < BURST_GAP
