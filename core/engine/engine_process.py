@@ -17,6 +17,7 @@ from core.engine.backend import ReportedShape
 from core.engine.stats import GenerationStats
 from core.engine.text_stream import RowEvent
 from core.errors import CheckpointError, TfchatError, describe_exception
+from core.system.child_output import send_output_to_log
 from core.system.lifecycle import exit_when_orphaned, register_child
 from core.system.memory import process_resident_bytes
 from core.system.runtime import resolve_threads
@@ -33,6 +34,7 @@ _GENERATE, _BATCH, _LENS = "generate", "batch", "lens"
 def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
     """Child: load the model, then run one generation per request until the pipe closes."""
     exit_when_orphaned()  # first: even a load that never returns must not outlive the app
+    send_output_to_log()  # the terminal is the UI's: see `child_output`
     # A hangup reaches the whole process group; the app ends this child itself, after
     # it has asked for the stopped generation's stats.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -249,6 +251,10 @@ class EngineProcess:
         if kind != _ANSWER:
             raise TfchatError(payload)
         return payload
+
+    @property
+    def child_pid(self) -> int:
+        return self._process.pid
 
     def close(self) -> None:
         try:

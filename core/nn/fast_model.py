@@ -129,10 +129,7 @@ class FastModel:
         """
         position = torch.tensor([cache.length], device=self.device)
         if self._traced_decode is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
-                self._traced_decode = torch.jit.trace(self._decode_one_eager, (ids, position, cache.keys, cache.values),
-                                                      check_trace=False)
+            self._traced_decode = _trace(self._decode_one_eager, (ids, position, cache.keys, cache.values))
         cache.length += 1
         return self._traced_decode(ids, position, cache.keys, cache.values)
 
@@ -173,10 +170,7 @@ class FastModel:
         rows = ids.shape[0]
         traced = self._traced_rows.get(rows)
         if traced is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
-                traced = self._traced_rows[rows] = torch.jit.trace(
-                    self._decode_rows_eager, (ids, positions, cache.keys, cache.values), check_trace=False)
+            traced = self._traced_rows[rows] = _trace(self._decode_rows_eager, (ids, positions, cache.keys, cache.values))
         return self._output_layer(traced(ids, positions, cache.keys, cache.values))
 
     def _decode_rows_eager(self, ids, positions, keys, values):
@@ -220,9 +214,7 @@ class FastModel:
             self._fill(ids, scratch)
             return keys
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes that shapes become constants: they are, here
-            return torch.jit.trace(fill, (ids, cache.keys, cache.values), check_trace=False)
+        return _trace(fill, (ids, cache.keys, cache.values))
 
     def _fill(self, ids: torch.Tensor, cache: KVCache) -> None:
         T = ids.shape[0]
@@ -328,7 +320,8 @@ class FastModel:
         """Queries, keys and values of x (B, T, D), each (B, H, T, hs)."""
         _, T, D = x.shape
         h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
-        return F.linear(h, w.qkv).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size).permute(2, 0, 3, 1, 4)
+        qkv = F.linear(h, w.qkv).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # unbind, not tuple-unpacking: a trace warns about iterating
 
     def _after_attention(self, x, attn, w: BlockWeights):
         """The rest of a block once attention (B, H, T, hs) is known: projection, then the feed-forward."""
@@ -372,12 +365,23 @@ class FastModel:
             # Nothing after the last block needs the other rows: the last query sees every key.
             q, x = q[:, :, -1:], x[:, -1:]
             attn = F.scaled_dot_product_attention(q, k, v)
-        elif start == 0 and T > 1:
+        elif isinstance(start, int) and start == 0:
+            # A fill from the start (a one-row one too: the 1x1 mask changes nothing). Asked of the
+            # Python int, never of a tensor: traced decode steps pass their position as one.
             attn = self._causal_attention(q, k, v)
         else:
             assert T == 1, "only single-token steps continue a filled cache"
             attn = F.scaled_dot_product_attention(q, k, v)
         return self._after_attention(x, attn, w)
+
+
+def _trace(function, example_inputs):
+    """A TorchScript trace of `function`, which must not make torch warn while it is traced.
+
+    No warning filter here: `warnings.catch_warnings` is process-wide, and a trace made in
+    the helper thread while another is made in the decoding thread would restore the other's
+    filters and let a warning through (the test config turns TracerWarning into an error)."""
+    return torch.jit.trace(function, example_inputs, check_trace=False)
 
 
 def _any_rows(layer):

@@ -103,6 +103,35 @@ async def test_the_transcript_scrolls_from_the_prompt(app_factory):
         assert app.query_one(PromptInput).has_focus
 
 
+def shows_its_end(transcript, view) -> bool:
+    """The exchange's last line is inside the transcript's visible rows."""
+    bottom = view.region.bottom - 1
+    return transcript.region.y <= bottom < transcript.region.bottom
+
+
+async def test_a_new_exchange_is_followed_after_scrolling_up_and_after_clear(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 150")
+        for number, prompt in enumerate(["One", "Two"], start=1):
+            await send(pilot, prompt)
+            await finished(pilot, number)
+        transcript = app.query_one(Transcript)
+        await pilot.press("pageup", "pageup")
+        await wait_for(pilot, lambda: transcript.scroll_y < transcript.max_scroll_y - 10, what="scrolled up")
+        await send(pilot, "Three")  # read back while it is still scrolled up: sending follows again
+        await finished(pilot, 3)
+        await pilot.pause()
+        assert shows_its_end(transcript, views(app)[-1])
+        await pilot.press("pageup", "pageup", "ctrl+l")
+        await send(pilot, "Four")
+        await finished(pilot, 1)
+        await pilot.pause()
+        assert [v.prompt for v in views(app)] == ["Four"] and shows_its_end(transcript, views(app)[0])
+        assert transcript.scroll_y == transcript.max_scroll_y
+
+
 async def test_a_whitespace_only_enter_sends_nothing_and_leaves_nothing(app_factory):
     app = app_factory()
     async with app.run_test() as pilot:
