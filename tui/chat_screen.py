@@ -326,13 +326,19 @@ class ChatScreen(Screen):
         if last is None:
             self.notify("Nothing to regenerate yet.", severity="warning")
             return
+        if self.compare.presets:  # compare mode: the comparison again, not one preset
+            self.enqueue(self.compare.request(last.prompt, last.mode, self.presets.params_for))
+            return
         self.enqueue(RegenerateRequest(last.prompt, self.presets.name, self.current_params(), last.mode))
 
     def action_continue_output(self) -> None:
         if not self.session.context_log and self.session.active is None:
             self.notify("Nothing to continue yet.", severity="warning")
             return
-        self.enqueue(ContinueRequest("", self.presets.name, self.current_params(), self.mode))
+        last = self.transcript.last_exchange()
+        kept = last is not None and last.kept_from_comparison and self.session.active is None
+        preset = last.preset if kept else self.presets.name  # a kept column goes on under its own preset
+        self.enqueue(ContinueRequest("", preset, self.presets.params_for(preset), self.mode))
 
     def action_toggle_mode(self) -> None:
         self.mode = "continue" if self.mode == "completion" else "completion"

@@ -70,6 +70,7 @@ def keep_column(chat) -> None:
         view.kept_exchange.remove()
         chat.session.context_log.remove(view.kept_entry)
     exchange = transcript.add_exchange(view.prompt, column.preset)
+    exchange.kept_from_comparison = True  # ctrl+g continues it under its own preset
     exchange.base_context = view.context
     exchange.branch.begin_generation()
     exchange.mark_generation_start(chat.presets.params_for(column.preset).as_dict())

@@ -16,8 +16,10 @@ from core.settings.sampling_params import SamplingParams
 from tui.piece_feed import PieceFeed
 from tui.streaming_text import StreamingText
 
-# Narrower than this a column wraps every few words: the columns stack instead.
-MIN_COLUMN_WIDTH = 24
+# A column's border and padding take 4 cells; at 22 its text is 18 wide, about three words a
+# line, the narrowest that still reads as prose. Narrower, the columns stack instead: so 2
+# presets sit side by side at 80 columns with the sidebar shown, 3 at 100, 5 from about 140.
+MIN_COLUMN_WIDTH = 22
 
 
 def stats_line(stats: GenerationStats) -> str:
@@ -47,6 +49,7 @@ class CompareColumn(Vertical):
         self.label = label
         self.stats: dict = {}
         self.finish_reason = ""
+        self._text = ""  # exactly what the model wrote; the column shows it from its first word
         self._label = Static(Text(label), classes="label")
         self._output = StreamingText()
         self._stats = Static(Text("…"), classes="stats")
@@ -58,15 +61,23 @@ class CompareColumn(Vertical):
 
     @property
     def output(self) -> str:
-        return self._output.text
+        return self._text
 
     @property
     def summary_shown(self) -> str:
         """The column's stats line, as shown."""
         return str(self._stats.render())
 
+    @property
+    def text_shown(self) -> str:
+        """The text the column displays (from its first word)."""
+        return self._output.text
+
     def append(self, text: str) -> None:
-        self._output.append(text)
+        self._text += text
+        # The text goes on from the prompt shown above the columns, so it usually begins with a
+        # space; in a column of its own that reads as a stray indent.
+        self._output.append(text if self._output.text else text.lstrip(" "))
 
     def finish(self, line: str, state: str = "", stats: dict | None = None, reason: str = "") -> None:
         self.stats, self.finish_reason = stats or {}, reason or state
@@ -181,6 +192,13 @@ class CompareView(Vertical):
             for column in self.columns:
                 if not column.finish_reason:
                     column.finish(message.error, "failed", reason="failed")
+            return
+        # Every row's stats are the batch's by now, whether or not an event carried them here.
+        final = getattr(self.generation, "stats", None) or []
+        for column, stats in zip(self.columns, final):
+            if not column.finish_reason and stats is not None:
+                column.finish(stats_line(stats), "stopped" if stats.finish_reason == "stopped" else "",
+                              stats.as_dict(), stats.finish_reason)
 
     def all_done(self, keep_key: str) -> None:
         self._hint.update(Text(f"{keep_key} keeps a column as the exchange the session continues from"))

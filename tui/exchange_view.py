@@ -48,6 +48,7 @@ class ExchangeView(Vertical):
         super().__init__()
         self.prompt = prompt
         self.preset = preset
+        self.kept_from_comparison = False  # made from a compare column (f7): continued under its own preset
         self.base_context: str | None = None  # what the model was given before the first output: branches start there
         self.branches: list[Branch] = [Branch()]
         self.branch_index = 0

@@ -156,7 +156,7 @@ class HttpGeneration:
         # The server decodes and cuts at stop strings; the stream here keeps the text and the clock.
         stream = TextStream(self._backend.encoding, self._prompt_tokens_guess, self._params, self._backend.endpoint,
                             self.seed)
-        reason, usage = "stopped", None
+        reason, usage, pieces, forced = "stopped", None, 0, ""
         try:
             forced = stream.forced(self._forced_ids)  # a branch: the chosen tokens' text first, as locally
             if forced:
@@ -167,7 +167,6 @@ class HttpGeneration:
                                 self._backend.timeout)
             with response:
                 wire.require_event_stream(url, response)
-                pieces = 0
                 for chunk in wire.events(response, self._cancel, self._backend.timeout):
                     choices, chunk_usage = wire.chunk_parts(chunk)
                     usage = chunk_usage or usage
@@ -184,8 +183,19 @@ class HttpGeneration:
                         if choice.get("finish_reason"):
                             reason = "stop" if choice["finish_reason"] == "stop" else "length"
         finally:
-            new = (usage or {}).get("completion_tokens") or len(self.steps) or (1 if self.text else 0)
-            self.stats = stream.end(reason, new_tokens=new, prompt_tokens=(usage or {}).get("prompt_tokens"))[1]
+            self.stats = stream.end(reason, new_tokens=self._new_tokens(usage, pieces, self.text[len(forced):]),
+                                    prompt_tokens=(usage or {}).get("prompt_tokens"))[1]
+
+    def _new_tokens(self, usage: dict | None, pieces: int, generated: str) -> int:
+        """The server's count; without one (a stream stopped before its usage chunk), the tokens
+        received: one per step where logprobs came, else the text's tokens in the model's own
+        encoding (at least one per streamed piece)."""
+        counted = (usage or {}).get("completion_tokens")
+        if counted:
+            return counted
+        if self.steps:
+            return len(self.steps)
+        return max(pieces, len(self._backend.encoding.encode(generated, disallowed_special=())))
 
 
 class HttpBatch:

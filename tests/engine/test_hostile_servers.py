@@ -1,5 +1,10 @@
 """`--endpoint` against servers that misbehave: the key never leaves its origin, and every failure is one line."""
+import threading
+
 import pytest
+
+from core.engine.http_client import HttpBackend
+from core.settings.sampling_params import SamplingParams
 
 from support.hostile_server import MODELS, HostileServer, completion_stream, drip, redirect, send_events, send_json, send_stream
 from support.cli import tfchat
@@ -150,3 +155,18 @@ async def test_the_app_shows_a_malformed_server_as_one_line_and_stays_up(servers
         await wait_for(pilot, lambda: app.query_one(StatusLine).state == "failed", what="the failure")
         assert any("is not a model with an 'id'" in n for n in notices(app))
         assert not any("Error" in n for n in notices(app))  # a sentence, not a Python exception
+
+
+def test_a_stream_stopped_before_its_usage_counts_the_tokens_it_brought(servers):
+    words = [" the", " customer", " wants", " a", " clear", " answer"] * 3
+    server = servers({("GET", "/v1/models"): send_json(200, MODELS),
+                      ("POST", "/v1/completions"): send_events(
+                          [{"choices": [{"index": 0, "text": w, "finish_reason": None}]} for w in words], done=False)})
+    backend = HttpBackend.connect(server.url, api_key=KEY)
+    cancel = threading.Event()
+    generation = backend.generate("Hi", SamplingParams(temperature=0.0, max_new_tokens=100), cancel)
+    for count, _ in enumerate(generation, start=1):
+        if count == 12:
+            cancel.set()  # as esc does: the stream ends with no usage chunk
+    assert generation.stats.finish_reason == "stopped" and generation.text.startswith(" the customer")
+    assert generation.stats.new_tokens == len(backend.encoding.encode(generation.text)) >= 12

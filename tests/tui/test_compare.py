@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from textual.app import App
 
 from core.engine.in_process import Engine
 from core.settings.presets import load_presets
@@ -71,6 +72,7 @@ def test_bench_batch_prints_the_aggregate_rate_and_its_ratios(make_checkpoint):
 
 from support.pilot import history_rows, ready, send, wait_for  # noqa: E402
 from tui.status_line import StatusLine  # noqa: E402
+from tui.compare_view import CompareView  # noqa: E402
 from tui.transcript import Transcript  # noqa: E402
 from support.pilot import compare_views, compared  # noqa: E402
 
@@ -157,3 +159,40 @@ async def test_keep_makes_a_column_the_exchange_the_session_continues_and_blind_
     saved = (tmp_path / "session.md").read_bytes().decode("utf-8")  # as written: random text may hold \r
     assert "## 1. comparison: " in saved and f"### {view.columns[1].preset} (kept) · length" in saved
     assert view.columns[0].output in saved and "## 2. " in saved  # the kept exchange follows
+
+
+async def test_ctrl_r_repeats_the_comparison_columns_start_at_their_first_word_and_a_kept_one_keeps_its_preset(app_factory):
+    app = app_factory(preset="balanced")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/compare greedy book")
+        await send(pilot, "The sales team")
+        await compared(pilot)
+        first = compare_views(app)[0]
+        assert not first.has_class("stacked")  # two presets sit side by side at 80 columns, sidebar shown
+        greedy = first.columns[0]
+        assert all(c.output and c.text_shown == c.output.lstrip(" ") for c in first.columns)
+        await pilot.press("ctrl+r")  # in compare mode: the comparison again, not the active preset alone
+        await compared(pilot, 2)
+        again = compare_views(app)[1]
+        assert [c.preset for c in again.columns] == ["greedy", "book"] and again.columns[0].output == greedy.output
+        assert all(c.summary_shown != "…" for view in (first, again) for c in view.columns)
+        await pilot.press("f7", "f7")  # the second column, book, while balanced is the active preset
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.chat.session.active is None and not app.chat.session.pending
+                       and len(history_rows(app_factory.history)) == 5, what="the continuation")
+    kind, prompt, _, preset, _, _ = history_rows(app_factory.history)[-1]
+    assert (kind, preset) == ("continue", "book")
+
+
+async def test_a_column_shows_its_text_from_the_first_word_and_keeps_it_exactly():
+    class OneComparison(App):
+        def compose(self):
+            yield CompareView("The sales team", ["greedy", "book"])
+
+    async with OneComparison().run_test(size=(80, 24)) as pilot:
+        column = pilot.app.query_one(CompareView).columns[0]
+        for piece in ("  ", " will", " grow"):
+            column.append(piece)
+        await pilot.pause()
+        assert column.output == "   will grow" and column.text_shown == "will grow"
