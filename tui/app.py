@@ -27,6 +27,7 @@ from core.system.lifecycle import end_children, exit_hard_after, on_exit_signals
 from core.system.paths import resolve_model_path
 from tui.chat_screen import ChatScreen
 from tui.history_keeper import HistoryKeeper
+from tui.notice_row import NoticeRow
 from tui.palette import tfchat_commands
 from tui.raw_paste import driver_with_raw_pastes
 
@@ -139,6 +140,16 @@ class TfchatApp(App):
         self.chat.keep_interrupted("quit")
         end_children()  # a model still loading (or a FIFO that never answers) must not hold the exit
         self.exit()
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Notices go to the screen's own row (above the prompt, above a view's key line), where they
+        hide nothing; a toast would sit over the very field it talks about."""
+        rows = self.screen.query(NoticeRow)
+        if rows:
+            rows.first().show(message, severity, timeout)
+        else:
+            super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def on_unmount(self) -> None:
         if self.engine is not None:

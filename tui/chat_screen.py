@@ -28,6 +28,7 @@ from tui.insight import InsideViews
 from tui.inspector_screen import load_summary
 from tui.key_bar import KeyBar
 from tui.keys import alt_digit
+from tui.notice_row import NoticeRow
 from tui.preset_choice import PresetChoice
 from tui.prompt_input import PromptInput
 from tui.session import CompareRequest, ContinueRequest, PromptRequest, RegenerateRequest, Request
@@ -81,6 +82,7 @@ class ChatScreen(Screen):
             with Vertical(id="main"):
                 yield Transcript()
                 yield Static(legend(), id="legend")
+                yield NoticeRow()
                 yield PromptInput(recall=self.keeper.read(self.keeper.history.recent_prompts, []), id="prompt")
             yield PresetSidebar()
         yield StatusLine()

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from core.errors import HistoryError
 from core.store.history import Exchange
+from tui.notice_row import NoticeRow
 
 
 class HistoryScreen(ModalScreen[str | None]):
@@ -46,6 +47,7 @@ class HistoryScreen(ModalScreen[str | None]):
                 yield OptionList(id="results")
                 with VerticalScroll(id="preview-box"):
                     yield Static(id="preview")
+            yield NoticeRow()
             yield Static("type to search · up/down choose · enter sends the prompt again · ctrl+o copies the "
                          "output · esc closes", id="hint")
 

@@ -9,6 +9,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.notice_row import NoticeRow
+
 
 def size(n: int | None) -> str:
     if n is None:
@@ -87,6 +89,7 @@ class InspectorScreen(ModalScreen[None]):
             yield Static(summary, id="summary")
             with VerticalScroll():
                 yield Static(table, id="tensors")
+            yield NoticeRow()
             yield Static("↑/↓ pgup/pgdn scroll the tensors · esc closes", id="hint")
 
     def on_mount(self) -> None:

@@ -22,6 +22,7 @@ from textual.widgets import Static
 
 from core.errors import TfchatError
 from core.decode.step_info import StepInfo
+from tui.notice_row import NoticeRow
 from tui.token_view import band_style, probability, shown_token, styled_tokens
 
 BAR_WIDTH = 10
@@ -117,6 +118,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
                 yield Static(id="step")
                 yield Static(id="candidates")
                 yield Static(id="lens")
+        yield NoticeRow()
         yield Static("←/→ token · ↑/↓ candidate · enter branch · l logit lens · PgUp/PgDn panel · "
                      "[ ] branches · esc back", id="hint")
 

@@ -6,6 +6,7 @@ from core.engine.tokenizer import load_encoding
 from support.pilot import finished, ready, send, views, wait_for
 from tui.history_screen import HistoryScreen
 from tui.key_bar import KeyBar
+from tui.notice_row import NoticeRow
 from tui.prompt_input import PromptInput
 from tui.sidebar import PresetSidebar
 from tui.status_line import StatusLine
@@ -130,6 +131,38 @@ async def test_a_new_exchange_is_followed_after_scrolling_up_and_after_clear(app
         await pilot.pause()
         assert [v.prompt for v in views(app)] == ["Four"] and shows_its_end(transcript, views(app)[0])
         assert transcript.scroll_y == transcript.max_scroll_y
+
+
+def overlaps(a, b) -> bool:
+    return bool(a.region.intersection(b.region).area)
+
+
+async def test_notices_sit_in_a_row_of_their_own_in_the_chat_and_in_the_inside_views(app_factory):
+    for size in ((80, 24), (100, 30), (160, 45)):
+        async with app_factory(preset="greedy").run_test(size=size, notifications=True) as pilot:
+            app = pilot.app
+            await ready(pilot)
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            row = app.query_one(NoticeRow)
+            assert row.message.startswith("Mode: continue") and row.display
+            assert not list(app.query("Toast"))  # nothing drawn over the chat
+            for widget in (app.query_one(StatusLine), app.query_one(PromptInput), app.query_one(KeyBar)):
+                assert not overlaps(row, widget)
+            assert "Mode: continue" in str(row.render())
+            await send(pilot, "Hello")
+            await finished(pilot, 1)
+            await pilot.press("f2")
+            await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), what="the history browser")
+            await pilot.press("ctrl+o")
+            browser_row = app.screen.query_one(NoticeRow)
+            assert browser_row.message.startswith("Copied") and not list(app.query("Toast"))
+            await pilot.pause()
+            for widget in (app.screen.query_one("#search"), app.screen.query_one("#hint")):
+                assert not overlaps(browser_row, widget)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not list(app.query("Toast"))  # and nothing follows the user back to the chat
 
 
 async def test_a_whitespace_only_enter_sends_nothing_and_leaves_nothing(app_factory):

@@ -10,6 +10,7 @@ from rich.text import Text
 from core.engine.in_process import Engine
 from core.settings.sampling_params import SamplingParams
 from support.pilot import finished, history_rows, ready, send, views, wait_for
+from tui.notice_row import NoticeRow
 from tui.insight import bytes_of
 from tui.inspector_screen import InspectorScreen
 from tui.token_screen import TokenScreen
@@ -139,8 +140,8 @@ async def test_insight_keys_explain_themselves_without_tokens(app_factory):
         await pilot.press("f5")
         assert not isinstance(app.screen, TokenScreen)
         await pilot.press("alt+left")
-        await wait_for(pilot, lambda: any("No generated tokens" in str(toast.render()) for toast in app.query("Toast")),
-                       what="the toast that says why")
+        await wait_for(pilot, lambda: "No generated tokens" in app.query_one(NoticeRow).message,
+                       what="the notice that says why")
 
 
 async def test_old_exchanges_drop_their_token_records_so_memory_stays_bounded(app_factory, monkeypatch):
