@@ -37,13 +37,40 @@ CHAT_BINDINGS = [
     Binding("ctrl+o", "copy_output", "Copy", tooltip="Copy the last output (OSC 52, works over SSH)"),
     Binding("ctrl+s", "toggle_sidebar", "Sidebar", tooltip="Show or hide the preset sidebar"),
     # Scrolling the transcript while typing: the prompt has no use for these keys.
-    Binding("pageup", "scroll_transcript('page_up')", "Page up", show=False, priority=True),
-    Binding("pagedown", "scroll_transcript('page_down')", "Page down", show=False, priority=True),
-    Binding("ctrl+home", "scroll_transcript('home')", "Top", show=False, priority=True),
-    Binding("ctrl+end", "scroll_transcript('end')", "Bottom", show=False, priority=True),
+    Binding("pageup", "scroll_transcript('page_up')", "Page up", show=False, priority=True,
+            tooltip="Scroll the transcript up a page"),
+    Binding("pagedown", "scroll_transcript('page_down')", "Page down", show=False, priority=True,
+            tooltip="Scroll the transcript down a page"),
+    Binding("ctrl+home", "scroll_transcript('home')", "Top", show=False, priority=True,
+            tooltip="Scroll to the top of the transcript"),
+    Binding("ctrl+end", "scroll_transcript('end')", "Bottom", show=False, priority=True,
+            tooltip="Scroll to the bottom of the transcript"),
 ]
+
+# /help puts opposite keys on one row, under the first one's key and this text.
+PAIRS = {
+    "ctrl+n": ("ctrl+p", "^n/^p", "Next / previous preset"),
+    "alt+left": ("alt+right", "M-←/→", "Previous / next branch of the last exchange"),
+    "pageup": ("pagedown", "PgUp/PgDn", "Scroll the transcript a page, while typing"),
+    "ctrl+home": ("ctrl+end", "^home/^end", "Top / bottom of the transcript"),
+}
 
 
 def shown_bindings() -> list[Binding]:
-    """The keys the key bar and /help show, in order."""
+    """The keys the key bar shows, in order."""
     return [binding for binding in CHAT_BINDINGS if binding.show]
+
+
+def help_rows(key_display) -> list[tuple[str, str]]:
+    """Every key that does something, with what it does, in the key bar's order: /help's list.
+
+    `key_display(binding)` names a key as the terminal's app does."""
+    partners = {partner for partner, _, _ in PAIRS.values()}
+    rows = []
+    for binding in CHAT_BINDINGS:
+        if binding.key in PAIRS:
+            _, keys, text = PAIRS[binding.key]
+            rows.append((keys, text))
+        elif binding.tooltip and binding.key not in partners:
+            rows.append((binding.key_display or key_display(binding), binding.tooltip))
+    return rows

@@ -1,7 +1,8 @@
 """The key bar: the app's shown bindings in their order of importance, as many as fit.
 
-One line from 100 columns up, two below, three below 50; `f1 palette` always
-shows, since the palette lists every key. A key is never cut in half.
+One line where every key fits on it, else two (three below 50 columns): a wider
+terminal never shows fewer keys than a narrower one. `f1 palette` always shows,
+since the palette lists every key. A key is never cut in half.
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ GAP = "  "
 PALETTE = ("f1", "palette")
 
 
-def lines_for(width: int) -> int:
-    return 1 if width >= 100 else 2 if width >= 50 else 3
+def lines_for(items: list[tuple[str, str]], width: int) -> int:
+    if width < 50:
+        return 3
+    return 1 if sum(len(row) for row in fit_keys(items, width, 1)) == len(items) + 1 else 2
 
 
 def fit_keys(items: list[tuple[str, str]], width: int, lines: int) -> list[list[tuple[str, str]]]:
@@ -69,8 +72,9 @@ class KeyBar(Static):
 
     def _show(self) -> None:
         width = max(self.size.width, 20)  # the content width, inside the padding
+        items = self._items()
         text = Text()
-        for number, row in enumerate(fit_keys(self._items(), width, lines_for(self.app.size.width))):
+        for number, row in enumerate(fit_keys(items, width, lines_for(items, width))):
             if number:
                 text.append("\n")
             for i, (key, label) in enumerate(row):

@@ -11,7 +11,7 @@ def tfchat_commands(chat):
     for binding in CHAT_BINDINGS:
         if not binding.tooltip or binding.action == "app.quit":
             continue
-        key = binding.key_display or chat.app.get_key_display(binding)
+        key = chat.app.get_key_display(binding)  # its own key: `^n/^p` would name the other half too
         yield SystemCommand(f"{binding.description}: {binding.tooltip}", f"key {key}",
                             lambda action=binding.action: chat.run_action(action))
     catalog = chat.presets.catalog

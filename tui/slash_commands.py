@@ -7,12 +7,18 @@ in tui.compare_mode). A test checks every command tui.slash documents has its ha
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
+
+from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
 
 from core.errors import TfchatError, describe_exception
 from core.system.paths import user_path
 from core.settings.presets import parse_setting
-from tui.chat_bindings import shown_bindings
+from tui.chat_bindings import help_rows
 from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
 
 
@@ -99,8 +105,21 @@ def save_command(chat, path: str) -> None:
 
 @slash_command("/help")
 def help_command(chat) -> None:
-    keys = "\n".join(f"  {b.key_display or chat.app.get_key_display(b):<8} {b.tooltip}" for b in shown_bindings())
-    commands = "\n".join(f"  {line}" for line in COMMANDS.values())
-    chat.transcript.add_notice(
-        f"Enter sends · ctrl+j new line · up/down recall earlier prompts · f1 command palette\n"
-        f"Keys:\n{keys}\nCommands:\n{commands}\nModel: {chat.model_source}")
+    commands = []
+    for line in COMMANDS.values():
+        usage, text = re.split(r"\s{2,}", line, maxsplit=1)
+        commands.append(Text.assemble((usage, "bold"), "  ", text))
+    keys = Table.grid(padding=(0, 2))
+    keys.add_column(no_wrap=True, style="bold")
+    keys.add_column()
+    for key, text in help_rows(chat.app.get_key_display):
+        keys.add_row(key, text)
+    chat.transcript.add_notice(Group(
+        Text("Enter sends · ctrl+j new line · up/down recall earlier prompts · f1 command palette"),
+        Text("Keys:"), indented(keys), Text("Commands:"), *[indented(line) for line in commands],
+        Text(f"Model: {chat.model_source}")))
+
+
+def indented(renderable) -> Padding:
+    """Two cells in, wrapped lines too."""
+    return Padding(renderable, (0, 0, 0, 2))

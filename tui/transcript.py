@@ -1,6 +1,7 @@
 """The output pane: exchanges, comparisons and notices, one after another, following the stream."""
 from __future__ import annotations
 
+from rich.console import Console, RenderableType
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -16,6 +17,22 @@ class Notice(Static):
     Notice { margin: 0 0 1 0; color: $text-muted; }
     Notice.error { color: $error; }
     """
+
+    def __init__(self, content: RenderableType, **kwargs):
+        super().__init__(content, **kwargs)
+        self._content = content
+
+    @property
+    def plain(self) -> str:
+        """The notice as plain text (a table's rows one line each)."""
+        return self._content.plain if isinstance(self._content, Text) else self.laid_out(200)
+
+    def laid_out(self, width: int) -> str:
+        """The notice as plain text `width` cells wide, wrapped as it is shown."""
+        console = Console(width=width, color_system=None, legacy_windows=False)
+        with console.capture() as captured:
+            console.print(self._content)
+        return captured.get()
 
 
 class Transcript(VerticalScroll):
@@ -59,8 +76,8 @@ class Transcript(VerticalScroll):
         view.branch.begin_generation()
         return view, view.base_context, ()
 
-    def add_notice(self, text: str, error: bool = False, id: str | None = None) -> Notice:
-        notice = Notice(Text(text), classes="error" if error else "", id=id)
+    def add_notice(self, text: str | RenderableType, error: bool = False, id: str | None = None) -> Notice:
+        notice = Notice(Text(text) if isinstance(text, str) else text, classes="error" if error else "", id=id)
         self.mount(notice)
         self.scroll_end(animate=False)
         return notice

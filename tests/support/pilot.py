@@ -22,7 +22,7 @@ def views(app):
 
 
 def notices(app):
-    return [str(n.render()) for n in app.query(Notice)]
+    return [n.plain for n in app.query(Notice)]
 
 
 async def ready(pilot):

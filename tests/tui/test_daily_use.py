@@ -4,13 +4,14 @@ import re
 from core.store.history import History
 from core.engine.tokenizer import load_encoding
 from support.pilot import finished, ready, send, views, wait_for
+from tui.chat_bindings import CHAT_BINDINGS, PAIRS
 from tui.history_screen import HistoryScreen
 from tui.key_bar import KeyBar
 from tui.notice_row import NoticeRow
 from tui.prompt_input import PromptInput
 from tui.sidebar import PresetSidebar
 from tui.status_line import StatusLine
-from tui.transcript import Transcript
+from tui.transcript import Notice, Transcript
 
 
 def status_text(app) -> str:
@@ -75,13 +76,18 @@ async def test_the_sidebar_hides_itself_when_narrow_and_its_key_still_works(app_
         assert pilot.app.query_one(PresetSidebar).display
 
 
-async def test_the_key_bar_is_one_line_at_100_columns_and_two_at_80(app_factory):
-    for size, lines in (((100, 30), 1), ((80, 24), 2)):
+async def test_the_key_bar_never_shows_fewer_keys_on_a_wider_terminal(app_factory):
+    shown = {}
+    for size in ((80, 24), (100, 30), (160, 45)):
         app = app_factory()
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             bar = str(app.query_one(KeyBar).render())
-            assert bar.count("\n") + 1 == lines and "f1 palette" in bar and "esc stop" in bar
+            shown[size[0]] = (bar.count("\n") + 1, {key for key in re.findall(r"(\S+) [a-z]+", bar)})
+            assert "f1 palette" in bar and "esc stop" in bar
+    assert shown[80][1] <= shown[100][1] <= shown[160][1]
+    assert {"f3", "f5", "f6", "^t", "f8"} <= shown[100][1]  # the two lines at 100 hold every key
+    assert shown[100][1] == shown[160][1] and shown[80][0] == shown[100][0] == 2
 
 
 async def test_the_transcript_scrolls_from_the_prompt(app_factory):
@@ -259,3 +265,22 @@ async def test_the_history_browser_searches_and_sends_a_past_prompt_again(app_fa
         await pilot.press("f2")
         await pilot.press("escape")
         assert not isinstance(app.screen, HistoryScreen)
+
+
+async def test_help_names_every_key_whole_and_its_wrapped_lines_keep_their_indent(app_factory):
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/help")
+        await pilot.pause()
+        notice = app.query(Notice).last()
+        text = notice.plain
+        for binding in CHAT_BINDINGS:
+            if binding.tooltip and binding.key not in {partner for partner, _, _ in PAIRS.values()}:
+                assert (binding.tooltip in text) or binding.key in PAIRS, binding.key
+        assert "f7" in text and "Next / previous preset" in text and "Previous / next branch" in text
+        assert "PgUp/PgDn" in text
+        lines = notice.laid_out(notice.size.width).splitlines()  # as shown at 80 columns, sidebar shown
+        keys, commands = lines.index("Keys:"), lines.index("Commands:")
+        assert all(line.startswith("  ") for line in lines[keys + 1:commands])
+        assert sum(1 for line in lines[keys + 1:commands] if line.startswith("   " + " " * 8)) > 3  # wrapped, under the text
