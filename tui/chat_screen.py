@@ -23,7 +23,7 @@ from tui.context_meter import ContextMeter
 from tui.exchange_view import ExchangeView
 from tui.generation_session import GenerationSession
 from tui.history_keeper import HistoryKeeper
-from tui.history_screen import HistoryScreen
+from tui.history_screen import HistoryChoice, HistoryScreen
 from tui.insight import InsideViews
 from tui.inspector_screen import load_summary
 from tui.key_bar import KeyBar
@@ -243,6 +243,8 @@ class ChatScreen(Screen):
         prior = self.session.transcript() if request.mode == "continue" else ""
         view, context, forced = self.transcript.view_for(request, prior, self.session.continue_context(self.mode))
         self.session.begin(request, view)
+        if isinstance(request, ContinueRequest):
+            request.continues = view.prompt  # the history finds a continuation by its exchange's prompt
         self.query_one(StatusLine).state = "generating"
         cancel, finished = self.session.cancel, self.session.generation_finished
         if isinstance(view, CompareView):
@@ -313,10 +315,15 @@ class ChatScreen(Screen):
     def action_show_history(self) -> None:
         self.app.push_screen(HistoryScreen(self.keeper.history), self._send_from_history)
 
-    def _send_from_history(self, prompt: str | None) -> None:
-        if prompt is not None:
-            self.query_one(PromptInput).remember(prompt)
-            self.enqueue(PromptRequest(prompt, self.presets.name, self.current_params(), self.mode))
+    def _send_from_history(self, choice: HistoryChoice | None) -> None:
+        if choice is None:
+            return
+        prompt = self.query_one(PromptInput)
+        if choice.send:
+            prompt.remember(choice.prompt)
+            self.enqueue(PromptRequest(choice.prompt, self.presets.name, self.current_params(), self.mode))
+        else:
+            prompt.load_for_editing(choice.prompt)
 
     # ----- actions ----------------------------------------------------------------
     def action_stop(self) -> None:

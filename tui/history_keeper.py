@@ -30,7 +30,7 @@ class HistoryKeeper:
 
     def record_exchange(self, request, output: str, stats: dict, reason: str, model: str) -> None:
         """One exchange (a tui.session request) and how it ended; `ended_by` (a quit, a hangup) says why first."""
-        self.write(kind=request.kind, prompt=request.prompt, output=output, preset=request.preset,
+        self.write(kind=request.kind, prompt=request.recorded_prompt(), output=output, preset=request.preset,
                    params=request.params.as_dict(), stats=stats, reason=request.ended_by or reason, model=model)
 
     def record_compare(self, request, batch, reason: str, model: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on
@@ -17,20 +18,45 @@ from core.store.history import Exchange
 from tui.notice_row import NoticeRow
 
 
-class HistoryScreen(ModalScreen[str | None]):
-    """Dismissed with a prompt to send again, or None."""
+def when(created_at: float, now: float) -> str:
+    """The time for today's exchanges, else the day: the list keeps its width for the prompts."""
+    day = time.strftime("%Y-%m-%d", time.localtime(created_at)) == time.strftime("%Y-%m-%d", time.localtime(now))
+    return time.strftime("%H:%M" if day else "%m-%d", time.localtime(created_at))
+
+
+def result_line(exchange: Exchange, preset_width: int, now: float) -> Text:
+    """One line of the list: when, the preset, how it was made (unless a plain prompt), the prompt."""
+    prompt = exchange.prompt.strip()
+    line = Text(f"{when(exchange.created_at, now)} {exchange.preset:<{preset_width}} ")
+    if exchange.kind != "prompt":
+        line.append(f"{exchange.kind} ", style="italic")
+    line.append(prompt.splitlines()[0] if prompt else "(continued)")
+    return line
+
+
+@dataclass(frozen=True)
+class HistoryChoice:
+    """A past prompt picked in the browser: sent again at once, or put in the prompt box to edit."""
+
+    prompt: str
+    send: bool
+
+
+class HistoryScreen(ModalScreen[HistoryChoice | None]):
+    """Dismissed with the prompt picked, or None."""
 
     DEFAULT_CSS = """
     HistoryScreen { align: center middle; }
     HistoryScreen > Vertical { width: 95%; height: 90%; border: round $accent; background: $surface; }
     HistoryScreen Input { margin: 0 0 1 0; }
-    HistoryScreen #results { width: 2fr; height: 1fr; border: none; }
-    HistoryScreen #preview-box { width: 3fr; height: 1fr; border-left: solid $accent 40%; padding: 0 1; }
-    HistoryScreen #hint { color: $text-muted; height: 1; }
+    HistoryScreen #results { width: 3fr; height: 1fr; border: none; text-wrap: nowrap; text-overflow: ellipsis; }
+    HistoryScreen #preview-box { width: 2fr; height: 1fr; border-left: solid $accent 40%; padding: 0 1; }
+    HistoryScreen #hint { color: $text-muted; height: auto; }
     """
     BINDINGS = [
         Binding("escape", "close", "Close"),
         Binding("ctrl+o", "copy_output", "Copy output", priority=True),
+        Binding("ctrl+e", "edit", "Edit first", priority=True),
         Binding("down", "move(1)", show=False),
         Binding("up", "move(-1)", show=False),
     ]
@@ -48,8 +74,8 @@ class HistoryScreen(ModalScreen[str | None]):
                 with VerticalScroll(id="preview-box"):
                     yield Static(id="preview")
             yield NoticeRow()
-            yield Static("type to search · up/down choose · enter sends the prompt again · ctrl+o copies the "
-                         "output · esc closes", id="hint")
+            yield Static("type to search · ↑/↓ choose · enter sends it again · ctrl+e edits it first · "
+                         "ctrl+o copies the output · esc closes", id="hint")
 
     def on_mount(self) -> None:
         self._search("")
@@ -67,10 +93,9 @@ class HistoryScreen(ModalScreen[str | None]):
             self.query_one("#preview", Static).update(Text(str(exc), style="red"))
         results = self.query_one(OptionList)
         results.clear_options()
+        now, width = time.time(), max((len(e.preset) for e in self.found), default=0)
         for exchange in self.found:
-            when = time.strftime("%m-%d %H:%M", time.localtime(exchange.created_at))
-            first_line = exchange.prompt.strip().splitlines()[0] if exchange.prompt.strip() else "(continued)"
-            results.add_option(Option(f"{when} {exchange.preset:<9} {first_line[:60]}"))
+            results.add_option(Option(result_line(exchange, width, now)))
         if self.found:
             results.highlighted = 0
         self._preview()
@@ -99,7 +124,7 @@ class HistoryScreen(ModalScreen[str | None]):
             return
         stats = exchange.stats or {}
         text = Text()
-        text.append(f"#{exchange.id} · {exchange.preset} · {exchange.finish_reason} · "
+        text.append(f"#{exchange.id} · {exchange.kind} · {exchange.preset} · {exchange.finish_reason} · "
                     f"{stats.get('new_tokens')} tokens\n\n", style="dim")
         text.append(exchange.prompt, style="bold")
         text.append(exchange.output)
@@ -118,9 +143,15 @@ class HistoryScreen(ModalScreen[str | None]):
             self.notify(f"Copied {len(exchange.output)} characters (OSC 52).")
 
     def _send(self) -> None:
+        self._choose(send=True)
+
+    def action_edit(self) -> None:
+        self._choose(send=False)
+
+    def _choose(self, send: bool) -> None:
         exchange = self.selected()
         if exchange is not None and exchange.prompt.strip():
-            self.dismiss(exchange.prompt)
+            self.dismiss(HistoryChoice(exchange.prompt, send))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -63,6 +63,12 @@ class PromptInput(TextArea):
         self.focus()
         return None
 
+    def load_for_editing(self, text: str) -> None:
+        """A past prompt, to change before sending: the cursor at its end."""
+        self.load_text(text)
+        self.move_cursor(self.document.end)
+        self.focus()
+
     def remember(self, text: str) -> None:
         if not self._recall or self._recall[-1] != text:
             self._recall.append(text)

@@ -23,6 +23,10 @@ class Request:
     recorded: bool = field(default=False, compare=False)  # written to the history already
     ended_by: str | None = field(default=None, compare=False)  # 'quit', 'hangup' or 'terminated'
 
+    def recorded_prompt(self) -> str:
+        """The prompt the history stores for it (and finds it by)."""
+        return self.prompt
+
 
 @dataclass
 class PromptRequest(Request):
@@ -41,6 +45,10 @@ class ContinueRequest(Request):
     """More of the last exchange's text (ctrl+g)."""
 
     kind: ClassVar[str] = "continue"
+    continues: str = field(default="", compare=False)  # the prompt of the exchange it goes on from, once started
+
+    def recorded_prompt(self) -> str:
+        return self.continues
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """What a newcomer expects day to day, driven through the real app with Pilot."""
 import re
 
+from textual.containers import Vertical
+
 from core.store.history import History
 from core.engine.tokenizer import load_encoding
 from support.pilot import finished, ready, send, views, wait_for
@@ -265,6 +267,37 @@ async def test_the_history_browser_searches_and_sends_a_past_prompt_again(app_fa
         await pilot.press("f2")
         await pilot.press("escape")
         assert not isinstance(app.screen, HistoryScreen)
+
+
+async def test_the_history_browser_fits_80_columns_shows_each_kind_finds_continuations_and_loads_to_edit(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 4")
+        await send(pilot, "Quarterly pricing review for the sales team")
+        await finished(pilot, 1)
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: len(History(app_factory.history).recent()) == 2, what="the continuation's row")
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), what="the browser")
+        screen = app.screen
+        await pilot.press(*"quarterly")
+        await pilot.pause()
+        assert [e.kind for e in screen.found] == ["continue", "prompt"]  # found by its exchange's prompt
+        results = screen.query_one("#results")
+        lines = [str(line.text) for line in (results.render_line(y) for y in range(len(screen.found)))]
+        assert "continue Quarterly" in lines[0] and "greedy" in lines[0]
+        assert "Quarterly" in lines[1] and "continue" not in lines[1]  # one row each: nothing wraps
+        hint = screen.query_one("#hint")
+        assert "esc closes" in str(hint.render()) and hint.region.bottom <= screen.query_one(Vertical).region.bottom
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        prompt = app.query_one(PromptInput)
+        assert not isinstance(app.screen, HistoryScreen) and prompt.text == "Quarterly pricing review for the sales team"
+        assert len(views(app)) == 1 and prompt.cursor_location == prompt.document.end  # loaded, not sent
+        await pilot.press(*" in March", "enter")
+        await finished(pilot, 2)
+        assert views(app)[1].prompt == "Quarterly pricing review for the sales team in March"
 
 
 async def test_help_names_every_key_whole_and_its_wrapped_lines_keep_their_indent(app_factory):
