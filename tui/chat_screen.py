@@ -29,6 +29,7 @@ from tui.inspector_screen import load_summary
 from tui.key_bar import KeyBar
 from tui.keys import alt_digit
 from tui.notice_row import NoticeRow
+from tui.palette import TRANSCRIPT_NAME
 from tui.preset_choice import PresetChoice
 from tui.prompt_input import PromptInput
 from tui.session import CompareRequest, ContinueRequest, PromptRequest, RegenerateRequest, Request
@@ -415,5 +416,5 @@ class ChatScreen(Screen):
         return run_slash_text(self, text)
 
     def save_transcript_here(self) -> None:
-        self.run_slash_text("/save " + time.strftime("tfchat-transcript-%Y%m%d-%H%M%S.md"))
+        self.run_slash_text("/save " + time.strftime(TRANSCRIPT_NAME))
 

@@ -5,6 +5,8 @@ from textual.app import SystemCommand
 
 from tui.chat_bindings import CHAT_BINDINGS
 
+TRANSCRIPT_NAME = "tfchat-transcript-%Y%m%d-%H%M%S.md"  # the palette's Save writes this, in the current folder
+
 
 def tfchat_commands(chat):
     """SystemCommands for the palette, run on the chat screen; each key is named once, in the entry's help line."""
@@ -19,6 +21,7 @@ def tfchat_commands(chat):
         description = catalog.presets[name].description
         yield SystemCommand(f"Preset: {name}", (f"alt+{number} · " if number <= 9 else "") + description,
                             lambda name=name: chat.set_preset(name))
-    yield SystemCommand("Save: the transcript as Markdown", "/save PATH; from here, to a file in this directory",
-                        chat.save_transcript_here)
+    yield SystemCommand("Save: the transcript as Markdown",
+                        f"to {TRANSCRIPT_NAME.replace('%Y%m%d-%H%M%S', 'DATE-TIME')} in this directory "
+                        "(/save PATH chooses the file)", chat.save_transcript_here)
     yield SystemCommand("Help: keys and commands", "/help", lambda: chat.run_slash_text("/help"))

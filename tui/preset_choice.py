@@ -52,12 +52,22 @@ class PresetChoice:
         self.overrides[self.name] = changes
 
     def unset(self, key: str) -> bool:
-        """Drop a /set change ('all': every one); False when `key` was not changed."""
+        """Drop the active preset's /set change of `key`; False when it was not changed."""
         changes = self.overrides.get(self.name, {})
-        if key == "all":
-            changes.clear()
-            return True
         if key not in changes:
             return False
         del changes[key]
         return True
+
+    def reload(self, catalog: PresetCatalog) -> None:
+        """A catalog read again (a preset was saved); changes to presets it still has are kept."""
+        self.catalog = catalog
+        self.overrides = {name: changes for name, changes in self.overrides.items() if name in catalog.presets}
+        if self.name not in catalog.presets:
+            self.name = catalog.names()[0]
+
+    def unset_all(self) -> dict[str, list[str]]:
+        """Drop every /set change, in every preset; returns what was changed, preset -> keys."""
+        undone = {name: sorted(changes) for name, changes in self.overrides.items() if changes}
+        self.overrides.clear()
+        return undone

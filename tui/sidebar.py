@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.containers import Vertical
 from textual.message import Message
@@ -11,6 +13,7 @@ from textual.widgets.option_list import Option
 
 from core.settings.presets import PresetCatalog
 from core.settings.sampling_params import SamplingParams
+from core.settings.shown_values import shown_value
 
 
 # Narrower than this, the sidebar would squeeze the transcript and the prompt: hidden unless asked for.
@@ -60,20 +63,24 @@ class PresetSidebar(Vertical):
         self.query_one("#preset-params", Static).update(self._params_text(catalog, active, params, overridden))
 
     @staticmethod
-    def _params_text(catalog, active, params: SamplingParams, overridden: set[str]) -> Text:
-        text = Text()
+    def _params_text(catalog, active, params: SamplingParams, overridden: set[str]) -> Group:
+        parts = []
         description = catalog.presets[active].description
         if description:
-            text.append(description + "\n\n", style="italic")
+            parts.append(Text(description + "\n", style="italic"))
+        grid = Table.grid(padding=(0, 1))  # a long value wraps in its own column
+        grid.add_column(no_wrap=True)
+        grid.add_column()
         for key, value in params.as_dict().items():
             if key == "stop" and not value:
                 continue
-            shown = "off" if value is None and key in ("top_k", "seed") else value
             changed = key in overridden
-            text.append(f"{key:<19}{shown}{' *' if changed else ''}\n", style="bold yellow" if changed else "")
+            grid.add_row(Text(key, style="bold yellow" if changed else ""),
+                         Text(shown_value(key, value) + (" *" if changed else ""), style="bold yellow" if changed else ""))
+        parts.append(grid)
         if overridden:
-            text.append("* changed with /set", style="yellow")
-        return text
+            parts.append(Text("* changed with /set", style="yellow"))
+        return Group(*parts)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

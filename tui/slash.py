@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 COMMANDS = {
     "/set": "/set KEY VALUE   change a parameter of the active preset for this session",
-    "/unset": "/unset KEY       undo a /set (KEY 'all' undoes every one)",
-    "/preset": "/preset NAME     switch to a preset",
+    "/unset": "/unset KEY       undo a /set of the active preset ('/unset all': every /set, in every preset)",
+    "/preset": "/preset NAME     switch to a preset; /preset save NAME keeps the active one, /set changes "
+               "included, in your presets file",
     "/mode": "/mode completion|continue   each prompt fresh, or continue the transcript",
     "/compare": "/compare [--blind] [PRESET ...]   each prompt to several presets side by side; /compare off",
     "/clear": "/clear           clear the screen (and the continue context)",

@@ -16,8 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from core.errors import TfchatError, describe_exception
-from core.system.paths import user_path
-from core.settings.presets import parse_setting
+from core.system.paths import user_path, user_presets_file
+from core.settings.preset_file import save_preset
+from core.settings.presets import load_presets, parse_setting
+from core.settings.shown_values import shown_value
 from tui.chat_bindings import help_rows
 from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
 
@@ -68,19 +70,45 @@ def set_command(chat, key: str, value: str, *more_words: str) -> None:
     value = parse_setting(key, (value, *more_words))
     chat.presets.set_value(key, value)
     chat.show_preset()
-    chat.transcript.add_notice(f"{chat.presets.name}: {key} = {value!r} for this session")
+    chat.transcript.add_notice(f"{chat.presets.name}: {key} {shown_value(key, value)} for this session "
+                               f"(/unset {key} undoes it, /preset save NAME keeps it)")
 
 
 @slash_command("/unset")
 def unset_command(chat, key: str) -> None:
+    if key == "all":
+        undone = chat.presets.unset_all()
+        chat.show_preset()
+        chat.transcript.add_notice("Undid every /set: " + "; ".join(f"{name} ({', '.join(keys)})"
+                                                                    for name, keys in undone.items())
+                                   if undone else "Nothing was changed with /set.")
+        return
     if not chat.presets.unset(key):
         raise TfchatError(f"{key} is not changed in {chat.presets.name}")
     chat.show_preset()
+    value = getattr(chat.current_params(), key)
+    chat.transcript.add_notice(f"{chat.presets.name}: {key} back to the preset's {shown_value(key, value)}")
 
 
 @slash_command("/preset")
-def preset_command(chat, name: str) -> None:
-    chat.set_preset(name)
+def preset_command(chat, name: str, new_name: str | None = None) -> None:
+    """`/preset NAME` switches; `/preset save NAME` writes the active preset, changes included."""
+    if name != "save" or new_name is None:
+        if new_name is not None:
+            raise TfchatError(f"usage: {COMMANDS['/preset']}")
+        chat.set_preset(name)
+        return
+    source = chat.presets.name
+    if new_name in chat.presets.catalog.presets and new_name != source:
+        raise TfchatError(f"a preset named {new_name!r} exists already; pick another name "
+                          f"(or /preset {new_name}, then /preset save {new_name}, to change that one)")
+    path = user_presets_file()
+    description = chat.presets.catalog.presets[source].description
+    save_preset(path, new_name, chat.current_params(), description, replace=new_name == source)
+    chat.presets.reload(load_presets())
+    chat.set_preset(new_name)
+    chat.transcript.add_notice(f"Saved {source}{' with its /set changes' if source != new_name else ''} "
+                               f"as {new_name!r} in {path}; it is the active preset now.")
 
 
 @slash_command("/mode")
@@ -99,7 +127,12 @@ def clear_command(chat) -> None:
 @slash_command("/save")
 def save_command(chat, path: str) -> None:
     target = user_path(path)
-    target.write_text(chat.transcript.as_markdown(chat.model_source), encoding="utf-8")
+    if not target.parent.is_dir():
+        raise TfchatError(f"there is no folder {target.parent}; nothing saved (make it, or save elsewhere)")
+    try:
+        target.write_text(chat.transcript.as_markdown(chat.model_source), encoding="utf-8")
+    except OSError as exc:
+        raise TfchatError(f"cannot write {target}: {exc.strerror or exc}; nothing saved") from None
     chat.transcript.add_notice(f"Saved the transcript to {target}")
 
 

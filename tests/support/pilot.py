@@ -21,6 +21,11 @@ def views(app):
     return app.query_one(Transcript).exchanges()
 
 
+def shown_text(widget) -> str:
+    """A widget's lines as drawn on the screen, wrapped as they are there."""
+    return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
+
+
 def notices(app):
     return [n.plain for n in app.query(Notice)]
 

@@ -11,7 +11,7 @@ from tui.prompt_input import PromptInput
 from tui.sidebar import PresetSidebar
 from tui.status_line import StatusLine
 from tui.transcript import Transcript
-from support.pilot import finished, history_rows, notices, ready, send, views, wait_for
+from support.pilot import finished, history_rows, notices, ready, send, shown_text, views, wait_for
 
 
 async def test_send_streams_the_continuation_and_records_it(app_factory):
@@ -194,7 +194,7 @@ async def test_slash_commands(app_factory, tmp_path):
         await ready(pilot)
         await send(pilot, "/set temperature 0.25")
         assert app.chat.current_params().temperature == 0.25
-        assert "temperature        0.25 *" in str(app.query_one("#preset-params").render())
+        assert "temperature        0.25 *" in shown_text(app.query_one("#preset-params"))
         await send(pilot, "/set top_p 7")
         assert "top_p" in notices(app)[-1] and app.chat.current_params().top_p != 7
         await send(pilot, "/set nonsense 1")

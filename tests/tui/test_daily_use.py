@@ -5,7 +5,9 @@ from textual.containers import Vertical
 
 from core.store.history import History
 from core.engine.tokenizer import load_encoding
-from support.pilot import finished, ready, send, views, wait_for
+from core.settings.presets import load_presets
+from core.system.paths import user_presets_file
+from support.pilot import finished, notices, ready, send, shown_text, views, wait_for
 from tui.chat_bindings import CHAT_BINDINGS, PAIRS
 from tui.history_screen import HistoryScreen
 from tui.key_bar import KeyBar
@@ -317,3 +319,35 @@ async def test_help_names_every_key_whole_and_its_wrapped_lines_keep_their_inden
         keys, commands = lines.index("Keys:"), lines.index("Commands:")
         assert all(line.startswith("  ") for line in lines[keys + 1:commands])
         assert sum(1 for line in lines[keys + 1:commands] if line.startswith("   " + " " * 8)) > 3  # wrapped, under the text
+
+
+async def test_set_unset_and_preset_save_say_what_they_did_in_plain_words(app_factory, tmp_path):
+    app = app_factory(preset="balanced")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set top_k none")
+        assert notices(app)[-1].startswith("balanced: top_k off for this session")
+        await send(pilot, '/set stop "\\n\\n" "###"')
+        assert notices(app)[-1].startswith('balanced: stop "\\n\\n" "###" for this session')
+        await pilot.pause()
+        sidebar_text = shown_text(app.query_one(PresetSidebar).query_one("#preset-params"))
+        assert '"\\n\\n"' in sidebar_text and '"###" *' in sidebar_text and "None" not in sidebar_text
+        assert re.search(r"seed +fresh each\n +time", sidebar_text)  # a wrapped value stays in its column
+        await send(pilot, "/unset top_k")
+        assert notices(app)[-1] == "balanced: top_k back to the preset's 50"
+        await send(pilot, "/preset greedy")
+        await send(pilot, "/set max_new_tokens 7")
+        await send(pilot, "/preset save mine")  # greedy with its change, under a new name
+        assert "Saved greedy with its /set changes as 'mine'" in notices(app)[-1]
+        assert app.chat.presets.name == "mine" and app.chat.current_params().max_new_tokens == 7
+        await send(pilot, "/preset save balanced")
+        assert "a preset named 'balanced' exists already" in notices(app)[-1]
+        await send(pilot, "/unset all")  # every preset's changes, not only the active one's
+        assert notices(app)[-1] == "Undid every /set: balanced (stop); greedy (max_new_tokens)"
+        assert app.chat.presets.params_for("balanced") == app.chat.presets.catalog.get("balanced").params
+        await send(pilot, "/unset all")
+        assert notices(app)[-1] == "Nothing was changed with /set."
+        await send(pilot, f"/save {tmp_path}/no/such/folder/t.md")
+        assert notices(app)[-1] == f"/save: there is no folder {tmp_path}/no/such/folder; nothing saved (make it, or save elsewhere)"
+    saved = load_presets(user=user_presets_file())
+    assert saved.get("mine").params.max_new_tokens == 7 and saved.get("mine").params.temperature == 0
