@@ -22,6 +22,7 @@ class Branch:
     stats: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
     finish_reason: str = ""
+    tokens: int = 0  # the text's tokens in all: every generation's, and a branch's forced ones
     origin: tuple[int, int] | None = None
     """(branch, step) this one was branched from: at that step it took another token."""
 
@@ -50,4 +51,5 @@ def branch_from(parent: Branch, parent_index: int, step_index: int, alternative:
     """A new branch whose text, until it is generated, is the parent's tokens before `step_index`."""
     steps = parent.steps[:step_index] + [forced_step(parent.steps[step_index], alternative)]
     # Its one generation streams the forced tokens' text first: its segment starts at step 0.
-    return Branch(steps=steps, segments=[(0, 0)], params=params, origin=(parent_index, step_index))
+    return Branch(steps=steps, segments=[(0, 0)], params=params, origin=(parent_index, step_index),
+                  tokens=step_index + 1)

@@ -36,6 +36,7 @@ from tui.session import CompareRequest, ContinueRequest, PromptRequest, Regenera
 from tui.sidebar import PresetSidebar
 from tui.slash_commands import run_slash_text
 from tui.status_line import StatusLine
+from tui.summary_line import batch_tokens_per_s
 from tui.token_view import legend
 from tui.transcript import Transcript
 
@@ -285,6 +286,7 @@ class ChatScreen(Screen):
         if isinstance(request, CompareRequest) and view is message.view and not message.error:
             if self.session.claim_record(request):
                 self.keeper.record_compare(request, view.generation, "stopped", self.model_source)
+            self.inside.last_tokens_per_s = batch_tokens_per_s(view.generation.stats)
             self.show_history_problems()
             view.all_done(KEEP_KEY)
         self._start_next()

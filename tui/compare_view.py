@@ -15,6 +15,7 @@ from core.errors import TfchatError, describe_exception
 from core.settings.sampling_params import SamplingParams
 from tui.piece_feed import PieceFeed
 from tui.streaming_text import StreamingText
+from tui.summary_line import joined, stats_parts
 
 # A column's border and padding take 4 cells; at 22 its text is 18 wide, about three words a
 # line, the narrowest that still reads as prose. Narrower, the columns stack instead: so 2
@@ -23,8 +24,7 @@ MIN_COLUMN_WIDTH = 22
 
 
 def stats_line(stats: GenerationStats) -> str:
-    return (f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · ttft {stats.ttft_s * 1000:.0f} ms · "
-            f"{stats.finish_reason}")
+    return joined(*stats_parts(stats), stats.finish_reason)
 
 
 def blind_label(index: int) -> str:
@@ -66,7 +66,7 @@ class CompareColumn(Vertical):
     @property
     def summary_shown(self) -> str:
         """The column's stats line, as shown."""
-        return str(self._stats.render())
+        return str(self._stats.render()).replace("\u00a0", " ")
 
     @property
     def text_shown(self) -> str:

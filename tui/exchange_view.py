@@ -17,6 +17,7 @@ from core.settings.sampling_params import SamplingParams
 from tui.branches import Branch
 from tui.piece_feed import PieceFeed
 from tui.streaming_text import StreamingText
+from tui.summary_line import SEPARATOR, joined, stats_parts
 from tui.token_view import styled_tokens
 
 # Alternatives recorded for every generated token: what the token cursor's panel shows.
@@ -97,7 +98,7 @@ class ExchangeView(Vertical):
     @property
     def summary_shown(self) -> str:
         """The stats line under the exchange, as shown (with the branch count when there are several)."""
-        return str(self._stats.render())
+        return str(self._stats.render()).replace("\u00a0", " ")
 
     @property
     def params(self) -> dict:  # of the latest generation, for /save
@@ -139,15 +140,17 @@ class ExchangeView(Vertical):
         self._refresh_probabilities()
 
     def finish_with(self, stats: GenerationStats, preset: str) -> None:
-        """The summary line of a generation that ended, in the history's word for how it ended."""
-        self.finish(f"{stats.new_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · ttft {stats.ttft_s * 1000:.0f} ms"
-                    f" · {preset} · {stats.finish_reason}", "stopped" if stats.finish_reason == "stopped" else "",
+        """The summary line of a generation that ended, in the history's word for how it ended; after
+        a continuation or on a branch it counts the text's tokens in all as well as the new ones."""
+        self.branch.tokens += stats.new_tokens
+        self.finish(joined(*stats_parts(stats, self.branch.tokens), preset, stats.finish_reason),
+                    "stopped" if stats.finish_reason == "stopped" else "",
                     stats=stats.as_dict(), reason=stats.finish_reason)
 
     def _show_summary(self, state: str = "") -> None:
         branch = self.branch
-        count = f"branch {self.branch_index + 1}/{len(self.branches)} · " if len(self.branches) > 1 else ""
-        self._stats.update(Text(count + branch.summary))
+        count = f"branch {self.branch_index + 1}/{len(self.branches)}" if len(self.branches) > 1 else ""
+        self._stats.update(Text(joined(count) + SEPARATOR + branch.summary if count else branch.summary))
         self._stats.remove_class("stopped", "failed")
         state = state or ("stopped" if branch.finish_reason == "stopped" else
                           "failed" if branch.finish_reason == "failed" else "")

@@ -7,9 +7,10 @@ from core.store.history import History
 from core.engine.tokenizer import load_encoding
 from core.settings.presets import load_presets
 from core.system.paths import user_presets_file
-from support.pilot import finished, notices, ready, send, shown_text, views, wait_for
+from support.pilot import finished, history_rows, notices, ready, send, shown_text, views, wait_for
 from tui.chat_bindings import CHAT_BINDINGS, PAIRS
 from tui.history_screen import HistoryScreen
+from tui.inspector_screen import InspectorScreen
 from tui.key_bar import KeyBar
 from tui.notice_row import NoticeRow
 from tui.prompt_input import PromptInput
@@ -351,3 +352,31 @@ async def test_set_unset_and_preset_save_say_what_they_did_in_plain_words(app_fa
         assert notices(app)[-1] == f"/save: there is no folder {tmp_path}/no/such/folder; nothing saved (make it, or save elsewhere)"
     saved = load_presets(user=user_presets_file())
     assert saved.get("mine").params.max_new_tokens == 7 and saved.get("mine").params.temperature == 0
+
+
+async def test_a_continuation_counts_its_new_tokens_and_the_text_in_all_and_f8_knows_a_comparisons_speed(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 40")
+        await send(pilot, "The customer")
+        await finished(pilot, 1)
+        view = views(app)[0]
+        assert view.summary_shown.startswith("40 tokens · ")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.chat.session.active is None and "in all" in view.summary_shown,
+                       what="the continuation's stats")
+        assert view.summary_shown.startswith("40 new tokens, 80 in all · ") and len(view.branch.steps) == 80
+        lines = [line.strip() for line in shown_text(view.query_one(".stats")).splitlines() if line.strip()]
+        assert len(lines) == 2  # 100 columns, the sidebar shown: it wraps, between two parts only
+        pieces = {piece.strip(" ·") for line in lines for piece in line.replace("\u00a0", " ").split(" · ")}
+        assert pieces <= set(view.summary_shown.split(" · "))
+        await send(pilot, "/compare greedy book")
+        await send(pilot, "Hello")
+        await wait_for(pilot, lambda: app.chat.session.active is None and not app.chat.session.pending
+                       and app.chat.inside.last_tokens_per_s is not None and len(history_rows(app_factory.history)) == 4,
+                       what="the comparison")
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
+        summary = str(app.screen.query_one("#summary").render())
+        assert "last speed" in summary and "no generation yet" not in summary

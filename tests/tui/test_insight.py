@@ -90,6 +90,7 @@ async def test_token_cursor_panel_branch_and_history(app_factory):
         assert branch.steps[2].id == step.top[1].id and branch.token_ids(2) == view.branches[0].token_ids(2)
         assert len(branch.steps) == 3 + 200 and view.output != first_output
         assert "branch 2/2" in view.summary_shown
+        assert "200 new tokens, 203 in all" in view.summary_shown  # as the cursor counts them: 203 steps
         # The branch is in the history, whole, and continue mode would go on from it.
         rows = history_rows(app_factory.history)
         assert [r[0] for r in rows] == ["prompt", "branch"] and rows[1][2] == view.output
