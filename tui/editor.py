@@ -21,7 +21,7 @@ def edit_text(app: App, text: str) -> tuple[str | None, str | None]:
     path = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.write(text + "\n" if text else "")  # a text file ends with a newline; taken off again below
         with app.suspend():
             result = subprocess.run([*command, str(path)])
         if result.returncode != 0:

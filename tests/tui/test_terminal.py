@@ -258,8 +258,8 @@ def test_keys_typed_while_tfchat_starts_land_in_the_prompt(small_model, tmp_path
 
 
 def test_f4_edits_the_prompt_in_the_editor(small_model, tmp_path):
-    editor = tmp_path / "editor.sh"
-    editor.write_text('#!/bin/sh\nprintf "from the editor\\n" >> "$1"\n')
+    editor = tmp_path / "editor.sh"  # keeps what it was given, then writes as an editor saves: a last newline
+    editor.write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/given.txt\nprintf "Begun here, from the editor\\n" > "$1"\n')
     editor.chmod(0o755)
     app = TmuxApp(small_model, tmp_path / "history.sqlite3", tmp_path, env={"EDITOR": str(editor)})
     try:
@@ -272,7 +272,8 @@ def test_f4_edits_the_prompt_in_the_editor(small_model, tmp_path):
     finally:
         app.close()
     [(prompt, _, _)] = exchanges(tmp_path / "history.sqlite3")
-    assert prompt == "Begun here, from the editor"
+    assert prompt == "Begun here, from the editor"  # the file's last newline is not the prompt's
+    assert (tmp_path / "given.txt").read_text() == "Begun here, \n"  # a text file, ending as editors expect
 
 
 WHEEL_UP, WHEEL_DOWN = "\x1b[<64;10;5M", "\x1b[<65;10;5M"  # what a terminal sends for the wheel (SGR mouse)
