@@ -7,6 +7,7 @@ or, in compare mode, a CompareView. The backend comes from the app (EngineReady)
 from __future__ import annotations
 
 import time
+from functools import partial
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -17,13 +18,14 @@ from core.engine.backend import Backend
 from core.settings.presets import PresetCatalog
 from core.settings.sampling_params import SamplingParams
 from tui.chat_bindings import CHAT_BINDINGS, KEEP_KEY
+from tui.chat_requests import continue_request, regenerate_request, take_history_choice
 from tui.compare_mode import CompareChoice, keep_column
 from tui.compare_view import CompareView
 from tui.context_meter import ContextMeter
 from tui.exchange_view import ExchangeView
 from tui.generation_session import GenerationSession
 from tui.history_keeper import HistoryKeeper
-from tui.history_screen import HistoryChoice, HistoryScreen
+from tui.history_screen import HistoryScreen
 from tui.insight import InsideViews
 from tui.inspector_screen import load_summary
 from tui.key_bar import KeyBar
@@ -32,7 +34,7 @@ from tui.notice_row import NoticeRow
 from tui.palette import TRANSCRIPT_NAME
 from tui.preset_choice import PresetChoice
 from tui.prompt_input import PromptInput
-from tui.session import CompareRequest, ContinueRequest, PromptRequest, RegenerateRequest, Request
+from tui.session import CompareRequest, ContinueRequest, PromptRequest, Request
 from tui.sidebar import PresetSidebar
 from tui.slash_commands import run_slash_text
 from tui.status_line import StatusLine
@@ -46,8 +48,6 @@ NO_MODEL_HELP = ("No model found at {path}.\n"
                  "or point tfchat at one:     tfchat --model path/to/model.ckpt   (or set $TFCHAT_MODEL)")
 # Exchanges that keep their per-token records (about 1.5 KB a token); older ones keep their text.
 TRACED_EXCHANGES = 100
-# How long keeping an interrupted exchange waits for the stopped generation's last tokens and stats.
-STOP_WAIT_S = 0.4
 
 
 class ChatScreen(Screen):
@@ -158,12 +158,10 @@ class ChatScreen(Screen):
         prompts = self.query(PromptInput)
         if not prompts:
             return  # a timer that fires while the app shuts down, its widgets gone
-        count = self.meter.count(self._context_for(prompts.first().text))
+        # What the model is given for the prompt: in continue mode, the transcript before it.
+        before = self.session.transcript() if self.mode == "continue" else ""
+        count = self.meter.count(before + prompts.first().text)
         self.query_one(StatusLine).context_tokens = -1 if count is None else count
-
-    def _context_for(self, prompt: str) -> str:
-        """What the model is given for `prompt`: in continue mode, the transcript before it."""
-        return (self.session.transcript() if self.mode == "continue" else "") + prompt
 
     # ----- presets ----------------------------------------------------------------
     def current_params(self) -> SamplingParams:
@@ -298,35 +296,15 @@ class ChatScreen(Screen):
             self.keeper.record_exchange(request, output, stats, reason, self.model_source)
 
     def keep_interrupted(self, reason: str) -> None:
-        """Quit, hang-up or SIGTERM mid-generation: stop it and keep the partial output.
-
-        Safe from any thread: it reads the generation's own text, not the widgets.
-        """
-        request, view, finished = self.session.active, self.session.active_view, self.session.generation_finished
-        if request is None or view is None:
-            return
-        request.ended_by = reason  # before the stop: whichever path writes the row, it says why
-        self.session.cancel.set()
-        finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
-        if self.session.claim_record(request):
-            self.keeper.record_unfinished(request, view.generation, reason, self.model_source)
+        """Quit, hang-up or SIGTERM mid-generation: stop it and keep the partial output (any thread)."""
+        self.session.keep_interrupted(reason, self.keeper, self.model_source)
 
     def show_history_problems(self) -> None:
         for problem in self.keeper.unshown_problems():
             self.transcript.add_notice(problem, error=True)
 
     def action_show_history(self) -> None:
-        self.app.push_screen(HistoryScreen(self.keeper.history), self._send_from_history)
-
-    def _send_from_history(self, choice: HistoryChoice | None) -> None:
-        if choice is None:
-            return
-        prompt = self.query_one(PromptInput)
-        if choice.send:
-            prompt.remember(choice.prompt)
-            self.enqueue(PromptRequest(choice.prompt, self.presets.name, self.current_params(), self.mode))
-        else:
-            prompt.load_for_editing(choice.prompt)
+        self.app.push_screen(HistoryScreen(self.keeper.history), partial(take_history_choice, self))
 
     # ----- actions ----------------------------------------------------------------
     def action_stop(self) -> None:
@@ -334,23 +312,18 @@ class ChatScreen(Screen):
             self.session.cancel.set()
 
     def action_regenerate(self) -> None:
-        last = self.session.last_prompt
-        if last is None:
+        request = regenerate_request(self)
+        if request is None:
             self.notify("Nothing to regenerate yet.", severity="warning")
-            return
-        if self.compare.presets:  # compare mode: the comparison again, not one preset
-            self.enqueue(self.compare.request(last.prompt, last.mode, self.presets.params_for))
-            return
-        self.enqueue(RegenerateRequest(last.prompt, self.presets.name, self.current_params(), last.mode))
+        else:
+            self.enqueue(request)
 
     def action_continue_output(self) -> None:
-        if not self.session.context_log and self.session.active is None:
+        request = continue_request(self)
+        if request is None:
             self.notify("Nothing to continue yet.", severity="warning")
-            return
-        last = self.transcript.last_exchange()
-        kept = last is not None and last.kept_from_comparison and self.session.active is None
-        preset = last.preset if kept else self.presets.name  # a kept column goes on under its own preset
-        self.enqueue(ContinueRequest("", preset, self.presets.params_for(preset), self.mode))
+        else:
+            self.enqueue(request)
 
     def action_toggle_mode(self) -> None:
         self.mode = "continue" if self.mode == "completion" else "completion"

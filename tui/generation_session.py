@@ -8,6 +8,9 @@ from collections import deque
 
 from tui.session import BranchRequest, ContinueRequest, Request, transcript_text
 
+# How long keeping an interrupted exchange waits for the stopped generation's last tokens and stats.
+STOP_WAIT_S = 0.4
+
 
 class GenerationSession:
     def __init__(self):
@@ -65,3 +68,16 @@ class GenerationSession:
             return self.transcript()
         prompt, output = self.context_log[-1] if self.context_log else ("", "")
         return prompt + output
+
+    def keep_interrupted(self, reason: str, keeper, model: str) -> None:
+        """Stop the active request and write what it has to the history once, through `keeper`.
+
+        Safe from any thread: it reads the generation's own text, not the widgets."""
+        request, view, finished = self.active, self.active_view, self.generation_finished
+        if request is None or view is None:
+            return
+        request.ended_by = reason  # before the stop: whichever path writes the row, it says why
+        self.cancel.set()
+        finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
+        if self.claim_record(request):
+            keeper.record_unfinished(request, view.generation, reason, model)
