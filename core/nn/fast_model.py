@@ -261,8 +261,7 @@ class FastModel:
             return lambda x: F.linear(x, self.out_weight, self.out_bias)
         if stored_dtype == torch.float16:
             try:
-                with warnings.catch_warnings():
-                    # torch marks these deprecated; it warns once per process, here, not on the user's screen.
+                with warnings.catch_warnings():  # torch marks these deprecated: not on the user's screen
                     warnings.simplefilter("ignore")
                     layer = self._fp16_output_layer()
                     layer(torch.zeros(self.config.d_model))  # a build without fbgemm fails here
@@ -376,11 +375,8 @@ class FastModel:
 
 
 def _trace(function, example_inputs):
-    """A TorchScript trace of `function`, which must not make torch warn while it is traced.
-
-    No warning filter here: `warnings.catch_warnings` is process-wide, and a trace made in
-    the helper thread while another is made in the decoding thread would restore the other's
-    filters and let a warning through (the test config turns TracerWarning into an error)."""
+    """A TorchScript trace of `function`, which must not warn: no filter here, as `catch_warnings` is
+    process-wide and two threads tracing would undo each other's (the tests make a TracerWarning an error)."""
     return torch.jit.trace(function, example_inputs, check_trace=False)
 
 
