@@ -85,6 +85,10 @@ class CompareColumn(Vertical):
         if state:
             self._stats.add_class(state)
 
+    def finish_with(self, stats: GenerationStats) -> None:
+        self.finish(stats_line(stats), "stopped" if stats.finish_reason == "stopped" else "",
+                    stats.as_dict(), stats.finish_reason)
+
     def reveal(self) -> None:
         """Blind columns show their preset once one is kept."""
         if not self.label.endswith(f" · {self.preset}") and self.label != self.preset:
@@ -182,8 +186,7 @@ class CompareView(Vertical):
         message.stop()
         self._feed.drain()
         stats = message.stats
-        self.columns[message.row].finish(stats_line(stats), "stopped" if stats.finish_reason == "stopped" else "",
-                                         stats.as_dict(), stats.finish_reason)
+        self.columns[message.row].finish_with(stats)
 
     @on(Done)
     def _streamed(self, message: Done) -> None:
@@ -197,8 +200,7 @@ class CompareView(Vertical):
         final = getattr(self.generation, "stats", None) or []
         for column, stats in zip(self.columns, final):
             if not column.finish_reason and stats is not None:
-                column.finish(stats_line(stats), "stopped" if stats.finish_reason == "stopped" else "",
-                              stats.as_dict(), stats.finish_reason)
+                column.finish_with(stats)
 
     def all_done(self, keep_key: str) -> None:
         self._hint.update(Text(f"{keep_key} keeps a column as the exchange the session continues from"))
