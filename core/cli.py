@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: a load test of tfchat serve on loopback (see --requests, --concurrency)")
     bench.add_argument("--requests", type=int, default=200, help="with --serve: requests in the mix")
     bench.add_argument("--concurrency", type=int, default=16, help="with --serve: requests at a time")
+    bench.add_argument("--startup", action="store_true",
+                       help="instead: the app's time to its first frame and to ready, idle and beside a busy neighbour")
     bench.add_argument("--app", action="store_true",
                        help="instead: tokens/s inside the app against headless generate, same model and preset")
 
@@ -197,6 +199,10 @@ def _dispatch(args) -> int:
                           args.read_timeout)
     if args.command == "bench":
         apply_threads(args.threads)
+        if args.startup:
+            from core.commands.bench_startup import run_startup_bench
+
+            return run_startup_bench(args.model, args.device)
         if args.app:
             from tui.bench_app import run_app_bench  # the UI, only when asked for
 

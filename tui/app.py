@@ -20,11 +20,13 @@ from textual.message import Message
 
 from core.engine.backend import Backend
 from core.engine.engine_process import EngineProcess
+from core.engine.reconnect import Reconnect
 from core.errors import TfchatError, describe_exception
 from core.settings.presets import PresetCatalog, load_presets
 from core.store.history import History, NoHistory, open_history
 from core.system.lifecycle import end_children, exit_hard_after, on_exit_signals, on_terminal_lost
 from core.system.paths import resolve_model_path
+from core.system.startup import StartupClock
 from tui.chat_screen import ChatScreen
 from tui.history_keeper import HistoryKeeper
 from tui.notice_row import NoticeRow
@@ -34,6 +36,13 @@ from tui.raw_paste import driver_with_raw_pastes
 @dataclass
 class EngineReady(Message):
     engine: Backend
+
+
+@dataclass
+class EngineRetrying(Message):
+    reason: str
+    delay_s: float
+    tries: int
 
 
 @dataclass
@@ -66,7 +75,9 @@ class TfchatApp(App):
         self.engine: Backend | None = None
         self.chat = ChatScreen(catalog, HistoryKeeper(history), model_label=remote or model_path.name,
                                model_source=remote or str(model_path), preset=preset, initial_prompt=initial_prompt,
-                               when_shown=self.load_engine)
+                               when_shown=self.first_frame_shown, retry_now=self.retry_engine_now)
+        self.startup = StartupClock()  # first frame and ready, after launch: the load line and f8 show them
+        self.reconnect = Reconnect()  # a server down at start is tried again until it answers
         self._ending = threading.Event()
         self._ui_loop: asyncio.AbstractEventLoop | None = None  # for the exit thread, which must not touch widgets
         self.exit_watchdog = False  # set by run_app: a real session's exits are bounded in time
@@ -82,13 +93,20 @@ class TfchatApp(App):
         yield from tfchat_commands(self.chat)
 
     # ----- the backend ----------------------------------------------------------------
+    def first_frame_shown(self) -> None:
+        """The frame is on screen: only now does the model start loading, so it never delays the frame."""
+        self.startup.first_frame()
+        self.load_engine()
+
     @work(thread=True, exit_on_error=False, group="engine", description="loading the model")
     def load_engine(self) -> None:
         if self.remote is None and not self.model_path.exists():
             self.post_message(EngineFailed(str(self.model_path), missing_model=True))
             return
         try:
-            self.engine = self.engine_loader(self.model_path, self.device_name)
+            self.engine = self.reconnect.run(
+                lambda: self.engine_loader(self.model_path, self.device_name),
+                lambda reason, delay, tries: self.post_message(EngineRetrying(reason, delay, tries)))
         except TfchatError as exc:
             self.post_message(EngineFailed(str(exc)))
             return
@@ -96,12 +114,25 @@ class TfchatApp(App):
             self.post_message(EngineFailed(f"{self.remote or self.model_path}: cannot load "
                                                 f"({describe_exception(exc)})"))
             return
-        self.post_message(EngineReady(self.engine))
+        if self.engine is not None:  # None: the app quit while waiting for a server
+            self.post_message(EngineReady(self.engine))
+
+    def retry_engine_now(self) -> bool:
+        """Cut a wait for the server short; False when nothing is waiting."""
+        if self.engine is not None or self.reconnect.stopped:
+            return False
+        self.reconnect.retry_now()
+        return True
 
     # Posted to the app, not the screen: once the app is closing, they are not handled.
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
-        self.chat.engine_ready(message.engine)
+        self.startup.ready()
+        self.chat.engine_ready(message.engine, self.startup.summary())
+
+    @on(EngineRetrying)
+    def _engine_retrying(self, message: EngineRetrying) -> None:
+        self.chat.engine_retrying(message.reason, message.delay_s, message.tries)
 
     @on(EngineFailed)
     def _engine_failed(self, message: EngineFailed) -> None:
@@ -126,6 +157,7 @@ class TfchatApp(App):
 
     def _end_session(self, reason: str, code: int, terminal_gone: bool) -> None:
         self.chat.keep_interrupted(reason)  # committed to SQLite before anything else can go wrong
+        self.reconnect.stop()
         end_children()
         if terminal_gone or self._ui_loop is None:
             # Nothing to restore on a terminal that is gone, and Textual's shutdown
@@ -138,6 +170,7 @@ class TfchatApp(App):
         if self.exit_watchdog:
             exit_hard_after(EXIT_DEADLINE_S + 0.5, 0)
         self.chat.keep_interrupted("quit")
+        self.reconnect.stop()
         end_children()  # a model still loading (or a FIFO that never answers) must not hold the exit
         self.exit()
 
@@ -152,6 +185,7 @@ class TfchatApp(App):
             super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def on_unmount(self) -> None:
+        self.reconnect.stop()
         if self.engine is not None:
             self.engine.close()
         end_children()

@@ -15,7 +15,7 @@ CHAT_BINDINGS = [
     # alt+digit as ESC-digit is caught in on_key (see tui.keys); these serve kitty-protocol terminals.
     Binding("alt+1", "choose_preset(1)", "Pick", key_display="M-1…9", tooltip="Choose preset 1-9 directly"),
     *[Binding(f"alt+{i}", f"choose_preset({i})", f"Preset {i}", show=False) for i in range(2, 10)],
-    Binding("ctrl+r", "regenerate", "Regen", tooltip="Regenerate: send the last prompt again"),
+    Binding("ctrl+r", "regenerate", "Regen", tooltip="Regenerate: send the last prompt again (waiting for a server: try it now)"),
     Binding("ctrl+g", "continue_output", "More", tooltip="Continue the last output by max_new_tokens"),
     Binding("f4", "edit_prompt", "Editor", tooltip="Edit the prompt in $EDITOR"),
     Binding("f2", "show_history", "History", tooltip="Browse, search and resend past exchanges"),

@@ -17,6 +17,7 @@ from textual.widgets import Static
 from core.engine.backend import Backend
 from core.settings.presets import PresetCatalog
 from core.settings.sampling_params import SamplingParams
+from tui.backend_state import BackendState
 from tui.chat_bindings import CHAT_BINDINGS, KEEP_KEY
 from tui.chat_requests import continue_request, regenerate_request, take_history_choice
 from tui.compare_mode import CompareChoice, keep_column
@@ -43,9 +44,6 @@ from tui.token_view import legend
 from tui.transcript import Transcript
 
 LAST_PRESET_KEY = "last_preset"
-NO_MODEL_HELP = ("No model found at {path}.\n"
-                 "Train one on a text file:   tfchat train my_text.txt   (writes model/model.ckpt)\n"
-                 "or point tfchat at one:     tfchat --model path/to/model.ckpt   (or set $TFCHAT_MODEL)")
 # Exchanges that keep their per-token records (about 1.5 KB a token); older ones keep their text.
 TRACED_EXCHANGES = 100
 
@@ -61,9 +59,12 @@ class ChatScreen(Screen):
     BINDINGS = CHAT_BINDINGS
 
     def __init__(self, catalog: PresetCatalog, keeper: HistoryKeeper, model_label: str, model_source: str,
-                 preset: str | None = None, initial_prompt: str | None = None, when_shown=lambda: None):
+                 preset: str | None = None, initial_prompt: str | None = None, when_shown=lambda: None,
+                 retry_now=lambda: False):
         super().__init__()
         self._when_shown = when_shown  # the app starts loading the backend: its answer needs the widgets
+        self._retry_now = retry_now  # cuts a wait for a server short; False when none is waiting
+        self.backend_state = BackendState(self)
         self.keeper = keeper
         self.model_label = model_label  # the status line's: the file's name or the server's URL
         self._model_source = model_source  # the file's path or the server's URL, until the backend names itself
@@ -101,7 +102,7 @@ class ChatScreen(Screen):
             self.transcript.add_notice(warning, error=True)
         self.show_history_problems()
         self._load_meter()
-        self._when_shown()
+        self.call_after_refresh(self._when_shown)  # the frame first: loading the model competes for the cores
         if self.initial_prompt and self.initial_prompt.strip():
             self.query_one(PromptInput).remember(self.initial_prompt)
             self.enqueue(PromptRequest(self.initial_prompt, self.presets.name, self.current_params(), self.mode))
@@ -116,30 +117,25 @@ class ChatScreen(Screen):
         return getattr(self.engine, "display_name", None) or self._model_source
 
     # ----- the backend ----------------------------------------------------------------
-    def engine_ready(self, engine: Backend) -> None:
+    def engine_ready(self, engine: Backend, startup: str | None = None) -> None:
         self.engine = engine
         status = self.query_one(StatusLine)
         status.device = str(self.engine.device)
         status.parameters = self.engine.parameter_count
         status.context_length = self.engine.config.context_length
-        status.state = "ready"
-        summary = load_summary(self.engine.describe())
+        self.backend_state.ready()
+        self.inside.startup = startup
+        summary = load_summary(self.engine.describe(), startup)
         if summary:
             self.transcript.add_notice(summary, id="load-summary")
         self.update_context_meter()
         self._start_next()
 
+    def engine_retrying(self, reason: str, delay_s: float, tries: int) -> None:
+        self.backend_state.retrying(reason, delay_s, tries)
+
     def engine_failed(self, reason: str, missing_model: bool = False) -> None:
-        status = self.query_one(StatusLine)
-        if missing_model:
-            status.state = "no model"
-            self.transcript.add_notice(NO_MODEL_HELP.format(path=reason), error=True)
-        else:
-            status.state = "failed"
-            self.transcript.add_notice(reason, error=True)
-        if self.session.pending:
-            self.transcript.add_notice(f"{len(self.session.pending)} queued prompt(s) cannot run without a model.",
-                                       error=True)
+        self.backend_state.failed(reason, missing_model)
 
     # ----- the context meter ----------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="meter", description="loading the tokenizer")
@@ -312,6 +308,9 @@ class ChatScreen(Screen):
             self.session.cancel.set()
 
     def action_regenerate(self) -> None:
+        if self.engine is None and self._retry_now():
+            self.notify("Trying the server now.")
+            return
         request = regenerate_request(self)
         if request is None:
             self.notify("Nothing to regenerate yet.", severity="warning")

@@ -25,6 +25,7 @@ class InsideViews:
         self.chat = chat
         self.probabilities_shown = False
         self.last_tokens_per_s: float | None = None  # the inspector shows it
+        self.startup: str | None = None  # first frame and ready after launch, as the inspector shows them
 
     # ----- the probability view -------------------------------------------------------
     def toggle_probabilities(self) -> None:
@@ -94,4 +95,6 @@ class InsideViews:
         except TfchatError as exc:
             self.chat.notify(str(exc), severity="error")
             return
+        if self.startup:
+            card = {**card, "startup": self.startup}
         self.chat.app.push_screen(InspectorScreen(card, self.last_tokens_per_s))

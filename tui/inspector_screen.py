@@ -1,6 +1,9 @@
 """The model inspector: the file, its h_params, every tensor (the chapter's 20.6), memory and the last speed."""
 from __future__ import annotations
 
+import time
+from functools import partial
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,28 +25,51 @@ def size(n: int | None) -> str:
     return ""
 
 
-def load_summary(card: dict) -> str | None:
-    """One line for the transcript once a local model is ready: how long it took and what it holds.
-    None for a server, which loads nothing here."""
+def load_summary(card: dict, startup: str | None = None) -> str | None:
+    """One line for the transcript once a local model is ready: how long it took and what it holds,
+    and the start-up (`core.system.startup`). For a server, which loads nothing here, the start-up alone."""
     if card.get("load_seconds") is None:
-        return None
+        return f"Connected to {card.get('model', 'the model')}: {startup}" if startup else None
     name = card.get("file", "?").rsplit("/", 1)[-1]
     parameters = card.get("parameter_count", 0)
     line = (f"Loaded {name} in {card['load_seconds']:.1f} s: {parameters / 1e6:.1f}M parameters, "
             f"{size(card.get('process_resident_bytes'))} resident ({card.get('device', '?')})")
     if card.get("h_params_source") == "inferred from the tensors":
         line += f" · {card.get('layout', '')}; h_params inferred from the tensors (f8 shows them)"
-    return line
+    return line + (f"; {startup}" if startup else "")
 
 
-def card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Table]:
-    """The summary lines and the tensor table."""
+def labelled(lines: Text, label: str, value: str) -> None:
+    lines.append(f"{label:<18}", style="bold")
+    lines.append(value + "\n")
+
+
+def server_card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Text]:
+    """A model behind --endpoint: what its server says of it, and where its weights are."""
     lines = Text()
+    line = partial(labelled, lines)
+    line("server", card["server"])
+    line("model", card.get("model", "?"))
+    line("owned by", card.get("owned_by", "not reported"))
+    if card.get("created"):
+        line("created", time.strftime("%Y-%m-%d %H:%M", time.localtime(card["created"])))
+    line("context length", f"{card['context_length']} tokens" if card.get("context_length") else "not reported")
+    count = card.get("parameter_count")
+    line("parameters", f"{count:,}" if count else "not reported")
+    line("last speed", f"{tokens_per_s:.1f} tok/s" if tokens_per_s else "no generation yet")
+    if card.get("startup"):
+        line("start-up", card["startup"])
+    weights = Text("The weights live on the server: this app holds none of them, so there are no tensors to list "
+                   "here. `tfchat info --model FILE` on the server's machine lists them.", style="italic")
+    return lines, weights
 
-    def line(label: str, value: str) -> None:
-        lines.append(f"{label:<18}", style="bold")
-        lines.append(value + "\n")
 
+def card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Table | Text]:
+    """The summary lines and the tensor table."""
+    if card.get("server"):
+        return server_card_text(card, tokens_per_s)
+    lines = Text()
+    line = partial(labelled, lines)
     line("file", card.get("file", "?"))
     if card.get("layout"):
         line("format", card["layout"])
@@ -56,6 +82,8 @@ def card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Table]:
     if card.get("load_seconds") is not None:
         line("loaded in", f"{card['load_seconds']:.1f} s")
     line("last speed", f"{tokens_per_s:.1f} tok/s" if tokens_per_s else "no generation yet")
+    if card.get("startup"):
+        line("start-up", card["startup"])
     source = card.get("h_params_source")
     line("h_params", ", ".join(f"{k}={v}" for k, v in card.get("h_params", {}).items())
          + (f" ({source})" if source and source != "stored in the file" else ""))

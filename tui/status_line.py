@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-STATE_STYLES = {"loading": "yellow", "ready": "green", "generating": "cyan", "no model": "red", "failed": "red"}
+STATE_STYLES = {"loading": "yellow", "retrying": "yellow", "ready": "green", "generating": "cyan", "no model": "red", "failed": "red"}
 SEPARATOR = " │ "
 
 

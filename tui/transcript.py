@@ -27,6 +27,12 @@ class Notice(Static):
         """The notice as plain text (a table's rows one line each)."""
         return self._content.plain if isinstance(self._content, Text) else self.laid_out(200)
 
+    def say(self, content: RenderableType, error: bool = False) -> None:
+        """Say something else in the same place (a wait for a server that counts its tries)."""
+        self._content = Text(content) if isinstance(content, str) else content
+        self.set_class(error, "error")
+        self.update(self._content)
+
     def laid_out(self, width: int) -> str:
         """The notice as plain text `width` cells wide, wrapped as it is shown."""
         console = Console(width=width, color_system=None, legacy_windows=False)

@@ -21,11 +21,11 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from core.commands.neighbour import busy_neighbour
 from core.nn.book_model import BookModel
 from core.nn.checkpoint import load_checkpoint
 from core.system.device import resolve_device
@@ -111,29 +111,16 @@ def matvec_bandwidth(model: FastModel, repeats: int = 200) -> float:
     """Bytes/s streaming the output layer, the largest read of a decode step, as the engine computes it."""
     x = torch.randn(model.config.d_model, device=model.device)
     for _ in range(10):
-        model._output_layer(x)
+        model.output_layer(x)
     _sync(model.device)
     samples = []
     for _ in range(5):
         start = time.perf_counter()
         for _ in range(repeats // 5):
-            model._output_layer(x)
+            model.output_layer(x)
         _sync(model.device)
         samples.append((time.perf_counter() - start) / (repeats // 5))
     return model.output_layer_bytes() / min(samples)
-
-
-@contextmanager
-def busy_neighbour():
-    """Another process burning one core for as long as the block runs: a shared box."""
-    # It checks that its parent is alive as it burns, so not even a SIGKILLed bench leaves it behind.
-    burner = subprocess.Popen([sys.executable, "-c", f"import os\nwhile os.getppid() == {os.getpid()}: pass"])
-    try:
-        time.sleep(0.2)  # let it take its core
-        yield
-    finally:
-        burner.kill()
-        burner.wait()
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -50,7 +50,9 @@ class HttpBackend:
         self.config = ReportedShape(context_length=window, vocab_size=self.encoding.n_vocab,
                                     embedding_rows=self.encoding.n_vocab)
         self.device = f"{self.flavour or 'remote'} server"
-        self.parameter_count = 0
+        self.entry = entry  # what the server says of the model: the inspector shows it
+        reported = entry.get("parameters")  # tfchat serve's own field; other servers do not say
+        self.parameter_count = reported if isinstance(reported, int) and 0 < reported < 1 << 50 else 0
         self.display_name = f"{model} @ {endpoint}"
 
     @classmethod
@@ -101,9 +103,23 @@ class HttpBackend:
     def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5):
         raise TfchatError("the logit lens needs the model's layers: a server does not expose them")
 
+    def attention(self, context: str, forced_ids: tuple[int, ...] = ()):
+        raise TfchatError("the attention view needs the model's layers: a server does not expose them")
+
+    def next_token(self, context: str, forced_ids: tuple[int, ...] = (), off=(), chosen: int | None = None):
+        raise TfchatError("switching heads off needs the model's layers: a server does not expose them")
+
+    def score(self, text: str, off=(), cancel=None):
+        raise TfchatError("scoring a text needs the model's layers: run it where the model is (tfchat score)")
+
     def describe(self) -> dict:
-        return {"file": f"{self.model_name} on {self.endpoint}", "device": f"a {self.flavour or 'remote'} server",
-                "h_params": {"context_length": self.config.context_length or "not reported"}}
+        """What the server says of its model; the weights are there, not here."""
+        created = self.entry.get("created")
+        return {"server": self.endpoint, "file": f"{self.model_name} on {self.endpoint}", "model": self.model_name,
+                "owned_by": str(self.entry.get("owned_by") or "not reported"),
+                "created": created if isinstance(created, int) and not isinstance(created, bool) else None,
+                "context_length": self.config.context_length, "parameter_count": self.parameter_count,
+                "device": f"a {self.flavour or 'remote'} server"}
 
     def close(self) -> None:
         pass

@@ -20,8 +20,17 @@ CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 120  # default between two streamed tokens: a long prefill on a busy server (--timeout)
 MAX_WINDOW = 1 << 24  # a context_length beyond this is not a window any server has
 TOKEN_ID = re.compile(re.escape(TOKEN_ID_PREFIX) + r"(\d{1,9})")
+# A server answering these is there but not serving yet (starting, restarting, behind a proxy).
+NOT_YET_SERVING = (502, 503, 504)
+
+
 class ServerAnswerError(TfchatError):
     """An answer that is not what OpenAI's API says it is: the server's fault, said in one line."""
+
+
+class UnreachableError(TfchatError):
+    """No answer at all (refused, reset, timed out) or a server not serving yet: one that may be back
+    later, so the app tries again, where a wrong key or a wrong answer would fail the same way again."""
 
 
 def preview(value) -> str:
@@ -65,10 +74,11 @@ def request(endpoint: str, api_key: str | None, path: str, body: dict | None, ti
     try:
         return OPENER.open(request, timeout=timeout)  # the user's own endpoint
     except urllib.error.HTTPError as exc:
-        raise TfchatError(http_problem(endpoint + path, exc)) from None
+        problem = http_problem(endpoint + path, exc)
+        raise (UnreachableError if exc.code in NOT_YET_SERVING else TfchatError)(problem) from None
     except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TfchatError(f"cannot reach {endpoint}: {reason}") from None
+        raise UnreachableError(f"cannot reach {endpoint}: {reason}") from None
 
 
 def http_problem(url: str, exc: urllib.error.HTTPError) -> str:

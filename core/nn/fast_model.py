@@ -61,7 +61,7 @@ class FastModel:
         self.out_weight = take("model_out_linear_layer.weight")
         self.out_bias = take("model_out_linear_layer.bias")
         self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
-        self._output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
+        self.output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
         self._traced_fill = None  # made on the first step past the window
         self._traced_decode = None  # made on the first decode step
         self._traced_rows: dict[int, object] = {}  # batch size -> its traced decode step (`decode_rows`)
@@ -107,7 +107,7 @@ class FastModel:
         C = self.config.context_length
         assert start + T <= C, "the window overflows; the caller crops and recomputes"
         if T == 1 and start > 0 and self.device.type == "cpu":
-            return self._output_layer(self._decode_one(ids, cache))
+            return self.output_layer(self._decode_one(ids, cache))
         if T == 1 and start > 0 and self.device.type == "cuda":
             return self._graphed_step(ids, cache)
         x = self._embed(ids, start)
@@ -117,7 +117,7 @@ class FastModel:
         if cache is not None:
             cache.length = start + T
         x = F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
-        return self._output_layer(x)
+        return self.output_layer(x)
 
     def _decode_one(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One token after the cached positions, through every block and the final LayerNorm.
@@ -142,7 +142,7 @@ class FastModel:
                 self._graph_pool = torch.cuda.graph_pool_handle()  # one memory pool for every cache's graph
 
             def step(ids, position, keys, values):
-                return self._output_layer(self._decode_one_eager(ids, position, keys, values))
+                return self.output_layer(self._decode_one_eager(ids, position, keys, values))
 
             cache.decode_graph = DecodeGraph(step, ids, position, cache.keys, cache.values, self._graph_pool)
         return cache.decode_graph(ids, position)
@@ -151,10 +151,10 @@ class FastModel:
         x = (self.embedding[ids] + self.positions[position]).unsqueeze(0)  # (1, 1, D); position is a tensor here
         mask = torch.where(self._cache_positions <= position, 0.0, float("-inf")).view(1, -1)  # (1, C)
         for layer, w in enumerate(self.blocks):
-            q, k, v = self._project_qkv(x, w)
+            q, k, v = self.project_qkv(x, w)
             keys[layer].index_copy_(2, position, k)
             values[layer].index_copy_(2, position, v)
-            x = self._after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
+            x = self.after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
         return F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
 
     @torch.inference_mode()
@@ -166,12 +166,12 @@ class FastModel:
         once per batch size; the output layer then reads its weights once for every row.
         """
         if self.device.type != "cpu":
-            return self._output_layer(self._decode_rows_eager(ids, positions, cache.keys, cache.values))
+            return self.output_layer(self._decode_rows_eager(ids, positions, cache.keys, cache.values))
         rows = ids.shape[0]
         traced = self._traced_rows.get(rows)
         if traced is None:
             traced = self._traced_rows[rows] = _trace(self._decode_rows_eager, (ids, positions, cache.keys, cache.values))
-        return self._output_layer(traced(ids, positions, cache.keys, cache.values))
+        return self.output_layer(traced(ids, positions, cache.keys, cache.values))
 
     def _decode_rows_eager(self, ids, positions, keys, values):
         rows = ids.shape[0]
@@ -181,10 +181,10 @@ class FastModel:
         mask = mask.view(rows, 1, 1, -1)
         every_row = torch.arange(rows, device=ids.device)
         for layer, w in enumerate(self.blocks):
-            q, k, v = self._project_qkv(x, w)  # each (B, H, 1, hs)
+            q, k, v = self.project_qkv(x, w)  # each (B, H, 1, hs)
             keys[layer][every_row, :, positions] = k[:, :, 0]
             values[layer][every_row, :, positions] = v[:, :, 0]
-            x = self._after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
+            x = self.after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
         return F.layer_norm(x[:, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
 
     @torch.inference_mode()
@@ -243,7 +243,7 @@ class FastModel:
             x = self._block(x, block, layer, None, 0, only_last_row=(layer == last))
             rows.append(x[0, -1])
         normed = F.layer_norm(torch.stack(rows), (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
-        return torch.stack([self._output_layer(row) for row in normed])
+        return torch.stack([self.output_layer(row) for row in normed])
 
     def _choose_output_layer(self, stored_dtype: torch.dtype):
         """The output layer, the largest read of every step, in the fastest exact form here.
@@ -315,14 +315,14 @@ class FastModel:
         """The first block's input for `ids` at positions start.. : (1, T, D)."""
         return (self.embedding[ids] + self.positions[start : start + ids.shape[0]]).unsqueeze(0)
 
-    def _project_qkv(self, x, w: BlockWeights):
+    def project_qkv(self, x, w: BlockWeights):
         """Queries, keys and values of x (B, T, D), each (B, H, T, hs)."""
         _, T, D = x.shape
         h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
         qkv = F.linear(h, w.qkv).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size)
         return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # unbind, not tuple-unpacking: a trace warns about iterating
 
-    def _after_attention(self, x, attn, w: BlockWeights):
+    def after_attention(self, x, attn, w: BlockWeights):
         """The rest of a block once attention (B, H, T, hs) is known: projection, then the feed-forward."""
         D = x.shape[-1]
         x = x + F.linear(attn.transpose(1, 2).reshape(x.shape[0], -1, D), w.proj_weight, w.proj_bias)
@@ -333,7 +333,7 @@ class FastModel:
         """Queries, keys and values of x's rows (each (1, H, T, hs)); with a cache, the keys and values
         are written there at `start` and those returned span every cached position."""
         T = x.shape[1]
-        q, k, v = self._project_qkv(x, w)
+        q, k, v = self.project_qkv(x, w)
         if cache is not None:
             cache.keys[layer, :, :, start : start + T] = k
             cache.values[layer, :, :, start : start + T] = v
@@ -371,7 +371,7 @@ class FastModel:
         else:
             assert T == 1, "only single-token steps continue a filled cache"
             attn = F.scaled_dot_product_attention(q, k, v)
-        return self._after_attention(x, attn, w)
+        return self.after_attention(x, attn, w)
 
 
 def _trace(function, example_inputs):

@@ -95,7 +95,8 @@ class Api:
     # ----- routes ---------------------------------------------------------------------------
     def _model_entry(self) -> dict:
         return {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "tfchat",
-                "context_length": self.engine.config.context_length, "max_model_len": self.engine.config.context_length}
+                "context_length": self.engine.config.context_length, "max_model_len": self.engine.config.context_length,
+                "parameters": self.engine.parameter_count}  # tfchat's own field: the app's inspector shows it
 
     async def models(self, request):
         return _json({"object": "list", "data": [self._model_entry()]})

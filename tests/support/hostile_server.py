@@ -19,7 +19,7 @@ def completion_stream(pieces=("Hello", " there")) -> bytes:
 class HostileServer:
     """`routes` maps (method, path) to a function(handler) that writes the whole answer."""
 
-    def __init__(self, routes: dict):
+    def __init__(self, routes: dict, port: int = 0):
         self.routes = routes
         self.requests: list[tuple[str, str, dict]] = []
         owner = self
@@ -40,7 +40,7 @@ class HostileServer:
             def log_message(self, *args):  # quiet: the test reads `requests`
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
