@@ -101,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="parameter count and every tensor's name and shape")
     _add_model_args(info)
 
+    score = sub.add_parser("score", help="each token's log-probability in a text, and the text's loss and perplexity")
+    score.add_argument("file", nargs="?", help="a UTF-8 text file (default, or -: standard input)")
+    score.add_argument("--model", action="append", default=argparse.SUPPRESS,
+                       help=MODEL_HELP + "; repeat it for a row per model")
+    score.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=argparse.SUPPRESS)
+    score.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS)
+    score.add_argument("--format", choices=("text", "jsonl"), default="text",
+                       help="jsonl: a line per token ({id, token, bytes, logprob, rank}), then a summary line")
+    score.add_argument("--ablate", metavar="L.H[,L.H...]", help="switch these heads off (layers and heads from 0)")
+
+    attention = sub.add_parser("attention", help="one head's attention over a prompt's window (the book's Q*K plot)")
+    attention.add_argument("prompt")
+    _add_model_args(attention)
+    attention.add_argument("--layer", type=int, required=True, help="counted from 0")
+    attention.add_argument("--head", type=int, required=True, help="counted from 0")
+    attention.add_argument("--format", choices=("text", "json"), default="text",
+                           help="json: {tokens, layer, head, weights, scores}, T x T each, queries down")
+
     bench = sub.add_parser("bench", help="measure the engine against the book's loop")
     _add_model_args(bench, model_help="checkpoint to measure (default: random weights in the book's configuration)")
 
@@ -181,6 +199,14 @@ def _dispatch(args) -> int:
         return cmd_generate(args)
     if args.command == "info":
         return cmd_info(args)
+    if args.command == "score":
+        from core.commands.score import run_score
+
+        return run_score(args)
+    if args.command == "attention":
+        from core.commands.attention import run_attention
+
+        return run_attention(args)
     if args.command == "serve":
         from core.serve.server import run_server
 

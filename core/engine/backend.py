@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from core.settings.sampling_params import SamplingParams
 from core.engine.stats import GenerationStats
 from core.engine.text_stream import RowEvent
+from core.nn.inside_data import AttentionMaps, NextToken, ScoredText
 
 if TYPE_CHECKING:
     import tiktoken
@@ -67,6 +68,14 @@ class Backend(Protocol):
                        cancel: threading.Event | None = None) -> BatchStream: ...
 
     def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list: ...
+
+    # The inside views (core.nn.inspection); a server answers each with one line saying it cannot.
+    def attention(self, context: str, forced_ids: tuple[int, ...] = ()) -> AttentionMaps: ...
+
+    def next_token(self, context: str, forced_ids: tuple[int, ...] = (), off=(),
+                   chosen: int | None = None) -> NextToken: ...
+
+    def score(self, text: str, off=(), cancel: threading.Event | None = None) -> ScoredText: ...
 
     def describe(self) -> dict: ...
 

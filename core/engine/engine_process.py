@@ -27,8 +27,9 @@ from core.decode.step_info import StepInfo, check_top_logprobs
 
 _READY, _FAILED, _PIECE, _DONE, _ERROR, _ANSWER = "ready", "failed", "piece", "done", "error", "answer"
 # Requests: (_GENERATE, context, params, top_logprobs, forced_ids), (_BATCH, contexts, params list)
-# or (_LENS, context, forced_ids, top_n)
-_GENERATE, _BATCH, _LENS = "generate", "batch", "lens"
+# or (_ASK, question, *its arguments): one of QUESTIONS, answered whole
+_GENERATE, _BATCH, _ASK = "generate", "batch", "ask"
+QUESTIONS = ("logit_lens", "attention", "next_token", "score")
 
 
 def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
@@ -68,8 +69,13 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
                 _serve_generation(conn, engine, cancel, *request[1:])
             elif request[0] == _BATCH:
                 _serve_batch(conn, engine, cancel, *request[1:])
-            else:
-                conn.send((_ANSWER, engine.logit_lens(*request[1:])))
+            elif request[0] == _ASK and request[1] == "score":
+                cancel.clear()
+                conn.send((_ANSWER, engine.score(*request[2:], cancel=cancel)))
+            elif request[0] == _ASK and request[1] in QUESTIONS:
+                conn.send((_ANSWER, getattr(engine, request[1])(*request[2:])))
+            else:  # never left unanswered: the app waits for one
+                conn.send((_ERROR, f"the engine process does not know the request {request[0]!r}"))
         except TfchatError as exc:
             conn.send((_ERROR, str(exc)))
         except Exception as exc:  # noqa: BLE001
@@ -228,7 +234,31 @@ class EngineProcess:
         self._generating = False
 
     def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list[list[tuple[int, float]]]:
-        return self._ask((_LENS, context, tuple(forced_ids), top_n))
+        return self._ask((_ASK, "logit_lens", context, tuple(forced_ids), top_n))
+
+    def attention(self, context: str, forced_ids: tuple[int, ...] = ()):
+        return self._ask((_ASK, "attention", context, tuple(forced_ids)))
+
+    def next_token(self, context: str, forced_ids: tuple[int, ...] = (), off=(), chosen: int | None = None):
+        return self._ask((_ASK, "next_token", context, tuple(forced_ids), tuple(off), chosen))
+
+    def score(self, text: str, off=(), cancel: threading.Event | None = None):
+        """Like `Engine.score`; setting `cancel` stops it within a pass (what was scored comes back)."""
+        self._cancel.clear()
+        done = threading.Event()
+
+        def pass_cancel_on() -> None:  # waits in the kernel, a twentieth of a second at a time
+            while not done.is_set():
+                if cancel.wait(0.05):
+                    self._cancel.set()
+                    return
+
+        if cancel is not None:
+            threading.Thread(target=pass_cancel_on, daemon=True, name="tfchat-score-cancel").start()
+        try:
+            return self._ask((_ASK, "score", text, tuple(off)))
+        finally:
+            done.set()
 
     def describe(self) -> dict:
         """The model inspector's facts, with the engine process's resident memory now."""

@@ -18,6 +18,8 @@ from core.nn.checkpoint import load_checkpoint
 from core.system.device import resolve_device
 from core.errors import CheckpointError, PromptError
 from core.nn.fast_model import FastModel
+from core.nn.inside_data import AttentionMaps, NextToken, ScoredText
+from core.nn.inspection import attention_maps, check_heads, next_token, score_ids
 from core.nn.model_card import ModelCard, make_card
 from core.system.memory import process_resident_bytes
 from core.decode.generation import require_prompt
@@ -66,6 +68,27 @@ class Engine:
         probs, top_ids = torch.topk(torch.softmax(logits, dim=-1), min(top_n, logits.shape[-1]), dim=-1)
         return [[(int(i), float(p)) for i, p in zip(row_ids, row_probs)]
                 for row_ids, row_probs in zip(top_ids.tolist(), probs.tolist())]
+
+    # ----- inside the model (core.nn.inspection); the window cropped as the book does --------------
+    def _window(self, context: str, forced_ids: tuple[int, ...]) -> list[int]:
+        ids = (self.encode(context) + list(forced_ids))[-self.config.context_length:]
+        require_prompt(ids)
+        return ids
+
+    def attention(self, context: str, forced_ids: tuple[int, ...] = ()) -> AttentionMaps:
+        """Every layer's and head's attention over the window the model sees after `context` + `forced_ids`."""
+        return attention_maps(self.model, self._window(context, forced_ids))
+
+    def next_token(self, context: str, forced_ids: tuple[int, ...] = (), off=(), chosen: int | None = None) -> NextToken:
+        """The next token's likeliest candidates with the (layer, head) pairs `off` switched off."""
+        return next_token(self.model, self._window(context, forced_ids), check_heads(self.model, off), chosen)
+
+    def score(self, text: str, off=(), cancel: threading.Event | None = None) -> ScoredText:
+        """Every token of `text` after the first, scored given the up-to-context_length tokens before it."""
+        ids = self.encode(text)
+        if len(ids) < 2:
+            raise PromptError("scoring needs a text of at least two tokens: the first has nothing before it")
+        return score_ids(self.model, ids, check_heads(self.model, off), cancel)
 
     def encode(self, text: str) -> list[int]:
         # Prompts may use every embedding row (one more than the output layer in the repository's

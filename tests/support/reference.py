@@ -71,8 +71,11 @@ class ReferenceModel:
         y = x @ self.sd[prefix + "weight"].T
         return y + self.sd[prefix + "bias"] if bias else y
 
-    def logits(self, ids):
-        """Logits [T, V] for every position of a window of ids (a list, len <= C)."""
+    def logits(self, ids, off=(), attention=None):
+        """Logits [T, V] for every position of a window of ids (a list, len <= C).
+
+        `off`: (layer, head) pairs whose output is zeroed before the projection; `attention`, a dict
+        that receives {(layer, head): (scores before the mask, weights after mask and softmax)}."""
         T = len(ids)
         x = self.sd["token_embedding_lookup_table.weight"][torch.tensor(ids)] + self.positions(T)
         for i in range(self.L):
@@ -82,9 +85,11 @@ class ReferenceModel:
             for head in range(self.H):
                 hp = f"{p}mha.heads.{head}."
                 q, k, v = (self._lin(h, hp + w + ".", bias=False) for w in ("Wq", "Wk", "Wv"))
-                w = (q @ k.T) / math.sqrt(k.shape[-1])
-                w = w.masked_fill(self.sd[hp + "mask"][:T, :T] == 0, float("-inf"))
-                outs.append(torch.softmax(w, dim=-1) @ v)
+                scores = (q @ k.T) / math.sqrt(k.shape[-1])
+                w = torch.softmax(scores.masked_fill(self.sd[hp + "mask"][:T, :T] == 0, float("-inf")), dim=-1)
+                if attention is not None:
+                    attention[(i, head)] = (scores, w)
+                outs.append(torch.zeros_like(q) if (i, head) in off else w @ v)
             x = x + self._lin(torch.cat(outs, dim=-1), p + "mha.projection_layer.")
             h = self._ln(x, p + "ln2.")
             x = x + self._lin(torch.relu(self._lin(h, p + "ffn.ffn.0.")), p + "ffn.ffn.2.")

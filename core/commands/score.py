@@ -1,0 +1,87 @@
+"""`tfchat score`: how surprised the model is by a text, token by token, and its loss and perplexity.
+
+Each token after the first is scored given the up-to-context_length tokens before it, as the
+book's loop crops; the loss is the mean negative log-probability in nats, the number the
+book's training loop prints. Several --model give one row each, to compare checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from core.errors import EXIT_OK, PromptError
+from core.system.runtime import apply_threads
+
+MAX_TEXT_BYTES = 64 * 2**20  # a text beyond this is not one to score in a terminal
+
+
+def parse_heads(spec: str | None) -> tuple[tuple[int, int], ...]:
+    """'1.0,2.3' -> ((1, 0), (2, 3)): layers and heads counted from 0."""
+    if not spec:
+        return ()
+    heads = []
+    for part in spec.split(","):
+        layer, dot, head = part.strip().partition(".")
+        if not (dot and layer.isdigit() and head.isdigit()):
+            raise PromptError(f"--ablate {spec}: give heads as LAYER.HEAD, comma-separated, counted from 0 (1.0,2.3)")
+        heads.append((int(layer), int(head)))
+    return tuple(heads)
+
+
+def read_text(path: str | None) -> str:
+    """The file's text, or standard input's for '-' or none."""
+    if path in (None, "-"):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise PromptError("no text: give a file, or pipe the text on standard input")
+        data, name = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1), "standard input"
+    else:
+        try:
+            with open(path, "rb") as file:
+                data, name = file.read(MAX_TEXT_BYTES + 1), path
+        except OSError as exc:
+            raise PromptError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(data) > MAX_TEXT_BYTES:
+        raise PromptError(f"{name}: more than {MAX_TEXT_BYTES // 2**20} MiB; score a part of it")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+
+
+def run_score(args) -> int:
+    from core.engine.in_process import Engine
+    from core.engine.tokenizer import inline_text, token_text
+    from core.system.paths import resolve_model_path
+
+    text = read_text(args.file)
+    off = parse_heads(args.ablate)
+    models = [args.model] if isinstance(args.model, str) else args.model or [None]  # `tfchat --model X score`
+    apply_threads(args.threads)
+    for model_arg in models:
+        engine = Engine.load(resolve_model_path(model_arg), args.device)
+        started = time.perf_counter()
+        scored = engine.score(text, off)
+        seconds = time.perf_counter() - started
+        summary = {"tokens": len(scored.tokens), "loss": round(scored.loss, 6),
+                   "perplexity": round(scored.perplexity, 4), "seconds": round(seconds, 3)}
+        if len(models) > 1:
+            summary = {"model": str(engine.path), **summary}
+        if args.format == "jsonl":
+            if len(models) == 1:
+                for token in scored.tokens:
+                    piece, data = token_text(engine.encoding, token.id)
+                    print(json.dumps({"id": token.id, "token": piece, "bytes": data,
+                                      "logprob": round(token.logprob, 6), "rank": token.rank}))
+            print(json.dumps(summary))
+        elif len(models) > 1:
+            print(f"{engine.path}: {summary['tokens']} tokens, loss {scored.loss:.4f} nats, "
+                  f"perplexity {scored.perplexity:.2f}")
+        else:
+            for index, token in enumerate(scored.tokens, 1):
+                shown = inline_text(token_text(engine.encoding, token.id)[0])
+                print(f"{index:>6}  {token.logprob:>9.4f}  rank {token.rank:<6}  {shown}")
+            print(f"{summary['tokens']} tokens, loss {scored.loss:.4f} nats, perplexity {scored.perplexity:.2f} "
+                  f"({seconds:.2f} s)" + (f", heads off: {args.ablate}" if off else ""))
+        engine.close()
+    return EXIT_OK

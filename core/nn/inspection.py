@@ -1,0 +1,116 @@
+"""Looking inside the book's model: each head's attention, every position's log-probabilities, and
+what switching heads off changes.
+
+Whole windows at positions 0..T-1, as the book computes them (no cache): the attention is written
+out (scores, mask, softmax, weighted sum) so its parts can be read, and a head "switched off" has
+its output zeroed before the projection. The weights are the engine's (`FastModel`), so what is
+seen here is what generates.
+"""
+from __future__ import annotations
+
+import math
+from array import array
+
+import torch
+import torch.nn.functional as F
+
+from core.errors import PromptError
+from core.nn.fast_model import FastModel
+from core.nn.inside_data import AttentionMaps, NextToken, ScoredText, ScoredToken
+
+Heads = frozenset[tuple[int, int]]  # (layer, head) pairs switched off
+TOP = 5  # likeliest tokens kept per scored step (the token cursor shows them)
+WINDOWS_PER_PASS = 32  # windows past the first decoded together when scoring: bounded memory
+
+
+def _hidden(model: FastModel, windows: torch.Tensor, off: Heads, last_only: bool,
+            keep: list | None = None) -> torch.Tensor:
+    """The final LayerNorm's output for windows [B, T] (every row, or the last row of each window).
+
+    `keep`, when given, receives each layer's (scores, weights), each [B, H, T, T]."""
+    B, T = windows.shape
+    D = model.config.d_model
+    x = model.embedding[windows] + model.positions[:T]
+    mask = torch.full((T, T), float("-inf"), device=model.device).triu(1)
+    last = len(model.blocks) - 1
+    for layer, block in enumerate(model.blocks):
+        q, k, v = model.project_qkv(x, block)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])
+        weights = torch.softmax(scores + mask, dim=-1)
+        if keep is not None:
+            keep.append((scores, weights))
+        if layer == last and last_only and keep is None:  # nothing after the last block needs the other rows
+            weights, x = weights[:, :, -1:], x[:, -1:]
+        attention = weights @ v
+        for off_layer, head in off:
+            if off_layer == layer:
+                attention[:, head] = 0
+        x = model.after_attention(x, attention, block)
+    if last_only:
+        x = x[:, -1]
+    return F.layer_norm(x, (D,), model.final_ln_weight, model.final_ln_bias)
+
+
+def check_heads(model: FastModel, heads) -> Heads:
+    """The (layer, head) pairs as a set; one line naming the model's ranges for one it lacks."""
+    L, H = model.config.num_blocks, model.config.num_heads
+    for layer, head in heads:
+        if not (0 <= layer < L and 0 <= head < H):
+            raise PromptError(f"head {layer}.{head}: the model has layers 0-{L - 1} and heads 0-{H - 1}")
+    return frozenset(heads)
+
+
+@torch.inference_mode()
+def attention_maps(model: FastModel, ids: list[int]) -> AttentionMaps:
+    """Every layer's and head's scores and weights over the window `ids` (at most context_length)."""
+    assert 0 < len(ids) <= model.config.context_length, "the caller crops to the window"
+    kept: list = []
+    _hidden(model, torch.tensor([ids], device=model.device), frozenset(), last_only=True, keep=kept)
+    scores = torch.stack([s[0] for s, _ in kept]).float().cpu()  # [L, H, T, T]
+    weights = torch.stack([w[0] for _, w in kept]).float().cpu()
+    return AttentionMaps(tuple(ids), len(kept), model.config.num_heads,
+                         array("f", weights.flatten().tolist()), array("f", scores.flatten().tolist()))
+
+
+@torch.inference_mode()
+def next_token(model: FastModel, ids: list[int], off: Heads, chosen: int | None, top_n: int = TOP) -> NextToken:
+    """The distribution after the window `ids` with the heads `off` switched off."""
+    x = _hidden(model, torch.tensor([ids], device=model.device), off, last_only=True)
+    logprobs = torch.log_softmax(model.output_layer(x[0]).float(), dim=-1)
+    values, top_ids = torch.topk(logprobs, min(top_n, logprobs.shape[-1]))
+    top = tuple((int(i), math.exp(float(v))) for i, v in zip(top_ids.tolist(), values.tolist()))
+    return NextToken(top, float(logprobs[chosen]) if chosen is not None else None)
+
+
+def _scored(logits: torch.Tensor, targets: torch.Tensor) -> list[ScoredToken]:
+    """Rows of logits [N, V] and the tokens that came [N]: each token's log-probability, rank, entropy."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    chosen = logprobs.gather(1, targets[:, None])[:, 0]
+    ranks = (logprobs > chosen[:, None]).sum(dim=1) + 1
+    entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(dim=1)
+    values, top_ids = torch.topk(logprobs, min(TOP, logprobs.shape[-1]), dim=1)
+    return [ScoredToken(int(t), float(lp), int(r), float(e), tuple(zip(ti, tv)))
+            for t, lp, r, e, ti, tv in zip(targets.tolist(), chosen.tolist(), ranks.tolist(), entropy.tolist(),
+                                           top_ids.tolist(), values.tolist())]
+
+
+@torch.inference_mode()
+def score_ids(model: FastModel, ids: list[int], off: Heads = frozenset(), cancel=None) -> ScoredText:
+    """Every token after the first given the up-to-context_length tokens before it, as the book crops.
+
+    The first window gives every position's prediction in one pass; each token after it has a
+    window of its own (its last context_length tokens, at positions 0..C-1), decoded
+    WINDOWS_PER_PASS at a time with only their last rows taken through the output layer."""
+    C = model.config.context_length
+    tokens = torch.tensor(ids, device=model.device)
+    first = tokens[: min(len(ids), C)]
+    rows = _hidden(model, first[None], off, last_only=False)[0, :-1]
+    scored = _scored(model.output_layer(rows), first[1:]) if len(first) > 1 else []
+    for start in range(C, len(ids), WINDOWS_PER_PASS):
+        if cancel is not None and cancel.is_set():
+            break
+        ends = range(start, min(start + WINDOWS_PER_PASS, len(ids)))
+        windows = torch.stack([tokens[end - C: end] for end in ends])
+        last = _hidden(model, windows, off, last_only=True)
+        scored += _scored(model.output_layer(last), tokens[ends.start: ends.stop])
+    return ScoredText(ids[0], tuple(scored))
