@@ -31,6 +31,8 @@ CHAT_BINDINGS = [
     # Off the key bar: the comparison itself says what f7 does, once there is something to keep.
     Binding(KEEP_KEY, "keep_column", "Keep", priority=True, show=False,
             tooltip="Keep a column of the last comparison (again: the next one)"),
+    Binding("f9", "score_prompt", "Score", show=False,
+            tooltip="Score the prompt box's text: loss, perplexity, each token coloured by the model's surprise"),
     Binding("f8", "inspect_model", "Model", tooltip="Model inspector: file, h_params, every tensor, memory"),
     Binding("ctrl+t", "toggle_mode", "Mode", tooltip="Switch completion / continue mode"),
     Binding("ctrl+l", "clear", "Clear", tooltip="Clear the screen and the continue context"),

@@ -18,6 +18,7 @@ from core.engine.backend import Backend
 from core.settings.presets import PresetCatalog
 from core.settings.sampling_params import SamplingParams
 from tui.backend_state import BackendState
+from tui.chat_actions import clear_transcript, copy_output, scroll_transcript
 from tui.chat_bindings import CHAT_BINDINGS, KEEP_KEY
 from tui.chat_requests import continue_request, regenerate_request, take_history_choice
 from tui.compare_mode import CompareChoice, keep_column
@@ -35,7 +36,8 @@ from tui.notice_row import NoticeRow
 from tui.palette import TRANSCRIPT_NAME
 from tui.preset_choice import PresetChoice
 from tui.prompt_input import PromptInput
-from tui.session import CompareRequest, ContinueRequest, PromptRequest, Request
+from tui.score_mode import ScoreView, score_prompt
+from tui.session import CompareRequest, ContinueRequest, PromptRequest, Request, ScoreRequest
 from tui.sidebar import PresetSidebar
 from tui.slash_commands import run_slash_text
 from tui.status_line import StatusLine
@@ -246,6 +248,9 @@ class ChatScreen(Screen):
         if isinstance(view, CompareView):
             view.generate(self.engine, request.column_params, cancel, finished)
             return
+        if isinstance(view, ScoreView):
+            view.score(self.engine, request.off, cancel, finished)
+            return
         self.inside.show_probabilities_in(view)
         note = self.meter.cropped_note(self.meter.count(context), self.engine.config.context_length)
         if note:
@@ -283,6 +288,14 @@ class ChatScreen(Screen):
             self.inside.last_tokens_per_s = batch_tokens_per_s(view.generation.stats)
             self.show_history_problems()
             view.all_done(KEEP_KEY)
+        self._start_next()
+
+    @on(ScoreView.Done)
+    def _score_done(self, message: ScoreView.Done) -> None:
+        request, view = self.session.end()
+        self.query_one(StatusLine).state = "ready"
+        if isinstance(request, ScoreRequest) and view is message.view:
+            view.show_scored(message, request.off, stopped=self.session.cancel.is_set())
         self._start_next()
 
     # ----- the history ------------------------------------------------------------------
@@ -342,25 +355,16 @@ class ChatScreen(Screen):
         keep_column(self)
 
     def action_copy_output(self) -> None:
-        last = self.transcript.last_exchange()
-        if last is None or not last.output:
-            self.notify("No output to copy yet.", severity="warning")
-            return
-        self.app.copy_to_clipboard(last.output)
-        self.notify(f"Copied {len(last.output)} characters (OSC 52).")
+        copy_output(self)
 
     def action_clear(self) -> None:
-        """Clear the screen and the continue context; a running exchange stays, and goes on."""
-        self.transcript.clear(keep=self.session.active_view)
-        self.session.context_log.clear()
-        self.update_context_meter()
-        if self.session.active_view is not None:
-            self.notify("Cleared; the running generation goes on (esc stops it).")
+        clear_transcript(self)
 
     def action_scroll_transcript(self, where: str) -> None:
-        transcript = self.transcript
-        {"page_up": transcript.scroll_page_up, "page_down": transcript.scroll_page_down,
-         "home": transcript.scroll_home, "end": transcript.scroll_end}[where](animate=False)
+        scroll_transcript(self.transcript, where)
+
+    def action_score_prompt(self) -> None:
+        score_prompt(self)
 
     def action_toggle_sidebar(self) -> None:
         self.query_one(PresetSidebar).toggle()

@@ -78,6 +78,8 @@ class GenerationSession:
             return
         request.ended_by = reason  # before the stop: whichever path writes the row, it says why
         self.cancel.set()
+        if not request.kept_in_history:
+            return
         finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
         if self.claim_record(request):
             keeper.record_unfinished(request, view.generation, reason, model)

@@ -53,9 +53,8 @@ class InsideViews:
         view = self._inspectable_view()
         if view is None:
             return
-        engine = self.chat.engine
-        lens = engine.logit_lens if engine is not None else None
-        self.chat.app.push_screen(TokenScreen(view, text_of, lens), lambda chosen: self._branch_chosen(view, chosen))
+        self.chat.app.push_screen(TokenScreen(view, text_of, self.chat.engine),
+                                  lambda chosen: self._branch_chosen(view, chosen))
 
     def _branch_chosen(self, view: ExchangeView, chosen: tuple[int, int] | None) -> None:
         self._branch_shown(view)  # the screen's [ and ] may have switched branches

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.notice_row import NoticeRow
+from tui.position_table import position_heatmap
 
 
 def size(n: int | None) -> str:
@@ -103,8 +104,10 @@ class InspectorScreen(ModalScreen[None]):
     InspectorScreen #summary { padding: 0 1; }
     InspectorScreen VerticalScroll { height: 1fr; border-top: solid $accent 40%; padding: 0 1; }
     InspectorScreen #hint { color: $text-muted; height: 1; padding: 0 1; }
+    InspectorScreen #positions { margin: 1 0 0 0; }
     """
-    BINDINGS = [Binding("escape", "close", "Close"), Binding("f8", "close", show=False)]
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("f8", "close", show=False),
+                Binding("p", "jump('#positions')", "Positions"), Binding("t", "jump('#tensors')", "Tensors")]
 
     def __init__(self, card: dict, tokens_per_s: float | None):
         super().__init__()
@@ -117,11 +120,30 @@ class InspectorScreen(ModalScreen[None]):
             yield Static(summary, id="summary")
             with VerticalScroll():
                 yield Static(table, id="tensors")
+                yield Static(id="positions")
             yield NoticeRow()
-            yield Static("↑/↓ pgup/pgdn scroll the tensors · esc closes", id="hint")
+            yield Static("↑/↓ pgup/pgdn scroll · t tensors · p positional encoding · esc closes", id="hint")
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()
+        self.call_after_refresh(self._show_positions)
+
+    def on_resize(self) -> None:
+        self._show_positions()
+
+    def _show_positions(self) -> None:
+        """The book's positional-encoding table, for a model whose shape is known here (not a server's)."""
+        shape = self.card.get("h_params", {})
+        d_model, window = shape.get("d_model"), shape.get("context_length")
+        positions = self.query_one("#positions", Static)
+        if not (isinstance(d_model, int) and isinstance(window, int) and d_model > 0 and window > 0):
+            positions.display = False
+            return
+        width = self.query_one(VerticalScroll).content_region.width or 80
+        positions.update(position_heatmap(window, d_model, width))
+
+    def action_jump(self, selector: str) -> None:
+        self.query_one(VerticalScroll).scroll_to_widget(self.query_one(selector, Static), animate=False, top=True)
 
     def action_close(self) -> None:
         self.dismiss(None)

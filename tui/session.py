@@ -16,6 +16,7 @@ class Request:
     """What every request carries; `kind` is the word the history stores."""
 
     kind: ClassVar[str]
+    kept_in_history: ClassVar[bool] = True
     prompt: str  # what the user typed; empty for a continuation
     preset: str
     params: SamplingParams
@@ -70,6 +71,16 @@ class CompareRequest(Request):
     presets: list[str] = field(default_factory=list)
     blind: bool = False
     column_params: list[SamplingParams] = field(default_factory=list)
+
+
+@dataclass
+class ScoreRequest(Request):
+    """The model's surprise at a text (`/score`): `prompt` is the text, `source` where it came from."""
+
+    kind: ClassVar[str] = "score"
+    kept_in_history: ClassVar[bool] = False  # nothing was generated: the text is the user's own
+    source: str = "the prompt box"
+    off: tuple[tuple[int, int], ...] = ()  # heads switched off: the loss is shown against all heads on
 
 
 def transcript_text(exchanges: list[tuple[str, str]]) -> str:

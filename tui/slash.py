@@ -11,6 +11,8 @@ COMMANDS = {
                "included, in your presets file",
     "/mode": "/mode completion|continue   each prompt fresh, or continue the transcript",
     "/compare": "/compare [--blind] [PRESET ...]   each prompt to several presets side by side; /compare off",
+    "/score": "/score [--ablate L.H,...] [PATH]   the model's surprise at a file's text (default: the last "
+              "exchange's): loss, perplexity, each token coloured; f9 scores the prompt box",
     "/clear": "/clear           clear the screen (and the continue context)",
     "/save": "/save PATH       save the transcript as Markdown",
     "/help": "/help            this help and the keys",

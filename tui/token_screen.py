@@ -4,7 +4,8 @@ The panel shows, for the token under the cursor, the model's ten likeliest
 next tokens with their probabilities, raw (the model's own) and after the
 preset's penalty, temperature and filters (what the sampler drew from), the
 one chosen, and the entropy. Enter regenerates from that step with the
-selected candidate instead: a branch. `l` shows the logit lens for the step.
+selected candidate instead: a branch. `l` shows the logit lens for the step, with how sure each
+block is (entropy) and how far from the output (KL); `a` opens the attention at that step.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from textual.widgets import Static
 
 from core.errors import TfchatError
 from core.decode.step_info import StepInfo
+from tui.attention_screen import AttentionScreen, Step
 from tui.notice_row import NoticeRow
 from tui.token_view import band_style, probability, shown_token, styled_tokens
 
@@ -48,6 +50,20 @@ def lens_line(block: str, cells: list[tuple[str, float]]) -> Text:
         line.append(f" {short_token(token):<{LENS_TOKEN_WIDTH}}", style=band_style(p))
         line.append(f"{p * 100:4.0f}%")
     return line
+
+
+def spread_lines(spread: list[tuple[float, float]]) -> list[Text]:
+    """Each block's entropy and KL divergence from the output, as small bars scaled to the largest."""
+    if not spread:
+        return []
+    top_entropy = max(e for e, _ in spread) or 1.0
+    top_kl = max(d for _, d in spread) or 1.0
+    lines = [Text(f"{'block':>{LENS_BLOCK_WIDTH}}  {'entropy, nats':<17}    KL from the output, nats", style="dim")]
+    for layer, (entropy, kl) in enumerate(spread, start=1):
+        block = "output" if layer == len(spread) else str(layer)
+        lines.append(Text(f"{block:>{LENS_BLOCK_WIDTH}}  {bar(entropy / top_entropy)} {entropy:6.2f}  "
+                          f"  {bar(kl / top_kl)} {kl:6.2f}"))
+    return lines
 
 
 def bar(p: float, width: int = BAR_WIDTH) -> str:
@@ -86,6 +102,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         Binding("down", "choose(1)", show=False),
         Binding("enter", "branch", "Branch"),
         Binding("l", "toggle_lens", "Lens"),
+        Binding("a", "attention", "Attention"),
         # The panel (candidates, then the lens) can be taller than the screen: these scroll it.
         Binding("pagedown", "scroll_panel(1)", show=False, priority=True),
         Binding("pageup", "scroll_panel(-1)", show=False, priority=True),
@@ -94,20 +111,22 @@ class TokenScreen(Screen[tuple[int, int] | None]):
     ]
 
     class LensReady(Message):
-        def __init__(self, key: tuple[int, int], rows: list | None, problem: str | None):
+        def __init__(self, key: tuple[int, int], rows: list | None, spread: list | None, problem: str | None):
             super().__init__()
-            self.key, self.rows, self.problem = key, rows, problem
+            self.key, self.rows, self.spread, self.problem = key, rows, spread, problem
 
-    def __init__(self, view, token_text, lens_source=None):
-        """`view`: the exchange; `token_text(id)` -> (text, bytes); `lens_source(context, forced_ids, top)` -> rows."""
+    def __init__(self, view, token_text, backend=None):
+        """`view`: the exchange; `token_text(id)` -> (text, bytes); `backend`: the model (the lens and
+        the attention view ask it), None while none is loaded."""
         super().__init__()
         self.view = view
         self.token_text = token_text
-        self.lens_source = lens_source
+        self.backend = backend
         self.cursor = len(view.branch.steps) - 1
         self.row = 0  # the candidate selected in the panel
         self.lens_shown = False
         self._lens: dict[tuple[int, int], list | str] = {}  # (branch, step) -> rows, or the problem
+        self._spread: dict[tuple[int, int], list] = {}  # (branch, step) -> each block's (entropy, KL)
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -119,7 +138,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
                 yield Static(id="candidates")
                 yield Static(id="lens")
         yield NoticeRow()
-        yield Static("←/→ token · ↑/↓ candidate · enter branch · l logit lens · PgUp/PgDn panel · "
+        yield Static("←/→ token · ↑/↓ candidate · enter branch · l logit lens · a attention · PgUp/PgDn panel · "
                      "[ ] branches · esc back", id="hint")
 
     def on_mount(self) -> None:
@@ -198,19 +217,22 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         for layer, row in enumerate(rows, start=1):
             cells = [(self.token_text(token)[0], p) for token, p in row[:LENS_SHOWN]]
             lines.append(lens_line("output" if layer == len(rows) else str(layer), cells))
+        lines += spread_lines(self._spread.get(key, []))
         lens.update(Text("\n").join(lines))
 
     @work(thread=True, exit_on_error=False, group="lens")
     def _compute_lens(self, key: tuple[int, int], context: str, forced: tuple[int, ...]) -> None:
         try:
-            rows, problem = self.lens_source(context, forced, LENS_TOP), None
+            rows, problem = self.backend.logit_lens(context, forced, LENS_TOP), None
+            spread = self.backend.lens_spread(context, forced)
         except TfchatError as exc:
-            rows, problem = None, str(exc)
-        self.post_message(self.LensReady(key, rows, problem))
+            rows, spread, problem = None, None, str(exc)
+        self.post_message(self.LensReady(key, rows, spread, problem))
 
     @on(LensReady)
     def _lens_ready(self, message: LensReady) -> None:
         self._lens[message.key] = message.rows if message.rows is not None else message.problem
+        self._spread[message.key] = message.spread or []
         self._show_lens()
 
     # ----- keys -------------------------------------------------------------------
@@ -236,8 +258,16 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         panel = self.query_one("#panel", VerticalScroll)
         (panel.scroll_page_down if pages > 0 else panel.scroll_page_up)(animate=False)
 
+    def action_attention(self) -> None:
+        if self.backend is None:
+            self.notify("The attention view needs the model loaded.", severity="warning")
+            return
+        step = Step(self.view.base_context or "", tuple(self.view.branch.token_ids(self.cursor)),
+                    self.steps[self.cursor].id)
+        self.app.push_screen(AttentionScreen(self.backend, step, self.token_text))
+
     def action_toggle_lens(self) -> None:
-        if self.lens_source is None:
+        if self.backend is None:
             self.notify("The logit lens needs the model loaded.", severity="warning")
             return
         self.lens_shown = not self.lens_shown

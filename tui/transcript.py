@@ -9,7 +9,8 @@ from textual.widgets import Static
 from tui.branches import branch_from
 from tui.compare_view import CompareView
 from tui.exchange_view import ExchangeView
-from tui.session import BranchRequest, CompareRequest, ContinueRequest, Request
+from tui.score_view import ScoreView, first_token_text
+from tui.session import BranchRequest, CompareRequest, ContinueRequest, Request, ScoreRequest
 
 
 class Notice(Static):
@@ -68,7 +69,11 @@ class Transcript(VerticalScroll):
             self.mount(comparison)
             comparison.context = prior + request.prompt
             return comparison, comparison.context, ()
-        last = self.last_exchange()
+        if isinstance(request, ScoreRequest):
+            view = ScoreView(request.prompt, first_token_text(request.prompt), request.source)
+            self.mount(view)
+            return view, "", ()
+        last = self.last_generated()
         if isinstance(request, BranchRequest):
             view, step = request.view, request.step_index
             view.add_branch(branch_from(view.branches[request.parent], request.parent, step, request.alternative,
@@ -96,6 +101,11 @@ class Transcript(VerticalScroll):
 
     def exchanges(self) -> list[ExchangeView]:
         return list(self.query(ExchangeView))
+
+    def last_generated(self) -> ExchangeView | None:
+        """The last exchange a generation wrote (not a scored text): what ctrl+g continues."""
+        views = [view for view in self.exchanges() if not isinstance(view, ScoreView)]
+        return views[-1] if views else None
 
     def last_exchange(self) -> ExchangeView | None:
         views = self.exchanges()

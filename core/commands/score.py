@@ -80,7 +80,7 @@ def run_score(args) -> int:
         else:
             for index, token in enumerate(scored.tokens, 1):
                 shown = inline_text(token_text(engine.encoding, token.id)[0])
-                print(f"{index:>6}  {token.logprob:>9.4f}  rank {token.rank:<6}  {shown}")
+                print(f"{index:>6}  {token.logprob:>9.4f}  rank {token.rank:<6}  '{shown}'")
             print(f"{summary['tokens']} tokens, loss {scored.loss:.4f} nats, perplexity {scored.perplexity:.2f} "
                   f"({seconds:.2f} s)" + (f", heads off: {args.ablate}" if off else ""))
         engine.close()

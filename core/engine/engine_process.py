@@ -29,7 +29,7 @@ _READY, _FAILED, _PIECE, _DONE, _ERROR, _ANSWER = "ready", "failed", "piece", "d
 # Requests: (_GENERATE, context, params, top_logprobs, forced_ids), (_BATCH, contexts, params list)
 # or (_ASK, question, *its arguments): one of QUESTIONS, answered whole
 _GENERATE, _BATCH, _ASK = "generate", "batch", "ask"
-QUESTIONS = ("logit_lens", "attention", "next_token", "score")
+QUESTIONS = ("logit_lens", "lens_spread", "attention", "next_token", "score")
 
 
 def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
@@ -235,6 +235,9 @@ class EngineProcess:
 
     def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list[list[tuple[int, float]]]:
         return self._ask((_ASK, "logit_lens", context, tuple(forced_ids), top_n))
+
+    def lens_spread(self, context: str, forced_ids: tuple[int, ...] = ()) -> list[tuple[float, float]]:
+        return self._ask((_ASK, "lens_spread", context, tuple(forced_ids)))
 
     def attention(self, context: str, forced_ids: tuple[int, ...] = ()):
         return self._ask((_ASK, "attention", context, tuple(forced_ids)))

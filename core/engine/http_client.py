@@ -103,6 +103,9 @@ class HttpBackend:
     def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5):
         raise TfchatError("the logit lens needs the model's layers: a server does not expose them")
 
+    def lens_spread(self, context: str, forced_ids: tuple[int, ...] = ()):
+        raise TfchatError("the logit lens needs the model's layers: a server does not expose them")
+
     def attention(self, context: str, forced_ids: tuple[int, ...] = ()):
         raise TfchatError("the attention view needs the model's layers: a server does not expose them")
 

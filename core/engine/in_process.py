@@ -19,7 +19,7 @@ from core.system.device import resolve_device
 from core.errors import CheckpointError, PromptError
 from core.nn.fast_model import FastModel
 from core.nn.inside_data import AttentionMaps, NextToken, ScoredText
-from core.nn.inspection import attention_maps, check_heads, next_token, score_ids
+from core.nn.inspection import attention_maps, check_heads, lens_spread, next_token, score_ids
 from core.nn.model_card import ModelCard, make_card
 from core.system.memory import process_resident_bytes
 from core.decode.generation import require_prompt
@@ -82,6 +82,10 @@ class Engine:
     def next_token(self, context: str, forced_ids: tuple[int, ...] = (), off=(), chosen: int | None = None) -> NextToken:
         """The next token's likeliest candidates with the (layer, head) pairs `off` switched off."""
         return next_token(self.model, self._window(context, forced_ids), check_heads(self.model, off), chosen)
+
+    def lens_spread(self, context: str, forced_ids: tuple[int, ...] = ()) -> list[tuple[float, float]]:
+        """Each block's (entropy, KL from the final prediction) for the logit lens's step, in nats."""
+        return lens_spread(self.model, self._window(context, forced_ids))
 
     def score(self, text: str, off=(), cancel: threading.Event | None = None) -> ScoredText:
         """Every token of `text` after the first, scored given the up-to-context_length tokens before it."""

@@ -27,7 +27,9 @@ def _hidden(model: FastModel, windows: torch.Tensor, off: Heads, last_only: bool
             keep: list | None = None) -> torch.Tensor:
     """The final LayerNorm's output for windows [B, T] (every row, or the last row of each window).
 
-    `keep`, when given, receives each layer's (scores, weights), each [B, H, T, T]."""
+    `keep`, when given, receives each layer's (scores, weights), each [B, H, T, T], written out as
+    the book computes them; otherwise attention goes through torch's fused causal kernel (the same
+    sums, within 1e-6), which never holds a T x T matrix per head."""
     B, T = windows.shape
     D = model.config.d_model
     x = model.embedding[windows] + model.positions[:T]
@@ -35,13 +37,15 @@ def _hidden(model: FastModel, windows: torch.Tensor, off: Heads, last_only: bool
     last = len(model.blocks) - 1
     for layer, block in enumerate(model.blocks):
         q, k, v = model.project_qkv(x, block)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])
-        weights = torch.softmax(scores + mask, dim=-1)
         if keep is not None:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])
+            weights = torch.softmax(scores + mask, dim=-1)
             keep.append((scores, weights))
-        if layer == last and last_only and keep is None:  # nothing after the last block needs the other rows
-            weights, x = weights[:, :, -1:], x[:, -1:]
-        attention = weights @ v
+            attention = weights @ v
+        elif layer == last and last_only:  # nothing after the last block needs the other rows
+            attention, x = F.scaled_dot_product_attention(q[:, :, -1:], k, v), x[:, -1:]
+        else:
+            attention = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         for off_layer, head in off:
             if off_layer == layer:
                 attention[:, head] = 0
@@ -82,12 +86,23 @@ def next_token(model: FastModel, ids: list[int], off: Heads, chosen: int | None,
     return NextToken(top, float(logprobs[chosen]) if chosen is not None else None)
 
 
+@torch.inference_mode()
+def lens_spread(model: FastModel, ids: list[int]) -> list[tuple[float, float]]:
+    """For each block of the logit lens: its prediction's entropy, and its KL divergence from the final
+    prediction, KL(final || block), in nats (0 for the last block, which is the final prediction)."""
+    logprobs = torch.log_softmax(model.layer_logits(torch.tensor(ids, device=model.device)).float(), dim=-1)
+    entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(dim=-1)
+    final = logprobs[-1]
+    kl = (final.exp() * (final - logprobs)).nan_to_num().sum(dim=-1).clamp(min=0)
+    return [(float(e), float(d)) for e, d in zip(entropy.tolist(), kl.tolist())]
+
+
 def _scored(logits: torch.Tensor, targets: torch.Tensor) -> list[ScoredToken]:
     """Rows of logits [N, V] and the tokens that came [N]: each token's log-probability, rank, entropy."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    logprobs = torch.log_softmax(logits.float(), dim=-1)  # finite: the weights were checked finite
     chosen = logprobs.gather(1, targets[:, None])[:, 0]
-    ranks = (logprobs > chosen[:, None]).sum(dim=1) + 1
-    entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(dim=1)
+    ranks = torch.count_nonzero(logprobs > chosen[:, None], dim=1) + 1  # sum() would copy the mask to int64
+    entropy = -(logprobs.exp() * logprobs).sum(dim=1)
     values, top_ids = torch.topk(logprobs, min(TOP, logprobs.shape[-1]), dim=1)
     return [ScoredToken(int(t), float(lp), int(r), float(e), tuple(zip(ti, tv)))
             for t, lp, r, e, ti, tv in zip(targets.tolist(), chosen.tolist(), ranks.tolist(), entropy.tolist(),

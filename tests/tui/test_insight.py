@@ -175,10 +175,12 @@ async def test_the_logit_lens_fits_its_panel_and_scrolls_into_reach_at_every_siz
         await pilot.pause(0.1)
         lens, panel = screen.query_one("#lens"), screen.query_one("#panel")
         lines = plain(lens, 200).rstrip("\n").splitlines()
-        assert len(lines) == 2 + 6 and lines[-1].strip().startswith("output")  # a row a block, the last the output
+        guesses, spread = lines[:2 + 6], lines[2 + 6:]
+        assert guesses[-1].strip().startswith("output")  # a row a block, the last the output
+        assert "entropy" in spread[0] and len(spread) == 1 + 6 and spread[-1].strip().startswith("output")
         widest = max(len(line.rstrip()) for line in lines)
         assert widest <= panel.content_region.width, (widest, panel.content_region.width)  # nothing is cut
-        for line in lines[2:]:
+        for line in guesses[2:]:
             assert line.count("'") % 2 == 0  # every token keeps both of its quotes
         for _ in range(4):
             await pilot.press("pagedown")

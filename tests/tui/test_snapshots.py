@@ -101,3 +101,63 @@ async def _comparison(pilot):
 
 def test_compare_columns(snap_compare, snapshot_app):
     assert snap_compare(snapshot_app, terminal_size=(100, 30), run_before=_comparison)
+
+
+async def _attention(pilot, keys=()):
+    """The attention at the greedy exchange's fourth step, once its maps have come; then `keys`."""
+    await _greedy_exchange(pilot, ["f5", "home", "right", "right", "right", "a"])
+    screen = pilot.app.screen
+    deadline = time.monotonic() + 30
+    while screen.maps is None or screen.baseline is None:
+        assert time.monotonic() < deadline, "the attention never came"
+        await pilot.pause(0.02)
+    await pilot.press(*keys)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_attention_model_view(snap_compare, snapshot_app, size):
+    assert snap_compare(snapshot_app, terminal_size=size, run_before=_attention)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_attention_head_matrix(snap_compare, snapshot_app, size):
+    assert snap_compare(snapshot_app, terminal_size=size,
+                        run_before=lambda pilot: _attention(pilot, ["down", "enter", "left", "left"]))
+
+
+async def _scored(pilot):
+    await _ready_with_a_prompt(pilot)
+    app = pilot.app
+    status = app.query_one(StatusLine)
+    counted = status.context_tokens
+    app.query_one(PromptInput).load_text("The customer wants value, and the team listens before it closes the deal.")
+    deadline = time.monotonic() + 30
+    while status.context_tokens == counted:  # the count follows the new text a moment after it
+        assert time.monotonic() < deadline, "the context was never counted again"
+        await pilot.pause(0.02)
+    await pilot.press("f9")
+    deadline = time.monotonic() + 30
+    while app.chat.session.active is not None or not app.query_one(Transcript).exchanges():
+        assert time.monotonic() < deadline, "the score never came"
+        await pilot.pause(0.02)
+    view = app.query_one(Transcript).exchanges()[-1]
+    view.branch.summary = view.branch.summary.replace(view.branch.summary.split(" · ")[3], "(time varies)")
+    view.show_branch(view.branch_index)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_scored_text(snap_compare, snapshot_app, size):
+    assert snap_compare(snapshot_app, terminal_size=size, run_before=_scored)
+
+
+async def _positions(pilot):
+    await _inspector(pilot)
+    await pilot.press("p")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_inspector_positional_encoding(snap_compare, snapshot_app, size):
+    assert snap_compare(snapshot_app, terminal_size=size, run_before=_positions)
