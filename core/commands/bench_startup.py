@@ -109,24 +109,24 @@ def one_start(command: list[str]) -> Start:
     return Start(seen.get(FIRST_FRAME, seen[READY]), seen[READY], pid)
 
 
-def run_startup_bench(model: str | None, device: str) -> int:
+def run_startup_bench(model: str | None, device: str, rounds: int = ROUNDS) -> int:
     with tempfile.TemporaryDirectory(prefix="tfchat-startup-") as scratch:
         command = [sys.executable, "-m", "core.cli", "--device", device,
                    "--history", str(Path(scratch) / "history.sqlite3")]
         command += ["--model", model] if model else []
         one_start(command)  # not counted: the first start reads torch and the model from disk
-        idle = [one_start(command) for _ in range(ROUNDS)]
+        idle = [one_start(command) for _ in range(rounds)]
         with busy_neighbour():
-            busy = [one_start(command) for _ in range(ROUNDS)]
+            busy = [one_start(command) for _ in range(rounds)]
     figures = {}
     rows = []
     for name, runs in (("idle", idle), ("busy", busy)):
-        first = statistics.median(r[0] for r in runs)
-        ready = statistics.median(r[1] for r in runs)
+        first = statistics.median(r.first_frame_s for r in runs)
+        ready = statistics.median(r.ready_s for r in runs)
         figures[name] = {"first_frame_s": round(first, 3), "ready_s": round(ready, 3),
-                         "runs": [[round(a, 3), round(b, 3)] for a, b in runs]}
+                         "runs": [[round(r.first_frame_s, 3), round(r.ready_s, 3)] for r in runs]}
         label = "idle" if name == "idle" else "beside a busy neighbour"
-        rows.append((f"first frame, {label}", f"{first:.2f} s (median of {ROUNDS})"))
+        rows.append((f"first frame, {label}", f"{first:.2f} s (median of {rounds})"))
         rows.append((f"ready, {label}", f"{ready:.2f} s"))
     print_table(rows, {"startup": figures})
     return 0

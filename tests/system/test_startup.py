@@ -1,4 +1,5 @@
 """The start-up clock: seconds since launch, as the app's load line and `bench --startup` report them."""
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,15 @@ def test_bench_startup_times_the_real_app_in_a_terminal_and_leaves_nothing_runni
     table = subprocess.run(["ps", "-eo", "sid=,stat="], capture_output=True, text=True).stdout.split("\n")
     running = [line for line in table if line.split()[:1] == [str(start.pid)] and not line.split()[1].startswith("Z")]
     assert not running  # the app and its engine process ended with ctrl+q (a zombie is ended, not yet reaped)
+
+
+@pytest.mark.slow
+def test_bench_startup_reports_both_moments_idle_and_beside_a_busy_neighbour(small_model, capsys):
+    from core.commands.bench_startup import run_startup_bench
+
+    assert run_startup_bench(str(small_model), "cpu", rounds=1) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(out.strip().splitlines()[-1])["startup"]
+    for name in ("idle", "busy"):
+        assert 0 < figures[name]["first_frame_s"] <= figures[name]["ready_s"] < 60
+    assert "ready, beside a busy neighbour" in out
