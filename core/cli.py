@@ -48,6 +48,9 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--stop", action="append", help="stop string (repeatable)")
+    p.add_argument("--window", choices=("book", "shift"),
+                   help="past the context window: book (the default: crop every step, exactly as the book) or "
+                        "shift (keep the window's last half when it fills, and decode on: faster, not the book's text)")
 
 
 def build_parser() -> argparse.ArgumentParser:

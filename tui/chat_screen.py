@@ -177,6 +177,7 @@ class ChatScreen(Screen):
         self.query_one(PresetSidebar).show(self.presets.catalog, self.presets.name, self.current_params(), changed)
         status = self.query_one(StatusLine)
         status.preset, status.preset_changed = self.presets.name, bool(changed)
+        status.window = self.current_params().window  # said on the status line unless it is the book's
 
     def action_next_preset(self) -> None:
         self.set_preset(self.presets.stepped(+1))

@@ -29,6 +29,7 @@ class StatusLine(Static):
     preset_changed: reactive[bool] = reactive(False)  # has /set changes
     compare: reactive[str] = reactive("")  # the presets compare mode sends each prompt to; "" when off
     context_tokens: reactive[int] = reactive(-1)  # tokens the next prompt would give the model; -1 unknown
+    window: reactive[str] = reactive("book")  # the active preset's window policy: said when it is not the book's
 
     def fields(self) -> list[Text]:
         """Every field, most important first."""
@@ -45,6 +46,8 @@ class StatusLine(Static):
             over = self.context_tokens > self.context_length
             found.append(Text(f"ctx {self.context_tokens}/{self.context_length}" + (" cropped" if over else ""),
                               style="bold red" if over else ""))
+        if self.window != "book":
+            found.append(Text(f"window: {self.window}", style="bold magenta"))
         found.append(Text(f"mode: {self.mode}"))
         found.append(Text(self.model_name or "no model"))
         if self.device:

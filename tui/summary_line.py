@@ -20,8 +20,10 @@ def token_count(new_tokens: int, in_all: int | None = None) -> str:
 
 
 def stats_parts(stats: GenerationStats, in_all: int | None = None) -> list[str]:
-    return [token_count(stats.new_tokens, in_all), f"{stats.tokens_per_s:.1f} tok/s",
-            f"ttft {stats.ttft_s * 1000:.0f} ms"]
+    """The numbers of a stats line; the window policy too, unless it is the book's."""
+    parts = [token_count(stats.new_tokens, in_all), f"{stats.tokens_per_s:.1f} tok/s",
+             f"ttft {stats.ttft_s * 1000:.0f} ms"]
+    return parts + [f"window {stats.window}"] if stats.window != "book" else parts
 
 
 def batch_tokens_per_s(rows: list[GenerationStats | None]) -> float | None:

@@ -26,7 +26,7 @@ def sampling_params_from_args(args, catalog=None, preset: str | None = None):
     base = catalog.get(preset or args.preset or "balanced").params
     overrides = {
         key: getattr(args, key)
-        for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
+        for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed", "window")
         if getattr(args, key) is not None
     }
     if args.stop:
@@ -99,7 +99,7 @@ def _stream_generation(generation, writer, out, args) -> None:
             print(json.dumps({"prompt_tokens": stats.prompt_tokens, "new_tokens": stats.new_tokens,
                               "ttft_s": round(stats.ttft_s, 5), "tokens_per_s": round(stats.tokens_per_s, 2),
                               "device": stats.device, "finish_reason": stats.finish_reason,
-                              "seed": stats.seed}), file=sys.stderr)
+                              "seed": stats.seed, "window": stats.window}), file=sys.stderr)
 
 
 def _backend(args):

@@ -34,6 +34,7 @@ class Row:
     cancel: threading.Event | None = None
     top_logprobs: int = 0
     tokens: list[int] = field(default_factory=list)  # prompt and new tokens: the whole text so far
+    window_start: int = 0  # with the `shift` window policy: where the row's window begins in `tokens`
     new_tokens: int = 0
     finish_reason: str | None = None  # 'length', 'stopped', or the caller's (`BatchRun.finish`)
 
@@ -78,6 +79,7 @@ class BatchRun:
             raise ValueError(f"a batch holds 1 to {self.max_rows} rows, not {len(self._slots) + len(self._joining) + 1}")
         require_prompt(row.prompt_ids)
         row.tokens = list(row.prompt_ids)
+        row.window_start = max(0, len(row.tokens) - self.model.config.context_length)  # the book's crop
         index, self._added = self._added, self._added + 1
         self.rows[index] = row
         self._joining.append(index)
@@ -128,8 +130,9 @@ class BatchRun:
                 return []
             logits = []
             if decoding:
+                shifted = self._shift_full_windows(decoding)
                 ids, positions = zip(*(self._next_input(i) for i in self._slots[:decoding]))
-                self._fill_past_window_rows(decoding)
+                self._fill_past_window_rows(decoding, shifted)
                 logits.append(model.decode_rows(torch.tensor(ids, device=model.device),
                                                 torch.tensor(positions, device=model.device),
                                                 self._cache.rows(0, decoding)))
@@ -156,8 +159,14 @@ class BatchRun:
             row.finish_reason = "length"
         return row.finish_reason is not None
 
+    def _window_start(self, row: Row) -> int:
+        if row.params.window == "shift":
+            return row.window_start
+        return max(0, len(row.tokens) - self.model.config.context_length)  # the book's crop, every step
+
     def _window(self, index: int) -> list[int]:
-        return self.rows[index].tokens[-self.model.config.context_length:]
+        row = self.rows[index]
+        return row.tokens[self._window_start(row):]
 
     def _prefill(self, index: int, slot: int) -> torch.Tensor:
         window = torch.tensor(self._window(index), device=self.model.device)
@@ -165,21 +174,32 @@ class BatchRun:
 
     def _next_input(self, index: int) -> tuple[int, int]:
         """The row's newest token and its position: the step decodes it after the positions before it."""
-        tokens, C = self.rows[index].tokens, self.model.config.context_length
-        return tokens[-1], min(len(tokens), C) - 1
+        row = self.rows[index]
+        return row.tokens[-1], len(row.tokens) - self._window_start(row) - 1
 
-    def _fill_past_window_rows(self, decoding: int) -> None:
+    def _shift_full_windows(self, decoding: int) -> list[tuple[list[int], int]]:
+        """`shift` rows whose window is full keep its last half: (tokens to compute afresh, cache row) each."""
+        C, fills = self.model.config.context_length, []
+        for slot, index in enumerate(self._slots[:decoding]):
+            row = self.rows[index]
+            if row.params.window == "shift" and len(row.tokens) - row.window_start > C:
+                row.window_start = len(row.tokens) - max(1, C // 2)
+                if len(row.tokens) - row.window_start > 1:  # a window of one token has nothing before it
+                    fills.append((row.tokens[row.window_start:-1], slot))
+        return fills
+
+    def _fill_past_window_rows(self, decoding: int, shifted: list[tuple[list[int], int]]) -> None:
         """The cached positions of rows past the window, computed afresh.
 
         In the window they are in the cache already. Past it, the book's window is the
         last C tokens at positions 0..C-1 (positions shift each step, so nothing cached
         can be kept): its first C-1 are computed into the row, the last is decoded in the
-        batched step. With a helper thread, it fills every other row (a traced fill runs
+        batched step; `shifted` rows get their kept half. With a helper thread, it fills every other row (a traced fill runs
         without the GIL, so the two go on at once).
         """
         C = self.model.config.context_length
         fills = [(self.rows[index].tokens[-C:-1], slot) for slot, index in enumerate(self._slots[:decoding])
-                 if len(self.rows[index].tokens) > C]
+                 if len(self.rows[index].tokens) > C and self.rows[index].params.window == "book"] + shifted
 
         def fill(jobs) -> None:
             with torch.inference_mode():  # thread-local: the helper thread needs it too

@@ -4,7 +4,8 @@ While the text fits the window, a KV cache makes each step one position of
 work. Past the window the book crops to the last `context_length` tokens and
 positions restart at 0, which shifts every cached key; each step's window is
 then computed as the book does, its first C-1 positions one step ahead (see
-`_PastWindow`).
+`_PastWindow`). The `shift` window policy instead keeps the last half of a full
+window, computes it once at positions 0.. and decodes on with the cache.
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def generate_steps(
     base = length - len(kept)
     cache = model.new_cache()
     ahead = _PastWindow(model)
+    shifting = params.window == "shift"
+    shift_start = base  # with `shift`: where the window begins; it moves only when the window is full
     keep_logits = bool(top_logprobs)  # the trace reads the raw logits after the draw
 
     def decode_and_draw(window: torch.Tensor, logits_of) -> tuple[torch.Tensor, object]:
@@ -76,8 +79,9 @@ def generate_steps(
             return draw.token, packed.tolist()  # the one host transfer
 
     def in_window_logits(window: torch.Tensor) -> torch.Tensor:
+        """The cache holds the window but its last token (none at first: the window is filled whole)."""
         if cache.length == 0:
-            return model.last_logits(window, cache)  # base is 0 here: the window is the whole text
+            return model.last_logits(window, cache)
         return model.last_logits(window[-1:], cache)
 
     for step in range(params.max_new_tokens):
@@ -86,11 +90,17 @@ def generate_steps(
         if length - base == capacity:
             tokens[:C] = tokens[C:].clone()
             base += C
-        window_start = max(0, length - C)
-        window = tokens[window_start - base : length - base]
-        if length > C:
+        if shifting:
+            if length - shift_start > C:  # full: keep its last half, computed afresh at positions 0..
+                shift_start = length - max(1, C // 2)
+                cache = model.new_cache()
+            window = tokens[shift_start - base : length - base]
+            token, host = decode_and_draw(window, in_window_logits)
+        elif length > C:
+            window = tokens[length - C - base : length - base]
             token, host = ahead.step(window, lambda: decode_and_draw(window, ahead.last_logits))
         else:
+            window = tokens[: length - base]  # base is 0 while the text fits
             token, host = decode_and_draw(window, in_window_logits)
         tokens[length - base] = token
         length += 1

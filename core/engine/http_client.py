@@ -144,6 +144,8 @@ class HttpBackend:
                 body[names[key]] = value
             else:
                 unsent.append(key)
+        if params.window != "book":
+            unsent.append("window")  # past its window a server crops as it does
         if top_logprobs and self.flavour in TOKEN_SERVERS:
             body["logprobs"] = top_logprobs
             body["return_tokens_as_token_ids"] = True
@@ -174,7 +176,7 @@ class HttpGeneration:
     def __iter__(self):
         # The server decodes and cuts at stop strings; the stream here keeps the text and the clock.
         stream = TextStream(self._backend.encoding, self._prompt_tokens_guess, self._params, self._backend.endpoint,
-                            self.seed)
+                            self.seed, window="server")
         reason, usage, pieces, forced = "stopped", None, 0, ""
         try:
             forced = stream.forced(self._forced_ids)  # a branch: the chosen tokens' text first, as locally

@@ -78,8 +78,9 @@ class TextStream:
     """
 
     def __init__(self, encoding, prompt_tokens: int, params: SamplingParams, device: str,
-                 seed: int | None = None, start: float | None = None):
+                 seed: int | None = None, start: float | None = None, window: str | None = None):
         self._decoder = IncrementalDecoder(encoding)
+        self._window = window or params.window  # the policy the stats report
         self._stops = StopFilter(params.stop)
         self._prompt_tokens = prompt_tokens
         self._device = device
@@ -126,5 +127,5 @@ class TextStream:
             self.text += tail
         stats = measured_stats(self._prompt_tokens if prompt_tokens is None else prompt_tokens,
                                self.new_tokens if new_tokens is None else new_tokens, self._start, self._first_at,
-                               time.perf_counter(), self._device, reason or "stopped", self.seed)
+                               time.perf_counter(), self._device, reason or "stopped", self.seed, self._window)
         return tail, stats

@@ -12,6 +12,7 @@ MIN_TEMPERATURE = 1e-6
 # A penalty outside this range turns logits into infinities or zeros.
 PENALTY_RANGE = (0.01, 100.0)
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+WINDOW_POLICIES = ("book", "shift")
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 1.0
@@ -29,6 +30,10 @@ class SamplingParams:
     """Fixed seed for reproducible sampling; None draws a fresh one."""
     stop: tuple[str, ...] = field(default_factory=tuple)
     """Strings that end the generation; the stop string itself is not shown."""
+    window: str = "book"
+    """Past the context window: 'book' crops to the last context_length tokens every step, exactly as the
+    book does (each step recomputes the window); 'shift' keeps the last half of the window when it fills,
+    recomputes that once and decodes on with the cache (faster, but not the book's text)."""
 
     def __post_init__(self):
         for problem in validate_values(self):
@@ -71,6 +76,8 @@ def validate_values(p: SamplingParams) -> list[str]:
         problems.append(f"max_new_tokens must be an integer >= 1, got {_short(p.max_new_tokens)}")
     if p.seed is not None and (not _is_int(p.seed) or not 0 <= p.seed <= MAX_SEED):
         problems.append(f"seed must be an integer from 0 to 2**64-1, got {_short(p.seed)}")
+    if p.window not in WINDOW_POLICIES:
+        problems.append(f"window must be 'book' or 'shift', got {_short(p.window)}")
     if not isinstance(p.stop, tuple) or not all(isinstance(s, str) and s for s in p.stop):
         problems.append(f"stop must be a list of non-empty strings, got {_short(p.stop)}")
     return problems
