@@ -19,7 +19,7 @@ from core.system.device import resolve_device
 from core.errors import CheckpointError, PromptError
 from core.nn.fast_model import FastModel
 from core.nn.inside_data import AttentionMaps, NextToken, ScoredText
-from core.nn.inspection import attention_maps, check_heads, lens_spread, next_token, score_ids
+from core.nn.inspection import attention_maps, check_heads, layer_logits, lens_spread, next_token, score_ids
 from core.nn.model_card import ModelCard, make_card
 from core.system.memory import process_resident_bytes
 from core.decode.generation import require_prompt
@@ -50,6 +50,8 @@ class Engine:
             raise CheckpointError(f"{path}: max_token_value {checkpoint.config.vocab_size} is larger than the "
                                   f"{encoding.n_vocab} tokens of cl100k_base; not a model of this tokenizer")
         model = FastModel(checkpoint.config, checkpoint.state_dict, target, helper_for(target))
+        if target.type == "cpu":
+            model.trace_decode_ahead()  # while the tokenizer loads and the prompt fills the cache
         card = make_card(checkpoint, target, model.resident_bytes(), time.perf_counter() - started)
         return cls(model, Path(path), checkpoint.parameter_count, card)
 
@@ -64,7 +66,7 @@ class Engine:
         check_top_logprobs(top_n)
         ids = (self.encode(prompt) + list(forced_ids))[-self.config.context_length:]
         require_prompt(ids)
-        logits = self.model.layer_logits(torch.tensor(ids, dtype=torch.long, device=self.device))
+        logits = layer_logits(self.model, torch.tensor(ids, dtype=torch.long, device=self.device))
         probs, top_ids = torch.topk(torch.softmax(logits, dim=-1), min(top_n, logits.shape[-1]), dim=-1)
         return [[(int(i), float(p)) for i, p in zip(row_ids, row_probs)]
                 for row_ids, row_probs in zip(top_ids.tolist(), probs.tolist())]

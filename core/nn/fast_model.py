@@ -15,6 +15,7 @@ from core.nn.book_model import sinusoidal_positions
 from core.nn.cuda_graph import DecodeGraph
 from core.nn.kv_cache import BlockWeights, KVCache
 from core.nn.model_config import ModelConfig
+from core.nn.trace_ahead import TraceAhead
 from core.system.helper_thread import HelperThread
 
 
@@ -63,7 +64,8 @@ class FastModel:
         self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
         self.output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
         self._traced_fill = None  # made on the first step past the window
-        self._traced_decode = None  # made on the first decode step
+        self._traced_decode = None  # made on the first decode step, or ahead of it (trace_decode_ahead)
+        self._trace_ahead = None
         self._traced_rows: dict[int, object] = {}  # batch size -> its traced decode step (`decode_rows`)
         self._cache_positions = torch.arange(config.context_length, device=device)
         self._causal_masks: dict[int, torch.Tensor] = {}  # rows -> the mask added to the scores; see below
@@ -128,10 +130,20 @@ class FastModel:
         positions not filled yet (their weight is exactly 0).
         """
         position = torch.tensor([cache.length], device=self.device)
-        if self._traced_decode is None:
-            self._traced_decode = _trace(self._decode_one_eager, (ids, position, cache.keys, cache.values))
         cache.length += 1
+        if self._traced_decode is None:
+            if self._trace_ahead is not None:  # being made on another thread: the same ops, eagerly, meanwhile
+                self._traced_decode = self._trace_ahead.ready()
+                if self._traced_decode is None:
+                    return self._decode_one_eager(ids, position, cache.keys, cache.values)
+            else:
+                self._traced_decode = _trace(self._decode_one_eager, (ids, position, cache.keys, cache.values))
         return self._traced_decode(ids, position, cache.keys, cache.values)
+
+    def trace_decode_ahead(self) -> None:
+        """Start tracing the decode step on another thread (`core.nn.trace_ahead`), on a scratch cache."""
+        scratch, one = self.new_cache(), torch.zeros(1, dtype=torch.long, device=self.device)
+        self._trace_ahead = TraceAhead(self._decode_one_eager, (one, one, scratch.keys, scratch.values))
 
     def _graphed_step(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """On CUDA, the same decode step and the output layer as one graph replay (`core.nn.cuda_graph`)."""
@@ -226,24 +238,6 @@ class FastModel:
             else:
                 self._qkv(x, block, layer, cache, 0)
         cache.length = T
-
-    @torch.inference_mode()
-    def layer_logits(self, ids: torch.Tensor) -> torch.Tensor:
-        """The logit lens: logits [num_blocks, V] for the token after `ids` (a window at positions 0..T-1),
-        the final LayerNorm and output layer applied to the residual stream after each block.
-
-        The last row is the model's own prediction, `last_logits(ids)`.
-        """
-        T = ids.shape[0]
-        assert T <= self.config.context_length, "the caller crops to the window"
-        x = self._embed(ids, 0)
-        last = len(self.blocks) - 1
-        rows = []
-        for layer, block in enumerate(self.blocks):
-            x = self._block(x, block, layer, None, 0, only_last_row=(layer == last))
-            rows.append(x[0, -1])
-        normed = F.layer_norm(torch.stack(rows), (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
-        return torch.stack([self.output_layer(row) for row in normed])
 
     def _choose_output_layer(self, stored_dtype: torch.dtype):
         """The output layer, the largest read of every step, in the fastest exact form here.

@@ -87,10 +87,26 @@ def next_token(model: FastModel, ids: list[int], off: Heads, chosen: int | None,
 
 
 @torch.inference_mode()
+def layer_logits(model: FastModel, ids: torch.Tensor) -> torch.Tensor:
+    """The logit lens: logits [num_blocks, V] for the token after the window `ids` (positions 0..T-1),
+    the final LayerNorm and output layer applied to the residual stream after each block; the last
+    row is the model's own prediction."""
+    assert ids.shape[0] <= model.config.context_length, "the caller crops to the window"
+    x = (model.embedding[ids] + model.positions[: ids.shape[0]]).unsqueeze(0)
+    rows = []
+    for block in model.blocks:
+        q, k, v = model.project_qkv(x, block)
+        x = model.after_attention(x, F.scaled_dot_product_attention(q, k, v, is_causal=True), block)
+        rows.append(x[0, -1])
+    normed = F.layer_norm(torch.stack(rows), (model.config.d_model,), model.final_ln_weight, model.final_ln_bias)
+    return torch.stack([model.output_layer(row) for row in normed])
+
+
+@torch.inference_mode()
 def lens_spread(model: FastModel, ids: list[int]) -> list[tuple[float, float]]:
     """For each block of the logit lens: its prediction's entropy, and its KL divergence from the final
     prediction, KL(final || block), in nats (0 for the last block, which is the final prediction)."""
-    logprobs = torch.log_softmax(model.layer_logits(torch.tensor(ids, device=model.device)).float(), dim=-1)
+    logprobs = torch.log_softmax(layer_logits(model, torch.tensor(ids, device=model.device)).float(), dim=-1)
     entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(dim=-1)
     final = logprobs[-1]
     kl = (final.exp() * (final - logprobs)).nan_to_num().sum(dim=-1).clamp(min=0)

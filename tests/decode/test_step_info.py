@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from core.nn.inspection import layer_logits
+
 from core.nn.checkpoint import load_checkpoint
 from core.engine.in_process import Engine
 from core.errors import PresetError, PromptError
@@ -85,7 +87,7 @@ def test_the_same_seed_draws_the_same_tokens_with_the_trace_on(models):
 def test_the_logit_lens_last_layer_is_the_models_own_prediction(models):
     model, ref = models
     ids = list(range(40, 60))  # past the window: the lens sees the cropped window, as the book's model does
-    lens = model.layer_logits(torch.tensor(ids[-8:]))
+    lens = layer_logits(model, torch.tensor(ids[-8:]))
     assert lens.shape == (3, 700)
     torch.testing.assert_close(lens[-1], ref.next_logits(ids), atol=1e-4, rtol=0)
     assert not torch.allclose(lens[0], lens[-1])  # earlier layers are views of their own
