@@ -1,6 +1,5 @@
 """The start-up clock: seconds since launch, as the app's load line and `bench --startup` report them."""
 import json
-import os
 import subprocess
 import sys
 

@@ -1,7 +1,6 @@
 """The deeper inside views in the real app, on a real checkpoint: attention at a step (the model view,
 a head's matrix, heads switched off), the lens's entropy and KL, a scored text, the positional table."""
 import io
-import math
 
 from rich.console import Console
 
