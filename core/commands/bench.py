@@ -37,6 +37,9 @@ from core.settings.sampling_params import SamplingParams
 from core.system.helper_thread import helper_for
 
 BOOK_CONFIG = ModelConfig(d_model=80, num_heads=4, num_blocks=6, context_length=128, vocab_size=100256)
+# The repository's scifi-demo model, 140,573,600 parameters: what readers who train longer have.
+SCIFI_CONFIG = ModelConfig(d_model=512, num_heads=8, num_blocks=12, context_length=128, vocab_size=100256)
+CONFIGS = {"book": BOOK_CONFIG, "scifi": SCIFI_CONFIG}
 
 
 def _sync(device: torch.device) -> None:
@@ -44,10 +47,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _load_weights(model_arg: str | None):
+def _load_weights(model_arg: str | None, config_name: str = "book"):
     if model_arg is None:
         torch.manual_seed(0)
-        return "random book-config weights", BOOK_CONFIG, BookModel(BOOK_CONFIG).state_dict()
+        config = CONFIGS[config_name]
+        return f"random {config_name}-config weights", config, BookModel(config).state_dict()
     checkpoint = load_checkpoint(resolve_model_path(model_arg))
     return str(checkpoint.path), checkpoint.config, checkpoint.state_dict
 
@@ -129,9 +133,9 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def measure(model_arg: str | None, device_name: str, tokens: int) -> dict:
+def measure(model_arg: str | None, device_name: str, tokens: int, config_name: str = "book") -> dict:
     device = resolve_device(device_name)
-    source, config, state = _load_weights(model_arg)
+    source, config, state = _load_weights(model_arg, config_name)
     C, V = config.context_length, config.vocab_size
     model = FastModel(config, state, device, helper_for(device))
     book = BookModel(config).to(device).eval()
@@ -207,8 +211,8 @@ def measure(model_arg: str | None, device_name: str, tokens: int) -> dict:
     }
 
 
-def run_bench(model_arg: str | None, device_name: str, tokens: int) -> int:
-    r = measure(model_arg, device_name, tokens)
+def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name: str = "book") -> int:
+    r = measure(model_arg, device_name, tokens, config_name)
     rows = [
         ("model", r["model"]),
         ("device", r["device"]),

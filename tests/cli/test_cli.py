@@ -88,12 +88,13 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
     for key in ("book_tokens_per_s", "book_plain_process_tokens_per_s", "engine_tokens_per_s", "ratio",
                 "ratio_vs_plain_process", "ratio_ceiling", "ttft_ms", "limit_tokens_per_s", "fraction_of_limit",
                 "peak_memory_mb", "busy_engine_tokens_per_s", "busy_fraction_of_idle",
-                "busy_engine_cropped_tokens_per_s"):
+                "busy_engine_cropped_tokens_per_s", "engine_shift_tokens_per_s", "shift_fraction_of_in_window"):
         assert result[key] > 0
     assert result["threads"] == 1
-    assert "book loop" in r.stdout and "busy neighbour" in r.stdout
+    assert "book loop" in r.stdout and "busy neighbour" in r.stdout and "window: shift" in r.stdout
     help_text = tfchat("bench", "--help").stdout
-    assert "random weights" in help_text and "shipped" not in help_text
+    assert "random weights" in help_text and "shipped" not in help_text and "scifi-demo" in help_text
+    assert tfchat("bench", "--config", "gpt4").returncode == 2
 
 
 def test_model_resolution_order(make_checkpoint, tmp_path):
