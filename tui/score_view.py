@@ -12,10 +12,11 @@ from textual import work
 from textual.message import Message
 
 from core.decode.step_info import Alternative, StepInfo
-from core.engine.tokenizer import load_encoding, token_bytes, token_text
+from core.engine.tokenizer import load_encoding, token_text
 from core.errors import TfchatError, describe_exception
 from core.nn.inside_data import ScoredText, ScoredToken
 from tui.exchange_view import ExchangeView
+from tui.insight import bytes_of
 from tui.summary_line import joined
 from tui.token_view import shown_token
 
@@ -34,10 +35,6 @@ def first_token_text(text: str) -> str:
     ids = encoding.encode(text, disallowed_special=())
     first = encoding.decode(ids[:1])
     return first if text.startswith(first) else ""
-
-
-def bytes_of(token: int) -> bytes:
-    return token_bytes(load_encoding(), token)
 
 
 def heads_named(off) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from core.errors import EXIT_OK, PromptError
+from core.errors import EXIT_OK
 from core.system.runtime import apply_threads
 
 SHADES = "·░▒▓█"  # weights in fifths: below 0.2, .. , 0.8 and above
@@ -33,14 +33,12 @@ def heatmap(labels: list[str], rows: list[list[float]]) -> list[str]:
 def run_attention(args) -> int:
     from core.engine.in_process import Engine
     from core.engine.tokenizer import inline_text, token_text
+    from core.nn.inspection import check_heads
     from core.system.paths import resolve_model_path
 
     apply_threads(args.threads)
     engine = Engine.load(resolve_model_path(args.model), args.device)
-    L, H = engine.config.num_blocks, engine.config.num_heads
-    if not (0 <= args.layer < L and 0 <= args.head < H):
-        raise PromptError(f"layer {args.layer}, head {args.head}: the model has layers 0-{L - 1} "
-                          f"and heads 0-{H - 1}")
+    check_heads(engine.model, [(args.layer, args.head)])  # one line naming the layers and heads it has
     maps = engine.attention(args.prompt)
     tokens = [token_text(engine.encoding, t)[0] for t in maps.tokens]
     weights, scores = maps.weight_rows(args.layer, args.head), maps.score_rows(args.layer, args.head)

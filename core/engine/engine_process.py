@@ -69,8 +69,7 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
                 _serve_generation(conn, engine, cancel, *request[1:])
             elif request[0] == _BATCH:
                 _serve_batch(conn, engine, cancel, *request[1:])
-            elif request[0] == _ASK and request[1] == "score":
-                cancel.clear()
+            elif request[0] == _ASK and request[1] == "score":  # the parent cleared `cancel` before asking
                 conn.send((_ANSWER, engine.score(*request[2:], cancel=cancel)))
             elif request[0] == _ASK and request[1] in QUESTIONS:
                 conn.send((_ANSWER, getattr(engine, request[1])(*request[2:])))

@@ -12,7 +12,7 @@ from pathlib import Path
 from core.errors import PresetError
 from core.system.paths import BUILTIN_PRESETS, user_presets_file
 from core.settings.safe_yaml import YamlRefused, load_file
-from core.settings.sampling_params import PARAM_NAMES, WINDOW_POLICIES, SamplingParams
+from core.settings.sampling_params import PARAM_NAMES, SamplingParams
 
 _INT_KEYS = {"top_k", "max_new_tokens", "seed"}
 _OPTIONAL_KEYS = {"top_k", "seed"}
@@ -51,9 +51,7 @@ def coerce_value(key: str, value):
             return tuple(value)
         raise PresetError(f"must be a string or a list of strings, got {value!r}")
     if key == "window":
-        if value not in WINDOW_POLICIES:
-            raise PresetError(f"must be 'book' or 'shift', got {value!r}")
-        return value
+        return value  # SamplingParams says which policies there are
     if value is None and key in _OPTIONAL_KEYS:
         return None
     if key in _INT_KEYS:
@@ -77,7 +75,7 @@ def parse_setting(key: str, words: tuple[str, ...]):
     if len(words) != 1:
         raise PresetError(f"{key} takes one value, got {len(words)}")
     if key == "window":
-        return coerce_value(key, words[0].strip().lower())
+        return words[0].strip().lower()
     raw = words[0].strip()
     if raw.lower() in ("none", "null", "off") and key in _OPTIONAL_KEYS:
         return None

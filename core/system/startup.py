@@ -1,7 +1,8 @@
 """How long ago this process was launched: the clock a user's wait for the app starts on.
 
 On Linux the kernel knows when the process began (before the interpreter and any import);
-elsewhere the clock starts when this module is first imported, which `core.cli` does first.
+elsewhere the clock starts when this module is first imported (as the app is built), which
+leaves out the interpreter's start and the imports before it.
 """
 from __future__ import annotations
 
