@@ -10,7 +10,8 @@ Figures, all at batch 1 and temperature 1:
 - busy: cached and cropped again while another process burns one core, as on a shared box;
 - balanced: cached with the app's default preset, against temperature 1;
 - trace: cached with each token's logprob and top 10 alternatives, against the same run without,
-  interleaved (medians), as the cost of `--logprobs 10` and the app's probability view.
+  interleaved (medians), as the cost of `--logprobs 10` and the app's probability view;
+- peer: when transformers is installed, its `generate()` on the same shape (`core.commands.bench_peer`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from core.commands.bench_peer import compare_with_peer, transformers_installed
 from core.commands.neighbour import busy_neighbour
 from core.nn.book_model import BookModel
 from core.nn.checkpoint import load_checkpoint
@@ -174,6 +176,11 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
     balanced = statistics.median(balanced_runs)
     with busy_neighbour():
         busy_cached, busy_cropped = cached_rate(), cropped_rate()
+    peer = {}
+    if transformers_installed():
+        peer_prompt = _random_ids(C - n, V, 6)
+        peer = compare_with_peer(config, device, peer_prompt, n,
+                                 lambda seed: engine_step_times(model, peer_prompt, n, seed=seed)[-1])
 
     bandwidth = matvec_bandwidth(model)
     limit = bandwidth / model.weight_bytes_per_token()
@@ -208,6 +215,7 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
         "traced_tokens_per_s": round(traced, 2),
         "trace_cost": round(1 - traced / untraced, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
+        **peer,
     }
 
 
@@ -242,9 +250,19 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name:
          f"{r['traced_tokens_per_s']:.1f} tok/s against {r['untraced_tokens_per_s']:.1f} without "
          f"(costs {r['trace_cost'] * 100:.1f}%)"),
         ("peak memory", f"{r['peak_memory_mb']:.0f} MB"),
+        _peer_row(r),
     ]
     print_table(rows, r)
     return 0
+
+
+def _peer_row(r: dict) -> tuple[str, str]:
+    if "peer" not in r:
+        return "peer: transformers generate()", "not installed (pip install 'tfchat[export]' to compare)"
+    return (f"peer: {r['peer']}",
+            f"{r['peer_tokens_per_s']:.1f} tok/s against tfchat's {r['peer_tfchat_tokens_per_s']:.1f} "
+            f"({r['peer_ratio']:.2f}x; {r['peer_prompt_tokens']}-token prompt + {r['peer_tokens']} new, end to end; "
+            f"it on {r['peer_threads']} thread(s))")
 
 
 def print_table(rows: list[tuple[str, str]], figures: dict) -> None:

@@ -92,6 +92,11 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
         assert result[key] > 0
     assert result["threads"] == 1
     assert "book loop" in r.stdout and "busy neighbour" in r.stdout and "window: shift" in r.stdout
+    # The peer (transformers is in the test extra): the same work, timed in the same run.
+    assert result["peer_tokens_per_s"] > 0 and result["peer_tfchat_tokens_per_s"] > 0
+    assert result["peer_ratio"] == pytest.approx(result["peer_tfchat_tokens_per_s"] / result["peer_tokens_per_s"],
+                                                 rel=0.02)
+    assert "peer: transformers" in r.stdout
     help_text = tfchat("bench", "--help").stdout
     assert "random weights" in help_text and "shipped" not in help_text and "scifi-demo" in help_text
     assert tfchat("bench", "--config", "gpt4").returncode == 2
