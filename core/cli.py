@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--format", choices=("text", "json"), default="text",
                            help="json: {tokens, layer, head, weights, scores}, T x T each, queries down")
 
+    export = sub.add_parser("export", help="write the model as a Hugging Face folder (transformers, vLLM)")
+    export.add_argument("outdir", help="the folder to write (new or empty)")
+    _add_model_args(export)
+    export.add_argument("--preset", default="book", help="the generation_config.json's settings (default: book)")
+    export.add_argument("--force", action="store_true", help="replace a folder tfchat export wrote before")
+    export.add_argument("--training-text", metavar="WORDS", help="what the model was trained on, for its model card")
+
     bench = sub.add_parser("bench", help="measure the engine against the book's loop")
     _add_model_args(bench, model_help="checkpoint to measure (default: random weights in the book's configuration)")
 
@@ -229,6 +236,10 @@ def _dispatch(args) -> int:
         return run_server(args.model, args.device, args.host, args.port, args.api_key, args.allow_no_key,
                           args.max_rows, args.max_queue, args.max_tokens_limit, args.request_timeout,
                           args.read_timeout)
+    if args.command == "export":
+        from core.commands.export import run_export
+
+        return run_export(args)
     if args.command == "bench":
         apply_threads(args.threads)
         if args.startup:

@@ -40,6 +40,10 @@ class HistoryError(TfchatError):
     """The history database cannot be opened or written."""
 
 
+class ExportError(TfchatError):
+    """`tfchat export` cannot write its folder, or lacks its optional packages."""
+
+
 # Every message a user sees is one line of at most this many characters: a
 # C++ stack or a 10 MB repr must never reach the terminal whole.
 MAX_MESSAGE_CHARS = 300

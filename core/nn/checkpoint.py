@@ -28,6 +28,7 @@ import torch
 from core.nn.checkpoint_dialects import (CHAPTER, Dialect, MissingTensor, closest_dialect, expected_shapes,
                                       infer_config, inferred_h_params, strip_wrapper_prefixes)
 from core.errors import CheckpointError, describe_exception
+from core.nn import hf_folder
 from core.nn.model_config import ModelConfig
 from core.system.files import check_model_file
 
@@ -42,6 +43,10 @@ MAX_EXPANSION = 8
 CHAPTER_FORM = "the chapter's {'model_state_dict', 'h_params'}"
 BARE_FORM = "a bare state dict"
 NO_H_PARAMS_FORM = "{'model_state_dict'} without h_params"
+HF_FOLDER_FORM = "a Hugging Face folder (tfchat export)"
+HF_NAMES = Dialect("hf", "transformers' names",
+                   "transformers' names, each block's Wq/Wk/Wv stacked in qkv_proj (listed here in the chapter's names)",
+                   0, {})
 
 
 @dataclass
@@ -146,6 +151,8 @@ def _read(path: Path) -> object:
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
+    if path.is_dir():
+        return _folder_checkpoint(path)
     info = check_model_file(path)
     _check_zip_expansion(path, info.st_size)
     raw = _read(path)
@@ -157,6 +164,28 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         return _inferred_checkpoint(path, raw, BARE_FORM)
     raise CheckpointError(f"{path}: not a model checkpoint: {_describe_contents(raw)} (expected the chapter's "
                           "{'model_state_dict', 'h_params'}, or a state dict as torch.save(model.state_dict()) writes)")
+
+
+def _folder_checkpoint(folder: Path) -> Checkpoint:
+    """A folder `tfchat export` wrote: config.json, then model.safetensors, checked as strictly as a file."""
+    data = hf_folder.read_config_json(folder)
+    if data.get("model_type") != hf_folder.MODEL_TYPE:
+        raise CheckpointError(f"{folder}: a Hugging Face folder of model_type {str(data.get('model_type'))[:40]!r}; "
+                              f"tfchat opens the book's model ({hf_folder.MODEL_TYPE!r}, as tfchat export writes it)")
+    try:
+        config = hf_folder.config_from_hf(data)
+    except ValueError as exc:
+        raise CheckpointError(f"{folder}: {exc}") from None
+    _check_fits_in_memory(folder, config)
+    state = hf_folder.read_hf_weights(folder, config)
+    for key, tensor in state.items():
+        problem = _tensor_problem(tensor)
+        if problem or not _all_finite(tensor):
+            raise CheckpointError(f"{folder}: {key} {problem or 'holds NaN or infinite values'}")
+    stored = data.get("book_h_params")
+    h_params = stored if isinstance(stored, dict) else inferred_h_params(config)
+    return Checkpoint(path=folder, config=config, state_dict=state, h_params=h_params, form=HF_FOLDER_FORM,
+                      dialect=HF_NAMES, h_params_inferred=not isinstance(stored, dict))
 
 
 def _is_state_dict(raw: object) -> bool:

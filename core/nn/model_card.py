@@ -44,7 +44,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def _plain(value):
+def json_value(value):
     """An h_params value as JSON can carry it; anything else as its repr."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -57,10 +57,10 @@ def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
                for name, t in checkpoint.state_dict.items()]
     return ModelCard(
         file=str(checkpoint.path.resolve()),
-        file_bytes=os.path.getsize(checkpoint.path),
+        file_bytes=_stored_bytes(checkpoint.path),
         stored_dtypes=sorted({dtype for _, _, dtype in tensors}),
         device=str(device),
-        h_params={str(k): _plain(v) for k, v in checkpoint.h_params.items()},
+        h_params={str(k): json_value(v) for k, v in checkpoint.h_params.items()},
         parameter_count=checkpoint.parameter_count,
         tensors=tensors,
         resident_bytes=resident_bytes,
@@ -68,6 +68,13 @@ def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
         h_params_source=h_params_source(checkpoint),
         load_seconds=load_seconds,
     )
+
+
+def _stored_bytes(path) -> int:
+    """The file's size; a folder's, the sum of its files'."""
+    if os.path.isdir(path):
+        return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
+    return os.path.getsize(path)
 
 
 def h_params_source(checkpoint: Checkpoint) -> str:

@@ -10,7 +10,8 @@ from core.errors import CheckpointError
 
 
 def check_model_file(path: Path) -> os.stat_result:
-    """The file's stat when it is a readable regular file; else a CheckpointError saying what it is."""
+    """The file's stat when it is a readable regular file or a model folder; else a CheckpointError saying
+    what it is."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -18,7 +19,10 @@ def check_model_file(path: Path) -> os.stat_result:
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot open ({exc.strerror or exc})") from None
     if stat.S_ISDIR(info.st_mode):
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+        if (path / "config.json").is_file():
+            return info  # a model folder (`tfchat export`): its loader checks its files
+        raise CheckpointError(f"{path}: is a directory without config.json, neither a checkpoint file nor a model "
+                              "folder that tfchat export writes")
     if not stat.S_ISREG(info.st_mode):
         # A FIFO or a device would block the load forever, or cannot be seeked as a zip needs.
         raise CheckpointError(f"{path}: not a regular file (a pipe or a device); save the checkpoint to a file")

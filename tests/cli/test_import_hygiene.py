@@ -17,6 +17,7 @@ LAYERS = {
     "engine": 5,      # text: tokenizer, streaming, stats, the backends
     "serve": 6,       # tfchat serve
     "train": 6,       # tfchat train
+    "export": 6,      # tfchat export: a Hugging Face folder
     "commands": 7,    # bench, compare, row printing
     "cli": 8,         # the entry point
 }

@@ -110,5 +110,6 @@ def test_nan_weights(tmp_path):
 
 
 def test_a_directory(tmp_path):
-    with pytest.raises(CheckpointError, match="is a directory"):
+    """A folder is a model only with a config.json (tfchat export's); any other is said to be neither."""
+    with pytest.raises(CheckpointError, match="a directory without config.json"):
         load_checkpoint(tmp_path)

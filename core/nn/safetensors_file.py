@@ -1,0 +1,113 @@
+"""The safetensors format, read and written without its package: an 8-byte little-endian header length,
+a JSON header naming each tensor's dtype, shape and byte range, then the bytes.
+
+Read as untrusted input: the header's size, every range and every shape are checked against the file
+before a byte is believed, and nothing but plain float and integer tensors is accepted.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import mmap
+import os
+import struct
+from pathlib import Path
+
+import torch
+
+from core.errors import CheckpointError
+
+DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+          "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
+NAMES = {dtype: name for name, dtype in DTYPES.items()}
+MAX_HEADER_BYTES = 100 * 2**20  # the package's own limit
+
+
+def _header(path: Path, data: mmap.mmap, size: int) -> dict:
+    if size < 8:
+        raise CheckpointError(f"{path}: too short for a safetensors file ({size} bytes)")
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > min(MAX_HEADER_BYTES, size - 8):
+        raise CheckpointError(f"{path}: its safetensors header claims {length:,} bytes; the file has {size:,}")
+    try:
+        header = json.loads(bytes(data[8:8 + length]))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: its safetensors header is not JSON (corrupt or truncated)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: its safetensors header is not a JSON object")
+    return header
+
+
+def _entry_problem(entry: object, data_bytes: int) -> str | None:
+    if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
+        return "has no dtype safetensors defines for plain tensors"
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not (isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        return "has no valid shape"
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data_bytes):
+        return f"has a byte range outside the file's {data_bytes:,} bytes of data"
+    numel = 1
+    for n in shape:
+        numel *= n
+    if numel * DTYPES[entry["dtype"]].itemsize != offsets[1] - offsets[0]:
+        return f"claims shape {shape} in {offsets[1] - offsets[0]:,} bytes"
+    return None
+
+
+def _copied(data: mmap.mmap, offset: int, count: int) -> torch.Tensor:
+    """The bytes as a tensor of their own; the view on the mapping ends here, so the mapping can close."""
+    return torch.frombuffer(data, dtype=torch.uint8, count=count, offset=offset).clone()
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor of the file, copied out of it (the file is closed on return), and its metadata."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                raise CheckpointError(f"{path}: empty file")
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        header = _header(path, data, size)
+        start = 8 + struct.unpack("<Q", data[:8])[0]
+        metadata = header.pop("__metadata__", None) or {}
+        tensors = {}
+        for name, entry in header.items():
+            problem = _entry_problem(entry, size - start)
+            if problem:
+                raise CheckpointError(f"{path}: tensor {str(name)[:80]} {problem}")
+            begin, end = entry["data_offsets"]
+            dtype = DTYPES[entry["dtype"]]
+            if end == begin:
+                tensors[name] = torch.empty(entry["shape"], dtype=dtype)
+                continue
+            tensors[name] = _copied(data, start + begin, end - begin).view(dtype).reshape(entry["shape"])
+        return tensors, {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+    finally:
+        data.close()
+
+
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
+                      metadata: dict[str, str] | None = None) -> None:
+    """`tensors` (on the CPU, dtypes from `DTYPES`) in the file's order, with string metadata."""
+    header: dict = {"__metadata__": dict(metadata)} if metadata else {}
+    offset, ordered = 0, []
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        nbytes = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": NAMES[tensor.dtype], "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + nbytes]}
+        ordered.append((tensor, nbytes))
+        offset += nbytes
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned, as the package writes it
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(encoded)))
+        out.write(encoded)
+        for tensor, nbytes in ordered:
+            if nbytes:
+                out.write((ctypes.c_char * nbytes).from_address(tensor.data_ptr()))
