@@ -11,6 +11,7 @@ Figures, all at batch 1 and temperature 1:
 - balanced: cached with the app's default preset, against temperature 1;
 - trace: cached with each token's logprob and top 10 alternatives, against the same run without,
   interleaved (medians), as the cost of `--logprobs 10` and the app's probability view;
+- precision: the same weights stored in float32, float16 and bfloat16 (`core.commands.bench_precision`);
 - peer: when transformers is installed, its `generate()` on the same shape (`core.commands.bench_peer`).
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 from core.commands.bench_peer import compare_with_peer, transformers_installed
+from core.commands.bench_precision import precision_figures, precision_rows
 from core.commands.neighbour import busy_neighbour
 from core.nn.book_model import BookModel
 from core.nn.checkpoint import load_checkpoint
@@ -184,6 +186,10 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
 
     bandwidth = matvec_bandwidth(model)
     limit = bandwidth / model.weight_bytes_per_token()
+    precision = precision_figures(
+        config, state, device, model.helper,
+        lambda other, seed: decode_rate(engine_step_times(other, _random_ids(C - n, V, 3), n + 1, seed=seed)),
+        bandwidth)
     return {
         "model": source, "device": str(device), "d_model": config.d_model, "num_heads": config.num_heads,
         "num_blocks": config.num_blocks, "context_length": C, "vocab_size": V, "tokens_timed": n,
@@ -215,6 +221,7 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
         "traced_tokens_per_s": round(traced, 2),
         "trace_cost": round(1 - traced / untraced, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
+        **precision,
         **peer,
     }
 
@@ -249,6 +256,7 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name:
         (f"trace: logprob and top {TRACE_TOP} alternatives per token",
          f"{r['traced_tokens_per_s']:.1f} tok/s against {r['untraced_tokens_per_s']:.1f} without "
          f"(costs {r['trace_cost'] * 100:.1f}%)"),
+        *precision_rows(r),
         ("peak memory", f"{r['peak_memory_mb']:.0f} MB"),
         _peer_row(r),
     ]

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from core.nn.book_model import sinusoidal_positions
 from core.nn.cuda_graph import DecodeGraph
+from core.nn.block_products import Product, exact_in_float16
 from core.nn.kv_cache import BlockWeights, KVCache
 from core.nn.model_config import ModelConfig
 from core.nn.trace_ahead import TraceAhead
@@ -41,19 +42,20 @@ class FastModel:
             qkv = torch.cat(
                 [state_dict[h + w + ".weight"] for w in ("Wq", "Wk", "Wv") for h in heads], dim=0
             )
+
+            def product(name: str) -> Product:
+                return Product(state_dict[p + name + ".weight"], state_dict[p + name + ".bias"], device)
+
             self.blocks.append(
                 BlockWeights(
                     ln1_weight=take(p + "ln1.weight"),
                     ln1_bias=take(p + "ln1.bias"),
-                    qkv=qkv.to(device=device, dtype=torch.float32).contiguous(),
-                    proj_weight=take(p + "mha.projection_layer.weight"),
-                    proj_bias=take(p + "mha.projection_layer.bias"),
+                    qkv=Product(qkv, None, device),
+                    proj=product("mha.projection_layer"),
                     ln2_weight=take(p + "ln2.weight"),
                     ln2_bias=take(p + "ln2.bias"),
-                    ffn_in_weight=take(p + "ffn.ffn.0.weight"),
-                    ffn_in_bias=take(p + "ffn.ffn.0.bias"),
-                    ffn_out_weight=take(p + "ffn.ffn.2.weight"),
-                    ffn_out_bias=take(p + "ffn.ffn.2.bias"),
+                    ffn_in=product("ffn.ffn.0"),
+                    ffn_out=product("ffn.ffn.2"),
                 )
             )
         final = f"transformer_blocks.{config.num_blocks}."
@@ -62,7 +64,7 @@ class FastModel:
         self.out_weight = take("model_out_linear_layer.weight")
         self.out_bias = take("model_out_linear_layer.bias")
         self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
-        self.output_layer = self._choose_output_layer(state_dict["model_out_linear_layer.weight"].dtype)
+        self.output_layer = self._choose_output_layer(exact_in_float16(state_dict["model_out_linear_layer.weight"]))
         self._traced_fill = None  # made on the first step past the window
         self._traced_decode = None  # made on the first decode step, or ahead of it (trace_decode_ahead)
         self._trace_ahead = None
@@ -82,18 +84,14 @@ class FastModel:
         """Bytes of weights held on the device: the float32 tensors, plus the output layer's computed form."""
         tensors = [self.embedding, self.positions, self.final_ln_weight, self.final_ln_bias, self.out_weight,
                    self.out_bias]
-        for block in self.blocks:
-            tensors.extend(vars(block).values())
         copy = self.output_layer_bytes() if self.device.type == "cpu" else 0  # packed or transposed
-        return sum(t.numel() * t.element_size() for t in tensors) + copy
+        return (sum(t.numel() * t.element_size() for t in tensors) + copy
+                + sum(block.nbytes() for block in self.blocks))
 
     def weight_bytes_per_token(self) -> int:
         """Bytes of weights one decode step must read: all but the embedding table, plus one row."""
-        tensors = [self.final_ln_weight, self.final_ln_bias]
-        for block in self.blocks:
-            tensors.extend(vars(block).values())
-        row = self.embedding[0]
-        return (sum(t.numel() * t.element_size() for t in tensors) + row.numel() * row.element_size()
+        tensors = [self.final_ln_weight, self.final_ln_bias, self.embedding[0]]
+        return (sum(t.numel() * t.element_size() for t in tensors) + sum(block.nbytes() for block in self.blocks)
                 + self.output_layer_bytes())
 
     @torch.inference_mode()
@@ -239,13 +237,14 @@ class FastModel:
                 self._qkv(x, block, layer, cache, 0)
         cache.length = T
 
-    def _choose_output_layer(self, stored_dtype: torch.dtype):
+    def _choose_output_layer(self, stored_in_float16: bool):
         """The output layer, the largest read of every step, in the fastest exact form here.
 
-        - Stored in float16 (the shipped model): fbgemm's float16-weight product with
-          float32 activations reads half the bytes, and is exact for weights that were
-          float16 to begin with (upcasting them adds nothing); with a helper thread,
-          each thread takes half of the vocabulary.
+        - Stored in float16 (the shipped model), or in bfloat16 values float16 holds
+          exactly (`core.nn.block_products`): fbgemm's float16-weight product with float32
+          activations reads half the bytes, and is exact for weights that were float16 to
+          begin with (upcasting them adds nothing); with a helper thread, each thread takes
+          half of the vocabulary.
         - On the CPU otherwise: the weight transposed, [D, V], which `addmm` streams
           faster than `linear` does [V, D]; with a helper thread, each thread takes
           half of the columns (the same dot products, so the same logits).
@@ -253,7 +252,7 @@ class FastModel:
         """
         if self.device.type != "cpu":
             return lambda x: F.linear(x, self.out_weight, self.out_bias)
-        if stored_dtype == torch.float16:
+        if stored_in_float16:
             try:
                 with warnings.catch_warnings():  # torch marks these deprecated: not on the user's screen
                     warnings.simplefilter("ignore")
@@ -313,15 +312,15 @@ class FastModel:
         """Queries, keys and values of x (B, T, D), each (B, H, T, hs)."""
         _, T, D = x.shape
         h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
-        qkv = F.linear(h, w.qkv).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size)
+        qkv = w.qkv(h).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size)
         return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # unbind, not tuple-unpacking: a trace warns about iterating
 
     def after_attention(self, x, attn, w: BlockWeights):
         """The rest of a block once attention (B, H, T, hs) is known: projection, then the feed-forward."""
         D = x.shape[-1]
-        x = x + F.linear(attn.transpose(1, 2).reshape(x.shape[0], -1, D), w.proj_weight, w.proj_bias)
+        x = x + w.proj(attn.transpose(1, 2).reshape(x.shape[0], -1, D))
         h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
-        return x + F.linear(F.relu(F.linear(h, w.ffn_in_weight, w.ffn_in_bias)), w.ffn_out_weight, w.ffn_out_bias)
+        return x + w.ffn_out(F.relu(w.ffn_in(h)))
 
     def _qkv(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int):
         """Queries, keys and values of x's rows (each (1, H, T, hs)); with a cache, the keys and values

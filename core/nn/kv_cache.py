@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.nn.block_products import Product
 from core.nn.model_config import ModelConfig
 
 
@@ -12,15 +13,18 @@ from core.nn.model_config import ModelConfig
 class BlockWeights:
     ln1_weight: torch.Tensor
     ln1_bias: torch.Tensor
-    qkv: torch.Tensor  # [3D, D]: every head's Wq, then Wk, then Wv, stacked
-    proj_weight: torch.Tensor
-    proj_bias: torch.Tensor
+    qkv: Product  # [3D, D]: every head's Wq, then Wk, then Wv, stacked
+    proj: Product
     ln2_weight: torch.Tensor
     ln2_bias: torch.Tensor
-    ffn_in_weight: torch.Tensor
-    ffn_in_bias: torch.Tensor
-    ffn_out_weight: torch.Tensor
-    ffn_out_bias: torch.Tensor
+    ffn_in: Product
+    ffn_out: Product
+
+    def nbytes(self) -> int:
+        """Bytes a step reads of this block's weights."""
+        norms = (self.ln1_weight, self.ln1_bias, self.ln2_weight, self.ln2_bias)
+        return (sum(t.numel() * t.element_size() for t in norms)
+                + sum(p.nbytes() for p in (self.qkv, self.proj, self.ffn_in, self.ffn_out)))
 
 
 class KVCache:

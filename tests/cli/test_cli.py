@@ -97,6 +97,10 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
     assert result["peer_ratio"] == pytest.approx(result["peer_tfchat_tokens_per_s"] / result["peer_tokens_per_s"],
                                                  rel=0.02)
     assert "peer: transformers" in r.stdout
+    # The same weights stored in float16 read half the bytes a token (the speed itself is the bench's figure).
+    assert result["float16_bytes_per_token"] < 0.55 * result["float32_bytes_per_token"]
+    assert result["float16_tokens_per_s"] > 0 and result["bfloat16_tokens_per_s"] > 0
+    assert "stored as float16" in r.stdout
     help_text = tfchat("bench", "--help").stdout
     assert "random weights" in help_text and "shipped" not in help_text and "scifi-demo" in help_text
     assert tfchat("bench", "--config", "gpt4").returncode == 2

@@ -130,3 +130,37 @@ def test_on_cuda_the_graphed_decode_step_gives_the_books_greedy_tokens_and_logit
     expected, gaps = ref.greedy(prompt, 3 * C)
     got = list(generate_ids(model, prompt, SamplingParams(temperature=0, max_new_tokens=3 * C)))
     assert_same_greedy_tokens(expected, got, gaps)
+
+
+@pytest.mark.parametrize("dtype, packed", [(torch.float16, True), (torch.bfloat16, True), (torch.bfloat16, False),
+                                           (torch.float32, False)])
+def test_weights_float16_holds_exactly_are_read_as_float16(tmp_path, helper, dtype, packed):
+    """float16 weights, and bfloat16 ones whose every value float16 holds, are multiplied by fbgemm's
+    float16-weight product (half the bytes a token); a bfloat16 value float16 cannot hold (here 1e-7,
+    below its precision) keeps the float32 product. Either way: the book's logits."""
+    ckpt = random_book_checkpoint(32, 4, 2, 16, 500, seed=11, dtype=dtype)
+    if dtype == torch.bfloat16:  # no value too small for float16's precision, then (unless packed) one
+        for key, tensor in ckpt["model_state_dict"].items():
+            if not key.endswith(".mask"):
+                tensor[tensor.abs() < 1e-3] = 1e-3
+    if dtype == torch.bfloat16 and not packed:
+        for key, tensor in ckpt["model_state_dict"].items():
+            if key.endswith(".weight") and tensor.dim() == 2:
+                tensor.view(-1)[0] = 1.0001e-7
+    path = tmp_path / "m.ckpt"
+    torch.save(ckpt, path)
+    loaded = load_checkpoint(path)
+    model = FastModel(loaded.config, loaded.state_dict, torch.device("cpu"), helper)
+    products = [model.blocks[0].qkv, model.blocks[0].proj, model.blocks[1].ffn_in, model.blocks[1].ffn_out]
+    assert all((p.packed is not None) == packed for p in products)
+    assert (model.output_layer_bytes() < 4 * 500 * 32) == packed
+    full = FastModel(loaded.config, {k: v.float() for k, v in loaded.state_dict.items()}, torch.device("cpu"))
+    if packed:  # half the bytes of the blocks' weights a token
+        assert model.blocks[0].nbytes() < 0.55 * full.blocks[0].nbytes()
+    ids = [int(t) for t in torch.randint(0, 500, (40,), generator=torch.Generator().manual_seed(2))]
+    reference = ReferenceModel(ckpt)
+    got = model.last_logits(torch.tensor(ids[:16]), model.new_cache())
+    torch.testing.assert_close(got, reference.next_logits(ids[:16]), atol=1e-4, rtol=0)
+    expected, gaps = reference.greedy(ids[:5], 30)  # through the window and past it
+    assert_same_greedy_tokens(expected, list(generate_ids(model, ids[:5], SamplingParams(temperature=0,
+                                                                                         max_new_tokens=30))), gaps)
