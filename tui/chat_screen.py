@@ -121,6 +121,7 @@ class ChatScreen(Screen):
     # ----- the backend ----------------------------------------------------------------
     def engine_ready(self, engine: Backend, startup: str | None = None) -> None:
         self.engine = engine
+        self.meter.use(engine.encoding)  # a GPT-2 folder's own tokenizer; cl100k_base otherwise
         status = self.query_one(StatusLine)
         status.device = str(self.engine.device)
         status.parameters = self.engine.parameter_count

@@ -2,20 +2,26 @@
 from __future__ import annotations
 
 from core.errors import TfchatError
-from core.engine.tokenizer import load_encoding
+from core.engine.tokenizer import model_tokenizer, use_model_tokenizer
 
 
 class ContextMeter:
-    """Counts with cl100k_base in the UI process; loading the ranks is left to a worker thread."""
+    """Counts with the model's tokenizer in the UI process (cl100k_base until the backend says otherwise);
+    loading the ranks is left to a worker thread."""
 
     def __init__(self):
         self._encoding = None
 
     def load(self) -> None:
         try:
-            self._encoding = load_encoding()
+            self._encoding = model_tokenizer()
         except TfchatError:
             self._encoding = None  # no count shown; the engine reports the same problem itself
+
+    def use(self, encoding) -> None:
+        """The backend's tokenizer, for this count and every view of tokens in this process."""
+        use_model_tokenizer(encoding)
+        self._encoding = encoding
 
     def count(self, text: str) -> int | None:
         if self._encoding is None:

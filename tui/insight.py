@@ -2,7 +2,7 @@
 cursor and its branches (f5, alt+arrows), the model inspector (f8)."""
 from __future__ import annotations
 
-from core.engine.tokenizer import load_encoding, token_bytes, token_text
+from core.engine.tokenizer import model_tokenizer, token_bytes, token_text
 from core.errors import TfchatError
 from tui.exchange_view import ExchangeView
 from tui.inspector_screen import InspectorScreen
@@ -11,11 +11,11 @@ from tui.token_screen import TokenScreen
 
 
 def bytes_of(token: int) -> bytes:
-    return token_bytes(load_encoding(), token)
+    return token_bytes(model_tokenizer(), token)
 
 
 def text_of(token: int) -> tuple[str, list[int]]:
-    return token_text(load_encoding(), token)
+    return token_text(model_tokenizer(), token)
 
 
 class InsideViews:

@@ -12,7 +12,7 @@ from textual import work
 from textual.message import Message
 
 from core.decode.step_info import Alternative, StepInfo
-from core.engine.tokenizer import load_encoding, token_text
+from core.engine.tokenizer import model_tokenizer, token_text
 from core.errors import TfchatError, describe_exception
 from core.nn.inside_data import ScoredText, ScoredToken
 from tui.exchange_view import ExchangeView
@@ -31,7 +31,7 @@ def as_step(token: ScoredToken) -> StepInfo:
 
 def first_token_text(text: str) -> str:
     """The text of `text`'s first token: shown as the exchange's prompt, since nothing predicts it."""
-    encoding = load_encoding()
+    encoding = model_tokenizer()
     ids = encoding.encode(text, disallowed_special=())
     first = encoding.decode(ids[:1])
     return first if text.startswith(first) else ""
@@ -59,7 +59,7 @@ def surprises(scored: ScoredText) -> str:
     """The least likely tokens, each with its probability and its place in the text (the first is 1)."""
     worst = sorted(enumerate(scored.tokens, start=2), key=lambda item: item[1].logprob)[:SURPRISES_LISTED]
     return "most surprising: " + " · ".join(
-        f"{shown_token(token_text(load_encoding(), t.id)[0])} {percent(t.logprob)} (token {n})" for n, t in worst)
+        f"{shown_token(token_text(model_tokenizer(), t.id)[0])} {percent(t.logprob)} (token {n})" for n, t in worst)
 
 
 class ScoreView(ExchangeView):

@@ -227,6 +227,12 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
 
 
 def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name: str = "book") -> int:
+    if model_arg is not None:
+        checkpoint = load_checkpoint(resolve_model_path(model_arg))
+        if checkpoint.config.family == "gpt2":  # no book's loop to compare: transformers on the folder instead
+            from core.commands.bench_gpt2 import run_gpt2_bench
+
+            return run_gpt2_bench(checkpoint, device_name, tokens)
     r = measure(model_arg, device_name, tokens, config_name)
     rows = [
         ("model", r["model"]),

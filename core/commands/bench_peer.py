@@ -67,15 +67,25 @@ def peer_seconds(model, prompt: list[int], n: int, seed: int) -> float:
     return seconds
 
 
+def folder_peer(folder, device: torch.device):
+    """transformers' own model of a GPT-2 folder: the very weights tfchat runs."""
+    from transformers import GPT2LMHeadModel
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    return GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+
+
 def compare_with_peer(config: ModelConfig, device: torch.device, prompt: list[int], n: int,
-                      tfchat_seconds) -> dict:
+                      tfchat_seconds, model=None, described: str = "GPT-2 of this shape (ReLU, untied head)") -> dict:
     """tfchat against transformers on the same prompt and token count, interleaved.
 
-    `tfchat_seconds(seed)` times tfchat's run of the same work, end to end.
+    `tfchat_seconds(seed)` times tfchat's run of the same work, end to end; `model` is the peer's model
+    (default: random weights of `config`'s shape).
     """
     import transformers
 
-    model = peer_model(config, device)
+    model = model if model is not None else peer_model(config, device)
     peer_seconds(model, prompt, 2, seed=0)  # warm-up: its first call builds caches and picks kernels
     tfchat_seconds(0)
     ours, theirs = [], []
@@ -84,7 +94,7 @@ def compare_with_peer(config: ModelConfig, device: torch.device, prompt: list[in
         theirs.append(peer_seconds(model, prompt, n, seed))
     ours_rate, theirs_rate = n / statistics.median(ours), n / statistics.median(theirs)
     return {
-        "peer": f"transformers {transformers.__version__} generate(), GPT-2 of this shape (ReLU, untied head)",
+        "peer": f"transformers {transformers.__version__} generate(), {described}",
         "peer_threads": _default_threads(),
         "peer_prompt_tokens": len(prompt),
         "peer_tokens": n,

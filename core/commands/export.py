@@ -1,7 +1,6 @@
 """`tfchat export`: the model as a Hugging Face folder (`core.export.folder`), and what was written."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from core.commands.generate import load_catalog
 from core.engine.tokenizer import load_encoding

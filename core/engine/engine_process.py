@@ -22,7 +22,7 @@ from core.system.lifecycle import exit_when_orphaned, register_child
 from core.system.memory import process_resident_bytes
 from core.system.runtime import resolve_threads
 from core.settings.sampling_params import SamplingParams
-from core.engine.tokenizer import load_encoding
+from core.engine.tokenizer import tokenizer_for
 from core.decode.step_info import StepInfo, check_top_logprobs
 
 _READY, _FAILED, _PIECE, _DONE, _ERROR, _ANSWER = "ready", "failed", "piece", "done", "error", "answer"
@@ -56,7 +56,8 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
     conn.send((_READY, {"device": str(engine.device), "parameter_count": engine.parameter_count,
                         "card": engine.card.as_dict(),
                         "context_length": engine.config.context_length, "vocab_size": engine.config.vocab_size,
-                        "embedding_rows": engine.config.embedding_rows}))
+                        "embedding_rows": engine.config.embedding_rows,
+                        "tokenizer_folder": str(engine.tokenizer_folder) if engine.tokenizer_folder else None}))
     while True:
         try:
             request = conn.recv()
@@ -180,6 +181,7 @@ class EngineProcess:
         self.config = ReportedShape(context_length=info["context_length"], vocab_size=info["vocab_size"],
                                     embedding_rows=info["embedding_rows"])
         self._card = info["card"]
+        self._tokenizer_folder = info.get("tokenizer_folder")
         self._generating = False
 
     @staticmethod
@@ -268,7 +270,7 @@ class EngineProcess:
 
     @property
     def encoding(self):
-        return load_encoding()  # loaded once per process, on first use: the app may never need it
+        return tokenizer_for(self._tokenizer_folder)  # loaded once per process, on first use
 
     def _ask(self, request: tuple):
         """One question and its answer, between generations (the pipe carries one thing at a time)."""

@@ -24,36 +24,39 @@ from core.nn.model_card import ModelCard, make_card
 from core.system.memory import process_resident_bytes
 from core.decode.generation import require_prompt
 from core.settings.sampling_params import SamplingParams
-from core.engine.tokenizer import encode_prompt, load_encoding
+from core.engine.tokenizer import encode_prompt, tokenizer_for
 from core.decode.step_info import check_top_logprobs
 from core.system.helper_thread import helper_for
 
 
 class Engine:
     def __init__(self, model: FastModel, path: Path | None = None, parameter_count: int = 0,
-                 card: ModelCard | None = None):
+                 card: ModelCard | None = None, tokenizer_folder: Path | None = None):
         self.model = model
         self.device = model.device
         self.config = model.config
         self.path = path
         self.parameter_count = parameter_count
         self.card = card
-        self.encoding = load_encoding()
+        self.tokenizer_folder = tokenizer_folder
+        self.encoding = tokenizer_for(tokenizer_folder)
+        # A GPT-2 ends its texts with <|endoftext|>; the book's model never learned one.
+        self.eos_token = getattr(self.encoding, "eot_token", None) if tokenizer_folder is not None else None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "Engine":
         started = time.perf_counter()
         target = resolve_device(device)
         checkpoint = load_checkpoint(path)
-        encoding = load_encoding()
+        encoding = tokenizer_for(checkpoint.tokenizer_folder)
         if checkpoint.config.vocab_size > encoding.n_vocab:
             raise CheckpointError(f"{path}: max_token_value {checkpoint.config.vocab_size} is larger than the "
-                                  f"{encoding.n_vocab} tokens of cl100k_base; not a model of this tokenizer")
+                                  f"{encoding.n_vocab} tokens of {encoding.name}; not a model of this tokenizer")
         model = FastModel(checkpoint.config, checkpoint.state_dict, target, helper_for(target))
         if target.type == "cpu":
             model.trace_decode_ahead()  # while the tokenizer loads and the prompt fills the cache
         card = make_card(checkpoint, target, model.resident_bytes(), time.perf_counter() - started)
-        return cls(model, Path(path), checkpoint.parameter_count, card)
+        return cls(model, Path(path), checkpoint.parameter_count, card, checkpoint.tokenizer_folder)
 
     def describe(self) -> dict:
         """The model inspector's facts (`core.nn.model_card`), with this process's resident memory now."""

@@ -14,7 +14,8 @@ class GenerationStats:
     elapsed_s: float
     device: str
     finish_reason: str
-    """'length', 'stop' (a stop string) or 'stopped' (cancelled, or the caller stopped iterating)."""
+    """'length', 'stop' (a stop string), 'end_of_text' (a GPT-2's <|endoftext|>) or 'stopped' (cancelled,
+    or the caller stopped iterating)."""
     seed: int
     window: str = "book"
     """The window policy past the context window: 'book', 'shift', or 'server' (a server's own, unknown here)."""

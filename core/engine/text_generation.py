@@ -60,6 +60,10 @@ class Generation:
                 self.token_ids.append(token)
                 if info is not None:
                     self.steps.append(info)
+                if token == engine.eos_token:  # GPT-2's <|endoftext|>: the text is over; not shown
+                    stream.new_tokens += 1
+                    reason = "end_of_text"
+                    break
                 piece = stream.push(token)
                 if piece:
                     self.text += piece

@@ -1,4 +1,5 @@
-"""One layer's matrix product (x @ Wᵀ + b) in the form that reads the fewest bytes exactly.
+"""A block's pieces of arithmetic: one layer's matrix product (x @ Wᵀ + b) in the form that reads
+the fewest bytes exactly, and the feed-forward's activation.
 
 Decoding reads every weight once a token, so the bytes read are the time. Weights stored in
 float16 (a `.half()` checkpoint, the shipped model) are multiplied by fbgemm's float16-weight
@@ -63,3 +64,12 @@ def _packed_fp16(weight: torch.Tensor):
         return packed
     except (RuntimeError, AttributeError):
         return None
+
+
+def activation_function(name: str):
+    """The feed-forward's activation by its transformers name; gelu_new is GELU's tanh approximation."""
+    if name == "relu":
+        return F.relu
+    if name == "gelu":
+        return F.gelu
+    return lambda x: F.gelu(x, approximate="tanh")

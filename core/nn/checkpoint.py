@@ -28,7 +28,7 @@ import torch
 from core.nn.checkpoint_dialects import (CHAPTER, Dialect, MissingTensor, closest_dialect, expected_shapes,
                                       infer_config, inferred_h_params, strip_wrapper_prefixes)
 from core.errors import CheckpointError, describe_exception
-from core.nn import hf_folder
+from core.nn import gpt2_folder, hf_folder
 from core.nn.model_config import ModelConfig
 from core.system.files import check_model_file
 
@@ -44,6 +44,10 @@ CHAPTER_FORM = "the chapter's {'model_state_dict', 'h_params'}"
 BARE_FORM = "a bare state dict"
 NO_H_PARAMS_FORM = "{'model_state_dict'} without h_params"
 HF_FOLDER_FORM = "a Hugging Face folder (tfchat export)"
+GPT2_FORM = "a transformers GPT-2 folder (save_pretrained)"
+GPT2_NAMES = Dialect("gpt2", "GPT-2's names",
+                     "GPT-2's names (transformer.h.N.attn.c_attn, Conv1D [in, out]; listed here in the chapter's names, "
+                     "each head's Wq/Wk/Wv split out of c_attn)", 0, {})
 HF_NAMES = Dialect("hf", "transformers' names",
                    "transformers' names, each block's Wq/Wk/Wv stacked in qkv_proj (listed here in the chapter's names)",
                    0, {})
@@ -59,11 +63,20 @@ class Checkpoint:
     dialect: Dialect = CHAPTER
     h_params_inferred: bool = False
     key_prefix: str = ""  # what torch.compile or DataParallel put before every stored key
+    tokenizer_folder: Path | None = None  # a GPT-2 folder's own tokenizer; None: cl100k_base
 
     @property
     def parameter_count(self) -> int:
-        """Trainable parameters, as the book counts them: every tensor but the causal masks."""
-        return sum(t.numel() for k, t in self.state_dict.items() if not k.endswith(".mask"))
+        """Trainable parameters, as the book counts them: every tensor but the causal masks. A GPT-2's
+        tied head is its embedding (counted once), and the zero bias given to its output layer is none."""
+        seen, total = set(), 0
+        for key, tensor in self.state_dict.items():
+            if key.endswith(".mask") or tensor.data_ptr() in seen or (
+                    self.config.family == "gpt2" and key == "model_out_linear_layer.bias"):
+                continue
+            seen.add(tensor.data_ptr())
+            total += tensor.numel()
+        return total
 
     @property
     def bare(self) -> bool:
@@ -169,23 +182,44 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 def _folder_checkpoint(folder: Path) -> Checkpoint:
     """A folder `tfchat export` wrote: config.json, then model.safetensors, checked as strictly as a file."""
     data = hf_folder.read_config_json(folder)
-    if data.get("model_type") != hf_folder.MODEL_TYPE:
-        raise CheckpointError(f"{folder}: a Hugging Face folder of model_type {str(data.get('model_type'))[:40]!r}; "
-                              f"tfchat opens the book's model ({hf_folder.MODEL_TYPE!r}, as tfchat export writes it)")
+    model_type = data.get("model_type")
+    if model_type not in (hf_folder.MODEL_TYPE, gpt2_folder.MODEL_TYPE):
+        raise CheckpointError(f"{folder}: a Hugging Face folder of model_type {str(model_type)[:40]!r}; tfchat "
+                              f"opens GPT-2 ({gpt2_folder.MODEL_TYPE!r}) and the book's model ({hf_folder.MODEL_TYPE!r}, "
+                              "as tfchat export writes it)")
+    gpt2 = model_type == gpt2_folder.MODEL_TYPE
     try:
-        config = hf_folder.config_from_hf(data)
+        config = gpt2_folder.gpt2_config(data) if gpt2 else hf_folder.config_from_hf(data)
     except ValueError as exc:
         raise CheckpointError(f"{folder}: {exc}") from None
+    if gpt2:
+        check_tokenizer_files(folder)
     _check_fits_in_memory(folder, config)
-    state = hf_folder.read_hf_weights(folder, config)
+    tied = data.get("tie_word_embeddings", True) is not False
+    state = (gpt2_folder.read_gpt2_weights(folder, config, tied) if gpt2
+             else hf_folder.read_hf_weights(folder, config))
     for key, tensor in state.items():
         problem = _tensor_problem(tensor)
         if problem or not _all_finite(tensor):
             raise CheckpointError(f"{folder}: {key} {problem or 'holds NaN or infinite values'}")
+    if gpt2:
+        h_params = {**inferred_h_params(config), "activation_function": config.activation, "tied_head": tied}
+        return Checkpoint(path=folder, config=config, state_dict=state, h_params=h_params, form=GPT2_FORM,
+                          dialect=GPT2_NAMES, h_params_inferred=True, tokenizer_folder=folder)
     stored = data.get("book_h_params")
     h_params = stored if isinstance(stored, dict) else inferred_h_params(config)
     return Checkpoint(path=folder, config=config, state_dict=state, h_params=h_params, form=HF_FOLDER_FORM,
                       dialect=HF_NAMES, h_params_inferred=not isinstance(stored, dict))
+
+
+def check_tokenizer_files(folder: Path) -> None:
+    """A GPT-2 folder carries its tokenizer: tokenizer.json (transformers 5), or vocab.json and merges.txt."""
+    if (folder / "tokenizer.json").is_file():
+        return
+    missing = [name for name in ("vocab.json", "merges.txt") if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{folder}: no tokenizer beside the model: tokenizer.json, or vocab.json and merges.txt "
+                              f"({' and '.join(missing)} missing); tfchat never downloads one")
 
 
 def _is_state_dict(raw: object) -> bool:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from core.nn.book_model import sinusoidal_positions
 from core.nn.cuda_graph import DecodeGraph
-from core.nn.block_products import Product, exact_in_float16
+from core.nn.block_products import Product, activation_function, exact_in_float16
 from core.nn.kv_cache import BlockWeights, KVCache
 from core.nn.model_config import ModelConfig
 from core.nn.trace_ahead import TraceAhead
@@ -34,7 +34,10 @@ class FastModel:
             return state_dict[key].to(device=device, dtype=torch.float32).contiguous()
 
         self.embedding = take("token_embedding_lookup_table.weight")
-        self.positions = sinusoidal_positions(config.context_length, D).to(device)
+        learned = state_dict.get("position_embedding.weight")  # GPT-2's trained table; the book's is computed
+        self.positions = (take("position_embedding.weight") if learned is not None
+                          else sinusoidal_positions(config.context_length, D).to(device))
+        self.activation = activation_function(config.activation)
         self.blocks: list[BlockWeights] = []
         for i in range(config.num_blocks):
             p = f"transformer_blocks.{i}."
@@ -50,7 +53,7 @@ class FastModel:
                 BlockWeights(
                     ln1_weight=take(p + "ln1.weight"),
                     ln1_bias=take(p + "ln1.bias"),
-                    qkv=Product(qkv, None, device),
+                    qkv=Product(qkv, state_dict.get(p + "mha.qkv_bias"), device),  # GPT-2 has a bias
                     proj=product("mha.projection_layer"),
                     ln2_weight=take(p + "ln2.weight"),
                     ln2_bias=take(p + "ln2.bias"),
@@ -320,7 +323,7 @@ class FastModel:
         D = x.shape[-1]
         x = x + w.proj(attn.transpose(1, 2).reshape(x.shape[0], -1, D))
         h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
-        return x + w.ffn_out(F.relu(w.ffn_in(h)))
+        return x + w.ffn_out(self.activation(w.ffn_in(h)))
 
     def _qkv(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int):
         """Queries, keys and values of x's rows (each (1, H, T, hs)); with a cache, the keys and values

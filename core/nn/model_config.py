@@ -15,6 +15,10 @@ UPPER_BOUNDS = {
 }
 
 
+# The feed-forward activations tfchat computes, by the names transformers' configs give them.
+ACTIVATIONS = ("relu", "gelu", "gelu_new", "gelu_pytorch_tanh")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     d_model: int
@@ -25,6 +29,10 @@ class ModelConfig:
     # The embedding's rows, the ids a prompt may use: vocab_size in the chapter's model, one
     # more in the repository's model.py (`max_token_value + 1`). None means vocab_size.
     embedding_rows: int | None = None
+    # What tells a GPT-2 (`core.nn.gpt2_folder`) from the book's model; the book's values by default.
+    family: str = "book"  # "book" or "gpt2": which tokenizer and which reference it has
+    activation: str = "relu"  # the feed-forward's: relu, gelu (erf), gelu_new (tanh approximation)
+    positions: str = "sinusoidal"  # or "learned": a trained table of context_length rows
 
     def __post_init__(self):
         if self.embedding_rows is None:
@@ -51,8 +59,11 @@ class ModelConfig:
             return found
         if self.d_model % self.num_heads:
             found.append(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
-        if self.d_model % 2:
+        if self.d_model % 2 and self.positions == "sinusoidal":
             found.append(f"d_model {self.d_model} must be even for the sinusoidal positions")
+        if self.activation not in ACTIVATIONS:
+            found.append(f"the activation {str(self.activation)[:30]!r} is not one tfchat computes "
+                         f"({', '.join(ACTIVATIONS)})")
         return found
 
     def resident_bytes(self) -> int:

@@ -205,9 +205,10 @@ def new_id(chat: bool) -> str:
     return ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
 
 
-# tfchat's finish reasons as OpenAI's: a stop string is "stop", the server shutting down mid-request
-# is "abort" (as vLLM says it), and every other end (the length, a cancel, a time limit) is "length".
-_OPENAI_REASONS = {"stop": "stop", "abort": "abort"}
+# tfchat's finish reasons as OpenAI's: a stop string or the model's end-of-text token is "stop", the
+# server shutting down mid-request is "abort" (as vLLM says it), and every other end (the length, a
+# cancel, a time limit) is "length".
+_OPENAI_REASONS = {"stop": "stop", "end_of_text": "stop", "abort": "abort"}
 
 
 def finish_reason(stats: GenerationStats | None) -> str | None:

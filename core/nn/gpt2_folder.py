@@ -1,0 +1,131 @@
+"""A transformers GPT-2 folder as `save_pretrained` leaves it (the book's GPT2/finetune-gpt2.py writes one),
+read into the engine's names.
+
+GPT-2 is the book's block with four differences, each carried into the engine's tensors: positions are a
+trained table (`wpe`), the feed-forward's activation is GELU as the config names it, the fused `c_attn`
+has a bias, and the output layer is the embedding itself (tied) with no bias, unless the folder has an
+`lm_head` of its own. Its Conv1D layers store weights as [in, out]: transposed here to the book's
+[out, in]. `c_attn`'s rows, once transposed, are every head's query, then keys, then values, in head
+order: split into the book's per-head Wq, Wk, Wv, so the attention and ablation views see heads as
+they see the book's.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from core.errors import CheckpointError
+from core.nn.model_config import ACTIVATIONS, ModelConfig
+from core.nn.safetensors_file import read_safetensors
+
+MODEL_TYPE = "gpt2"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# Buffers older transformers saved beside the weights: the causal mask and its fill value.
+IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+
+
+def gpt2_config(data: dict) -> ModelConfig:
+    """The engine's configuration from a GPT-2 config.json (ValueError saying what tfchat cannot run)."""
+    D = data.get("n_embd", 768)
+    if data.get("n_inner") not in (None, 4 * D if isinstance(D, int) else None):
+        raise ValueError(f"n_inner {data.get('n_inner')} is not 4 x n_embd; tfchat runs GPT-2's standard shape")
+    if data.get("scale_attn_by_inverse_layer_idx") or data.get("scale_attn_weights", True) is not True:
+        raise ValueError("attention scaled otherwise than by 1/sqrt(head size); tfchat runs GPT-2's standard scaling")
+    if data.get("layer_norm_epsilon", 1e-5) != 1e-5:
+        raise ValueError(f"layer_norm_epsilon {data.get('layer_norm_epsilon')}; tfchat runs GPT-2's 1e-5")
+    activation = data.get("activation_function", "gelu_new")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation_function {str(activation)[:30]!r}; tfchat computes {', '.join(ACTIVATIONS)}")
+    config = ModelConfig(d_model=D, num_heads=data.get("n_head", 12), num_blocks=data.get("n_layer", 12),
+                         context_length=data.get("n_positions", 1024), vocab_size=data.get("vocab_size", 50257),
+                         family="gpt2", activation=activation, positions="learned")
+    problems = config.problems()
+    if problems:
+        raise ValueError("config.json: " + "; ".join(problems))
+    return config
+
+
+def gpt2_shapes(config: ModelConfig, tied: bool) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the folder (without its `transformer.` prefix), with its shape."""
+    D, V, C = config.d_model, config.vocab_size, config.context_length
+    shapes = {"wte.weight": (V, D), "wpe.weight": (C, D), "ln_f.weight": (D,), "ln_f.bias": (D,)}
+    for i in range(config.num_blocks):
+        block = {"ln_1.weight": (D,), "ln_1.bias": (D,), "attn.c_attn.weight": (D, 3 * D), "attn.c_attn.bias": (3 * D,),
+                 "attn.c_proj.weight": (D, D), "attn.c_proj.bias": (D,), "ln_2.weight": (D,), "ln_2.bias": (D,),
+                 "mlp.c_fc.weight": (D, 4 * D), "mlp.c_fc.bias": (4 * D,), "mlp.c_proj.weight": (4 * D, D),
+                 "mlp.c_proj.bias": (D,)}
+        shapes.update({f"h.{i}.{name}": shape for name, shape in block.items()})
+    if not tied:
+        shapes["lm_head.weight"] = (V, D)
+    return shapes
+
+
+def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    for name in WEIGHT_FILES:
+        path = folder / name
+        if path.is_file():
+            break
+    else:
+        raise CheckpointError(f"{folder}: no model.safetensors or pytorch_model.bin beside its config.json")
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)[0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no pickled code
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged or hostile file makes torch raise
+        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__})") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    return raw
+
+
+def read_gpt2_weights(folder: Path, config: ModelConfig, tied: bool) -> dict[str, torch.Tensor]:
+    """The folder's tensors in the engine's (the chapter's) names, checked against config.json."""
+    tensors = {}
+    for key, tensor in _read_tensors(folder).items():
+        if key.endswith(IGNORED_SUFFIXES):
+            continue
+        tensors[key[len("transformer."):] if key.startswith("transformer.") else key] = tensor
+    if tied:
+        tensors.pop("lm_head.weight", None)  # saved beside its twin by some versions: the embedding is the one
+    expected = gpt2_shapes(config, tied)
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        detail = f"missing {missing[0]}" if missing else f"an unexpected {unexpected[0][:80]}"
+        raise CheckpointError(f"{folder}: its weights do not match its config.json ({detail})")
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise CheckpointError(f"{folder}: {name} has shape {list(tensors[name].shape)}; config.json implies "
+                                  f"{list(shape)}")
+    return _engine_names(tensors, config, tied)
+
+
+def _engine_names(t: dict[str, torch.Tensor], config: ModelConfig, tied: bool) -> dict[str, torch.Tensor]:
+    D, hs = config.d_model, config.head_size
+    state = {"token_embedding_lookup_table.weight": t["wte.weight"], "position_embedding.weight": t["wpe.weight"]}
+    for i in range(config.num_blocks):
+        g, p = f"h.{i}.", f"transformer_blocks.{i}."
+        state[p + "ln1.weight"], state[p + "ln1.bias"] = t[g + "ln_1.weight"], t[g + "ln_1.bias"]
+        qkv = t[g + "attn.c_attn.weight"].t()  # [3D, D]: queries, keys, values, each in head order
+        for part, w in enumerate(("Wq", "Wk", "Wv")):
+            for h in range(config.num_heads):
+                start = part * D + h * hs
+                state[f"{p}mha.heads.{h}.{w}.weight"] = qkv[start:start + hs].contiguous()
+        state[p + "mha.qkv_bias"] = t[g + "attn.c_attn.bias"]
+        state[p + "mha.projection_layer.weight"] = t[g + "attn.c_proj.weight"].t().contiguous()
+        state[p + "mha.projection_layer.bias"] = t[g + "attn.c_proj.bias"]
+        state[p + "ln2.weight"], state[p + "ln2.bias"] = t[g + "ln_2.weight"], t[g + "ln_2.bias"]
+        state[p + "ffn.ffn.0.weight"] = t[g + "mlp.c_fc.weight"].t().contiguous()
+        state[p + "ffn.ffn.0.bias"] = t[g + "mlp.c_fc.bias"]
+        state[p + "ffn.ffn.2.weight"] = t[g + "mlp.c_proj.weight"].t().contiguous()
+        state[p + "ffn.ffn.2.bias"] = t[g + "mlp.c_proj.bias"]
+    final = f"transformer_blocks.{config.num_blocks}."
+    state[final + "weight"], state[final + "bias"] = t["ln_f.weight"], t["ln_f.bias"]
+    head = t["wte.weight"] if tied else t["lm_head.weight"]
+    state["model_out_linear_layer.weight"] = head
+    state["model_out_linear_layer.bias"] = torch.zeros(config.vocab_size, dtype=head.dtype)  # GPT-2 has none
+    return state

@@ -1,0 +1,163 @@
+"""GPT-2 folders as transformers' save_pretrained leaves them: the engine's logits, greedy tokens and
+tokenizer ids are transformers' own. Random models and byte-level BPE tokenizers, built here."""
+import json
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from support.cli import tfchat  # noqa: E402
+from support.reference import assert_same_greedy_tokens  # noqa: E402
+
+from core.engine.in_process import Engine  # noqa: E402
+from core.errors import CheckpointError  # noqa: E402
+from core.nn.checkpoint import load_checkpoint  # noqa: E402
+from core.settings.sampling_params import SamplingParams  # noqa: E402
+
+transformers = pytest.importorskip("transformers")
+
+TRAINING_TEXT = ("The salesperson listens first, then asks what the customer needs. Naïve café prices, "
+                 "1234 units, 🤖 emoji and    spaces.\n") * 40
+VARIED_TEXT = ("Hello, world! It's 3.14159; naïve café Straße — Ελληνικά, 日本語 🤖🎉 👩‍👩‍👧\n"
+               "          long    whitespace\t\tand tabs\r\n\r\n  <|endoftext|> after the end")
+
+
+def make_tokenizer():
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([TRAINING_TEXT], vocab_size=600, special_tokens=["<|endoftext|>"], show_progress=False)
+    return bpe
+
+
+def make_gpt2(folder, activation="gelu_new", tied=True, layout="tokenizer.json", weights="safetensors",
+              n_positions=16, seed=0):
+    """A random GPT-2 folder, as save_pretrained writes it; the transformers model too."""
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    bpe = make_tokenizer()
+    eos = bpe.token_to_id("<|endoftext|>")
+    config = GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=n_positions, n_embd=48, n_layer=2, n_head=4,
+                        activation_function=activation, tie_word_embeddings=tied, bos_token_id=eos,
+                        eos_token_id=eos)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():  # decisive logits, as a trained model has
+        model.lm_head.weight.mul_(8)
+    model.save_pretrained(folder)
+    if weights == "bin":  # what transformers 4 wrote without safetensors
+        (folder / "model.safetensors").unlink()
+        torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    if layout == "tokenizer.json":
+        GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>").save_pretrained(folder)
+    else:  # transformers 4's files, the book's time
+        bpe.save_model(str(folder))
+        (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer",
+                                                                  "eos_token": "<|endoftext|>"}))
+    return model
+
+
+def crop_greedy(model, prompt, n):
+    """transformers' model under the book's loop: the last n_positions tokens, argmax, every step."""
+    window, ids, gaps = model.config.n_positions, list(prompt), []
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(torch.tensor([ids[-window:]])).logits[0, -1]
+            top = torch.topk(logits, 2).values
+            gaps.append(float(top[0] - top[1]))
+            ids.append(int(logits.argmax()))
+    return ids[len(prompt):], gaps
+
+
+CASES = {
+    "gelu_new, tied, tokenizer.json, safetensors": dict(activation="gelu_new", tied=True),
+    "relu, untied, vocab+merges, pytorch_model.bin": dict(activation="relu", tied=False, layout="vocab", weights="bin"),
+    "gelu (erf), untied, vocab+merges": dict(activation="gelu", tied=False, layout="vocab"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_gpt2_folder_is_transformers_model_exactly(tmp_path, case):
+    folder = tmp_path / "gpt2"
+    model = make_gpt2(folder, **CASES[case])
+    engine = Engine.load(folder, "cpu")
+    assert engine.config.family == "gpt2" and engine.config.activation == CASES[case]["activation"]
+    ids = torch.randint(0, model.config.vocab_size, (16,), generator=torch.Generator().manual_seed(1)).tolist()
+    with torch.no_grad():
+        expected = model(torch.tensor([ids])).logits[0, -1]
+    got = engine.model.last_logits(torch.tensor(ids), engine.model.new_cache())
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    # Greedy, in the window and past n_positions (where tfchat crops as the book does).
+    prompt = engine.encode("The salesperson")
+    expected_ids, gaps = crop_greedy(model, prompt, 30)
+    generation = engine.generate("The salesperson", SamplingParams(temperature=0, max_new_tokens=30))
+    text = "".join(generation)
+    got_ids = generation.token_ids
+    assert_same_greedy_tokens(expected_ids[:len(got_ids)], got_ids, gaps)
+    if len(got_ids) < 30:  # it said <|endoftext|>: the end, not shown
+        assert got_ids[-1] == model.config.eos_token_id and generation.stats.finish_reason == "end_of_text"
+        got_ids = got_ids[:-1]
+    assert text == engine.encoding.decode(got_ids)
+
+
+@pytest.mark.parametrize("layout", ["tokenizer.json", "vocab"])
+def test_the_folders_tokenizer_gives_transformers_ids(tmp_path, layout):
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "gpt2"
+    make_gpt2(folder, layout=layout)
+    engine = Engine.load(folder, "cpu")
+    theirs = AutoTokenizer.from_pretrained(folder)
+    for text in (VARIED_TEXT, TRAINING_TEXT, " " * 200 + "x"):
+        ids = theirs(text).input_ids
+        assert engine.encoding.encode(text) == ids, text[:30]
+        assert engine.encoding.decode(ids) == theirs.decode(ids)
+    assert engine.encoding.name.startswith("gpt2")
+
+
+def test_end_of_text_ends_a_generation(tmp_path):
+    folder = tmp_path / "gpt2"
+    model = make_gpt2(folder, tied=False)
+    eos = model.config.eos_token_id
+    with torch.no_grad():  # the final LayerNorm's output is its bias, which only the end-of-text row sees
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[eos] = 1.0
+    model.save_pretrained(folder)
+    engine = Engine.load(folder, "cpu")
+    generation = engine.generate("The salesperson", SamplingParams(temperature=0, max_new_tokens=30))
+    assert "".join(generation) == ""
+    assert generation.stats.finish_reason == "end_of_text" and generation.stats.new_tokens == 1
+
+
+def test_cli_and_errors_on_gpt2_folders(tmp_path):
+    folder = tmp_path / "gpt2"
+    make_gpt2(folder)
+    r = tfchat("generate", "--model", str(folder), "--temperature", "0", "--max-new-tokens", "12", "The salesperson")
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    info = tfchat("info", "--model", str(folder))
+    assert "a transformers GPT-2 folder" in info.stdout
+    (folder / "tokenizer.json").unlink()
+    r = tfchat("info", "--model", str(folder))
+    assert r.returncode == 2 and "vocab.json and merges.txt missing" in r.stderr and "never downloads" in r.stderr
+    config = json.loads((folder / "config.json").read_text())
+    config["scale_attn_by_inverse_layer_idx"] = True
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="scaled otherwise"):
+        load_checkpoint(folder)
+
+
+def test_bench_on_a_gpt2_folder_compares_with_transformers_on_it(tmp_path):
+    folder = tmp_path / "gpt2"
+    make_gpt2(folder)
+    r = tfchat("bench", "--model", str(folder), "--tokens", "4")
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert figures["family"] == "gpt2" and figures["engine_tokens_per_s"] > 0 and figures["limit_tokens_per_s"] > 0
+    assert figures["peer"].endswith("this very folder") and figures["peer_tokens_per_s"] > 0
+    assert figures["peer_ratio"] == pytest.approx(figures["peer_tfchat_tokens_per_s"] / figures["peer_tokens_per_s"],
+                                                  rel=0.02)
+    assert "peer: transformers" in r.stdout and "book loop" not in r.stdout
