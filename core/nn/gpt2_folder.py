@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from core.errors import CheckpointError
+from core.nn.hf_folder import check_named_shapes
 from core.nn.model_config import ACTIVATIONS, ModelConfig
 from core.nn.safetensors_file import read_safetensors
 
@@ -91,16 +92,7 @@ def read_gpt2_weights(folder: Path, config: ModelConfig, tied: bool) -> dict[str
         tensors[key[len("transformer."):] if key.startswith("transformer.") else key] = tensor
     if tied:
         tensors.pop("lm_head.weight", None)  # saved beside its twin by some versions: the embedding is the one
-    expected = gpt2_shapes(config, tied)
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
-    if missing or unexpected:
-        detail = f"missing {missing[0]}" if missing else f"an unexpected {unexpected[0][:80]}"
-        raise CheckpointError(f"{folder}: its weights do not match its config.json ({detail})")
-    for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
-            raise CheckpointError(f"{folder}: {name} has shape {list(tensors[name].shape)}; config.json implies "
-                                  f"{list(shape)}")
+    check_named_shapes(folder, tensors, gpt2_shapes(config, tied))
     return _engine_names(tensors, config, tied)
 
 

@@ -132,7 +132,12 @@ def read_hf_weights(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor
     if not path.is_file():
         raise CheckpointError(f"{folder}: no {WEIGHTS_FILE} beside its config.json")
     tensors, _ = read_safetensors(path)
-    expected = hf_shapes(config)
+    check_named_shapes(path, tensors, hf_shapes(config))
+    return from_hf_state(tensors, config)
+
+
+def check_named_shapes(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
+    """Every tensor config.json implies, of its shape, a float one, and nothing else."""
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     if missing or unexpected:
@@ -144,4 +149,3 @@ def read_hf_weights(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor
                                   f"{list(shape)}")
         if not tensors[name].is_floating_point():
             raise CheckpointError(f"{path}: {name} is not a float tensor")
-    return from_hf_state(tensors, config)
