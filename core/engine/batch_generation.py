@@ -43,7 +43,12 @@ class BatchGeneration:
                     self.token_ids[i].append(token.id)
                     if token.step is not None:
                         self.steps[i].append(token.step)
-                    piece = stream.push(token.id, now)
+                    if token.id == engine.eos_token:  # a GPT-2's <|endoftext|>: the row is over, the token unshown
+                        stream.new_tokens += 1
+                        piece = ""
+                        run.finish(i, "end_of_text")
+                    else:
+                        piece = stream.push(token.id, now)
                     if stream.stopped:
                         run.finish(i, "stop")
                     if run.ended(i):

@@ -125,7 +125,12 @@ class BatchScheduler:
         news: dict[int, RowEvent] = {}
         for token in tokens:
             stream = self._running[token.row].stream
-            piece = stream.push(token.id, now)
+            if token.id == self._engine.eos_token:  # a GPT-2's <|endoftext|>: the request is done
+                stream.new_tokens += 1
+                piece = ""
+                self._run.finish(token.row, "end_of_text")
+            else:
+                piece = stream.push(token.id, now)
             if stream.stopped:
                 self._run.finish(token.row, "stop")
             update = news.setdefault(token.row, RowEvent(token.row, ""))

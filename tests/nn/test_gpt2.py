@@ -131,6 +131,12 @@ def test_end_of_text_ends_a_generation(tmp_path):
     generation = engine.generate("The salesperson", SamplingParams(temperature=0, max_new_tokens=30))
     assert "".join(generation) == ""
     assert generation.stats.finish_reason == "end_of_text" and generation.stats.new_tokens == 1
+    # Rows decoded together (compare, serve) end there too, each on its own.
+    batch = engine.generate_batch(["The salesperson", "Naïve café"], [SamplingParams(temperature=0, max_new_tokens=9),
+                                                                       SamplingParams(temperature=1, seed=3)])
+    for _ in batch:
+        pass
+    assert [s.finish_reason for s in batch.stats] == ["end_of_text", "end_of_text"] and batch.texts == ["", ""]
 
 
 def test_cli_and_errors_on_gpt2_folders(tmp_path):
