@@ -276,7 +276,8 @@ def _peer_row(r: dict) -> tuple[str, str]:
     return (f"peer: {r['peer']}",
             f"{r['peer_tokens_per_s']:.1f} tok/s against tfchat's {r['peer_tfchat_tokens_per_s']:.1f} "
             f"({r['peer_ratio']:.2f}x; {r['peer_prompt_tokens']}-token prompt + {r['peer_tokens']} new, end to end; "
-            f"it on {r['peer_threads']} thread(s))")
+            f"it on {r['peer_threads']} thread(s)); beside a busy core {r['peer_busy_tokens_per_s']:.1f} against "
+            f"{r['peer_busy_tfchat_tokens_per_s']:.1f} ({r['peer_busy_ratio']:.2f}x)")
 
 
 def print_table(rows: list[tuple[str, str]], figures: dict) -> None:

@@ -66,7 +66,9 @@ def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int
     if "peer" in r:
         rows.append((f"peer: {r['peer']}", f"{r['peer_tokens_per_s']:.1f} tok/s against tfchat's "
                      f"{r['peer_tfchat_tokens_per_s']:.1f} ({r['peer_ratio']:.2f}x, end to end, "
-                     f"{r['peer_prompt_tokens']}-token prompt + {r['peer_tokens']} new)"))
+                     f"{r['peer_prompt_tokens']}-token prompt + {r['peer_tokens']} new); beside a busy core "
+                     f"{r['peer_busy_tokens_per_s']:.1f} against {r['peer_busy_tfchat_tokens_per_s']:.1f} "
+                     f"({r['peer_busy_ratio']:.2f}x)"))
     else:
         rows.append(("peer: transformers generate()", "not installed (pip install 'tfchat[export]' to compare)"))
     rows.append(("peak memory", f"{r['peak_memory_mb']:.0f} MB"))

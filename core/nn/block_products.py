@@ -19,10 +19,19 @@ import torch
 import torch.nn.functional as F
 
 
-class Product:
-    """x [..., K] -> [..., N]: `weight` [N, K] as stored, `bias` [N] or None; held on `device`."""
+# A product of many rows (a prompt's fill, a window recomputed past it) is compute-bound: above this
+# many multiply-adds the helper thread takes half of its output features (the same dot products, so
+# bit-identical; 1.2-1.5x here). Below it the hand-over costs more than it saves (and a decode step's
+# one row never comes near it).
+SPLIT_MACS = 40_000_000
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, device: torch.device):
+
+class Product:
+    """x [..., K] -> [..., N]: `weight` [N, K] as stored, `bias` [N] or None; held on `device`. With a
+    helper thread (`core.system.helper_thread`), large float32 products are shared with it."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, device: torch.device, helper=None):
+        self.helper = helper
         self.shape = tuple(weight.shape)
         self.weight = weight.to(device=device, dtype=torch.float32).contiguous()
         self.bias = None if bias is None else bias.to(device=device, dtype=torch.float32).contiguous()
@@ -36,7 +45,27 @@ class Product:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None:
             return torch.fbgemm_linear_fp16_weight(x, self.packed, self.bias)
+        # A trace records one thread's ops (and sizes read there would become constants): never split in one.
+        if (self.helper is not None and not torch.jit.is_tracing() and self.shape[0] >= 2
+                and x.numel() * self.shape[0] >= SPLIT_MACS):
+            return self._shared(x)
         return F.linear(x, self.weight, self.bias)
+
+    def _shared(self, x: torch.Tensor) -> torch.Tensor:
+        """Half of the output features here, half on the helper thread (or here, if it has no core)."""
+        half = self.shape[0] // 2
+        bias = (None, None) if self.bias is None else (self.bias[:half], self.bias[half:])
+        parts = [None, None]
+
+        def mine() -> None:
+            parts[0] = F.linear(x, self.weight[:half], bias[0])
+
+        def theirs() -> None:
+            with torch.inference_mode(torch.is_inference_mode_enabled()):  # thread-local: carry the caller's
+                parts[1] = F.linear(x, self.weight[half:], bias[1])
+
+        self.helper.pair(mine, theirs)
+        return torch.cat(parts, dim=-1)
 
     def nbytes(self) -> int:
         """Bytes of weights a product reads (float16 weights: two a value), bias included."""

@@ -47,13 +47,13 @@ class FastModel:
             )
 
             def product(name: str) -> Product:
-                return Product(state_dict[p + name + ".weight"], state_dict[p + name + ".bias"], device)
+                return Product(state_dict[p + name + ".weight"], state_dict[p + name + ".bias"], device, helper)
 
             self.blocks.append(
                 BlockWeights(
                     ln1_weight=take(p + "ln1.weight"),
                     ln1_bias=take(p + "ln1.bias"),
-                    qkv=Product(qkv, state_dict.get(p + "mha.qkv_bias"), device),  # GPT-2 has a bias
+                    qkv=Product(qkv, state_dict.get(p + "mha.qkv_bias"), device, helper),  # GPT-2 has a bias
                     proj=product("mha.projection_layer"),
                     ln2_weight=take(p + "ln2.weight"),
                     ln2_bias=take(p + "ln2.bias"),
