@@ -22,7 +22,10 @@ MODEL_HELP = "checkpoint file (default: $TFCHAT_MODEL, ./model/model.ckpt, the s
 def _add_model_args(p: argparse.ArgumentParser, top_level: bool = False, model_help: str = MODEL_HELP) -> None:
     # Subcommands repeat the options without defaults, so `tfchat --model X info` works too.
     default = {} if top_level else {"default": argparse.SUPPRESS}
-    p.add_argument("--model", help=model_help, **default)
+    if top_level:  # the app holds several models side by side: --model a --model b
+        p.add_argument("--model", action="append", help=model_help + "; repeat it to hold several (f10 switches)")
+    else:
+        p.add_argument("--model", help=model_help, **default)
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), **({"default": "auto"} if top_level else default))
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch threads for the model (default: $TFCHAT_THREADS, else 1)", **default)
@@ -183,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Checked here; applied (apply_threads) only where a command runs the model in this process.
         args.threads = resolve_threads(args.threads, default=None if args.command == "train" else 1)
+        _models_for_the_command(args)
         return _dispatch(args)
     except TfchatError as exc:
         print(f"tfchat: {exc}", file=sys.stderr)
@@ -201,6 +205,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tfchat: unexpected error ({describe_exception(exc)}); TFCHAT_DEBUG=1 shows the traceback",
               file=sys.stderr)
         return EXIT_BUG
+
+
+def _models_for_the_command(args) -> None:
+    """--model given before the command is the top level's list: the app, score and generate take several
+    (side by side, a row each); every other command takes one."""
+    models = getattr(args, "model", None)
+    if not isinstance(models, list) or args.command in (None, "score"):
+        return
+    if len(models) > 1 and args.command != "generate":
+        from core.errors import TfchatError
+
+        raise TfchatError(f"tfchat {args.command} takes one --model; the app, score and generate take several")
+    args.model = models if len(models) > 1 else models[0]
 
 
 def _dispatch(args) -> int:
@@ -289,14 +306,15 @@ def _check_app_can_start(args) -> None:
     from core.system.paths import resolve_model_path
 
     check_device_choice(args.device)
-    path = resolve_model_path(args.model)
-    try:
-        check_model_file(path)
-    except CheckpointError as exc:
-        if path.exists():
-            raise
-        raise CheckpointError(f"{exc}; train a model with `tfchat train TEXT.txt`, or give one with --model PATH "
-                              "(or $TFCHAT_MODEL)") from None
+    for model in args.model or [None]:  # --model repeated: every one is checked before the window opens
+        path = resolve_model_path(model)
+        try:
+            check_model_file(path)
+        except CheckpointError as exc:
+            if path.exists():
+                raise
+            raise CheckpointError(f"{exc}; train a model with `tfchat train TEXT.txt`, or give one with --model "
+                                  "PATH (or $TFCHAT_MODEL)") from None
 
 
 def cmd_info(args) -> int:

@@ -29,6 +29,7 @@ from core.system.paths import resolve_model_path
 from core.system.startup import StartupClock
 from tui.chat_screen import ChatScreen
 from tui.history_keeper import HistoryKeeper
+from tui.model_shelf import ModelLoaded, ModelShelf, announce_loaded, show_models
 from tui.notice_row import NoticeRow
 from tui.palette import tfchat_commands
 from tui.raw_paste import driver_with_raw_pastes
@@ -60,12 +61,14 @@ class TfchatApp(App):
     TITLE = "tfchat"
     COMMAND_PALETTE_BINDING = "f1"
     # In every screen, the inside views' too; the chat screen shows it on its key bar.
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, show=False)]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+                Binding("f10", "next_model", "Model", show=False, tooltip="Make the next loaded model active")]
 
     def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History | NoHistory,
                  preset: str | None = None, engine_loader=EngineProcess.load, remote: str | None = None,
-                 initial_prompt: str | None = None):
+                 initial_prompt: str | None = None, more_models: tuple[Path, ...] = ()):
         super().__init__()
+        self.shelf = ModelShelf([model_path, *more_models])  # --model repeated: the first is active
         # (path, device) -> a backend (core.engine.backend): in-process, engine process or HTTP; run off the UI thread
         self.engine_loader = engine_loader
         self.model_path = model_path
@@ -115,7 +118,20 @@ class TfchatApp(App):
                                                 f"({describe_exception(exc)})"))
             return
         if self.engine is not None:  # None: the app quit while waiting for a server
+            self.shelf.slots[0].backend, self.shelf.slots[0].state = self.engine, "ready"
             self.post_message(EngineReady(self.engine))
+            self.load_more_models()
+
+    def load_more_models(self) -> None:
+        """The shelf's other models (`tui.model_shelf`), one after the other, on a thread of their own."""
+        self.shelf.load_waiting(self.engine_loader, self.device_name, self.post_message, self._ending)
+
+    def action_next_model(self) -> None:
+        self.shelf.switch_next(self.chat)
+
+    @on(ModelLoaded)
+    def _model_loaded(self, message: ModelLoaded) -> None:
+        announce_loaded(self.chat, self.shelf, message.slot)
 
     def retry_engine_now(self) -> bool:
         """Cut a wait for the server short; False when nothing is waiting."""
@@ -129,6 +145,7 @@ class TfchatApp(App):
     def _engine_ready(self, message: EngineReady) -> None:
         self.startup.ready()
         self.chat.engine_ready(message.engine, self.startup.summary())
+        show_models(self.chat, self.shelf)
 
     @on(EngineRetrying)
     def _engine_retrying(self, message: EngineRetrying) -> None:
@@ -186,12 +203,11 @@ class TfchatApp(App):
 
     def on_unmount(self) -> None:
         self.reconnect.stop()
-        if self.engine is not None:
-            self.engine.close()
+        self.shelf.close()
         end_children()
 
 
-def make_app(model: str | None = None, device: str = "auto", preset: str | None = None,
+def make_app(model: str | list[str] | None = None, device: str = "auto", preset: str | None = None,
              history: str | None = None, engine_loader=EngineProcess.load, endpoint: str | None = None,
              api_key: str | None = None, remote_model: str | None = None,
              endpoint_timeout: float | None = None, initial_prompt: str | None = None) -> TfchatApp:
@@ -207,11 +223,13 @@ def make_app(model: str | None = None, device: str = "auto", preset: str | None 
 
         engine_loader = lambda _path, _device: HttpBackend.connect(  # noqa: E731
             endpoint, api_key, remote_model, endpoint_timeout)
-    return TfchatApp(resolve_model_path(model), device, catalog, open_history(history), preset, engine_loader,
-                     remote=endpoint, initial_prompt=initial_prompt)
+    models = model if isinstance(model, list) else [model]
+    return TfchatApp(resolve_model_path(models[0]), device, catalog, open_history(history), preset, engine_loader,
+                     remote=endpoint, initial_prompt=initial_prompt,
+                     more_models=tuple(resolve_model_path(m) for m in models[1:]))
 
 
-def run_app(model: str | None, device: str, preset: str | None, history: str | None,
+def run_app(model: str | list[str] | None, device: str, preset: str | None, history: str | None,
             threads: int | None = None, initial_prompt: str | None = None, endpoint: str | None = None,
             api_key: str | None = None, remote_model: str | None = None, endpoint_timeout: float | None = None) -> int:
     app = make_app(model, device, preset, history, engine_loader=partial(EngineProcess.load, threads=threads),

@@ -248,7 +248,7 @@ class ChatScreen(Screen):
         self.query_one(StatusLine).state = "generating"
         cancel, finished = self.session.cancel, self.session.generation_finished
         if isinstance(view, CompareView):
-            view.generate(self.engine, request.column_params, cancel, finished)
+            view.generate(request.engine or self.engine, request.column_params, cancel, finished)
             return
         if isinstance(view, ScoreView):
             view.score(self.engine, request.off, cancel, finished)

@@ -18,6 +18,7 @@ from core.settings.sampling_params import SamplingParams
 from tui.compare_view import CompareView, stats_line
 from tui.session import CompareRequest
 from tui.slash_commands import slash_command
+from tui.status_line import StatusLine
 
 
 class CompareChoice:
@@ -26,20 +27,24 @@ class CompareChoice:
     def __init__(self):
         self.presets: list[str] | None = None  # None: compare mode is off
         self.blind = False
+        self.shelf = None  # comparing models (`tui.model_shelf`): every loaded one, under presets[0]
 
     @staticmethod
     def every_preset(catalog: PresetCatalog) -> list[str]:
         return catalog.names()[:MAX_ROWS]
 
-    def choose(self, presets: list[str] | None, blind: bool = False) -> str:
-        """Turn compare mode on for `presets` (None: off); returns what the status line shows."""
-        self.presets, self.blind = presets, blind
+    def choose(self, presets: list[str] | None, blind: bool = False, shelf=None) -> str:
+        """Turn compare mode on for `presets` (None: off), or for every model of `shelf` under presets[0];
+        returns what the status line shows."""
+        self.presets, self.blind, self.shelf = presets, blind, shelf
         return self.shown()
 
     def shown(self) -> str:
         # Blind: the names stay hidden until a column is kept.
         if not self.presets:
             return ""
+        if self.shelf is not None:
+            return f"{len(self.shelf.ready())} models · {self.presets[0]}"
         return f"{len(self.presets)} presets, blind" if self.blind else ", ".join(self.presets)
 
     def announcement(self) -> str:
@@ -48,6 +53,12 @@ class CompareChoice:
         return "Compare mode off: prompts go to the active preset."
 
     def request(self, prompt: str, mode: str, params_for: Callable[[str], SamplingParams]) -> CompareRequest:
+        if self.shelf is not None:  # the same preset on every model: a column each
+            slots = self.shelf.ready()
+            params = params_for(self.presets[0])
+            return CompareRequest(prompt, self.presets[0], params, mode, presets=[self.presets[0]] * len(slots),
+                                  column_params=[params] * len(slots), models=[slot.name for slot in slots],
+                                  engine=self.shelf.engine())
         presets = list(self.presets)
         if self.blind:
             random.shuffle(presets)  # blind: which letter is which preset must not be guessable either
@@ -91,6 +102,9 @@ def compare_command(chat, *words: str) -> None:
     if list(words) == ["off"]:
         chat.set_compare(None)
         return
+    if words and words[0] == "--models":
+        compare_models(chat, words[1] if len(words) > 1 else chat.presets.name)
+        return
     blind = "--blind" in words
     names = [w for w in words if w != "--blind"] or CompareChoice.every_preset(chat.presets.catalog)
     for name in names:
@@ -98,3 +112,14 @@ def compare_command(chat, *words: str) -> None:
     if len(names) > MAX_ROWS:
         raise TfchatError(f"compare takes at most {MAX_ROWS} presets, not {len(names)}")
     chat.set_compare(names, blind)
+
+
+def compare_models(chat, preset: str) -> None:
+    """`/compare --models [PRESET]`: each prompt to every loaded model under one preset, a column each."""
+    chat.presets.catalog.get(preset)
+    shelf = chat.app.shelf
+    if len(shelf.ready()) < 2:
+        raise TfchatError("comparing models needs two loaded: give more with --model, or /model add PATH")
+    chat.query_one(StatusLine).compare = chat.compare.choose([preset], shelf=shelf)
+    chat.notify(f"Compare mode: each prompt goes to {', '.join(s.name for s in shelf.ready())} under {preset}. "
+                "f6 turns it off.")

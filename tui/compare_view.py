@@ -116,17 +116,26 @@ class CompareView(Vertical):
         stats: GenerationStats
 
     @dataclass
+    class RowFailed(Message):
+        """Column `row` failed (the others may go on)."""
+
+        row: int
+        error: str
+
+    @dataclass
     class Done(Message):
         """Every column of `view` ended; `error` when the batch failed."""
 
         view: CompareView
         error: str | None = None
 
-    def __init__(self, prompt: str, presets: list[str], blind: bool = False):
+    def __init__(self, prompt: str, presets: list[str], blind: bool = False, labels: list[str] | None = None):
         super().__init__()
         self.prompt = prompt
         self.blind = blind
-        self.columns = [CompareColumn(name, blind_label(i) if blind else name) for i, name in enumerate(presets)]
+        # A column is named by its preset, or by its model when models are compared (`labels`).
+        self.columns = [CompareColumn(name, blind_label(i) if blind else (labels[i] if labels else name))
+                        for i, name in enumerate(presets)]
         self.kept: int | None = None
         self.context = ""  # what the model was given: the prompt, after the transcript in continue mode
         self.kept_exchange = None  # the exchange made from the kept column
@@ -172,6 +181,8 @@ class CompareView(Vertical):
                     self._feed.put((event.row, event.piece))
                 if event.stats is not None:
                     self.post_message(self.RowDone(event.row, event.stats))
+                elif event.error is not None:  # one model's failure (`ModelsBatch`): that column's line
+                    self.post_message(self.RowFailed(event.row, event.error))
             finished.set()
             self.post_message(self.Done(self))
         except TfchatError as exc:
@@ -187,6 +198,12 @@ class CompareView(Vertical):
         self._feed.drain()
         stats = message.stats
         self.columns[message.row].finish_with(stats)
+
+    @on(RowFailed)
+    def _row_failed(self, message: RowFailed) -> None:
+        message.stop()
+        self._feed.drain()
+        self.columns[message.row].finish(message.error, "failed", reason="failed")
 
     @on(Done)
     def _streamed(self, message: Done) -> None:

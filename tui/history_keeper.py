@@ -39,7 +39,8 @@ class HistoryKeeper:
             stats = batch.stats[i]
             self.write(kind=request.kind, prompt=request.prompt, output=batch.texts[i], preset=name,
                        params=params.as_dict(), stats=stats.as_dict() if stats else {"new_tokens": None},
-                       reason=request.ended_by or (stats.finish_reason if stats else reason), model=model)
+                       reason=request.ended_by or (stats.finish_reason if stats else reason),
+                       model=request.models[i] if request.models else model)
 
     def record_unfinished(self, request, generation, reason: str, model: str) -> None:
         """A request cut short (a quit, a hangup): what its generation, or a comparison's batch, holds now."""

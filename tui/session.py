@@ -71,6 +71,10 @@ class CompareRequest(Request):
     presets: list[str] = field(default_factory=list)
     blind: bool = False
     column_params: list[SamplingParams] = field(default_factory=list)
+    # Comparing models (`/compare --models`): a column per model, under the one preset, and what runs them
+    # (`core.engine.model_set.ModelsEngine`); None compares presets on the active model.
+    models: list[str] | None = None
+    engine: object | None = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ class PresetSidebar(Vertical):
     PresetSidebar > Label { text-style: bold; margin: 0 0 1 0; }
     PresetSidebar OptionList { height: auto; max-height: 12; border: none; padding: 0; }
     PresetSidebar #preset-params { margin: 1 0 0 0; color: $text-muted; }
+    PresetSidebar #models { margin: 1 0 0 0; }
     """
 
     @dataclass
@@ -51,6 +52,15 @@ class PresetSidebar(Vertical):
         yield Label("Presets")
         yield OptionList(id="preset-list")
         yield Static(id="preset-params")
+        models = Static(id="models")
+        models.display = False
+        yield models
+
+    def show_models(self, lines: list[str]) -> None:
+        """The models resident (more than one), the active one marked; none: the list hidden."""
+        models = self.query_one("#models", Static)
+        models.display = bool(lines)
+        models.update(Text("Models (f10)\n", style="bold") + Text("\n".join(lines)))
 
     def show(self, catalog: PresetCatalog, active: str, params: SamplingParams, overridden: set[str]) -> None:
         options = self.query_one(OptionList)

@@ -10,7 +10,10 @@ COMMANDS = {
     "/preset": "/preset NAME     switch to a preset; /preset save NAME keeps the active one, /set changes "
                "included, in your presets file",
     "/mode": "/mode completion|continue   each prompt fresh, or continue the transcript",
-    "/compare": "/compare [--blind] [PRESET ...]   each prompt to several presets side by side; /compare off",
+    "/compare": "/compare [--blind] [PRESET ...]   each prompt to several presets side by side; "
+                "/compare --models [PRESET]: to every loaded model; /compare off",
+    "/model": "/model [N|NAME]  list the loaded models, or make one active (f10: the next); /model add PATH loads "
+              "another",
     "/score": "/score [--ablate L.H,...] [PATH]   the model's surprise at a file's text (default: the last "
               "exchange's): loss, perplexity, each token coloured; f9 scores the prompt box",
     "/clear": "/clear           clear the screen (and the continue context)",

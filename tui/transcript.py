@@ -65,7 +65,7 @@ class Transcript(VerticalScroll):
         mode) and its prompt; a branch in its exchange, from the branch's start; a continuation
         in the last exchange, given `continuation`."""
         if isinstance(request, CompareRequest):
-            comparison = CompareView(request.prompt, request.presets, request.blind)
+            comparison = CompareView(request.prompt, request.presets, request.blind, labels=request.models)
             self.mount(comparison)
             comparison.context = prior + request.prompt
             return comparison, comparison.context, ()

@@ -53,6 +53,8 @@ def _read_prompt(args) -> str:
 def cmd_generate(args) -> int:
     from core.errors import PresetError
 
+    if isinstance(args.model, list):  # --model a --model b: each model's rows under a header of its own
+        return _generate_per_model(args)
     if args.compare or args.more_prompts or args.prompts_file or args.format == "jsonl":
         return _generate_rows(args)
     params = sampling_params_from_args(args)
@@ -120,6 +122,20 @@ def _backend(args):
     from core.engine.in_process import Engine
 
     return Engine.load(path, args.device)
+
+
+def _generate_per_model(args) -> int:
+    """The same command for each model in turn, each loaded and freed before the next."""
+    import argparse
+    import gc
+
+    for number, model in enumerate(args.model, start=1):
+        print(f"{'' if number == 1 else chr(10)}=== model: {model} ===", flush=True)
+        code = cmd_generate(argparse.Namespace(**{**vars(args), "model": model}))
+        gc.collect()  # the model before the next one loads
+        if code:
+            return code
+    return 0
 
 
 def _generate_rows(args) -> int:
