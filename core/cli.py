@@ -54,6 +54,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", choices=("book", "shift"),
                    help="past the context window: book (the default: crop every step, exactly as the book) or "
                         "shift (keep the window's last half when it fills, and decode on: faster, not the book's text)")
+    p.add_argument("--end-of-text", choices=("stop", "ignore"),
+                   help="a GPT-2's <|endoftext|>: stop there (the default) or ignore it and go on")
 
 
 def build_parser() -> argparse.ArgumentParser:

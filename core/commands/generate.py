@@ -26,7 +26,8 @@ def sampling_params_from_args(args, catalog=None, preset: str | None = None):
     base = catalog.get(preset or args.preset or "balanced").params
     overrides = {
         key: getattr(args, key)
-        for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed", "window")
+        for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed", "window",
+                    "end_of_text")
         if getattr(args, key) is not None
     }
     if args.stop:

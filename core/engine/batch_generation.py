@@ -43,7 +43,7 @@ class BatchGeneration:
                     self.token_ids[i].append(token.id)
                     if token.step is not None:
                         self.steps[i].append(token.step)
-                    if token.id == engine.eos_token:  # a GPT-2's <|endoftext|>: the row is over, the token unshown
+                    if token.id == engine.eos_token and self._params[i].end_of_text == "stop":  # GPT-2's end
                         stream.new_tokens += 1
                         piece = ""
                         run.finish(i, "end_of_text")

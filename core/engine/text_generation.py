@@ -60,7 +60,7 @@ class Generation:
                 self.token_ids.append(token)
                 if info is not None:
                     self.steps.append(info)
-                if token == engine.eos_token:  # GPT-2's <|endoftext|>: the text is over; not shown
+                if token == engine.eos_token and params.end_of_text == "stop":  # the text is over; not shown
                     stream.new_tokens += 1
                     reason = "end_of_text"
                     break

@@ -125,7 +125,7 @@ class BatchScheduler:
         news: dict[int, RowEvent] = {}
         for token in tokens:
             stream = self._running[token.row].stream
-            if token.id == self._engine.eos_token:  # a GPT-2's <|endoftext|>: the request is done
+            if token.id == self._engine.eos_token and self._running[token.row].params.end_of_text == "stop":
                 stream.new_tokens += 1
                 piece = ""
                 self._run.finish(token.row, "end_of_text")

@@ -13,6 +13,7 @@ MIN_TEMPERATURE = 1e-6
 PENALTY_RANGE = (0.01, 100.0)
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
 WINDOW_POLICIES = ("book", "shift")
+END_OF_TEXT_POLICIES = ("stop", "ignore")
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 1.0
@@ -34,6 +35,9 @@ class SamplingParams:
     """Past the context window: 'book' crops to the last context_length tokens every step, exactly as the
     book does (each step recomputes the window); 'shift' keeps the last half of the window when it fills,
     recomputes that once and decodes on with the cache (faster, but not the book's text)."""
+    end_of_text: str = "stop"
+    """A model with an end-of-text token (GPT-2's <|endoftext|>): 'stop' ends the text there, 'ignore'
+    goes on past it to max_new_tokens, showing it. The book's model has none."""
 
     def __post_init__(self):
         for problem in validate_values(self):
@@ -76,6 +80,8 @@ def validate_values(p: SamplingParams) -> list[str]:
         problems.append(f"max_new_tokens must be an integer >= 1, got {_short(p.max_new_tokens)}")
     if p.seed is not None and (not _is_int(p.seed) or not 0 <= p.seed <= MAX_SEED):
         problems.append(f"seed must be an integer from 0 to 2**64-1, got {_short(p.seed)}")
+    if p.end_of_text not in END_OF_TEXT_POLICIES:
+        problems.append(f"end_of_text must be 'stop' or 'ignore', got {_short(p.end_of_text)}")
     if p.window not in WINDOW_POLICIES:
         problems.append(f"window must be 'book' or 'shift', got {_short(p.window)}")
     if not isinstance(p.stop, tuple) or not all(isinstance(s, str) and s for s in p.stop):

@@ -137,6 +137,12 @@ def test_end_of_text_ends_a_generation(tmp_path):
     for _ in batch:
         pass
     assert [s.finish_reason for s in batch.stats] == ["end_of_text", "end_of_text"] and batch.texts == ["", ""]
+    # end_of_text: ignore (a preset key, /set, --end-of-text) goes on past it, and shows it.
+    going_on = engine.generate("The salesperson", SamplingParams(temperature=0, max_new_tokens=3, end_of_text="ignore"))
+    assert "".join(going_on) == "<|endoftext|>" * 3 and going_on.stats.finish_reason == "length"
+    r = tfchat("generate", "--model", str(folder), "--temperature", "0", "--max-new-tokens", "2", "--end-of-text",
+               "ignore", "Hi")
+    assert r.returncode == 0 and r.stdout.startswith("<|endoftext|><|endoftext|>"), r.stderr
 
 
 def test_cli_and_errors_on_gpt2_folders(tmp_path):
@@ -167,3 +173,17 @@ def test_bench_on_a_gpt2_folder_compares_with_transformers_on_it(tmp_path):
     assert figures["peer_ratio"] == pytest.approx(figures["peer_tfchat_tokens_per_s"] / figures["peer_tokens_per_s"],
                                                   rel=0.02)
     assert "peer: transformers" in r.stdout and "book loop" not in r.stdout
+
+
+def test_scoring_a_text_gives_transformers_loss(tmp_path):
+    folder = tmp_path / "gpt2"
+    model = make_gpt2(folder, n_positions=64)
+    text = "The salesperson listens first, then asks what the customer needs."
+    (tmp_path / "text.txt").write_text(text)
+    r = tfchat("score", "--model", str(folder), "--format", "jsonl", str(tmp_path / "text.txt"))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    ids = torch.tensor([Engine.load(folder, "cpu").encode(text)])
+    with torch.no_grad():
+        expected = model(ids, labels=ids).loss.item()
+    assert summary["loss"] == pytest.approx(expected, abs=1e-4)
