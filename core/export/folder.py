@@ -89,6 +89,9 @@ def _is_earlier_export(folder: Path) -> bool:
 def export_folder(checkpoint: Checkpoint, out: Path, params: SamplingParams, encoding_name: str,
                   force: bool = False, training_text: str | None = None) -> list[Path]:
     """Write the folder at `out`; the files written, in order."""
+    if checkpoint.config.family != "book":
+        raise ExportError(f"{checkpoint.path}: a GPT-2 folder is in the Hugging Face format already; tfchat export "
+                          "writes the book's model")
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):

@@ -189,6 +189,9 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
         if not out.exists():
             raise TrainingError(f"--resume: needs {out} from an earlier run")
         checkpoint = load_checkpoint(out)
+        if checkpoint.config.family != "book":
+            raise TrainingError(f"{out}: a GPT-2 folder; tfchat train trains the book's model (a GPT-2 is fine-tuned "
+                                "with transformers, as the book's GPT2/finetune-gpt2.py does)")
         _refuse_other_architecture(checkpoint, overrides)
         if optim_path.exists():
             side = _read_side_file(optim_path)

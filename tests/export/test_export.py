@@ -119,6 +119,8 @@ def test_the_folder_opens_back_in_tfchat_exactly(tmp_path, make_checkpoint):
     assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
     info = tfchat("info", "--model", str(out))
     assert "a Hugging Face folder (tfchat export)" in info.stdout and "Model param size: " in info.stdout
+    bench = tfchat("bench", "--model", str(out), "--tokens", "4")  # the book's loop on it too (it has no masks)
+    assert bench.returncode == 0 and json.loads(bench.stdout.strip().splitlines()[-1])["ratio"] > 0, bench.stderr
     card = (out / "README.md").read_text()
     assert "a sales textbook" in card and f"{original.parameter_count:,}" in card and "trust_remote_code" in card
 

@@ -152,6 +152,11 @@ def test_cli_and_errors_on_gpt2_folders(tmp_path):
     assert r.returncode == 0 and r.stdout.strip(), r.stderr
     info = tfchat("info", "--model", str(folder))
     assert "a transformers GPT-2 folder" in info.stdout
+    r = tfchat("export", "--model", str(folder), str(tmp_path / "again"))  # it would lose GPT-2's differences
+    assert r.returncode == 2 and "Hugging Face format already" in r.stderr and not (tmp_path / "again").exists()
+    (tmp_path / "text.txt").write_text(TRAINING_TEXT * 5)
+    r = tfchat("train", str(tmp_path / "text.txt"), "--out", str(folder), "--resume", "--max-iters", "1")
+    assert r.returncode == 2 and "tfchat train trains the book's model" in r.stderr
     (folder / "tokenizer.json").unlink()
     r = tfchat("info", "--model", str(folder))
     assert r.returncode == 2 and "vocab.json and merges.txt missing" in r.stderr and "never downloads" in r.stderr
