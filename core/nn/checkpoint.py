@@ -142,6 +142,12 @@ def _torch_load(path: Path) -> object:
             return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _read_checked(path: Path) -> object:
+    """A torch.save file, its zip's expansion checked first."""
+    _check_zip_expansion(path, path.stat().st_size)
+    return _read(path)
+
+
 def _read(path: Path) -> object:
     try:
         return _torch_load(path)
@@ -196,7 +202,7 @@ def _folder_checkpoint(folder: Path) -> Checkpoint:
         check_tokenizer_files(folder)
     _check_fits_in_memory(folder, config)
     tied = data.get("tie_word_embeddings", True) is not False
-    state = (gpt2_folder.read_gpt2_weights(folder, config, tied) if gpt2
+    state = (gpt2_folder.read_gpt2_weights(folder, config, tied, _read_checked) if gpt2
              else hf_folder.read_hf_weights(folder, config))
     for key, tensor in state.items():
         problem = _tensor_problem(tensor)

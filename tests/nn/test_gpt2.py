@@ -192,3 +192,15 @@ def test_scoring_a_text_gives_transformers_loss(tmp_path):
     with torch.no_grad():
         expected = model(ids, labels=ids).loss.item()
     assert summary["loss"] == pytest.approx(expected, abs=1e-4)
+
+
+class Payload:
+    """What a hostile pytorch_model.bin would carry: an object, so code to import and run."""
+
+
+def test_a_pytorch_model_bin_carrying_code_is_refused(tmp_path):
+    folder = tmp_path / "gpt2"
+    make_gpt2(folder, weights="bin")
+    torch.save({"transformer.wte.weight": torch.zeros(2, 2), "payload": Payload()}, folder / "pytorch_model.bin")
+    r = tfchat("info", "--model", str(folder))
+    assert r.returncode == 2 and "asks to load Python code" in r.stderr and "Traceback" not in r.stderr
