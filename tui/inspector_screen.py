@@ -139,6 +139,10 @@ class InspectorScreen(ModalScreen[None]):
         if not (isinstance(d_model, int) and isinstance(window, int) and d_model > 0 and window > 0):
             positions.display = False
             return
+        if self.card.get("positions", "sinusoidal") != "sinusoidal":
+            positions.update(Text("positions: learned (a GPT-2's wpe table): trained values, not the book's "
+                                  "sine and cosine formula"))
+            return
         width = self.query_one(VerticalScroll).content_region.width or 80
         positions.update(position_heatmap(window, d_model, width))
 

@@ -29,6 +29,8 @@ class ModelCard:
     h_params_source: str = "stored in the file"
     load_seconds: float | None = None
     """From opening the file to the engine ready to generate."""
+    positions: str = "sinusoidal"
+    """The book's computed table, or "learned" (a GPT-2's trained wpe)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +69,7 @@ def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
         layout=checkpoint.layout,
         h_params_source=h_params_source(checkpoint),
         load_seconds=load_seconds,
+        positions=checkpoint.config.positions,
     )
 
 
