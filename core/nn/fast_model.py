@@ -105,10 +105,8 @@ class FastModel:
         cache, or one new token); without one, `ids` is a whole window at positions
         0..T-1, which is what the book computes once the text outgrows the window.
         """
-        T = ids.shape[0]
-        start = cache.length if cache is not None else 0
-        C = self.config.context_length
-        assert start + T <= C, "the window overflows; the caller crops and recomputes"
+        T, start = ids.shape[0], (cache.length if cache is not None else 0)
+        assert start + T <= self.config.context_length, "the window overflows; the caller crops and recomputes"
         if T == 1 and start > 0 and self.device.type == "cpu":
             return self.output_layer(self._decode_one(ids, cache))
         if T == 1 and start > 0 and self.device.type == "cuda":
@@ -119,8 +117,7 @@ class FastModel:
             x = self._block(x, block, layer, cache, start, only_last_row=(layer == last))
         if cache is not None:
             cache.length = start + T
-        x = F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
-        return self.output_layer(x)
+        return self.output_layer(self.final_norm(x[0, -1]))
 
     def _decode_one(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One token after the cached positions, through every block and the final LayerNorm.
@@ -167,8 +164,8 @@ class FastModel:
             q, k, v = self.project_qkv(x, w)
             keys[layer].index_copy_(2, position, k)
             values[layer].index_copy_(2, position, v)
-            x = self.after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
-        return F.layer_norm(x[0, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+            x = self.after_attention(x, self.attend(q, keys[layer], values[layer], mask), w)
+        return self.final_norm(x[0, -1])
 
     @torch.inference_mode()
     def decode_rows(self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
@@ -197,8 +194,8 @@ class FastModel:
             q, k, v = self.project_qkv(x, w)  # each (B, H, 1, hs)
             keys[layer][every_row, :, positions] = k[:, :, 0]
             values[layer][every_row, :, positions] = v[:, :, 0]
-            x = self.after_attention(x, F.scaled_dot_product_attention(q, keys[layer], values[layer], attn_mask=mask), w)
-        return F.layer_norm(x[:, -1], (self.config.d_model,), self.final_ln_weight, self.final_ln_bias)
+            x = self.after_attention(x, self.attend(q, keys[layer], values[layer], mask), w)
+        return self.final_norm(x[:, -1])
 
     @torch.inference_mode()
     def fill_cache(self, ids: torch.Tensor, cache: KVCache) -> None:
@@ -311,10 +308,16 @@ class FastModel:
         """The first block's input for `ids` at positions start.. : (1, T, D)."""
         return (self.embedding[ids] + self.positions[start : start + ids.shape[0]]).unsqueeze(0)
 
+    def final_norm(self, x):
+        return F.layer_norm(x, (self.config.d_model,), self.final_ln_weight, self.final_ln_bias, self.config.layer_norm_eps)
+
+    def attend(self, q, k, v, mask=None, causal: bool = False):  # at 1/sqrt(head size), or 1 (some GPT-2s)
+        return F.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, scale=self.config.attention_scale)
+
     def project_qkv(self, x, w: BlockWeights):
         """Queries, keys and values of x (B, T, D), each (B, H, T, hs)."""
         _, T, D = x.shape
-        h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias)
+        h = F.layer_norm(x, (D,), w.ln1_weight, w.ln1_bias, self.config.layer_norm_eps)
         qkv = w.qkv(h).view(x.shape[0], T, 3, self.config.num_heads, self.config.head_size)
         return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # unbind, not tuple-unpacking: a trace warns about iterating
 
@@ -322,7 +325,7 @@ class FastModel:
         """The rest of a block once attention (B, H, T, hs) is known: projection, then the feed-forward."""
         D = x.shape[-1]
         x = x + w.proj(attn.transpose(1, 2).reshape(x.shape[0], -1, D))
-        h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias)
+        h = F.layer_norm(x, (D,), w.ln2_weight, w.ln2_bias, self.config.layer_norm_eps)
         return x + w.ffn_out(self.activation(w.ffn_in(h)))
 
     def _qkv(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int):
@@ -344,13 +347,13 @@ class FastModel:
         a fifth faster than `scaled_dot_product_attention`'s CPU kernel (149 against
         191 us for 127 rows, 4 heads of 20), with the same result within 1e-6.
         """
-        T, hs = q.shape[2], q.shape[3]
+        T = q.shape[2]
         mask = self._causal_masks.get(T)
         if mask is None:  # kept for the few sizes that recur (the window less one, past it); T x T only
             if len(self._causal_masks) >= 4:
                 self._causal_masks.clear()
             mask = self._causal_masks[T] = torch.full((T, T), float("-inf"), device=q.device).triu(1)
-        scores = torch.baddbmm(mask, q[0], k[0].transpose(1, 2), alpha=hs ** -0.5)
+        scores = torch.baddbmm(mask, q[0], k[0].transpose(1, 2), alpha=self.config.attention_scale)
         return torch.bmm(torch.softmax(scores, dim=-1), v[0]).unsqueeze(0)
 
     def _block(self, x, w: BlockWeights, layer: int, cache: KVCache | None, start: int, only_last_row: bool):
@@ -359,14 +362,14 @@ class FastModel:
         if only_last_row:
             # Nothing after the last block needs the other rows: the last query sees every key.
             q, x = q[:, :, -1:], x[:, -1:]
-            attn = F.scaled_dot_product_attention(q, k, v)
+            attn = self.attend(q, k, v)
         elif isinstance(start, int) and start == 0:
             # A fill from the start (a one-row one too: the 1x1 mask changes nothing). Asked of the
             # Python int, never of a tensor: traced decode steps pass their position as one.
             attn = self._causal_attention(q, k, v)
         else:
             assert T == 1, "only single-token steps continue a filled cache"
-            attn = F.scaled_dot_product_attention(q, k, v)
+            attn = self.attend(q, k, v)
         return self.after_attention(x, attn, w)
 
 

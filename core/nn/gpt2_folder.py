@@ -31,16 +31,18 @@ def gpt2_config(data: dict) -> ModelConfig:
     D = data.get("n_embd", 768)
     if data.get("n_inner") not in (None, 4 * D if isinstance(D, int) else None):
         raise ValueError(f"n_inner {data.get('n_inner')} is not 4 x n_embd; tfchat runs GPT-2's standard shape")
-    if data.get("scale_attn_by_inverse_layer_idx") or data.get("scale_attn_weights", True) is not True:
-        raise ValueError("attention scaled otherwise than by 1/sqrt(head size); tfchat runs GPT-2's standard scaling")
-    if data.get("layer_norm_epsilon", 1e-5) != 1e-5:
-        raise ValueError(f"layer_norm_epsilon {data.get('layer_norm_epsilon')}; tfchat runs GPT-2's 1e-5")
+    if data.get("scale_attn_by_inverse_layer_idx"):
+        raise ValueError("attention scaled by the inverse of the layer index; tfchat runs 1/sqrt(head size) or none")
+    eps = data.get("layer_norm_epsilon", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise ValueError(f"layer_norm_epsilon {str(eps)[:20]} is not a small positive number")
     activation = data.get("activation_function", "gelu_new")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation_function {str(activation)[:30]!r}; tfchat computes {', '.join(ACTIVATIONS)}")
     config = ModelConfig(d_model=D, num_heads=data.get("n_head", 12), num_blocks=data.get("n_layer", 12),
                          context_length=data.get("n_positions", 1024), vocab_size=data.get("vocab_size", 50257),
-                         family="gpt2", activation=activation, positions="learned")
+                         family="gpt2", activation=activation, positions="learned", layer_norm_eps=float(eps),
+                         scale_attention=data.get("scale_attn_weights", True) is not False)
     problems = config.problems()
     if problems:
         raise ValueError("config.json: " + "; ".join(problems))

@@ -12,7 +12,6 @@ import math
 from array import array
 
 import torch
-import torch.nn.functional as F
 
 from core.errors import PromptError
 from core.nn.fast_model import FastModel
@@ -31,28 +30,27 @@ def _hidden(model: FastModel, windows: torch.Tensor, off: Heads, last_only: bool
     the book computes them; otherwise attention goes through torch's fused causal kernel (the same
     sums, within 1e-6), which never holds a T x T matrix per head."""
     B, T = windows.shape
-    D = model.config.d_model
     x = model.embedding[windows] + model.positions[:T]
     mask = torch.full((T, T), float("-inf"), device=model.device).triu(1)
     last = len(model.blocks) - 1
     for layer, block in enumerate(model.blocks):
         q, k, v = model.project_qkv(x, block)
         if keep is not None:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])
+            scores = (q @ k.transpose(-2, -1)) * model.config.attention_scale
             weights = torch.softmax(scores + mask, dim=-1)
             keep.append((scores, weights))
             attention = weights @ v
         elif layer == last and last_only:  # nothing after the last block needs the other rows
-            attention, x = F.scaled_dot_product_attention(q[:, :, -1:], k, v), x[:, -1:]
+            attention, x = model.attend(q[:, :, -1:], k, v), x[:, -1:]
         else:
-            attention = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            attention = model.attend(q, k, v, causal=True)
         for off_layer, head in off:
             if off_layer == layer:
                 attention[:, head] = 0
         x = model.after_attention(x, attention, block)
     if last_only:
         x = x[:, -1]
-    return F.layer_norm(x, (D,), model.final_ln_weight, model.final_ln_bias)
+    return model.final_norm(x)
 
 
 def check_heads(model: FastModel, heads) -> Heads:
@@ -96,9 +94,9 @@ def layer_logits(model: FastModel, ids: torch.Tensor) -> torch.Tensor:
     rows = []
     for block in model.blocks:
         q, k, v = model.project_qkv(x, block)
-        x = model.after_attention(x, F.scaled_dot_product_attention(q, k, v, is_causal=True), block)
+        x = model.after_attention(x, model.attend(q, k, v, causal=True), block)
         rows.append(x[0, -1])
-    normed = F.layer_norm(torch.stack(rows), (model.config.d_model,), model.final_ln_weight, model.final_ln_bias)
+    normed = model.final_norm(torch.stack(rows))
     return torch.stack([model.output_layer(row) for row in normed])
 
 

@@ -33,6 +33,8 @@ class ModelConfig:
     family: str = "book"  # "book" or "gpt2": which tokenizer and which reference it has
     activation: str = "relu"  # the feed-forward's: relu, gelu (erf), gelu_new (tanh approximation)
     positions: str = "sinusoidal"  # or "learned": a trained table of context_length rows
+    layer_norm_eps: float = 1e-5  # nn.LayerNorm's default, the book's; a GPT-2 config may say another
+    scale_attention: bool = True  # scores divided by sqrt(head size); a GPT-2 may turn it off
 
     def __post_init__(self):
         if self.embedding_rows is None:
@@ -41,6 +43,10 @@ class ModelConfig:
     @property
     def head_size(self) -> int:
         return self.d_model // self.num_heads
+
+    @property
+    def attention_scale(self) -> float:
+        return self.head_size ** -0.5 if self.scale_attention else 1.0
 
     def problems(self) -> list[str]:
         """What makes this configuration unbuildable; empty when it is sound."""

@@ -33,7 +33,7 @@ def make_tokenizer():
 
 
 def make_gpt2(folder, activation="gelu_new", tied=True, layout="tokenizer.json", weights="safetensors",
-              n_positions=16, seed=0):
+              n_positions=16, seed=0, **config_extra):
     """A random GPT-2 folder, as save_pretrained writes it; the transformers model too."""
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
@@ -41,7 +41,7 @@ def make_gpt2(folder, activation="gelu_new", tied=True, layout="tokenizer.json",
     eos = bpe.token_to_id("<|endoftext|>")
     config = GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=n_positions, n_embd=48, n_layer=2, n_head=4,
                         activation_function=activation, tie_word_embeddings=tied, bos_token_id=eos,
-                        eos_token_id=eos)
+                        eos_token_id=eos, **config_extra)
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config).eval()
     with torch.no_grad():  # decisive logits, as a trained model has
@@ -75,6 +75,8 @@ CASES = {
     "gelu_new, tied, tokenizer.json, safetensors": dict(activation="gelu_new", tied=True),
     "relu, untied, vocab+merges, pytorch_model.bin": dict(activation="relu", tied=False, layout="vocab", weights="bin"),
     "gelu (erf), untied, vocab+merges": dict(activation="gelu", tied=False, layout="vocab"),
+    "unscaled attention, LayerNorm eps 1e-3": dict(activation="gelu_new", scale_attn_weights=False,
+                                                   layer_norm_epsilon=1e-3),
 }
 
 
@@ -163,7 +165,7 @@ def test_cli_and_errors_on_gpt2_folders(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["scale_attn_by_inverse_layer_idx"] = True
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="scaled otherwise"):
+    with pytest.raises(CheckpointError, match="inverse of the layer index"):
         load_checkpoint(folder)
 
 
