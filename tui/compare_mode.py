@@ -77,6 +77,8 @@ def keep_column(chat) -> None:
                     "The comparison is still running; esc stops it.", severity="warning")
         return
     column = view.keep(0 if view.kept is None else (view.kept + 1) % len(view.columns))
+    if view.models:  # a comparison of models: the session goes on with the kept column's model
+        chat.app.shelf.switch(chat, chat.app.shelf.find(view.models[view.kept]))
     if view.kept_exchange is not None:  # keeping another column replaces the one kept before
         view.kept_exchange.remove()
         chat.session.context_log.remove(view.kept_entry)

@@ -134,6 +134,7 @@ class CompareView(Vertical):
         self.prompt = prompt
         self.blind = blind
         # A column is named by its preset, or by its model when models are compared (`labels`).
+        self.models = labels
         self.columns = [CompareColumn(name, blind_label(i) if blind else (labels[i] if labels else name))
                         for i, name in enumerate(presets)]
         self.kept: int | None = None

@@ -61,6 +61,9 @@ async def test_two_models_listed_switched_and_compared_side_by_side(two_models, 
         assert [c.label for c in view.columns] == [first, second]
         assert all(c.finish_reason == "length" for c in view.columns)
         outputs = [c.output for c in view.columns]
+        await pilot.press("f7")  # keep a column: and f7 again, the next; the session goes on with its model
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: status.model_name == second, what="the kept column's model active")
         await send(pilot, "/model nope")
         assert any("no model 'nope'" in n for n in notices(app))
     # Each column is that model's own greedy text; the history says which model wrote which.
