@@ -285,8 +285,8 @@ class ChatScreen(Screen):
         request, view = self.session.end()
         self.query_one(StatusLine).state = "ready"
         if isinstance(request, CompareRequest) and view is message.view and not message.error:
-            if self.session.claim_record(request):
-                self.keeper.record_compare(request, view.generation, "stopped", self.model_source)
+            self.session.record_once(
+                request, lambda: self.keeper.record_compare(request, view.generation, "stopped", self.model_source))
             self.inside.last_tokens_per_s = batch_tokens_per_s(view.generation.stats)
             self.show_history_problems()
             view.all_done(KEEP_KEY)
@@ -303,8 +303,8 @@ class ChatScreen(Screen):
     # ----- the history ------------------------------------------------------------------
     def _record(self, request: Request, output: str, stats: dict, reason: str) -> None:
         """Write the exchange to the history, once, whichever thread ends it (see keep_interrupted)."""
-        if self.session.claim_record(request):
-            self.keeper.record_exchange(request, output, stats, reason, self.model_source)
+        self.session.record_once(
+            request, lambda: self.keeper.record_exchange(request, output, stats, reason, self.model_source))
 
     def keep_interrupted(self, reason: str) -> None:
         """Quit, hang-up or SIGTERM mid-generation: stop it and keep the partial output (any thread)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from tui.session import BranchRequest, ContinueRequest, Request, transcript_text
 
@@ -44,13 +45,15 @@ class GenerationSession:
         self.active = self.active_view = None
         return request, view
 
-    def claim_record(self, request: Request) -> bool:
-        """True for the first caller only: a request is written to the history once, whichever path ends it."""
+    def record_once(self, request: Request, write: Callable[[], None]) -> None:
+        """`write()` the request to the history unless another path did: once, whichever path ends it. The
+        write happens under the lock, so an exit that finds the row claimed waits until it is on disk (a hangup
+        ends the process right after, and would cut a write the UI thread had only begun)."""
         with self._record_lock:
             if request.recorded:
-                return False
+                return
             request.recorded = True
-            return True
+            write()
 
     def remember(self, request: Request, output: str) -> None:
         """Keep the exchange's text for continue mode: a continuation or a branch replaces the last one's."""
@@ -81,5 +84,4 @@ class GenerationSession:
         if not request.kept_in_history:
             return
         finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
-        if self.claim_record(request):
-            keeper.record_unfinished(request, view.generation, reason, model)
+        self.record_once(request, lambda: keeper.record_unfinished(request, view.generation, reason, model))

@@ -1,6 +1,7 @@
 """The app's generation state on its own, without Pilot: queue order, one running request, the
 history written once whichever thread ends it, and what continue mode is given."""
 import threading
+import time
 
 from core.settings.sampling_params import SamplingParams
 from tui.generation_session import GenerationSession
@@ -46,17 +47,36 @@ def test_regenerate_sends_the_last_prompt_not_a_continuation_or_a_branch():
 def test_a_request_is_recorded_once_whichever_of_many_threads_ends_it():
     session = GenerationSession()
     request = prompt("once")
-    claims, start = [], threading.Barrier(8)
+    writes, start = [], threading.Barrier(8)
 
-    def end_it():
+    def end_it(n):
         start.wait()
-        claims.append(session.claim_record(request))
-    threads = [threading.Thread(target=end_it) for _ in range(8)]
+        session.record_once(request, lambda: writes.append(n))
+    threads = [threading.Thread(target=end_it, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(claims) == [False] * 7 + [True]
+    assert len(writes) == 1
+
+
+def test_a_path_that_finds_the_row_claimed_returns_only_once_it_is_written():
+    """A hangup ends the process as soon as its own path returns: a write the UI thread began must be done."""
+    session = GenerationSession()
+    request = prompt("written")
+    began, written = threading.Event(), []
+
+    def slow_write():
+        began.set()
+        time.sleep(0.3)
+        written.append("row")
+
+    ui = threading.Thread(target=session.record_once, args=(request, slow_write))
+    ui.start()
+    began.wait()
+    session.record_once(request, lambda: written.append("second"))  # the exit path: must wait, then skip
+    assert written == ["row"]
+    ui.join()
 
 
 def test_continue_mode_is_given_the_transcript_and_a_continuation_replaces_the_last_output():
