@@ -7,8 +7,8 @@ the same again beside a busy neighbour.
 """
 from __future__ import annotations
 
-from core.commands.bench import (_random_ids, decode_rate, engine_step_times, matvec_bandwidth, peak_memory_mb,
-                                 print_table)
+from core.commands.bench import (_random_ids, engine_step_times, in_window_rate, matvec_bandwidth,
+                                 past_window_rate, peak_memory_mb, print_table)
 from core.commands.bench_peer import compare_with_peer, folder_peer, transformers_installed
 from core.commands.neighbour import busy_neighbour
 from core.nn.checkpoint import Checkpoint
@@ -24,21 +24,15 @@ def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int
     model = FastModel(config, checkpoint.state_dict, device, helper_for(device))
     n = max(2, min(tokens, C // 2))
 
-    def cached_rate() -> float:
-        return max(decode_rate(engine_step_times(model, _random_ids(C - n, V, 3), n + 1, seed=s)) for s in range(3))
-
     # Past the window every step recomputes the window (the book's crop): at GPT-2's 1024 positions that is
     # seconds a token on a CPU, so a few tokens once.
     past, rounds = (n, 3) if C <= 256 else (3, 1)
 
-    def cropped_rate() -> float:
-        return max(decode_rate(engine_step_times(model, _random_ids(C, V, 4), past + 1, seed=s)) for s in range(rounds))
-
     engine_step_times(model, _random_ids(C - n, V, 3), 3)  # warm-up: traces the step
     ttft = min(engine_step_times(model, _random_ids(min(100, C - 1), V, 2), 1, seed=s)[0] for s in range(5))
-    cached, cropped = cached_rate(), cropped_rate()
+    cached, cropped = in_window_rate(model, n), past_window_rate(model, past, rounds)
     with busy_neighbour():
-        busy = cached_rate()
+        busy = in_window_rate(model, n)
     limit = matvec_bandwidth(model) / model.weight_bytes_per_token()
     r = {"model": str(checkpoint.path), "family": "gpt2", "device": str(device), "d_model": config.d_model,
          "num_heads": config.num_heads, "num_blocks": config.num_blocks, "context_length": C, "vocab_size": V,

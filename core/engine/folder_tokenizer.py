@@ -14,20 +14,21 @@ from pathlib import Path
 from core.errors import TokenizerError
 
 
-def _byte_alphabet() -> dict[str, int]:
-    """GPT-2's characters standing for bytes (printable bytes for themselves), character -> byte."""
+def _byte_alphabet() -> dict[int, str]:
+    """GPT-2's characters standing for bytes in byte-level BPE files (printable bytes for themselves)."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     chars, extra = {}, 0
     for byte in range(256):
         if byte in printable:
-            chars[chr(byte)] = byte
+            chars[byte] = chr(byte)
         else:
-            chars[chr(256 + extra)] = byte
+            chars[byte] = chr(256 + extra)
             extra += 1
     return chars
 
 
-BYTE_OF = _byte_alphabet()
+CHAR_OF = _byte_alphabet()  # byte -> character
+BYTE_OF = {char: byte for byte, char in CHAR_OF.items()}  # character -> byte
 
 
 def _from_vocab_and_merges(folder: Path):

@@ -6,7 +6,6 @@ across models looks, to its caller, exactly like a comparison across presets.
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from pathlib import Path
@@ -14,16 +13,10 @@ from pathlib import Path
 from core.engine.text_stream import RowEvent
 from core.errors import TfchatError, describe_exception
 from core.settings.sampling_params import SamplingParams
+from core.system.files import stored_bytes
 
 # A checkpoint's weights as the engine holds them: float32 (a float16 file doubles), plus the working set.
 RESIDENT_PER_STORED_BYTE = 2.2
-
-
-def stored_bytes(path: Path) -> int:
-    """A model's bytes on disk: the file, or a folder's files."""
-    if path.is_dir():
-        return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
-    return path.stat().st_size
 
 
 def available_memory_bytes() -> int | None:

@@ -12,7 +12,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from core.errors import ExportError
+from core.errors import CheckpointError, ExportError
 from core.export.model_card import model_card
 from core.export.tokenizer_json import tokenizer_config, tokenizer_json
 from core.nn import hf_folder
@@ -81,8 +81,8 @@ def _fill(folder: Path, checkpoint: Checkpoint, params: SamplingParams, training
 
 def _is_earlier_export(folder: Path) -> bool:
     try:
-        return json.loads((folder / hf_folder.CONFIG_FILE).read_text("utf-8")).get("model_type") == hf_folder.MODEL_TYPE
-    except (OSError, ValueError, AttributeError):
+        return hf_folder.read_config_json(folder).get("model_type") == hf_folder.MODEL_TYPE
+    except CheckpointError:
         return False
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from core.engine.folder_tokenizer import CHAR_OF
+
 # cl100k_base's split pattern as Hugging Face's tiktoken conversions write it: tiktoken's own spelling
 # uses possessive quantifiers (`\p{N}{1,3}+`) that the `tokenizers` regex engine reads otherwise; this
 # form splits the same.
@@ -17,25 +19,9 @@ SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1
                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
-def byte_alphabet() -> dict[int, str]:
-    """GPT-2's map from each byte to a printable character (bytes that print stand for themselves)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
-    chars, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            chars[byte] = chr(byte)
-        else:
-            chars[byte] = chr(256 + extra)
-            extra += 1
-    return chars
-
-
 def vocab_and_merges(ranks: dict[bytes, int]) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    alphabet = byte_alphabet()
-
     def spelled(token: bytes) -> str:
-        return "".join(alphabet[b] for b in token)
+        return "".join(CHAR_OF[b] for b in token)
 
     vocab = {spelled(token): rank for token, rank in ranks.items()}
     merges = []

@@ -201,7 +201,7 @@ def _folder_checkpoint(folder: Path) -> Checkpoint:
     if gpt2:
         check_tokenizer_files(folder)
     _check_fits_in_memory(folder, config)
-    tied = data.get("tie_word_embeddings", True) is not False
+    tied = gpt2 and data.get("tie_word_embeddings", True) is not False  # the book's head is its own
     state = (gpt2_folder.read_gpt2_weights(folder, config, tied, _read_checked) if gpt2
              else hf_folder.read_hf_weights(folder, config))
     for key, tensor in state.items():

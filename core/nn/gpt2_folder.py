@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from core.errors import CheckpointError
-from core.nn.hf_folder import check_named_shapes
+from core.nn.hf_folder import check_named_shapes, split_heads
 from core.nn.model_config import ACTIVATIONS, ModelConfig
 from core.nn.safetensors_file import read_safetensors
 
@@ -94,16 +94,11 @@ def read_gpt2_weights(folder: Path, config: ModelConfig, tied: bool, read_pickle
 
 
 def _engine_names(t: dict[str, torch.Tensor], config: ModelConfig, tied: bool) -> dict[str, torch.Tensor]:
-    D, hs = config.d_model, config.head_size
     state = {"token_embedding_lookup_table.weight": t["wte.weight"], "position_embedding.weight": t["wpe.weight"]}
     for i in range(config.num_blocks):
         g, p = f"h.{i}.", f"transformer_blocks.{i}."
         state[p + "ln1.weight"], state[p + "ln1.bias"] = t[g + "ln_1.weight"], t[g + "ln_1.bias"]
-        qkv = t[g + "attn.c_attn.weight"].t()  # [3D, D]: queries, keys, values, each in head order
-        for part, w in enumerate(("Wq", "Wk", "Wv")):
-            for h in range(config.num_heads):
-                start = part * D + h * hs
-                state[f"{p}mha.heads.{h}.{w}.weight"] = qkv[start:start + hs].contiguous()
+        state.update(split_heads(t[g + "attn.c_attn.weight"].t(), p, config))  # Conv1D's [D, 3D], transposed
         state[p + "mha.qkv_bias"] = t[g + "attn.c_attn.bias"]
         state[p + "mha.projection_layer.weight"] = t[g + "attn.c_proj.weight"].t().contiguous()
         state[p + "mha.projection_layer.bias"] = t[g + "attn.c_proj.bias"]

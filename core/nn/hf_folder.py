@@ -90,19 +90,23 @@ def to_hf_state(state: dict[str, torch.Tensor], config: ModelConfig) -> dict[str
     return {k: v.contiguous() for k, v in out.items()}
 
 
+def split_heads(qkv: torch.Tensor, block: str, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """A block's stacked [3D, D] (every head's query rows, then keys, then values, in head order) as the
+    chapter's per-head `{block}mha.heads.{h}.Wq|Wk|Wv.weight`."""
+    D, hs = config.d_model, config.head_size
+    rows = {(part, h): qkv[part * D + h * hs:part * D + (h + 1) * hs] for part in range(3) for h in range(config.num_heads)}
+    return {f"{block}mha.heads.{h}.{w}.weight": rows[part, h].clone(memory_format=torch.contiguous_format)
+            for part, w in enumerate(("Wq", "Wk", "Wv")) for h in range(config.num_heads)}
+
+
 def from_hf_state(tensors: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
     """The folder's tensors back in the chapter's names (no masks), each head's Wq/Wk/Wv split out."""
-    D, hs = config.d_model, config.head_size
     state = {"token_embedding_lookup_table.weight": tensors["model.embed_tokens.weight"]}
     for i in range(config.num_blocks):
         chapter, p = f"transformer_blocks.{i}.", f"model.layers.{i}."
         for theirs, ours in _BLOCK_NAMES.items():
             state[chapter + ours] = tensors[p + theirs]
-        qkv = tensors[p + "self_attn.qkv_proj.weight"]
-        for part, w in enumerate(("Wq", "Wk", "Wv")):
-            for h in range(config.num_heads):
-                start = part * D + h * hs
-                state[f"{chapter}mha.heads.{h}.{w}.weight"] = qkv[start:start + hs].clone()
+        state.update(split_heads(tensors[p + "self_attn.qkv_proj.weight"], chapter, config))
     final = f"transformer_blocks.{config.num_blocks}."
     state.update({final + "weight": tensors["model.norm.weight"], final + "bias": tensors["model.norm.bias"],
                   "model_out_linear_layer.weight": tensors["lm_head.weight"],

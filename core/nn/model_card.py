@@ -5,12 +5,12 @@ response unchanged.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
 import torch
 
 from core.nn.checkpoint import Checkpoint
+from core.system.files import stored_bytes
 
 
 @dataclass
@@ -59,7 +59,7 @@ def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
                for name, t in checkpoint.state_dict.items()]
     return ModelCard(
         file=str(checkpoint.path.resolve()),
-        file_bytes=_stored_bytes(checkpoint.path),
+        file_bytes=stored_bytes(checkpoint.path),
         stored_dtypes=sorted({dtype for _, _, dtype in tensors}),
         device=str(device),
         h_params={str(k): json_value(v) for k, v in checkpoint.h_params.items()},
@@ -71,13 +71,6 @@ def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
         load_seconds=load_seconds,
         positions=checkpoint.config.positions,
     )
-
-
-def _stored_bytes(path) -> int:
-    """The file's size; a folder's, the sum of its files'."""
-    if os.path.isdir(path):
-        return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
-    return os.path.getsize(path)
 
 
 def h_params_source(checkpoint: Checkpoint) -> str:

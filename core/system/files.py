@@ -29,3 +29,10 @@ def check_model_file(path: Path) -> os.stat_result:
     if not os.access(path, os.R_OK):
         raise CheckpointError(f"{path}: permission denied")
     return info
+
+
+def stored_bytes(path: Path) -> int:
+    """A model's bytes on disk: the file, or a folder's files."""
+    if path.is_dir():
+        return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
+    return path.stat().st_size

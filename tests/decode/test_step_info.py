@@ -7,25 +7,19 @@ import torch
 
 from core.nn.inspection import layer_logits
 
-from core.nn.checkpoint import load_checkpoint
 from core.engine.in_process import Engine
 from core.errors import PresetError, PromptError
-from core.nn.fast_model import FastModel
 from core.decode.generation import generate_ids, generate_steps
 from core.settings.sampling_params import SamplingParams
 from core.engine.tokenizer import token_text
-from support.reference import ReferenceModel, random_book_checkpoint
+from support.engine_pair import engine_and_reference
 
 SHAPE = (30, 5, 3, 8, 700)  # d_model, heads, blocks, context, vocab: an 8-token window, passed early
 
 
 @pytest.fixture
 def models(tmp_path):
-    ckpt = random_book_checkpoint(*SHAPE, seed=11)
-    path = tmp_path / "m.ckpt"
-    torch.save(ckpt, path)
-    loaded = load_checkpoint(path)
-    return FastModel(loaded.config, loaded.state_dict, torch.device("cpu")), ReferenceModel(ckpt)
+    return engine_and_reference(tmp_path, SHAPE, seed=11)
 
 
 @pytest.mark.parametrize("params", [

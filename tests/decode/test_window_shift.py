@@ -6,10 +6,9 @@ import torch
 from core.decode.batching import BatchRun, Row
 from core.decode.generation import generate_ids
 from core.errors import PresetError
-from core.nn.checkpoint import load_checkpoint
-from core.nn.fast_model import FastModel
 from core.settings.sampling_params import SamplingParams
-from support.reference import ReferenceModel, assert_same_greedy_tokens, random_book_checkpoint
+from support.engine_pair import engine_and_reference
+from support.reference import ReferenceModel, assert_same_greedy_tokens
 
 SHAPE = (36, 4, 3, 12, 1500)  # a window of 12: it fills and shifts several times in 40 tokens
 
@@ -32,11 +31,7 @@ def shift_greedy(reference: ReferenceModel, prompt: list[int], n: int):
 
 @pytest.fixture
 def pair(tmp_path):
-    checkpoint = random_book_checkpoint(*SHAPE, seed=5)
-    path = tmp_path / "m.ckpt"
-    torch.save(checkpoint, path)
-    loaded = load_checkpoint(path)
-    return FastModel(loaded.config, loaded.state_dict, torch.device("cpu")), ReferenceModel(checkpoint)
+    return engine_and_reference(tmp_path, SHAPE, seed=5)
 
 
 @pytest.mark.parametrize("prompt_length", [3, 12, 20])  # inside the window, exactly full, past it

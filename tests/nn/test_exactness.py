@@ -7,6 +7,7 @@ from core.nn.fast_model import FastModel
 from core.decode.generation import generate_ids
 from core.settings.sampling_params import SamplingParams
 from core.system.helper_thread import HelperThread
+from support.engine_pair import engine_and_reference
 from support.reference import TIE_TOLERANCE, ReferenceModel, assert_same_greedy_tokens, random_book_checkpoint
 
 SHAPES = [
@@ -15,15 +16,6 @@ SHAPES = [
     (36, 4, 3, 12, 1500),
     (80, 4, 2, 16, 5000),
 ]
-
-
-def _engine_model(tmp_path, shape, seed, helper=None):
-    ckpt = random_book_checkpoint(*shape, seed=seed)
-    path = tmp_path / "m.ckpt"
-    torch.save(ckpt, path)
-    loaded = load_checkpoint(path)
-    return FastModel(loaded.config, loaded.state_dict, torch.device("cpu"), helper), ReferenceModel(ckpt)
-
 
 @pytest.fixture(params=["one thread", "helper thread"])
 def helper(request):
@@ -35,10 +27,9 @@ def helper(request):
     yield helper
     helper.close()
 
-
 @pytest.mark.parametrize("shape", SHAPES)
 def test_greedy_tokens_match_the_book_loop_for_three_windows(tmp_path, shape, helper):
-    model, ref = _engine_model(tmp_path, shape, seed=1, helper=helper)
+    model, ref = engine_and_reference(tmp_path, shape, seed=1, helper=helper)
     C, V = shape[3], shape[4]
     prompt = [int(t) for t in torch.randint(0, V, (3,), generator=torch.Generator().manual_seed(2))]
     n = 3 * C
@@ -47,10 +38,9 @@ def test_greedy_tokens_match_the_book_loop_for_three_windows(tmp_path, shape, he
     assert len(got) == n
     assert_same_greedy_tokens(expected, got, gaps)
 
-
 @pytest.mark.parametrize("shape", SHAPES)
 def test_last_position_logits_match_within_1e_4_inside_and_past_the_window(tmp_path, shape, helper):
-    model, ref = _engine_model(tmp_path, shape, seed=3, helper=helper)
+    model, ref = engine_and_reference(tmp_path, shape, seed=3, helper=helper)
     C, V = shape[3], shape[4]
     ids = [int(t) for t in torch.randint(0, V, (3 * C,), generator=torch.Generator().manual_seed(4))]
     cache = model.new_cache()
@@ -66,16 +56,14 @@ def test_last_position_logits_match_within_1e_4_inside_and_past_the_window(tmp_p
         got = model.last_logits(sequence[length - C : length])
         torch.testing.assert_close(got, ref.next_logits(ids[:length]), atol=1e-4, rtol=0)
 
-
 def test_a_prompt_longer_than_the_window_is_cropped_like_the_book(tmp_path):
     shape = (30, 5, 2, 8, 700)
-    model, ref = _engine_model(tmp_path, shape, seed=5)
+    model, ref = engine_and_reference(tmp_path, shape, seed=5)
     prompt = list(range(100, 125))  # 25 tokens into an 8-token window
     expected, gaps = ref.greedy(prompt, 10)
     got = list(generate_ids(model, prompt, SamplingParams(temperature=0, max_new_tokens=10)))
     mismatch = next((i for i, (e, g) in enumerate(zip(expected, got)) if e != g), None)
     assert mismatch is None or gaps[mismatch] < TIE_TOLERANCE
-
 
 def test_float16_checkpoints_are_upcast_and_computed_in_float32(tmp_path, helper):
     ckpt = random_book_checkpoint(24, 3, 2, 8, 300, seed=9, dtype=torch.float16)
@@ -93,11 +81,10 @@ def test_float16_checkpoints_are_upcast_and_computed_in_float32(tmp_path, helper
     got = model.last_logits(torch.tensor(longer[-8:]))
     torch.testing.assert_close(got, reference.next_logits(longer), atol=1e-4, rtol=0)
 
-
 @pytest.mark.parametrize("shape", SHAPES)
 def test_past_the_window_one_row_on_keys_computed_ahead_is_the_books_window(tmp_path, shape):
     # The engine fills positions 0..C-2 of the next window ahead of time, then decodes its last row.
-    model, ref = _engine_model(tmp_path, shape, seed=6)
+    model, ref = engine_and_reference(tmp_path, shape, seed=6)
     C, V = shape[3], shape[4]
     ids = [int(t) for t in torch.randint(0, V, (3 * C,), generator=torch.Generator().manual_seed(7))]
     cache = model.new_cache()
@@ -106,7 +93,6 @@ def test_past_the_window_one_row_on_keys_computed_ahead_is_the_books_window(tmp_
         model.fill_cache(window[:-1], cache)
         got = model.last_logits(window[-1:], cache)
         torch.testing.assert_close(got, ref.next_logits(ids[:length]), atol=1e-4, rtol=0)
-
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("shape", SHAPES)
@@ -130,7 +116,6 @@ def test_on_cuda_the_graphed_decode_step_gives_the_books_greedy_tokens_and_logit
     expected, gaps = ref.greedy(prompt, 3 * C)
     got = list(generate_ids(model, prompt, SamplingParams(temperature=0, max_new_tokens=3 * C)))
     assert_same_greedy_tokens(expected, got, gaps)
-
 
 @pytest.mark.parametrize("dtype, packed", [(torch.float16, True), (torch.bfloat16, True), (torch.bfloat16, False),
                                            (torch.float32, False)])
