@@ -48,9 +48,9 @@ def app_factory(small_model, tmp_path):
     The model runs in this process (`Engine`, one of the app's three backends): a Pilot test
     then spends no second spawning an interpreter. `engine_process=True` gives the app's own
     default, the model in a child process, as the tests of stopping, quitting and exit use."""
-    from core.engine.engine_process import EngineProcess
-    from core.engine.in_process import Engine
-    from tui.app import make_app
+    from tfchat.core.engine.engine_process import EngineProcess
+    from tfchat.core.engine.in_process import Engine
+    from tfchat.tui.app import make_app
 
     history = tmp_path / "history.sqlite3"
 

@@ -18,21 +18,21 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 
-from core.engine.backend import Backend
-from core.engine.engine_process import EngineProcess
-from core.engine.reconnect import Reconnect
-from core.errors import TfchatError, describe_exception
-from core.settings.presets import PresetCatalog, load_presets
-from core.store.history import History, NoHistory, open_history
-from core.system.lifecycle import end_children, exit_hard_after, on_exit_signals, on_terminal_lost
-from core.system.paths import resolve_model_path
-from core.system.startup import StartupClock
-from tui.chat_screen import ChatScreen
-from tui.history_keeper import HistoryKeeper
-from tui.model_shelf import ModelLoaded, ModelShelf, announce_loaded, show_models
-from tui.notice_row import NoticeRow
-from tui.palette import tfchat_commands
-from tui.raw_paste import driver_with_raw_pastes
+from tfchat.core.engine.backend import Backend
+from tfchat.core.engine.engine_process import EngineProcess
+from tfchat.core.engine.reconnect import Reconnect
+from tfchat.core.errors import TfchatError, describe_exception
+from tfchat.core.settings.presets import PresetCatalog, load_presets
+from tfchat.core.store.history import History, NoHistory, open_history
+from tfchat.core.system.lifecycle import end_children, exit_hard_after, on_exit_signals, on_terminal_lost
+from tfchat.core.system.paths import resolve_model_path
+from tfchat.core.system.startup import StartupClock
+from tfchat.tui.chat_screen import ChatScreen
+from tfchat.tui.history_keeper import HistoryKeeper
+from tfchat.tui.model_shelf import ModelLoaded, ModelShelf, announce_loaded, show_models
+from tfchat.tui.notice_row import NoticeRow
+from tfchat.tui.palette import tfchat_commands
+from tfchat.tui.raw_paste import driver_with_raw_pastes
 
 @dataclass
 class EngineReady(Message):
@@ -219,7 +219,7 @@ def make_app(model: str | list[str] | None = None, device: str = "auto", preset:
         catalog.get(preset)
     EngineProcess.prepare()
     if endpoint is not None:
-        from core.engine.http_client import HttpBackend
+        from tfchat.core.engine.http_client import HttpBackend
 
         engine_loader = lambda _path, _device: HttpBackend.connect(  # noqa: E731
             endpoint, api_key, remote_model, endpoint_timeout)

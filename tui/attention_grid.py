@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from core.engine.tokenizer import inline_text
-from core.nn.inside_data import AttentionMaps
-from tui.heat import MASKED, signed_colour, weight_colour
+from tfchat.core.engine.tokenizer import inline_text
+from tfchat.core.nn.inside_data import AttentionMaps
+from tfchat.tui.heat import MASKED, signed_colour, weight_colour
 
 HEAD_LABEL = 8  # 'L11 H7✗ '
 TOKEN_LABEL = 12  # a query's token, right-aligned, in the matrix

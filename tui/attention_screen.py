@@ -17,12 +17,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from core.errors import TfchatError
-from core.nn.inside_data import AttentionMaps, NextToken
-from tui.attention_grid import matrix_view, model_view, score_scale
-from tui.heat import signed_legend, weight_legend
-from tui.notice_row import NoticeRow
-from tui.token_view import shown_token
+from tfchat.core.errors import TfchatError
+from tfchat.core.nn.inside_data import AttentionMaps, NextToken
+from tfchat.tui.attention_grid import matrix_view, model_view, score_scale
+from tfchat.tui.heat import signed_legend, weight_legend
+from tfchat.tui.notice_row import NoticeRow
+from tfchat.tui.token_view import shown_token
 
 GRID_CSS = """
 {screen} #title {{ height: auto; max-height: 2; background: $accent 30%; padding: 0 1; }}

@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.engine.in_process import Engine
-from core.store.history import History
-from core.system.paths import resolve_model_path
-from core.settings.presets import load_presets, params_from_mapping
-from tui.app import make_app
-from tui.exchange_view import TOP_LOGPROBS
-from tui.prompt_input import PromptInput
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.store.history import History
+from tfchat.core.system.paths import resolve_model_path
+from tfchat.core.settings.presets import load_presets, params_from_mapping
+from tfchat.tui.app import make_app
+from tfchat.tui.exchange_view import TOP_LOGPROBS
+from tfchat.tui.prompt_input import PromptInput
 
 PROMPT = "The most important skill in sales is"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.decode.step_info import Alternative, StepInfo
-from tui.token_view import token_spans
+from tfchat.core.decode.step_info import Alternative, StepInfo
+from tfchat.tui.token_view import token_spans
 
 
 @dataclass

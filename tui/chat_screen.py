@@ -14,36 +14,36 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from core.engine.backend import Backend
-from core.settings.presets import PresetCatalog
-from core.settings.sampling_params import SamplingParams
-from tui.backend_state import BackendState
-from tui.chat_actions import clear_transcript, copy_output, scroll_transcript
-from tui.chat_bindings import CHAT_BINDINGS, KEEP_KEY
-from tui.chat_requests import continue_request, regenerate_request, take_history_choice
-from tui.compare_mode import CompareChoice, keep_column
-from tui.compare_view import CompareView
-from tui.context_meter import ContextMeter
-from tui.exchange_view import ExchangeView
-from tui.generation_session import GenerationSession
-from tui.history_keeper import HistoryKeeper
-from tui.history_screen import HistoryScreen
-from tui.insight import InsideViews
-from tui.inspector_screen import load_summary
-from tui.key_bar import KeyBar
-from tui.keys import alt_digit
-from tui.notice_row import NoticeRow
-from tui.palette import TRANSCRIPT_NAME
-from tui.preset_choice import PresetChoice
-from tui.prompt_input import PromptInput
-from tui.score_mode import ScoreView, score_prompt
-from tui.session import CompareRequest, ContinueRequest, PromptRequest, Request, ScoreRequest
-from tui.sidebar import PresetSidebar
-from tui.slash_commands import run_slash_text
-from tui.status_line import StatusLine
-from tui.summary_line import batch_tokens_per_s
-from tui.token_view import legend
-from tui.transcript import Transcript
+from tfchat.core.engine.backend import Backend
+from tfchat.core.settings.presets import PresetCatalog
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.tui.backend_state import BackendState
+from tfchat.tui.chat_actions import clear_transcript, copy_output, scroll_transcript
+from tfchat.tui.chat_bindings import CHAT_BINDINGS, KEEP_KEY
+from tfchat.tui.chat_requests import continue_request, regenerate_request, take_history_choice
+from tfchat.tui.compare_mode import CompareChoice, keep_column
+from tfchat.tui.compare_view import CompareView
+from tfchat.tui.context_meter import ContextMeter
+from tfchat.tui.exchange_view import ExchangeView
+from tfchat.tui.generation_session import GenerationSession
+from tfchat.tui.history_keeper import HistoryKeeper
+from tfchat.tui.history_screen import HistoryScreen
+from tfchat.tui.insight import InsideViews
+from tfchat.tui.inspector_screen import load_summary
+from tfchat.tui.key_bar import KeyBar
+from tfchat.tui.keys import alt_digit
+from tfchat.tui.notice_row import NoticeRow
+from tfchat.tui.palette import TRANSCRIPT_NAME
+from tfchat.tui.preset_choice import PresetChoice
+from tfchat.tui.prompt_input import PromptInput
+from tfchat.tui.score_mode import ScoreView, score_prompt
+from tfchat.tui.session import CompareRequest, ContinueRequest, PromptRequest, Request, ScoreRequest
+from tfchat.tui.sidebar import PresetSidebar
+from tfchat.tui.slash_commands import run_slash_text
+from tfchat.tui.status_line import StatusLine
+from tfchat.tui.summary_line import batch_tokens_per_s
+from tfchat.tui.token_view import legend
+from tfchat.tui.transcript import Transcript
 
 LAST_PRESET_KEY = "last_preset"
 # Exchanges that keep their per-token records (about 1.5 KB a token); older ones keep their text.

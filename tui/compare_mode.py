@@ -10,15 +10,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from core.decode.limits import MAX_ROWS
-from core.engine.stats import GenerationStats
-from core.errors import TfchatError
-from core.settings.presets import PresetCatalog
-from core.settings.sampling_params import SamplingParams
-from tui.compare_view import CompareView, stats_line
-from tui.session import CompareRequest
-from tui.slash_commands import slash_command
-from tui.status_line import StatusLine
+from tfchat.core.decode.limits import MAX_ROWS
+from tfchat.core.engine.stats import GenerationStats
+from tfchat.core.errors import TfchatError
+from tfchat.core.settings.presets import PresetCatalog
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.tui.compare_view import CompareView, stats_line
+from tfchat.tui.session import CompareRequest
+from tfchat.tui.slash_commands import slash_command
+from tfchat.tui.status_line import StatusLine
 
 
 class CompareChoice:

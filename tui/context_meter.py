@@ -1,8 +1,8 @@
 """How many tokens the model would be given: the status line's `ctx N/C` and the cropped-context note."""
 from __future__ import annotations
 
-from core.errors import TfchatError
-from core.engine.tokenizer import model_tokenizer, use_model_tokenizer
+from tfchat.core.errors import TfchatError
+from tfchat.core.engine.tokenizer import model_tokenizer, use_model_tokenizer
 
 
 class ContextMeter:

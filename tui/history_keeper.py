@@ -2,9 +2,9 @@
 the session: what fails becomes a problem, shown once as a notice. Plain, no widgets."""
 from __future__ import annotations
 
-from core.errors import HistoryError
-from core.store.history import Exchange, History, NoHistory
-from tui.session import CompareRequest
+from tfchat.core.errors import HistoryError
+from tfchat.core.store.history import Exchange, History, NoHistory
+from tfchat.tui.session import CompareRequest
 
 
 class HistoryKeeper:

@@ -13,9 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.errors import HistoryError
-from core.store.history import Exchange
-from tui.notice_row import NoticeRow
+from tfchat.core.errors import HistoryError
+from tfchat.core.store.history import Exchange
+from tfchat.tui.notice_row import NoticeRow
 
 
 def when(created_at: float, now: float) -> str:

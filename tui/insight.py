@@ -2,12 +2,12 @@
 cursor and its branches (f5, alt+arrows), the model inspector (f8)."""
 from __future__ import annotations
 
-from core.engine.tokenizer import model_tokenizer, token_bytes, token_text
-from core.errors import TfchatError
-from tui.exchange_view import ExchangeView
-from tui.inspector_screen import InspectorScreen
-from tui.session import BranchRequest
-from tui.token_screen import TokenScreen
+from tfchat.core.engine.tokenizer import model_tokenizer, token_bytes, token_text
+from tfchat.core.errors import TfchatError
+from tfchat.tui.exchange_view import ExchangeView
+from tfchat.tui.inspector_screen import InspectorScreen
+from tfchat.tui.session import BranchRequest
+from tfchat.tui.token_screen import TokenScreen
 
 
 def bytes_of(token: int) -> bytes:

@@ -1,8 +1,8 @@
 """Which preset is active, and this session's `/set` changes to each preset. Plain state, no widgets."""
 from __future__ import annotations
 
-from core.settings.presets import PresetCatalog, params_from_mapping
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.settings.presets import PresetCatalog, params_from_mapping
+from tfchat.core.settings.sampling_params import SamplingParams
 
 
 class PresetChoice:

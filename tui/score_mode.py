@@ -5,12 +5,12 @@ text; `--ablate L.H[,L.H...]` switches heads off and shows the change in loss ag
 """
 from __future__ import annotations
 
-from core.commands.score import parse_heads, read_text
-from core.errors import PromptError
-from tui.prompt_input import PromptInput
-from tui.score_view import ScoreView
-from tui.session import ScoreRequest
-from tui.slash_commands import slash_command
+from tfchat.core.commands.score import parse_heads, read_text
+from tfchat.core.errors import PromptError
+from tfchat.tui.prompt_input import PromptInput
+from tfchat.tui.score_view import ScoreView
+from tfchat.tui.session import ScoreRequest
+from tfchat.tui.slash_commands import slash_command
 
 __all__ = ["ScoreView", "score_command", "score_prompt"]
 

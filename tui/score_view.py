@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from textual import work
 from textual.message import Message
 
-from core.decode.step_info import Alternative, StepInfo
-from core.engine.tokenizer import model_tokenizer, token_text
-from core.errors import TfchatError, describe_exception
-from core.nn.inside_data import ScoredText, ScoredToken
-from tui.exchange_view import ExchangeView
-from tui.insight import bytes_of
-from tui.summary_line import joined
-from tui.token_view import shown_token
+from tfchat.core.decode.step_info import Alternative, StepInfo
+from tfchat.core.engine.tokenizer import model_tokenizer, token_text
+from tfchat.core.errors import TfchatError, describe_exception
+from tfchat.core.nn.inside_data import ScoredText, ScoredToken
+from tfchat.tui.exchange_view import ExchangeView
+from tfchat.tui.insight import bytes_of
+from tfchat.tui.summary_line import joined
+from tfchat.tui.token_view import shown_token
 
 SURPRISES_LISTED = 5
 

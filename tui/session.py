@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from core.decode.step_info import Alternative
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.decode.step_info import Alternative
+from tfchat.core.settings.sampling_params import SamplingParams
 
 if TYPE_CHECKING:
-    from tui.exchange_view import ExchangeView
+    from tfchat.tui.exchange_view import ExchangeView
 
 
 @dataclass

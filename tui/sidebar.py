@@ -11,9 +11,9 @@ from textual.message import Message
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.settings.presets import PresetCatalog
-from core.settings.sampling_params import SamplingParams
-from core.settings.shown_values import shown_value
+from tfchat.core.settings.presets import PresetCatalog
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.settings.shown_values import shown_value
 
 
 # Narrower than this, the sidebar would squeeze the transcript and the prompt: hidden unless asked for.

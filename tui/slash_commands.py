@@ -15,13 +15,13 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from core.errors import TfchatError, describe_exception
-from core.system.paths import user_path, user_presets_file
-from core.settings.preset_file import save_preset
-from core.settings.presets import load_presets, parse_setting
-from core.settings.shown_values import shown_value
-from tui.chat_bindings import help_rows
-from tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
+from tfchat.core.errors import TfchatError, describe_exception
+from tfchat.core.system.paths import user_path, user_presets_file
+from tfchat.core.settings.preset_file import save_preset
+from tfchat.core.settings.presets import load_presets, parse_setting
+from tfchat.core.settings.shown_values import shown_value
+from tfchat.tui.chat_bindings import help_rows
+from tfchat.tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
 
 
 HANDLERS: dict[str, Callable[..., None]] = {}

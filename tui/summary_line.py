@@ -2,7 +2,7 @@
 kept whole when the line wraps (no 'tok/s' left alone on the next line)."""
 from __future__ import annotations
 
-from core.engine.stats import GenerationStats
+from tfchat.core.engine.stats import GenerationStats
 
 SEPARATOR = " · "
 

@@ -21,11 +21,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from core.errors import TfchatError
-from core.decode.step_info import StepInfo
-from tui.attention_screen import AttentionScreen, Step
-from tui.notice_row import NoticeRow
-from tui.token_view import band_style, probability, shown_token, styled_tokens
+from tfchat.core.errors import TfchatError
+from tfchat.core.decode.step_info import StepInfo
+from tfchat.tui.attention_screen import AttentionScreen, Step
+from tfchat.tui.notice_row import NoticeRow
+from tfchat.tui.token_view import band_style, probability, shown_token, styled_tokens
 
 BAR_WIDTH = 10
 LENS_TOP = 5

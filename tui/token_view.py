@@ -11,8 +11,8 @@ import math
 
 from rich.text import Text
 
-from core.engine.tokenizer import inline_text
-from core.decode.step_info import StepInfo
+from tfchat.core.engine.tokenizer import inline_text
+from tfchat.core.decode.step_info import StepInfo
 
 # (lowest probability, background): the model's own probability of the token it produced.
 BANDS = [(0.8, "#1f6f3f"), (0.5, "#4f7a28"), (0.2, "#8a7a1a"), (0.05, "#9a4f1a"), (0.0, "#9a2a2a")]

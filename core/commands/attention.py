@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from core.errors import EXIT_OK
-from core.system.runtime import apply_threads
+from tfchat.core.errors import EXIT_OK
+from tfchat.core.system.runtime import apply_threads
 
 SHADES = "·░▒▓█"  # weights in fifths: below 0.2, .. , 0.8 and above
 LABEL_WIDTH = 12
@@ -31,10 +31,10 @@ def heatmap(labels: list[str], rows: list[list[float]]) -> list[str]:
 
 
 def run_attention(args) -> int:
-    from core.engine.in_process import Engine
-    from core.engine.tokenizer import inline_text, token_text
-    from core.nn.inspection import check_heads
-    from core.system.paths import resolve_model_path
+    from tfchat.core.engine.in_process import Engine
+    from tfchat.core.engine.tokenizer import inline_text, token_text
+    from tfchat.core.nn.inspection import check_heads
+    from tfchat.core.system.paths import resolve_model_path
 
     apply_threads(args.threads)
     engine = Engine.load(resolve_model_path(args.model), args.device)

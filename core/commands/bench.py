@@ -27,18 +27,18 @@ from pathlib import Path
 
 import torch
 
-from core.commands.bench_peer import compare_with_peer, transformers_installed
-from core.commands.bench_precision import precision_figures, precision_rows
-from core.commands.neighbour import busy_neighbour
-from core.nn.book_model import BookModel
-from core.nn.checkpoint import load_checkpoint
-from core.system.device import resolve_device
-from core.nn.fast_model import FastModel
-from core.decode.generation import generate_steps
-from core.nn.model_config import ModelConfig
-from core.system.paths import resolve_model_path
-from core.settings.sampling_params import SamplingParams
-from core.system.helper_thread import helper_for
+from tfchat.core.commands.bench_peer import compare_with_peer, transformers_installed
+from tfchat.core.commands.bench_precision import precision_figures, precision_rows
+from tfchat.core.commands.neighbour import busy_neighbour
+from tfchat.core.nn.book_model import BookModel
+from tfchat.core.nn.checkpoint import load_checkpoint
+from tfchat.core.system.device import resolve_device
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.decode.generation import generate_steps
+from tfchat.core.nn.model_config import ModelConfig
+from tfchat.core.system.paths import resolve_model_path
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.helper_thread import helper_for
 
 BOOK_CONFIG = ModelConfig(d_model=80, num_heads=4, num_blocks=6, context_length=128, vocab_size=100256)
 # The repository's scifi-demo model, 140,573,600 parameters: what readers who train longer have.
@@ -83,7 +83,7 @@ def book_tokens_per_s_plain_process(config: ModelConfig, device: torch.device, n
                              config.vocab_size, device.type, n)]
     root = Path(__file__).resolve().parents[2]  # the folder that holds core/
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.commands.bench", *args], capture_output=True,
+    result = subprocess.run([sys.executable, "-W", "ignore", "-m", "tfchat.core.commands.bench", *args], capture_output=True,
                             text=True, env=env, timeout=600)
     try:
         return float(result.stdout.strip().splitlines()[-1])
@@ -238,7 +238,7 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name:
     if model_arg is not None:
         checkpoint = load_checkpoint(resolve_model_path(model_arg))
         if checkpoint.config.family == "gpt2":  # no book's loop to compare: transformers on the folder instead
-            from core.commands.bench_gpt2 import run_gpt2_bench
+            from tfchat.core.commands.bench_gpt2 import run_gpt2_bench
 
             return run_gpt2_bench(checkpoint, device_name, tokens)
     r = measure(model_arg, device_name, tokens, config_name)

@@ -10,14 +10,14 @@ import time
 
 import torch
 
-from core.decode.batching import BatchRun, Row
-from core.decode.limits import MAX_ROWS
-from core.commands.bench import _load_weights, _random_ids, decode_rate, engine_step_times, print_table
-from core.system.device import resolve_device
-from core.errors import TfchatError
-from core.nn.fast_model import FastModel
-from core.settings.sampling_params import SamplingParams
-from core.system.helper_thread import helper_for
+from tfchat.core.decode.batching import BatchRun, Row
+from tfchat.core.decode.limits import MAX_ROWS
+from tfchat.core.commands.bench import _load_weights, _random_ids, decode_rate, engine_step_times, print_table
+from tfchat.core.system.device import resolve_device
+from tfchat.core.errors import TfchatError
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.helper_thread import helper_for
 
 RUNS = 5
 

@@ -7,14 +7,14 @@ the same again beside a busy neighbour.
 """
 from __future__ import annotations
 
-from core.commands.bench import (_random_ids, engine_step_times, in_window_rate, matvec_bandwidth,
+from tfchat.core.commands.bench import (_random_ids, engine_step_times, in_window_rate, matvec_bandwidth,
                                  past_window_rate, peak_memory_mb, print_table)
-from core.commands.bench_peer import compare_with_peer, folder_peer, transformers_installed
-from core.commands.neighbour import busy_neighbour
-from core.nn.checkpoint import Checkpoint
-from core.nn.fast_model import FastModel
-from core.system.device import resolve_device
-from core.system.helper_thread import helper_for
+from tfchat.core.commands.bench_peer import compare_with_peer, folder_peer, transformers_installed
+from tfchat.core.commands.neighbour import busy_neighbour
+from tfchat.core.nn.checkpoint import Checkpoint
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.system.device import resolve_device
+from tfchat.core.system.helper_thread import helper_for
 
 
 def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int:

@@ -9,9 +9,9 @@ import statistics
 
 import torch
 
-from core.nn.fast_model import FastModel
-from core.nn.model_config import ModelConfig
-from core.system.helper_thread import HelperThread
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.nn.model_config import ModelConfig
+from tfchat.core.system.helper_thread import HelperThread
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 ROUNDS = 3

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from core.errors import TfchatError
+from tfchat.core.errors import TfchatError
 
 PROMPTS = ["The key to a successful sale is", "Customers often ask", "When a client objects to the price,",
            "A good first meeting", "Follow up after the call by", "Trust is built when"]
@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 def _start_server(model: str | None, device: str, port: int):
-    command = [sys.executable, "-m", "core.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    command = [sys.executable, "-m", "tfchat", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--device", device, "--max-queue", "1000"]
     if model:
         command += ["--model", model]

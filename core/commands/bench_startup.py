@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from core.commands.bench import print_table
-from core.commands.neighbour import busy_neighbour
-from core.errors import TfchatError
+from tfchat.core.commands.bench import print_table
+from tfchat.core.commands.neighbour import busy_neighbour
+from tfchat.core.errors import TfchatError
 
 ROUNDS = 3
 SIZE = (30, 100)  # rows, columns: a common terminal
@@ -111,7 +111,7 @@ def one_start(command: list[str]) -> Start:
 
 def run_startup_bench(model: str | None, device: str, rounds: int = ROUNDS) -> int:
     with tempfile.TemporaryDirectory(prefix="tfchat-startup-") as scratch:
-        command = [sys.executable, "-m", "core.cli", "--device", device,
+        command = [sys.executable, "-m", "tfchat", "--device", device,
                    "--history", str(Path(scratch) / "history.sqlite3")]
         command += ["--model", model] if model else []
         one_start(command)  # not counted: the first start reads torch and the model from disk

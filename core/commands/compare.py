@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.decode.limits import MAX_ROWS
-from core.errors import PresetError, PromptError
-from core.settings.presets import PresetCatalog
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.decode.limits import MAX_ROWS
+from tfchat.core.errors import PresetError, PromptError
+from tfchat.core.settings.presets import PresetCatalog
+from tfchat.core.settings.sampling_params import SamplingParams
 
 
 @dataclass

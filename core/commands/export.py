@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 
-from core.commands.generate import load_catalog
-from core.engine.tokenizer import load_encoding
-from core.export.folder import check_packages, export_folder
-from core.nn.checkpoint import load_checkpoint
-from core.system.paths import resolve_model_path, user_path
+from tfchat.core.commands.generate import load_catalog
+from tfchat.core.engine.tokenizer import load_encoding
+from tfchat.core.export.folder import check_packages, export_folder
+from tfchat.core.nn.checkpoint import load_checkpoint
+from tfchat.core.system.paths import resolve_model_path, user_path
 
 
 def run_export(args) -> int:

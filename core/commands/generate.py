@@ -5,12 +5,12 @@ import json
 import os
 import sys
 
-from core.errors import EXIT_OK
-from core.system.runtime import apply_threads
+from tfchat.core.errors import EXIT_OK
+from tfchat.core.system.runtime import apply_threads
 
 
 def load_catalog():
-    from core.settings.presets import load_presets
+    from tfchat.core.settings.presets import load_presets
 
     catalog = load_presets()
     for warning in catalog.warnings:
@@ -20,7 +20,7 @@ def load_catalog():
 
 def sampling_params_from_args(args, catalog=None, preset: str | None = None):
     """The preset's params (default: --preset, else balanced) with the command line's values on top."""
-    from core.settings.presets import params_from_mapping
+    from tfchat.core.settings.presets import params_from_mapping
 
     catalog = catalog or load_catalog()
     base = catalog.get(preset or args.preset or "balanced").params
@@ -36,7 +36,7 @@ def sampling_params_from_args(args, catalog=None, preset: str | None = None):
 
 
 def _read_prompt(args) -> str:
-    from core.errors import PromptError
+    from tfchat.core.errors import PromptError
 
     if args.prompt is not None:
         return args.prompt
@@ -52,7 +52,7 @@ def _read_prompt(args) -> str:
 
 
 def cmd_generate(args) -> int:
-    from core.errors import PresetError
+    from tfchat.core.errors import PresetError
 
     if isinstance(args.model, list):  # --model a --model b: each model's rows under a header of its own
         return _generate_per_model(args)
@@ -65,7 +65,7 @@ def cmd_generate(args) -> int:
     engine = _backend(args)
     out = sys.stdout
     if args.logprobs or args.trace:
-        from core.commands.step_output import JsonLinesWriter, TraceWriter
+        from tfchat.core.commands.step_output import JsonLinesWriter, TraceWriter
 
         top = args.logprobs or TraceWriter.CANDIDATES
         generation = engine.generate(prompt, params, top_logprobs=top)
@@ -108,19 +108,19 @@ def _stream_generation(generation, writer, out, args) -> None:
 def _backend(args):
     """The model to generate with: a checkpoint in this process, or a server (--endpoint)."""
     if args.endpoint:
-        from core.engine.http_client import HttpBackend
+        from tfchat.core.engine.http_client import HttpBackend
 
         return HttpBackend.connect(args.endpoint, args.api_key or os.environ.get("TFCHAT_API_KEY"),
                                    args.remote_model, args.timeout)
-    from core.system.device import check_device_choice
-    from core.system.files import check_model_file
-    from core.system.paths import resolve_model_path
+    from tfchat.core.system.device import check_device_choice
+    from tfchat.core.system.files import check_model_file
+    from tfchat.core.system.paths import resolve_model_path
 
     path = resolve_model_path(args.model)
     check_device_choice(args.device)
     check_model_file(path)  # a wrong path or device is said before torch is even imported
     apply_threads(args.threads)
-    from core.engine.in_process import Engine
+    from tfchat.core.engine.in_process import Engine
 
     return Engine.load(path, args.device)
 
@@ -141,8 +141,8 @@ def _generate_per_model(args) -> int:
 
 def _generate_rows(args) -> int:
     """Several rows (presets compared, several prompts, or --format jsonl): `core.commands.compare`."""
-    from core.commands.compare import compare_presets, plan_rows, read_prompts_file, run_rows
-    from core.errors import PresetError
+    from tfchat.core.commands.compare import compare_presets, plan_rows, read_prompts_file, run_rows
+    from tfchat.core.errors import PresetError
 
     if args.logprobs or args.trace:
         raise PresetError("--logprobs and --trace show one generation; they do not combine with --compare, "

@@ -10,8 +10,8 @@ import json
 import sys
 import time
 
-from core.errors import EXIT_OK, PromptError
-from core.system.runtime import apply_threads
+from tfchat.core.errors import EXIT_OK, PromptError
+from tfchat.core.system.runtime import apply_threads
 
 MAX_TEXT_BYTES = 64 * 2**20  # a text beyond this is not one to score in a terminal
 
@@ -50,9 +50,9 @@ def read_text(path: str | None) -> str:
 
 
 def run_score(args) -> int:
-    from core.engine.in_process import Engine
-    from core.engine.tokenizer import inline_text, token_text
-    from core.system.paths import resolve_model_path
+    from tfchat.core.engine.in_process import Engine
+    from tfchat.core.engine.tokenizer import inline_text, token_text
+    from tfchat.core.system.paths import resolve_model_path
 
     text = read_text(args.file)
     off = parse_heads(args.ablate)

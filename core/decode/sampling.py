@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from core.decode.top_k import top_k
-from core.errors import GenerationError
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.decode.top_k import top_k
+from tfchat.core.errors import GenerationError
+from tfchat.core.settings.sampling_params import SamplingParams
 
 # top-p first looks among this many best tokens; only when they do not reach p
 # does it sort the whole vocabulary.

@@ -44,7 +44,7 @@ class StepInfo:
 
 
 def check_top_logprobs(n: int) -> None:
-    from core.errors import PresetError
+    from tfchat.core.errors import PresetError
 
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_TOP_LOGPROBS:
         raise PresetError(f"top logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS}, got {n!r}")

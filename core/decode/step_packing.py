@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from core.decode.sampling import Draw
-from core.decode.step_info import Alternative, StepInfo
-from core.decode.top_k import top_k
+from tfchat.core.decode.sampling import Draw
+from tfchat.core.decode.step_info import Alternative, StepInfo
+from tfchat.core.decode.top_k import top_k
 
 
 def pack_step(logits: torch.Tensor, draw: Draw, top_n: int) -> torch.Tensor:

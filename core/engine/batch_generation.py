@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-from core.decode.batching import BatchRun, seeded_row
-from core.engine.text_stream import RowEvent, TextStream
+from tfchat.core.decode.batching import BatchRun, seeded_row
+from tfchat.core.engine.text_stream import RowEvent, TextStream
 
 
 class BatchGeneration:

@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from core.errors import TokenizerError
+from tfchat.core.errors import TokenizerError
 
 
 def _byte_alphabet() -> dict[int, str]:

@@ -17,14 +17,14 @@ import json
 import queue
 import threading
 
-from core.decode.step_info import StepInfo, check_top_logprobs
-from core.engine import http_wire as wire
-from core.engine.backend import ReportedShape
-from core.engine.stats import GenerationStats
-from core.engine.text_stream import RowEvent, TextStream, drawn_seed
-from core.engine.tokenizer import encode_prompt, load_encoding
-from core.errors import PromptError, TfchatError
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.decode.step_info import StepInfo, check_top_logprobs
+from tfchat.core.engine import http_wire as wire
+from tfchat.core.engine.backend import ReportedShape
+from tfchat.core.engine.stats import GenerationStats
+from tfchat.core.engine.text_stream import RowEvent, TextStream, drawn_seed
+from tfchat.core.engine.tokenizer import encode_prompt, load_encoding
+from tfchat.core.errors import PromptError, TfchatError
+from tfchat.core.settings.sampling_params import SamplingParams
 
 # Which extra sampling fields each kind of server takes, by the name it takes them under (`owned_by`).
 EXTRA_FIELDS = {

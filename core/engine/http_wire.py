@@ -12,9 +12,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from core.decode.step_info import Alternative, StepInfo
-from core.engine.tokenizer import TOKEN_ID_PREFIX
-from core.errors import TfchatError
+from tfchat.core.decode.step_info import Alternative, StepInfo
+from tfchat.core.engine.tokenizer import TOKEN_ID_PREFIX
+from tfchat.core.errors import TfchatError
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 120  # default between two streamed tokens: a long prefill on a busy server (--timeout)

@@ -10,10 +10,10 @@ import queue
 import threading
 from pathlib import Path
 
-from core.engine.text_stream import RowEvent
-from core.errors import TfchatError, describe_exception
-from core.settings.sampling_params import SamplingParams
-from core.system.files import stored_bytes
+from tfchat.core.engine.text_stream import RowEvent
+from tfchat.core.errors import TfchatError, describe_exception
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.files import stored_bytes
 
 # A checkpoint's weights as the engine holds them: float32 (a float16 file doubles), plus the working set.
 RESIDENT_PER_STORED_BYTE = 2.2

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from core.engine.http_wire import UnreachableError
+from tfchat.core.engine.http_wire import UnreachableError
 
 # Seconds between tries: quick at first (a server just starting), then every half minute.
 RETRY_DELAYS_S = (1, 2, 4, 8, 15, 30)

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from core.decode.generation import generate_steps
-from core.decode.step_info import StepInfo
-from core.engine.stats import GenerationStats
-from core.engine.text_stream import TextStream, drawn_seed
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.decode.generation import generate_steps
+from tfchat.core.decode.step_info import StepInfo
+from tfchat.core.engine.stats import GenerationStats
+from tfchat.core.engine.text_stream import TextStream, drawn_seed
+from tfchat.core.settings.sampling_params import SamplingParams
 
 if TYPE_CHECKING:
-    from core.engine.in_process import Engine
+    from tfchat.core.engine.in_process import Engine
 
 
 class Generation:

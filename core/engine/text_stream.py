@@ -11,10 +11,10 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from core.decode.step_info import StepInfo
-from core.engine.stats import GenerationStats, measured_stats
-from core.engine.tokenizer import IncrementalDecoder
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.decode.step_info import StepInfo
+from tfchat.core.engine.stats import GenerationStats, measured_stats
+from tfchat.core.engine.tokenizer import IncrementalDecoder
+from tfchat.core.settings.sampling_params import SamplingParams
 
 
 def drawn_seed(params: SamplingParams, bits: int = 62) -> int:

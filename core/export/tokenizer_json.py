@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from core.engine.folder_tokenizer import CHAR_OF
+from tfchat.core.engine.folder_tokenizer import CHAR_OF
 
 # cl100k_base's split pattern as Hugging Face's tiktoken conversions write it: tiktoken's own spelling
 # uses possessive quantifiers (`\p{N}{1,3}+`) that the `tokenizers` regex engine reads otherwise; this
@@ -38,7 +38,7 @@ def tokenizer_json(encoding_name: str) -> str:
     """The whole tokenizer.json for a tiktoken encoding (cl100k_base's takes a few seconds: cached)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
-    from core.engine.tokenizer import load_encoding
+    from tfchat.core.engine.tokenizer import load_encoding
 
     encoding = load_encoding()
     assert encoding.name == encoding_name, encoding.name

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core.nn.model_config import ModelConfig
+from tfchat.core.nn.model_config import ModelConfig
 
 
 def sinusoidal_positions(context_length: int, d_model: int) -> torch.Tensor:

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from core.nn.checkpoint_dialects import (CHAPTER, Dialect, MissingTensor, closest_dialect, expected_shapes,
+from tfchat.core.nn.checkpoint_dialects import (CHAPTER, Dialect, MissingTensor, closest_dialect, expected_shapes,
                                       infer_config, inferred_h_params, strip_wrapper_prefixes)
-from core.errors import CheckpointError, describe_exception
-from core.nn import gpt2_folder, hf_folder
-from core.nn.model_config import ModelConfig
-from core.system.files import check_model_file
+from tfchat.core.errors import CheckpointError, describe_exception
+from tfchat.core.nn import gpt2_folder, hf_folder
+from tfchat.core.nn.model_config import ModelConfig
+from tfchat.core.system.files import check_model_file
 
 ARCH_KEYS = ("d_model", "num_heads", "num_blocks", "context_length", "max_token_value")
 # What the weights may be stored as; everything is upcast to float32 once loaded.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.nn.model_config import ModelConfig
+from tfchat.core.nn.model_config import ModelConfig
 
 # A key's segments that differ between dialects, by their position in the dotted key:
 # 0 the top-level module, 2 a block's submodule, 5 an attention head's tensor.

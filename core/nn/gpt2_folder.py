@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from core.errors import CheckpointError
-from core.nn.hf_folder import check_named_shapes, split_heads
-from core.nn.model_config import ACTIVATIONS, ModelConfig
-from core.nn.safetensors_file import read_safetensors
+from tfchat.core.errors import CheckpointError
+from tfchat.core.nn.hf_folder import check_named_shapes, split_heads
+from tfchat.core.nn.model_config import ACTIVATIONS, ModelConfig
+from tfchat.core.nn.safetensors_file import read_safetensors
 
 MODEL_TYPE = "gpt2"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from core.errors import CheckpointError
-from core.nn.model_config import ModelConfig
-from core.nn.safetensors_file import read_safetensors
+from tfchat.core.errors import CheckpointError
+from tfchat.core.nn.model_config import ModelConfig
+from tfchat.core.nn.safetensors_file import read_safetensors
 
 MODEL_TYPE = "book_gpt"
 WEIGHTS_FILE = "model.safetensors"

@@ -13,9 +13,9 @@ from array import array
 
 import torch
 
-from core.errors import PromptError
-from core.nn.fast_model import FastModel
-from core.nn.inside_data import AttentionMaps, NextToken, ScoredText, ScoredToken
+from tfchat.core.errors import PromptError
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.nn.inside_data import AttentionMaps, NextToken, ScoredText, ScoredToken
 
 Heads = frozenset[tuple[int, int]]  # (layer, head) pairs switched off
 TOP = 5  # likeliest tokens kept per scored step (the token cursor shows them)

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
-from core.nn.block_products import Product
-from core.nn.model_config import ModelConfig
+from tfchat.core.nn.block_products import Product
+from tfchat.core.nn.model_config import ModelConfig
 
 
 @dataclass

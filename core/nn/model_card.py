@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from core.nn.checkpoint import Checkpoint
-from core.system.files import stored_bytes
+from tfchat.core.nn.checkpoint import Checkpoint
+from tfchat.core.system.files import stored_bytes
 
 
 @dataclass

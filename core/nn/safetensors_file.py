@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from core.errors import CheckpointError
+from tfchat.core.errors import CheckpointError
 
 DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
           "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}

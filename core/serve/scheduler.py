@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
-from core.decode.batching import BatchRun, seeded_row
-from core.decode.generation import require_prompt
-from core.decode.limits import MAX_ROWS
-from core.engine.text_stream import RowEvent, TextStream
-from core.errors import TfchatError, describe_exception
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.decode.batching import BatchRun, seeded_row
+from tfchat.core.decode.generation import require_prompt
+from tfchat.core.decode.limits import MAX_ROWS
+from tfchat.core.engine.text_stream import RowEvent, TextStream
+from tfchat.core.errors import TfchatError, describe_exception
+from tfchat.core.settings.sampling_params import SamplingParams
 
 
 class QueueFull(TfchatError):

@@ -19,11 +19,11 @@ import sys
 import threading
 import time
 
-from core.engine.text_stream import RowEvent
-from core.errors import TfchatError, describe_exception
-from core.serve.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_object, completion_object,
+from tfchat.core.engine.text_stream import RowEvent
+from tfchat.core.errors import TfchatError, describe_exception
+from tfchat.core.serve.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_object, completion_object,
                              finish_reason, new_id, parse_request, usage_chunk)
-from core.serve.scheduler import BatchScheduler, QueueFull
+from tfchat.core.serve.scheduler import BatchScheduler, QueueFull
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a body beyond this is refused with 413 before it is parsed
 BODY_READ_SECONDS = 60.0  # a body still arriving after this is refused with 408 (4 MB at ~0.5 Mbit/s)
@@ -332,12 +332,12 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
         import uvicorn
     except ImportError:
         raise TfchatError("tfchat serve needs its extra: pip install 'tfchat[serve]'") from None
-    from core.engine.in_process import Engine
-    from core.serve.read_deadlines import with_header_deadline
-    from core.system.paths import resolve_model_path
+    from tfchat.core.engine.in_process import Engine
+    from tfchat.core.serve.read_deadlines import with_header_deadline
+    from tfchat.core.system.paths import resolve_model_path
 
     if os.environ.get("TFCHAT_EXIT_WITH_PARENT"):  # started by a tool (bench --serve, tests) that may be killed
-        from core.system.lifecycle import exit_when_orphaned
+        from tfchat.core.system.lifecycle import exit_when_orphaned
 
         exit_when_orphaned()
     api_key = api_key or os.environ.get("TFCHAT_API_KEY") or None

@@ -14,9 +14,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from core.errors import PresetError
-from core.settings.presets import parse_presets_file
-from core.settings.sampling_params import PARAM_NAMES, SamplingParams
+from tfchat.core.errors import PresetError
+from tfchat.core.settings.presets import parse_presets_file
+from tfchat.core.settings.sampling_params import PARAM_NAMES, SamplingParams
 
 HEADER = ("# Your tfchat presets: each one changes the keys it gives (see the README's Presets).\n"
           "# tfchat adds a preset here on /preset save NAME; your comments and order are kept.\n")

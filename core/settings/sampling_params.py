@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 
-from core.errors import PresetError
+from tfchat.core.errors import PresetError
 
 # Below this a temperature divides float32 logits into infinities; 0 is greedy.
 MIN_TEMPERATURE = 1e-6

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from core.errors import HistoryError
-from core.system.paths import default_history_file
+from tfchat.core.errors import HistoryError
+from tfchat.core.system.paths import default_history_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.system.paths import state_dir
+from tfchat.core.system.paths import state_dir
 
 
 LOG_LIMIT_BYTES = 1 << 20  # past this the log starts again: it is for the latest sessions

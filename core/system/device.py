@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.errors import TfchatError
+from tfchat.core.errors import TfchatError
 
 if TYPE_CHECKING:
     import torch

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from core.errors import CheckpointError
+from tfchat.core.errors import CheckpointError
 
 
 def check_model_file(path: Path) -> os.stat_result:

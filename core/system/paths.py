@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.errors import TfchatError
+from tfchat.core.errors import TfchatError
 
 _CORE = Path(__file__).resolve().parent.parent  # core/, this file being core/system/paths.py
 PACKAGE_ROOT = _CORE.parent

@@ -6,7 +6,7 @@ import ctypes.util
 import os
 import sys
 
-from core.errors import TfchatError
+from tfchat.core.errors import TfchatError
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import TrainingError
-from core.system.paths import BUILTIN_TRAIN_CONFIG
-from core.settings.safe_yaml import YamlRefused, load_file
+from tfchat.core.errors import TrainingError
+from tfchat.core.system.paths import BUILTIN_TRAIN_CONFIG
+from tfchat.core.settings.safe_yaml import YamlRefused, load_file
 
 
 INT_KEYS = ("d_model", "num_heads", "num_blocks", "context_length", "batch_size", "max_iters",

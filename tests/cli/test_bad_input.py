@@ -30,13 +30,13 @@ TIME_CEILING_S = 60
 
 
 def run_tfchat(args, stdin: bytes = b"", env: dict | None = None, timeout: float = TIME_CEILING_S):
-    """Run `python -m core.cli ARGS`; returns (exit code, stdout, stderr, peak RSS in MB, seconds)."""
+    """Run `python -m tfchat ARGS`; returns (exit code, stdout, stderr, peak RSS in MB, seconds)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         given.write(stdin)
         given.seek(0)
         start = time.monotonic()
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", *map(str, args)], stdin=given, stdout=out,
+        process = subprocess.Popen([sys.executable, "-m", "tfchat", *map(str, args)], stdin=given, stdout=out,
                                    stderr=err, env=full_env, cwd=ROOT)
         timer = threading.Timer(timeout, process.kill)
         timer.start()
@@ -295,7 +295,7 @@ def test_one_bad_preset_skips_only_itself_and_duplicate_keys_are_warned(tmp_path
 def test_an_endless_max_new_tokens_streams_at_once_in_bounded_memory(tmp_path):
     """10^13 new tokens used to allocate the whole sequence up front; now it streams until stopped."""
     model = _save(tmp_path, "m.ckpt", random_book_checkpoint(16, 2, 1, 8, 100256, seed=4))
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "generate", "--model", str(model),
+    process = subprocess.Popen([sys.executable, "-m", "tfchat", "generate", "--model", str(model),
                                 "--max-new-tokens", str(10**13), "--temperature", "1", "Hi"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})

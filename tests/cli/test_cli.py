@@ -68,7 +68,7 @@ def test_info_lists_parameter_count_and_every_tensor(make_checkpoint):
 
 def test_ctrl_c_keeps_partial_output_and_exits_130(small_model):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "generate", "Once upon", "--model", str(small_model),
+    proc = subprocess.Popen([sys.executable, "-m", "tfchat", "generate", "Once upon", "--model", str(small_model),
                              "--max-new-tokens", "100000", "--temperature", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     first = proc.stdout.read(20)  # wait until text is streaming
@@ -160,7 +160,7 @@ def test_an_empty_stdin_is_one_line_with_nothing_on_stdout(small_model):
 
 def test_stats_are_printed_after_ctrl_c(small_model):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "generate", "Once upon", "--model", str(small_model),
+    proc = subprocess.Popen([sys.executable, "-m", "tfchat", "generate", "Once upon", "--model", str(small_model),
                              "--max-new-tokens", "100000", "--temperature", "1", "--stats"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     assert proc.stdout.read(40)

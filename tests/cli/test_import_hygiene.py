@@ -19,7 +19,6 @@ LAYERS = {
     "train": 6,       # tfchat train
     "export": 6,      # tfchat export: a Hugging Face folder
     "commands": 7,    # bench, compare, row printing
-    "cli": 8,         # the entry point
 }
 
 
@@ -29,13 +28,14 @@ def core_modules() -> list[Path]:
 
 
 def dotted(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    """core/engine/tokenizer.py -> tfchat.core.engine.tokenizer: the name it is imported by."""
+    return ".".join(("tfchat", *path.relative_to(ROOT).with_suffix("").parts))
 
 
 def layer_of(module: str) -> str | None:
-    """`core.engine.tokenizer` -> `engine`; `core.errors` -> `errors`; None outside core."""
+    """`tfchat.core.engine.tokenizer` -> `engine`; `tfchat.core.errors` -> `errors`; None outside core."""
     parts = module.split(".")
-    return parts[1] if parts[0] == "core" and len(parts) > 1 else None
+    return parts[2] if parts[:2] == ["tfchat", "core"] and len(parts) > 2 else None
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -61,7 +61,7 @@ def test_layers_import_only_downwards():
             target = layer_of(imported)
             if target in LAYERS and LAYERS[target] > LAYERS[own]:
                 upwards.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
-            if imported.split(".")[0] == "tui" and own != "cli":
+            if imported.split(".")[:2] in (["tfchat", "tui"], ["tui"]):
                 upwards.append(f"{path.relative_to(ROOT)}:{line} imports the UI ({imported})")
     assert upwards == []
 
@@ -69,9 +69,9 @@ def test_layers_import_only_downwards():
 def test_the_layer_check_sees_an_upward_import(tmp_path):
     """The check above is only as good as its parser: an upward import it must catch."""
     module = tmp_path / "bad.py"
-    module.write_text("def f():\n    from core.engine.tokenizer import load_encoding\n")
-    assert [(line, name) for line, name in imported_modules(module)] == [(2, "core.engine.tokenizer")]
-    assert LAYERS[layer_of("core.engine.tokenizer")] > LAYERS["nn"]
+    module.write_text("def f():\n    from tfchat.core.engine.tokenizer import load_encoding\n")
+    assert [(line, name) for line, name in imported_modules(module)] == [(2, "tfchat.core.engine.tokenizer")]
+    assert LAYERS[layer_of("tfchat.core.engine.tokenizer")] > LAYERS["nn"]
 
 
 def test_core_modules_do_not_import_textual():
@@ -79,7 +79,7 @@ def test_core_modules_do_not_import_textual():
     code = (
         "import sys, importlib\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
-        "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.') or m.startswith('tui')]\n"
+        "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.') or m.startswith('tfchat.tui')]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -90,8 +90,8 @@ def test_the_app_process_never_loads_torch(small_model, tmp_path):
     """Its torch runs in the engine process: the app starts faster and holds ~190 MB less."""
     code = (
         "import sys\n"
-        "from core.cli import build_parser, _check_app_can_start\n"
-        "from tui.app import make_app\n"
+        "from tfchat.tui.cli import build_parser, _check_app_can_start\n"
+        "from tfchat.tui.app import make_app\n"
         f"args = build_parser().parse_args(['--model', {str(small_model)!r}, '--device', 'cpu'])\n"
         "_check_app_can_start(args)\n"
         f"make_app(args.model, args.device, None, {str(tmp_path / 'history.sqlite3')!r})\n"
@@ -105,7 +105,7 @@ def test_a_client_of_a_server_and_a_mistake_never_load_torch(tmp_path):
     """`generate --endpoint`, a wrong model path, a bad setting: answered without importing torch (1.2 s here)."""
     code = (
         "import sys\n"
-        "from core.cli import main\n"
+        "from tfchat.tui.cli import main\n"
         "codes = [main(['generate', '--endpoint', 'http://127.0.0.1:9/v1', 'Hi']),\n"
         f"         main(['generate', '--model', {str(tmp_path / 'missing.ckpt')!r}, 'Hi']),\n"
         "         main(['generate', '--temperature', 'nan', 'Hi'])]\n"

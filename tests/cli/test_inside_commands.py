@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from core.engine.in_process import Engine
+from tfchat.core.engine.in_process import Engine
 from support.cli import tfchat
 
 TEXT = "The customer wants value, and the sales team listens to every word they say before the deal is closed."

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -20,6 +21,14 @@ def test_a_wheel_carries_the_presets_and_the_model_and_runs_from_anywhere(tmp_pa
                             "--wheel-dir", str(dist), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     [wheel] = dist.glob("tfchat-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        top_level = {name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")}
+        packaged = {name for name in archive.namelist() if name.endswith(".py")}
+    assert top_level == {"tfchat"}  # one import name: nothing called core or tui to shadow or be shadowed
+    # Every module of the checkout is in the wheel (a sub-package left out of pyproject.toml would not be).
+    checkout = {"tfchat/" + str(path.relative_to(ROOT)) for folder in ("core", "tui")
+                for path in (ROOT / folder).rglob("*.py")}
+    assert checkout - packaged == set()
     shutil.rmtree(source)  # what is installed must not lean on a checkout
     site = tmp_path / "site"
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
@@ -37,14 +46,19 @@ def test_a_wheel_carries_the_presets_and_the_model_and_runs_from_anywhere(tmp_pa
 
     info = tfchat("info")
     assert info.returncode == 0, info.stderr
-    assert f"model: {site / 'core' / 'model' / 'model.ckpt'}" in info.stdout
+    assert f"model: {site / 'tfchat' / 'core' / 'model' / 'model.ckpt'}" in info.stdout
     generated = tfchat("generate", "--preset", "book", "--max-new-tokens", "12", "--seed", "1", "--stats",
                        "The key to a successful sale is")
     assert generated.returncode == 0, generated.stderr
     assert '"new_tokens": 12' in generated.stderr and generated.stdout.strip()
     trained = tfchat("train", "--help")
     assert trained.returncode == 0
-    where = subprocess.run([sys.executable, "-c", "import core.system.paths as p; print(p.BUILTIN_PRESETS); "
+    helped = tfchat("--help")
+    assert helped.returncode == 0 and "usage: tfchat" in helped.stdout
+    as_module = subprocess.run([sys.executable, "-m", "tfchat", "info"], capture_output=True, text=True, env=env,
+                               cwd=elsewhere, timeout=120)
+    assert as_module.returncode == 0 and as_module.stdout == info.stdout, as_module.stderr
+    where = subprocess.run([sys.executable, "-c", "import tfchat.core.system.paths as p; print(p.BUILTIN_PRESETS); "
                             "print(p.BUILTIN_TRAIN_CONFIG)"], capture_output=True, text=True, env=env, cwd=elsewhere)
-    assert where.stdout.split() == [str(site / "core" / "configs" / "presets.yaml"),
-                                    str(site / "core" / "configs" / "train.yaml")]
+    assert where.stdout.split() == [str(site / "tfchat" / "core" / "configs" / "presets.yaml"),
+                                    str(site / "tfchat" / "core" / "configs" / "train.yaml")]

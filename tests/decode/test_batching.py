@@ -4,12 +4,12 @@ import threading
 import pytest
 import torch
 
-from core.decode.batching import BatchRun, Row
-from core.nn.checkpoint import load_checkpoint
-from core.nn.fast_model import FastModel
-from core.decode.generation import generate_ids
-from core.settings.sampling_params import SamplingParams
-from core.system.helper_thread import HelperThread
+from tfchat.core.decode.batching import BatchRun, Row
+from tfchat.core.nn.checkpoint import load_checkpoint
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.decode.generation import generate_ids
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.helper_thread import HelperThread
 from support.reference import ReferenceModel, random_book_checkpoint
 from support.reference import TIE_TOLERANCE
 from support.reference import reference_probs
@@ -155,7 +155,7 @@ def test_a_long_run_forgets_the_rows_it_has_served(tmp_path):
 def test_every_row_ends_with_an_event_carrying_its_stats_whenever_a_cancel_lands(make_checkpoint):
     """The compare view finishes a column on its row's last event. A cancel set after a row's token of a
     step but before the others' used to end that row silently, its column left without a finish reason."""
-    from core.engine.in_process import Engine
+    from tfchat.core.engine.in_process import Engine
 
     engine = Engine.load(make_checkpoint(vocab_size=100256), "cpu")
     params = [SamplingParams(temperature=1.0, max_new_tokens=1000, seed=s) for s in (1, 2, 3)]

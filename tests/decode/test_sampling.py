@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from core.errors import PresetError
-from core.decode.sampling import apply_repetition_penalty, filtered_probs, next_token
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.errors import PresetError
+from tfchat.core.decode.sampling import apply_repetition_penalty, filtered_probs, next_token
+from tfchat.core.settings.sampling_params import SamplingParams
 from support.reference import reference_probs
 
 
@@ -119,7 +119,7 @@ def test_invalid_values_are_refused_naming_the_key(bad, key):
 
 
 def test_two_step_draws_over_a_large_vocabulary_follow_the_distribution():
-    from core.decode.sampling import _draw
+    from tfchat.core.decode.sampling import _draw
 
     V = 10000  # 39 full blocks of 256 and a 16-entry tail
     probs = torch.zeros(V)

@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
-from core.nn.inspection import layer_logits
+from tfchat.core.nn.inspection import layer_logits
 
-from core.engine.in_process import Engine
-from core.errors import PresetError, PromptError
-from core.decode.generation import generate_ids, generate_steps
-from core.settings.sampling_params import SamplingParams
-from core.engine.tokenizer import token_text
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.errors import PresetError, PromptError
+from tfchat.core.decode.generation import generate_ids, generate_steps
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.engine.tokenizer import token_text
 from support.engine_pair import engine_and_reference
 
 SHAPE = (30, 5, 3, 8, 700)  # d_model, heads, blocks, context, vocab: an 8-token window, passed early

@@ -3,10 +3,10 @@ cache, against the tests' reference applying the same rule, alone and batched. `
 import pytest
 import torch
 
-from core.decode.batching import BatchRun, Row
-from core.decode.generation import generate_ids
-from core.errors import PresetError
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.decode.batching import BatchRun, Row
+from tfchat.core.decode.generation import generate_ids
+from tfchat.core.errors import PresetError
+from tfchat.core.settings.sampling_params import SamplingParams
 from support.engine_pair import engine_and_reference
 from support.reference import ReferenceModel, assert_same_greedy_tokens
 
@@ -66,7 +66,7 @@ def test_book_is_the_default_and_other_policies_are_refused():
 def test_generate_says_the_window_policy_in_its_stats(small_model):
     import json
 
-    from core.engine.in_process import Engine
+    from tfchat.core.engine.in_process import Engine
     from support.cli import tfchat
 
     run = tfchat("generate", "--model", str(small_model), "--preset", "greedy", "--max-new-tokens", "50",
@@ -89,7 +89,7 @@ async def test_the_app_says_the_policy_in_the_status_line_the_stats_line_and_the
     import sqlite3
 
     from support.pilot import finished, notices, ready, send, views
-    from tui.status_line import StatusLine
+    from tfchat.tui.status_line import StatusLine
 
     app = app_factory(preset="greedy")
     async with app.run_test(size=(140, 40)) as pilot:

@@ -3,11 +3,11 @@ import threading
 
 import pytest
 
-from core.engine.in_process import Engine
-from core.engine.engine_process import EngineProcess
-from core.errors import CheckpointError, TfchatError
-from core.settings.sampling_params import SamplingParams
-from core.engine.tokenizer import token_text
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.engine.engine_process import EngineProcess
+from tfchat.core.errors import CheckpointError, TfchatError
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.engine.tokenizer import token_text
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_steps_branches_the_lens_and_the_card_cross_the_pipe(remote, small_model
 
 def test_batches_run_in_the_engine_process_as_in_process(remote, small_model):
     """The app's compare mode: the same rows, the same texts, whichever side of the pipe the model is."""
-    from core.engine.backend import Backend
+    from tfchat.core.engine.backend import Backend
 
     rows = [SamplingParams(temperature=0, max_new_tokens=12), SamplingParams(temperature=0.9, seed=3, max_new_tokens=5)]
     engine = Engine.load(small_model, "cpu")

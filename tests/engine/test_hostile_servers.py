@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from core.engine.http_client import HttpBackend
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.engine.http_client import HttpBackend
+from tfchat.core.settings.sampling_params import SamplingParams
 
 from support.hostile_server import MODELS, HostileServer, completion_stream, drip, redirect, send_events, send_json, send_stream
 from support.cli import tfchat
@@ -146,8 +146,8 @@ def test_timeout_must_be_seconds(servers):
 
 async def test_the_app_shows_a_malformed_server_as_one_line_and_stays_up(servers, tmp_path):
     from support.pilot import notices, wait_for
-    from tui.app import make_app
-    from tui.status_line import StatusLine
+    from tfchat.tui.app import make_app
+    from tfchat.tui.status_line import StatusLine
 
     server = servers({("GET", "/v1/models"): send_json(200, {"data": [1]})})
     app = make_app(None, "cpu", None, str(tmp_path / "history.sqlite3"), endpoint=server.url)

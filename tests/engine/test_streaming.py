@@ -3,11 +3,11 @@ import threading
 
 import pytest
 
-from core.engine.in_process import Engine
-from core.errors import PromptError
-from core.settings.sampling_params import SamplingParams
-from core.engine.text_stream import StopFilter
-from core.engine.tokenizer import IncrementalDecoder, encode_prompt, load_encoding
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.errors import PromptError
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.engine.text_stream import StopFilter
+from tfchat.core.engine.tokenizer import IncrementalDecoder, encode_prompt, load_encoding
 
 
 def test_cjk_split_across_tokens_streams_as_whole_characters():

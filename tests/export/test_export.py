@@ -12,10 +12,10 @@ from support.cli import tfchat  # noqa: E402
 from support.reference import ReferenceModel, assert_same_greedy_tokens, random_book_checkpoint  # noqa: E402
 from support.repository_models import RepositoryModel  # noqa: E402
 
-from core.engine.tokenizer import load_encoding  # noqa: E402
-from core.export.folder import export_folder  # noqa: E402
-from core.nn.checkpoint import load_checkpoint  # noqa: E402
-from core.settings.sampling_params import SamplingParams  # noqa: E402
+from tfchat.core.engine.tokenizer import load_encoding  # noqa: E402
+from tfchat.core.export.folder import export_folder  # noqa: E402
+from tfchat.core.nn.checkpoint import load_checkpoint  # noqa: E402
+from tfchat.core.settings.sampling_params import SamplingParams  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 BOOK = SamplingParams(temperature=0.5, max_new_tokens=200)
@@ -190,7 +190,7 @@ def test_export_refuses_to_overwrite_and_replaces_only_an_export(tmp_path, make_
 
 
 def test_export_without_its_extra_says_what_to_install(tmp_path, make_checkpoint):
-    code = ("import sys; sys.modules['transformers'] = None; from core.cli import main; "
+    code = ("import sys; sys.modules['transformers'] = None; from tfchat.tui.cli import main; "
             f"sys.exit(main(['export', '--model', {str(make_checkpoint())!r}, {str(tmp_path / 'hf')!r}]))")
     import subprocess
     import sys
@@ -210,7 +210,7 @@ def _break_config(folder, **changes):
 
 
 def _rewrite_weights(folder, change):
-    from core.nn.safetensors_file import read_safetensors, write_safetensors
+    from tfchat.core.nn.safetensors_file import read_safetensors, write_safetensors
 
     tensors, _ = read_safetensors(folder / "model.safetensors")
     change(tensors)

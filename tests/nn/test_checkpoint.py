@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from core.nn.checkpoint import expected_shapes, load_checkpoint
-from core.errors import CheckpointError
+from tfchat.core.nn.checkpoint import expected_shapes, load_checkpoint
+from tfchat.core.errors import CheckpointError
 from support.reference import random_book_checkpoint
 
 

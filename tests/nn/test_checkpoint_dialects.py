@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-from core.nn.checkpoint import load_checkpoint
-from core.engine.in_process import Engine
-from core.errors import CheckpointError, PromptError
-from core.nn.fast_model import FastModel
-from core.decode.generation import generate_ids
-from core.settings.sampling_params import SamplingParams
-from core.engine.tokenizer import load_encoding
+from tfchat.core.nn.checkpoint import load_checkpoint
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.errors import CheckpointError, PromptError
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.decode.generation import generate_ids
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.engine.tokenizer import load_encoding
 from support.reference import assert_same_greedy_tokens
 from support.repository_models import RepositoryModel, ScifiModel
 from support.cli import tfchat
@@ -188,7 +188,7 @@ def test_engine_card_says_what_the_file_is_and_how_long_it_took(tmp_path):
 
 async def test_the_app_opens_a_bare_repository_file_says_what_it_is_and_generates_its_model(tmp_path):
     from support.pilot import finished, notices, ready, send, views
-    from tui.app import make_app
+    from tfchat.tui.app import make_app
 
     encoding = load_encoding()
     model = RepositoryModel(32, 4, 2, 16, 100256, seed=10)

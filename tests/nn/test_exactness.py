@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from core.nn.checkpoint import load_checkpoint
-from core.nn.fast_model import FastModel
-from core.decode.generation import generate_ids
-from core.settings.sampling_params import SamplingParams
-from core.system.helper_thread import HelperThread
+from tfchat.core.nn.checkpoint import load_checkpoint
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.decode.generation import generate_ids
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.helper_thread import HelperThread
 from support.engine_pair import engine_and_reference
 from support.reference import TIE_TOLERANCE, ReferenceModel, assert_same_greedy_tokens, random_book_checkpoint
 

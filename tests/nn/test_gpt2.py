@@ -11,10 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from support.cli import tfchat  # noqa: E402
 from support.reference import assert_same_greedy_tokens  # noqa: E402
 
-from core.engine.in_process import Engine  # noqa: E402
-from core.errors import CheckpointError  # noqa: E402
-from core.nn.checkpoint import load_checkpoint  # noqa: E402
-from core.settings.sampling_params import SamplingParams  # noqa: E402
+from tfchat.core.engine.in_process import Engine  # noqa: E402
+from tfchat.core.errors import CheckpointError  # noqa: E402
+from tfchat.core.nn.checkpoint import load_checkpoint  # noqa: E402
+from tfchat.core.settings.sampling_params import SamplingParams  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 

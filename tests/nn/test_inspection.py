@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from core.engine.in_process import Engine
-from core.errors import PromptError
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.errors import PromptError
 from support.reference import ReferenceModel
 
 TOL = 1e-4
@@ -107,7 +107,7 @@ def test_heads_the_model_lacks_and_texts_too_short_are_one_line(pair):
 
 
 def test_scoring_many_windows_is_the_same_as_scoring_them_one_at_a_time(pair, monkeypatch):
-    import core.nn.inspection as inspection
+    import tfchat.core.nn.inspection as inspection
 
     engine, _ = pair
     text = TEXT * 3

@@ -5,8 +5,8 @@ import struct
 import pytest
 import torch
 
-from core.errors import CheckpointError
-from core.nn.safetensors_file import read_safetensors, write_safetensors
+from tfchat.core.errors import CheckpointError
+from tfchat.core.nn.safetensors_file import read_safetensors, write_safetensors
 
 safetensors_torch = pytest.importorskip("safetensors.torch")
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 from openai import OpenAI
 
-from core.engine.backend import Backend
-from core.engine.in_process import Engine
-from core.errors import TfchatError
-from core.engine.http_client import HttpBackend
-from core.serve.openai_api import chat_prompt
-from core.settings.sampling_params import SamplingParams
-from core.engine.tokenizer import token_text
+from tfchat.core.engine.backend import Backend
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.errors import TfchatError
+from tfchat.core.engine.http_client import HttpBackend
+from tfchat.core.serve.openai_api import chat_prompt
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.engine.tokenizer import token_text
 from support.reference import random_book_checkpoint
 from support.cli import tfchat
 from support.serve import KEY, call as _call, free_port as _free_port, start_serve
@@ -36,7 +36,7 @@ def server(tmp_path_factory):
     torch.save(random_book_checkpoint(32, 4, 2, 32, 100256, seed=7), path)
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(path), "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "tfchat", "serve", "--model", str(path), "--port", str(port),
                                 "--api-key", KEY, "--max-rows", "4", "--max-queue", "2", "--device", "cpu"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     info = SimpleNamespace(url=f"http://127.0.0.1:{port}/v1", port=port, path=path, model="model.ckpt")
@@ -222,7 +222,7 @@ def test_a_request_timeout_ends_a_generation_with_what_it_has(small_model):
 
 
 def test_ipv6_loopback_in_brackets_is_loopback():
-    from core.serve.server import check_exposure, is_loopback
+    from tfchat.core.serve.server import check_exposure, is_loopback
 
     assert is_loopback("[::1]") and is_loopback("::1") and is_loopback("127.0.0.2") and not is_loopback("[::]")
     assert check_exposure("[::1]", None, False) is None
@@ -276,8 +276,8 @@ def test_bench_serve_runs_a_bounded_load_test(small_model):
 async def test_the_app_drives_a_server_as_it_drives_a_local_model(server, tmp_path):
     from support.pilot import finished, history_rows, notices, ready, send, views, wait_for
     from support.pilot import compared, compare_views
-    from tui.app import make_app
-    from tui.status_line import StatusLine
+    from tfchat.tui.app import make_app
+    from tfchat.tui.status_line import StatusLine
 
     history = tmp_path / "history.sqlite3"
     app = make_app(preset="greedy", history=str(history), endpoint=server.url, api_key=KEY)
@@ -329,7 +329,7 @@ def test_a_dropped_link_ends_the_server_cleanly(small_model):
 
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(small_model), "--port",
+    process = subprocess.Popen([sys.executable, "-m", "tfchat", "serve", "--model", str(small_model), "--port",
                                 str(port), "--device", "cpu"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     info = SimpleNamespace(port=port)

@@ -2,7 +2,7 @@
 import json
 import sqlite3
 
-from core.store.history import Exchange, History
+from tfchat.core.store.history import Exchange, History
 from support.cli import tfchat
 
 
@@ -61,7 +61,7 @@ def _peak_rss_mb(args, stdout=None) -> tuple[int, float, bytes]:
     from support import ROOT as root
     from support.processes import PeakMemory
 
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], stdout=stdout or subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "tfchat", *args], stdout=stdout or subprocess.DEVNULL,
                                stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
     if stdout is not None:
         stdout.close()  # the child holds the pipe; ours must not keep it open

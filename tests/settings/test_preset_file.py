@@ -1,10 +1,10 @@
 """`/preset save`'s writer: the user's presets file edited as text, read back before it is kept."""
 import pytest
 
-from core.errors import PresetError
-from core.settings.preset_file import save_preset
-from core.settings.presets import load_presets
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.errors import PresetError
+from tfchat.core.settings.preset_file import save_preset
+from tfchat.core.settings.presets import load_presets
+from tfchat.core.settings.sampling_params import SamplingParams
 
 MINE = SamplingParams(temperature=0.6, top_k=None, top_p=0.95, max_new_tokens=80, seed=None, stop=("\n\n", "###"))
 

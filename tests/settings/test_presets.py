@@ -1,9 +1,9 @@
 """Presets from YAML: built-ins, user overrides, and validation messages that point at the problem."""
 import pytest
 
-from core.errors import PresetError
-from core.system.paths import user_presets_file
-from core.settings.presets import load_presets, params_from_mapping
+from tfchat.core.errors import PresetError
+from tfchat.core.system.paths import user_presets_file
+from tfchat.core.settings.presets import load_presets, params_from_mapping
 
 
 def test_builtin_presets_load_with_the_book_defaults():

@@ -9,5 +9,5 @@ from support import ROOT
 def tfchat(*args, stdin=None, env_extra=None, cwd=None, timeout=120):
     env = {**os.environ, **(env_extra or {})}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tfchat", *args], input=stdin, capture_output=True,
                           text=True, env=env, cwd=cwd or ROOT, timeout=timeout)

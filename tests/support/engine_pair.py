@@ -1,8 +1,8 @@
 """The engine and the test's reference on the same random checkpoint, saved and loaded as a user's would be."""
 import torch
 
-from core.nn.checkpoint import load_checkpoint
-from core.nn.fast_model import FastModel
+from tfchat.core.nn.checkpoint import load_checkpoint
+from tfchat.core.nn.fast_model import FastModel
 from support.reference import ReferenceModel, random_book_checkpoint
 
 

@@ -34,7 +34,7 @@ def start_serve(model, *extra, stderr=subprocess.DEVNULL):
     """`tfchat serve` on a free loopback port, without a key, once it answers: (process, server)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TFCHAT_EXIT_WITH_PARENT": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--model", str(model), "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "tfchat", "serve", "--model", str(model), "--port", str(port),
                                 "--device", "cpu", *extra], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     server = SimpleNamespace(port=port)
     deadline = time.monotonic() + 60

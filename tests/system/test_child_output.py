@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.engine.engine_process import EngineProcess
-from core.settings.sampling_params import SamplingParams
-from core.system.child_output import engine_log_file
+from tfchat.core.engine.engine_process import EngineProcess
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.child_output import engine_log_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,7 +15,7 @@ def test_output_sent_to_the_log_leaves_the_terminal_untouched_even_from_the_desc
     log = tmp_path / "state" / "engine.log"
     script = ("import os, sys\n"
               "from pathlib import Path\n"
-              "from core.system.child_output import send_output_to_log\n"
+              "from tfchat.core.system.child_output import send_output_to_log\n"
               f"print(send_output_to_log(Path({str(log)!r})))\n"
               "print('from print'); sys.stdout.flush()\n"
               "os.write(2, b'from the descriptor, as torch C++ code writes\\n')\n"

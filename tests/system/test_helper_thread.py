@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from core.system.helper_thread import HelperThread
+from tfchat.core.system.helper_thread import HelperThread
 
 
 def test_each_half_runs_exactly_once_and_the_helper_takes_one_when_it_can():

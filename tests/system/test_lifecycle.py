@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from core.system.lifecycle import end_children, on_terminal_lost, register_child
+from tfchat.core.system.lifecycle import end_children, on_terminal_lost, register_child
 
 
 def test_end_children_stops_every_registered_child():

@@ -5,15 +5,15 @@ import sys
 
 import pytest
 
-from core.commands.bench_startup import one_start
-from core.system.startup import StartupClock, seconds_since_launch
+from tfchat.core.commands.bench_startup import one_start
+from tfchat.core.system.startup import StartupClock, seconds_since_launch
 from support import ROOT
 
 
 def test_seconds_since_launch_counts_from_the_process_start_not_from_an_import():
     # The interpreter sleeps before it imports the clock: the time slept is part of the wait.
     code = ("import time; time.sleep(0.6)\n"
-            "from core.system.startup import seconds_since_launch\n"
+            "from tfchat.core.system.startup import seconds_since_launch\n"
             "print(seconds_since_launch())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert 0.6 <= float(out.stdout) < 10
@@ -34,7 +34,7 @@ def test_the_clock_says_both_moments_once_both_are_known_and_keeps_the_first_of_
 
 async def test_the_app_says_its_start_up_in_the_load_line_and_the_inspector(app_factory):
     from support.pilot import notices, ready, shown_text, wait_for
-    from tui.inspector_screen import InspectorScreen
+    from tfchat.tui.inspector_screen import InspectorScreen
 
     app = app_factory()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -49,7 +49,7 @@ async def test_the_app_says_its_start_up_in_the_load_line_and_the_inspector(app_
 
 @pytest.mark.slow
 def test_bench_startup_times_the_real_app_in_a_terminal_and_leaves_nothing_running(small_model, tmp_path):
-    command = [sys.executable, "-m", "core.cli", "--model", str(small_model), "--device", "cpu",
+    command = [sys.executable, "-m", "tfchat", "--model", str(small_model), "--device", "cpu",
                "--history", str(tmp_path / "h.sqlite3")]
     start = one_start(command)
     assert 0 < start.first_frame_s <= start.ready_s < 60
@@ -60,7 +60,7 @@ def test_bench_startup_times_the_real_app_in_a_terminal_and_leaves_nothing_runni
 
 @pytest.mark.slow
 def test_bench_startup_reports_both_moments_idle_and_beside_a_busy_neighbour(small_model, capsys):
-    from core.commands.bench_startup import run_startup_bench
+    from tfchat.core.commands.bench_startup import run_startup_bench
 
     assert run_startup_bench(str(small_model), "cpu", rounds=1) == 0
     out = capsys.readouterr().out

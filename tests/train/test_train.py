@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.nn.book_model import BookModel
-from core.nn.checkpoint import expected_shapes, load_checkpoint
-from core.engine.in_process import Engine
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.nn.book_model import BookModel
+from tfchat.core.nn.checkpoint import expected_shapes, load_checkpoint
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.settings.sampling_params import SamplingParams
 
 from support import ROOT  # noqa: E402
 
@@ -38,7 +38,7 @@ def corpus(tmp_path):
 
 def train(*args, timeout=300):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "core.cli", "train", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tfchat", "train", *map(str, args)], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=timeout)
 
 
@@ -76,7 +76,7 @@ def test_resume_continues_from_the_side_file(corpus, tmp_path):
 def test_ctrl_c_saves_a_whole_checkpoint_that_resumes(corpus, tmp_path):
     out = tmp_path / "m.ckpt"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", str(corpus), "--out", str(out), *TINY,
+    proc = subprocess.Popen([sys.executable, "-m", "tfchat", "train", str(corpus), "--out", str(out), *TINY,
                              "--max-iters", "1000000", "--eval-interval", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     deadline = time.monotonic() + 120

@@ -4,11 +4,11 @@ import multiprocessing
 import sqlite3
 import time
 
-from core.errors import CheckpointError
-from core.store.history import History
-from core.system.lifecycle import register_child
+from tfchat.core.errors import CheckpointError
+from tfchat.core.store.history import History
+from tfchat.core.system.lifecycle import register_child
 from support.pilot import finished, history_rows, notices, ready, send, views, wait_for
-from tui.app import make_app
+from tfchat.tui.app import make_app
 
 
 async def test_set_values_that_are_not_values_are_notices_not_crashes(app_factory):

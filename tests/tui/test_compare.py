@@ -4,8 +4,8 @@ import json
 import pytest
 from textual.app import App
 
-from core.engine.in_process import Engine
-from core.settings.presets import load_presets
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.settings.presets import load_presets
 from support.cli import tfchat
 
 
@@ -71,9 +71,9 @@ def test_bench_batch_prints_the_aggregate_rate_and_its_ratios(make_checkpoint):
 # ----- the app's compare mode, driven by Pilot on the real app and engine process -----------------------
 
 from support.pilot import history_rows, ready, send, wait_for  # noqa: E402
-from tui.status_line import StatusLine  # noqa: E402
-from tui.compare_view import CompareView  # noqa: E402
-from tui.transcript import Transcript  # noqa: E402
+from tfchat.tui.status_line import StatusLine  # noqa: E402
+from tfchat.tui.compare_view import CompareView  # noqa: E402
+from tfchat.tui.transcript import Transcript  # noqa: E402
 from support.pilot import compare_views, compared  # noqa: E402
 
 

@@ -3,20 +3,20 @@ import re
 
 from textual.containers import Vertical
 
-from core.store.history import History
-from core.engine.tokenizer import load_encoding
-from core.settings.presets import load_presets
-from core.system.paths import user_presets_file
+from tfchat.core.store.history import History
+from tfchat.core.engine.tokenizer import load_encoding
+from tfchat.core.settings.presets import load_presets
+from tfchat.core.system.paths import user_presets_file
 from support.pilot import finished, history_rows, notices, ready, send, shown_text, views, wait_for
-from tui.chat_bindings import CHAT_BINDINGS, PAIRS
-from tui.history_screen import HistoryScreen
-from tui.inspector_screen import InspectorScreen
-from tui.key_bar import KeyBar
-from tui.notice_row import NoticeRow
-from tui.prompt_input import PromptInput
-from tui.sidebar import PresetSidebar
-from tui.status_line import StatusLine
-from tui.transcript import Notice, Transcript
+from tfchat.tui.chat_bindings import CHAT_BINDINGS, PAIRS
+from tfchat.tui.history_screen import HistoryScreen
+from tfchat.tui.inspector_screen import InspectorScreen
+from tfchat.tui.key_bar import KeyBar
+from tfchat.tui.notice_row import NoticeRow
+from tfchat.tui.prompt_input import PromptInput
+from tfchat.tui.sidebar import PresetSidebar
+from tfchat.tui.status_line import StatusLine
+from tfchat.tui.transcript import Notice, Transcript
 
 
 def status_text(app) -> str:
@@ -247,7 +247,7 @@ async def test_save_writes_what_produced_each_exchange(app_factory, tmp_path):
 
 async def test_the_history_browser_searches_and_sends_a_past_prompt_again(app_factory):
     store = History(app_factory.history)
-    from core.store.history import Exchange
+    from tfchat.core.store.history import Exchange
     for prompt in ("Pricing talk", "Closing a deal", "Pricing again"):
         store.add(Exchange(prompt, f" about {prompt}", "greedy", {}, {"new_tokens": 3}, "m", "length"))
     store.close()

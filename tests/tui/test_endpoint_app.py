@@ -3,15 +3,15 @@ import threading
 
 import pytest
 
-from core.engine.http_wire import UnreachableError
-from core.engine.reconnect import RETRY_DELAYS_S, Reconnect, retry_delays
-from core.errors import TfchatError
+from tfchat.core.engine.http_wire import UnreachableError
+from tfchat.core.engine.reconnect import RETRY_DELAYS_S, Reconnect, retry_delays
+from tfchat.core.errors import TfchatError
 from support.hostile_server import MODELS, HostileServer, completion_stream, send_json, send_stream
 from support.pilot import finished, notices, ready, send, shown_text, views, wait_for
 from support.serve import free_port
-from tui.app import make_app
-from tui.inspector_screen import InspectorScreen
-from tui.status_line import StatusLine
+from tfchat.tui.app import make_app
+from tfchat.tui.inspector_screen import InspectorScreen
+from tfchat.tui.status_line import StatusLine
 
 SERVED = {"object": "list", "data": [{"id": "reader-model", "object": "model", "owned_by": "tfchat",
                                       "created": 1767225600, "context_length": 64, "parameters": 16_700_000}]}

@@ -3,9 +3,9 @@ history written once whichever thread ends it, and what continue mode is given."
 import threading
 import time
 
-from core.settings.sampling_params import SamplingParams
-from tui.generation_session import GenerationSession
-from tui.session import BranchRequest, ContinueRequest, PromptRequest
+from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.tui.generation_session import GenerationSession
+from tfchat.tui.session import BranchRequest, ContinueRequest, PromptRequest
 
 PARAMS = SamplingParams(temperature=0, max_new_tokens=5)
 

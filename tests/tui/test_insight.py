@@ -7,14 +7,14 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from core.engine.in_process import Engine
-from core.settings.sampling_params import SamplingParams
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.settings.sampling_params import SamplingParams
 from support.pilot import finished, history_rows, ready, send, views, wait_for
-from tui.notice_row import NoticeRow
-from tui.insight import bytes_of
-from tui.inspector_screen import InspectorScreen
-from tui.token_screen import TokenScreen
-from tui.token_view import CURSOR_STYLE, band_style
+from tfchat.tui.notice_row import NoticeRow
+from tfchat.tui.insight import bytes_of
+from tfchat.tui.inspector_screen import InspectorScreen
+from tfchat.tui.token_screen import TokenScreen
+from tfchat.tui.token_view import CURSOR_STYLE, band_style
 
 
 def plain(widget, width: int = 120) -> str:
@@ -146,7 +146,7 @@ async def test_insight_keys_explain_themselves_without_tokens(app_factory):
 
 
 async def test_old_exchanges_drop_their_token_records_so_memory_stays_bounded(app_factory, monkeypatch):
-    monkeypatch.setattr("tui.chat_screen.TRACED_EXCHANGES", 2)
+    monkeypatch.setattr("tfchat.tui.chat_screen.TRACED_EXCHANGES", 2)
     app = app_factory(preset="greedy")
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)

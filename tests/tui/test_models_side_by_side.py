@@ -4,14 +4,14 @@ import sqlite3
 
 import pytest
 
-from core.engine.in_process import Engine
-from core.engine.model_set import refusal_to_load
-from core.settings.presets import load_presets
+from tfchat.core.engine.in_process import Engine
+from tfchat.core.engine.model_set import refusal_to_load
+from tfchat.core.settings.presets import load_presets
 from support.cli import tfchat
 from support.pilot import compare_views, compared, notices, ready, send, wait_for
-from tui.app import make_app
-from tui.sidebar import PresetSidebar
-from tui.status_line import StatusLine
+from tfchat.tui.app import make_app
+from tfchat.tui.sidebar import PresetSidebar
+from tfchat.tui.status_line import StatusLine
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 import inspect
 import re
 
-import tui.app  # noqa: F401 - importing the app registers every flow's commands
-from tui.slash import COMMANDS
-from tui.slash_commands import HANDLERS
+import tfchat.tui.app  # noqa: F401 - importing the app registers every flow's commands
+from tfchat.tui.slash import COMMANDS
+from tfchat.tui.slash_commands import HANDLERS
 
 
 def test_every_documented_command_has_one_handler_and_no_handler_is_undocumented():

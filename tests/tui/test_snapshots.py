@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-from tui.app import make_app
-from tui.compare_view import CompareView
-from tui.inspector_screen import InspectorScreen
-from tui.prompt_input import PromptInput
-from tui.status_line import StatusLine
-from tui.transcript import Transcript
+from tfchat.tui.app import make_app
+from tfchat.tui.compare_view import CompareView
+from tfchat.tui.inspector_screen import InspectorScreen
+from tfchat.tui.prompt_input import PromptInput
+from tfchat.tui.status_line import StatusLine
+from tfchat.tui.transcript import Transcript
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ class TmuxApp:
             "XDG_DATA_HOME": tmp / "data", "XDG_STATE_HOME": tmp / "state", **(env or {})}.items())
         # The installed `tfchat` script, as a user runs it (the module where it is not installed).
         script = Path(sys.executable).parent / "tfchat"
-        program = str(script) if script.exists() else f"{sys.executable} -m core.cli"
+        program = str(script) if script.exists() else f"{sys.executable} -m tfchat"
         # exec: the pane's process is tfchat itself, so signals reach it directly.
         command = f"cd {ROOT} && exec env {env} {program} --model {model} --history {history} --device cpu"
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30", command], check=True)
@@ -302,7 +302,7 @@ def test_a_raw_paste_arrives_whole_as_one_prompt_and_quitting_after_it_works(tmu
     Enter), and the app answers keys again at once. Before, the app handled about 80 characters a second
     of a 200 KB paste and sent each of its lines as a prompt.
     """
-    from core.engine.tokenizer import load_encoding
+    from tfchat.core.engine.tokenizer import load_encoding
 
     lines = [f"line {i}: the quick brown fox jumps over the lazy dog, {i * 7919 % 1000} times" for i in range(1500)]
     text = "\n".join(lines)  # about 100 KB

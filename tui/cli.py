@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 
-from core.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from tfchat.core.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 # torch warns at import when numpy is absent; tfchat never needs numpy.
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
@@ -59,7 +59,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.train.config import FLOAT_KEYS, INT_KEYS, flag_name  # no torch: --help stays quick
+    from tfchat.core.train.config import FLOAT_KEYS, INT_KEYS, flag_name  # no torch: --help stays quick
     parser = argparse.ArgumentParser(prog="tfchat", description="Chat-style REPL for the book's GPT models.")
     _add_model_args(parser, top_level=True)
     parser.add_argument("--preset", help="preset to start with (default: the last one used, else balanced)")
@@ -175,10 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.errors import TfchatError
+    from tfchat.core.errors import TfchatError
 
-    from core.system.lifecycle import on_exit_signals
-    from core.system.runtime import resolve_threads, tune_allocator
+    from tfchat.core.system.lifecycle import on_exit_signals
+    from tfchat.core.system.runtime import resolve_threads, tune_allocator
 
     args = build_parser().parse_args(argv)
     tune_allocator()
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug, not the user's doing: still one line, with a way to see more
         if os.environ.get("TFCHAT_DEBUG"):
             raise
-        from core.errors import describe_exception
+        from tfchat.core.errors import describe_exception
 
         print(f"tfchat: unexpected error ({describe_exception(exc)}); TFCHAT_DEBUG=1 shows the traceback",
               file=sys.stderr)
@@ -216,39 +216,39 @@ def _models_for_the_command(args) -> None:
     if not isinstance(models, list) or args.command in (None, "score"):
         return
     if len(models) > 1 and args.command != "generate":
-        from core.errors import TfchatError
+        from tfchat.core.errors import TfchatError
 
         raise TfchatError(f"tfchat {args.command} takes one --model; the app, score and generate take several")
     args.model = models if len(models) > 1 else models[0]
 
 
 def _dispatch(args) -> int:
-    from core.system.runtime import apply_threads
+    from tfchat.core.system.runtime import apply_threads
 
     if args.command == "generate":
-        from core.commands.generate import cmd_generate
+        from tfchat.core.commands.generate import cmd_generate
 
         return cmd_generate(args)
     if args.command == "info":
         return cmd_info(args)
     if args.command == "score":
-        from core.commands.score import run_score
+        from tfchat.core.commands.score import run_score
 
         return run_score(args)
     if args.command == "attention":
-        from core.commands.attention import run_attention
+        from tfchat.core.commands.attention import run_attention
 
         return run_attention(args)
     if args.command == "serve":
-        from core.serve.server import run_server
+        from tfchat.core.serve.server import run_server
 
         if not 1 <= args.max_rows <= 8 or args.max_queue < 0 or args.max_tokens_limit < 1:
-            from core.errors import TfchatError
+            from tfchat.core.errors import TfchatError
 
             raise TfchatError("--max-rows takes 1 to 8, --max-queue 0 or more, --max-tokens-limit 1 or more")
         for flag, seconds in (("--request-timeout", args.request_timeout), ("--read-timeout", args.read_timeout)):
             if seconds is not None and not 0 < seconds < float("inf"):
-                from core.errors import TfchatError
+                from tfchat.core.errors import TfchatError
 
                 raise TfchatError(f"{flag} {seconds}: give seconds above 0")
         apply_threads(args.threads)
@@ -256,43 +256,43 @@ def _dispatch(args) -> int:
                           args.max_rows, args.max_queue, args.max_tokens_limit, args.request_timeout,
                           args.read_timeout)
     if args.command == "export":
-        from core.commands.export import run_export
+        from tfchat.core.commands.export import run_export
 
         return run_export(args)
     if args.command == "bench":
         apply_threads(args.threads)
         if args.startup:
-            from core.commands.bench_startup import run_startup_bench
+            from tfchat.core.commands.bench_startup import run_startup_bench
 
             return run_startup_bench(args.model, args.device)
         if args.app:
-            from tui.bench_app import run_app_bench  # the UI, only when asked for
+            from tfchat.tui.bench_app import run_app_bench  # the UI, only when asked for
 
             return run_app_bench(args.model, args.device)
         if args.serve:
-            from core.commands.bench_serve import run_serve_bench
+            from tfchat.core.commands.bench_serve import run_serve_bench
 
             return run_serve_bench(args.model, args.device, args.requests, args.concurrency, args.tokens)
         if args.batch is not None:
-            from core.commands.bench_batch import run_batch_bench
+            from tfchat.core.commands.bench_batch import run_batch_bench
 
             return run_batch_bench(args.model, args.device, args.batch, args.tokens)
-        from core.commands.bench import run_bench
+        from tfchat.core.commands.bench import run_bench
 
         return run_bench(args.model, args.device, args.tokens, args.config)
     if args.command == "train":
         apply_threads(args.threads)
-        from core.train.trainer import run_train_command
+        from tfchat.core.train.trainer import run_train_command
 
         return run_train_command(args)
     if args.command == "history":
-        from core.store.history import export_history
+        from tfchat.core.store.history import export_history
 
         return export_history(args.history, args.format, args.limit, sys.stdout, sys.stderr)
     if not args.endpoint:
         _check_app_can_start(args)
     # The interactive app is the only place the UI is imported.
-    from tui.app import run_app
+    from tfchat.tui.app import run_app
 
     return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history,
                    endpoint=args.endpoint, api_key=args.api_key or os.environ.get("TFCHAT_API_KEY"),
@@ -302,10 +302,10 @@ def _dispatch(args) -> int:
 
 def _check_app_can_start(args) -> None:
     """What would only fail inside the UI is checked before it opens: one line, exit 2."""
-    from core.errors import CheckpointError
-    from core.system.device import check_device_choice
-    from core.system.files import check_model_file
-    from core.system.paths import resolve_model_path
+    from tfchat.core.errors import CheckpointError
+    from tfchat.core.system.device import check_device_choice
+    from tfchat.core.system.files import check_model_file
+    from tfchat.core.system.paths import resolve_model_path
 
     check_device_choice(args.device)
     for model in args.model or [None]:  # --model repeated: every one is checked before the window opens
@@ -320,9 +320,9 @@ def _check_app_can_start(args) -> None:
 
 
 def cmd_info(args) -> int:
-    from core.nn.checkpoint import load_checkpoint
-    from core.nn.model_card import h_params_source
-    from core.system.paths import resolve_model_path
+    from tfchat.core.nn.checkpoint import load_checkpoint
+    from tfchat.core.nn.model_card import h_params_source
+    from tfchat.core.system.paths import resolve_model_path
 
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     c = checkpoint.config
