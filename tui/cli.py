@@ -262,7 +262,7 @@ def _dispatch(args) -> int:
     if args.command == "bench":
         apply_threads(args.threads)
         if args.startup:
-            from tfchat.core.commands.bench_startup import run_startup_bench
+            from tfchat.core.commands.bench.startup import run_startup_bench
 
             return run_startup_bench(args.model, args.device)
         if args.app:
@@ -270,14 +270,14 @@ def _dispatch(args) -> int:
 
             return run_app_bench(args.model, args.device)
         if args.serve:
-            from tfchat.core.commands.bench_serve import run_serve_bench
+            from tfchat.core.commands.bench.serve import run_serve_bench
 
             return run_serve_bench(args.model, args.device, args.requests, args.concurrency, args.tokens)
         if args.batch is not None:
-            from tfchat.core.commands.bench_batch import run_batch_bench
+            from tfchat.core.commands.bench.batch import run_batch_bench
 
             return run_batch_bench(args.model, args.device, args.batch, args.tokens)
-        from tfchat.core.commands.bench import run_bench
+        from tfchat.core.commands.bench.book import run_bench
 
         return run_bench(args.model, args.device, args.tokens, args.config)
     if args.command == "train":

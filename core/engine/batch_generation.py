@@ -11,14 +11,18 @@ from collections.abc import Iterator
 
 from tfchat.core.decode.batching import BatchRun, seeded_row
 from tfchat.core.engine.text_stream import RowEvent, TextStream
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.settings.sampling_params import SamplingParams
 
 
 class BatchGeneration:
     """Iterate for `RowEvent`s; `texts`, `token_ids` and `stats` (per row) fill as it goes."""
 
-    def __init__(self, engine, prompt_ids: list[list[int]], params: list, cancel: threading.Event | None,
-                 top_logprobs: int = 0):
-        self._engine = engine
+    def __init__(self, model: FastModel, encoding, end_of_text_id: int | None, prompt_ids: list[list[int]],
+                 params: list[SamplingParams], cancel: threading.Event | None, top_logprobs: int = 0):
+        self._model = model
+        self._encoding = encoding
+        self._end_of_text_id = end_of_text_id
         self._prompt_ids = prompt_ids
         self._params = params
         self._cancel = cancel
@@ -29,12 +33,12 @@ class BatchGeneration:
         self.stats: list = [None] * len(params)
 
     def __iter__(self) -> Iterator[RowEvent]:
-        engine, start = self._engine, time.perf_counter()
-        streams = [TextStream(engine.encoding, len(ids), params, str(engine.device), start=start)
+        model, start = self._model, time.perf_counter()
+        streams = [TextStream(self._encoding, len(ids), params, str(model.device), start=start,
+                              end_of_text_id=self._end_of_text_id)
                    for ids, params in zip(self._prompt_ids, self._params)]
-        run = BatchRun(engine.model, [seeded_row(ids, params, stream.seed, engine.device, self._cancel,
-                                                 self._top_logprobs)
-                                      for ids, params, stream in zip(self._prompt_ids, self._params, streams)])
+        run = BatchRun(model, [seeded_row(ids, params, stream.seed, model.device, self._cancel, self._top_logprobs)
+                               for ids, params, stream in zip(self._prompt_ids, self._params, streams)])
         try:
             for tokens in run:
                 now = time.perf_counter()
@@ -43,14 +47,9 @@ class BatchGeneration:
                     self.token_ids[i].append(token.id)
                     if token.step is not None:
                         self.steps[i].append(token.step)
-                    if token.id == engine.eos_token and self._params[i].end_of_text == "stop":  # GPT-2's end
-                        stream.new_tokens += 1
-                        piece = ""
-                        run.finish(i, "end_of_text")
-                    else:
-                        piece = stream.push(token.id, now)
-                    if stream.stopped:
-                        run.finish(i, "stop")
+                    piece = stream.take(token.id, now)
+                    if stream.finish:
+                        run.finish(i, stream.finish)
                     if run.ended(i):
                         tail, self.stats[i] = stream.end(run.rows[i].finish_reason)
                         self.texts[i] += piece + tail

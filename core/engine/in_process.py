@@ -41,7 +41,7 @@ class Engine:
         self.tokenizer_folder = tokenizer_folder
         self.encoding = tokenizer_for(tokenizer_folder)
         # A GPT-2 ends its texts with <|endoftext|>; the book's model never learned one.
-        self.eos_token = getattr(self.encoding, "eot_token", None) if tokenizer_folder is not None else None
+        self.end_of_text_id = getattr(self.encoding, "eot_token", None) if tokenizer_folder is not None else None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "Engine":
@@ -118,7 +118,8 @@ class Engine:
             raise PromptError(f"forced token {bad[0]!r} is outside the model's vocabulary of "
                               f"{self.config.embedding_rows} tokens")
         require_prompt(ids + list(forced_ids))  # here, before the caller starts streaming
-        return Generation(self, ids, params, cancel, top_logprobs, tuple(forced_ids))
+        return Generation(self.model, self.encoding, self.end_of_text_id, ids, params, cancel, top_logprobs,
+                          tuple(forced_ids))
 
     def generate_batch(self, prompts: list[str], params: list[SamplingParams], cancel: threading.Event | None = None,
                        top_logprobs: int = 0) -> BatchGeneration:
@@ -131,7 +132,7 @@ class Engine:
         ids = [self.encode(prompt) for prompt in prompts]
         for row in ids:
             require_prompt(row)
-        return BatchGeneration(self, ids, params, cancel, top_logprobs)
+        return BatchGeneration(self.model, self.encoding, self.end_of_text_id, ids, params, cancel, top_logprobs)
 
     def close(self) -> None:
         if self.model.helper is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -12,10 +11,8 @@ from tfchat.core.decode.generation import generate_steps
 from tfchat.core.decode.step_info import StepInfo
 from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.engine.text_stream import TextStream, drawn_seed
+from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.settings.sampling_params import SamplingParams
-
-if TYPE_CHECKING:
-    from tfchat.core.engine.in_process import Engine
 
 
 class Generation:
@@ -29,9 +26,12 @@ class Generation:
     tokens, in `token_ids` or in the stats.
     """
 
-    def __init__(self, engine: "Engine", prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None,
-                 top_logprobs: int = 0, forced_ids: tuple[int, ...] = ()):
-        self._engine = engine
+    def __init__(self, model: FastModel, encoding, end_of_text_id: int | None, prompt_ids: list[int],
+                 params: SamplingParams, cancel: threading.Event | None, top_logprobs: int = 0,
+                 forced_ids: tuple[int, ...] = ()):
+        self._model = model
+        self._encoding = encoding
+        self._end_of_text_id = end_of_text_id  # a GPT-2's <|endoftext|>; None for the book's model
         self._prompt_ids = prompt_ids
         self._params = params
         self._cancel = cancel
@@ -45,9 +45,10 @@ class Generation:
         self.notice: str | None = None
 
     def __iter__(self) -> Iterator[str]:
-        engine, params = self._engine, self._params
-        stream = TextStream(engine.encoding, len(self._prompt_ids), params, str(engine.device), self.seed)
-        generator = torch.Generator(device=engine.device).manual_seed(self.seed)
+        model, params = self._model, self._params
+        stream = TextStream(self._encoding, len(self._prompt_ids), params, str(model.device), self.seed,
+                            end_of_text_id=self._end_of_text_id)
+        generator = torch.Generator(device=model.device).manual_seed(self.seed)
         reason = "stopped"  # what an exception or a caller that stops iterating leaves
         try:
             forced = stream.forced(self._forced_ids)
@@ -55,21 +56,16 @@ class Generation:
                 self.text += forced
                 yield forced
             context = self._prompt_ids + list(self._forced_ids)
-            for token, info in generate_steps(engine.model, context, params, generator, self._cancel,
-                                              self._top_logprobs):
+            for token, info in generate_steps(model, context, params, generator, self._cancel, self._top_logprobs):
                 self.token_ids.append(token)
                 if info is not None:
                     self.steps.append(info)
-                if token == engine.eos_token and params.end_of_text == "stop":  # the text is over; not shown
-                    stream.new_tokens += 1
-                    reason = "end_of_text"
-                    break
-                piece = stream.push(token)
+                piece = stream.take(token)
                 if piece:
                     self.text += piece
                     yield piece
-                if stream.stopped:
-                    reason = "stop"
+                if stream.finish:
+                    reason = stream.finish
                     break
             else:
                 reason = "length" if len(self.token_ids) >= params.max_new_tokens else "stopped"

@@ -71,17 +71,21 @@ class StopFilter:
 
 
 class TextStream:
-    """Push tokens (or, from a server, text it decoded); read `text`; `end` gives the tail and the stats.
+    """Take each new token (or, from a server, text it decoded); read `text`; `end` gives the tail and the stats.
 
-    `stopped` turns True when a stop string has ended the generation: the caller stops
-    asking for tokens. `seed` is the one the generation draws with.
+    `take` is the one rule for a new token, the same for a single generation, a batch's rows and the
+    server's: `finish` turns to the reason when the token ends the text, and the caller stops asking
+    for tokens. `seed` is the one the generation draws with.
     """
 
     def __init__(self, encoding, prompt_tokens: int, params: SamplingParams, device: str,
-                 seed: int | None = None, start: float | None = None, window: str | None = None):
+                 seed: int | None = None, start: float | None = None, window: str | None = None,
+                 end_of_text_id: int | None = None):
         self._decoder = IncrementalDecoder(encoding)
         self._window = window or params.window  # the policy the stats report
         self._stops = StopFilter(params.stop)
+        # A GPT-2's <|endoftext|> ends the text (not shown) unless the preset says to go on past it.
+        self._end_of_text_id = end_of_text_id if params.end_of_text == "stop" else None
         self._prompt_tokens = prompt_tokens
         self._device = device
         self.seed = drawn_seed(params) if seed is None else seed
@@ -89,7 +93,8 @@ class TextStream:
         self._first_at: float | None = None
         self.text = ""
         self.new_tokens = 0
-        self.stopped = False
+        self.stopped = False  # a stop string was met: nothing after it is shown
+        self.finish: str | None = None  # why the text ended, once a token ended it: "end_of_text" or "stop"
 
     def forced(self, token_ids) -> str:
         """A branch's chosen tokens, which follow the prompt as if the model had drawn them: their
@@ -99,13 +104,19 @@ class TextStream:
         self.text += piece
         return piece
 
-    def push(self, token: int, now: float | None = None) -> str:
-        """A new token: the text now safe to show (maybe empty)."""
+    def take(self, token: int, now: float | None = None) -> str:
+        """A new token: the text now safe to show (maybe empty). Sets `finish` when it ends the text: the
+        model's end of text under a preset that stops there, or a stop string (held back text up to it shown)."""
         self._first_at = self._first_at or (time.perf_counter() if now is None else now)
         self.new_tokens += 1
-        if self.stopped:
+        if self.finish is not None:
+            return ""
+        if token == self._end_of_text_id:
+            self.finish = "end_of_text"
             return ""
         piece, self.stopped = self._stops.feed(self._decoder.push(token))
+        if self.stopped:
+            self.finish = "stop"
         self.text += piece
         return piece
 
@@ -119,7 +130,9 @@ class TextStream:
     def end(self, reason: str | None, new_tokens: int | None = None,
             prompt_tokens: int | None = None) -> tuple[str, GenerationStats]:
         """What was held back (nothing after a stop string), and the stats; a server's own counts
-        (`new_tokens`, `prompt_tokens`) replace the ones made here."""
+        (`new_tokens`, `prompt_tokens`) replace the ones made here. A token that ended the text
+        (`finish`) gives the reason; `reason` is why the decoding ended otherwise (its length, a cancel)."""
+        reason = self.finish or reason
         tail = ""
         if not self.stopped:
             tail, self.stopped = self._stops.feed(self._decoder.flush())

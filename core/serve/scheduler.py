@@ -56,7 +56,8 @@ class BatchScheduler:
         """Queue a generation; returns the event that cancels it. Raises QueueFull."""
         require_prompt(prompt_ids)
         cancel = cancel or threading.Event()
-        stream = TextStream(self._engine.encoding, len(prompt_ids), params, str(self._engine.device))
+        stream = TextStream(self._engine.encoding, len(prompt_ids), params, str(self._engine.device),
+                            end_of_text_id=self._engine.end_of_text_id)
         request = _Request(prompt_ids, params, stream, top_logprobs, report, cancel)
         with self._wake:
             # Rows still free count as room: a request that arrives before this thread has admitted the
@@ -125,14 +126,9 @@ class BatchScheduler:
         news: dict[int, RowEvent] = {}
         for token in tokens:
             stream = self._running[token.row].stream
-            if token.id == self._engine.eos_token and self._running[token.row].params.end_of_text == "stop":
-                stream.new_tokens += 1
-                piece = ""
-                self._run.finish(token.row, "end_of_text")
-            else:
-                piece = stream.push(token.id, now)
-            if stream.stopped:
-                self._run.finish(token.row, "stop")
+            piece = stream.take(token.id, now)
+            if stream.finish:
+                self._run.finish(token.row, stream.finish)
             update = news.setdefault(token.row, RowEvent(token.row, ""))
             update.piece += piece
             update.token_ids.append(token.id)

@@ -86,7 +86,7 @@ def compare_with_peer(config: ModelConfig, device: torch.device, prompt: list[in
     """
     import transformers
 
-    from tfchat.core.commands.neighbour import busy_neighbour
+    from tfchat.core.commands.bench.neighbour import busy_neighbour
 
     model = model if model is not None else peer_model(config, device)
     peer_seconds(model, prompt, 2, seed=0)  # warm-up: its first call builds caches and picks kernels

@@ -11,147 +11,39 @@ Figures, all at batch 1 and temperature 1:
 - balanced: cached with the app's default preset, against temperature 1;
 - trace: cached with each token's logprob and top 10 alternatives, against the same run without,
   interleaved (medians), as the cost of `--logprobs 10` and the app's probability view;
-- precision: the same weights stored in float32, float16 and bfloat16 (`core.commands.bench_precision`);
-- peer: when transformers is installed, its `generate()` on the same shape (`core.commands.bench_peer`).
+- precision: the same weights stored in float32, float16 and bfloat16 (`bench.precision`);
+- peer: when transformers is installed, its `generate()` on the same shape (`bench.peer`).
 """
 from __future__ import annotations
 
-import json
-import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-from tfchat.core.commands.bench_peer import compare_with_peer, transformers_installed
-from tfchat.core.commands.bench_precision import precision_figures, precision_rows
-from tfchat.core.commands.neighbour import busy_neighbour
+from tfchat.core.commands.bench.book_loop import book_tokens_per_s_plain_process
+from tfchat.core.commands.bench.measures import (book_tokens_per_s, decode_rate, engine_step_times, in_window_rate,
+                                                 load_weights, matvec_bandwidth, past_window_rate, peak_memory_mb,
+                                                 print_table, random_ids, sync)
+from tfchat.core.commands.bench.neighbour import busy_neighbour
+from tfchat.core.commands.bench.peer import compare_with_peer, transformers_installed
+from tfchat.core.commands.bench.precision import precision_figures, precision_rows
 from tfchat.core.nn.book_model import BookModel
 from tfchat.core.nn.checkpoint import load_checkpoint
-from tfchat.core.system.device import resolve_device
 from tfchat.core.nn.fast_model import FastModel
-from tfchat.core.decode.generation import generate_steps
-from tfchat.core.nn.model_config import ModelConfig
-from tfchat.core.system.paths import resolve_model_path
 from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.device import resolve_device
 from tfchat.core.system.helper_thread import helper_for
-
-BOOK_CONFIG = ModelConfig(d_model=80, num_heads=4, num_blocks=6, context_length=128, vocab_size=100256)
-# The repository's scifi-demo model, 140,573,600 parameters: what readers who train longer have.
-SCIFI_CONFIG = ModelConfig(d_model=512, num_heads=8, num_blocks=12, context_length=128, vocab_size=100256)
-CONFIGS = {"book": BOOK_CONFIG, "scifi": SCIFI_CONFIG}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _load_weights(model_arg: str | None, config_name: str = "book"):
-    if model_arg is None:
-        torch.manual_seed(0)
-        config = CONFIGS[config_name]
-        return f"random {config_name}-config weights", config, BookModel(config).state_dict()
-    checkpoint = load_checkpoint(resolve_model_path(model_arg))
-    return str(checkpoint.path), checkpoint.config, checkpoint.state_dict
-
-
-def _random_ids(n: int, vocab: int, seed: int) -> list[int]:
-    return torch.randint(0, vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
-
-
-def book_tokens_per_s(book: BookModel, config: ModelConfig, device, n: int) -> float:
-    idx = torch.tensor([_random_ids(config.context_length, config.vocab_size, 1)], device=device)
-    book.generate(idx, 2)  # warm-up
-    _sync(device)
-    start = time.perf_counter()
-    book.generate(idx, n, temperature=1.0)
-    _sync(device)
-    return n / (time.perf_counter() - start)
-
-
-def book_tokens_per_s_plain_process(config: ModelConfig, device: torch.device, n: int) -> float | None:
-    """The book's loop in a fresh interpreter without tfchat's allocator tuning, as readers run it.
-
-    Speed does not depend on the weights' values, so random ones of the same shape serve.
-    """
-    args = [str(v) for v in (config.d_model, config.num_heads, config.num_blocks, config.context_length,
-                             config.vocab_size, device.type, n)]
-    root = Path(__file__).resolve().parents[2]  # the folder that holds core/
-    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, "-W", "ignore", "-m", "tfchat.core.commands.bench", *args], capture_output=True,
-                            text=True, env=env, timeout=600)
-    try:
-        return float(result.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return None
-
+from tfchat.core.system.paths import resolve_model_path
 
 TRACE_TOP = 10
-
-
 # The app's default preset, for the cost of sampling with a penalty and filters.
 BALANCED = SamplingParams(temperature=0.7, top_k=50, top_p=0.9, repetition_penalty=1.1)
 
 
-def engine_step_times(model: FastModel, prompt: list[int], n: int, seed: int = 0, top_logprobs: int = 0,
-                      params: SamplingParams | None = None) -> list[float]:
-    """Seconds from the call to each new token; index 0 is the time to first token."""
-    params = (params or SamplingParams(temperature=1.0)).with_changes(max_new_tokens=n)
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    start = time.perf_counter()
-    times = []
-    for _ in generate_steps(model, prompt, params, generator, top_logprobs=top_logprobs):  # ids on the host: synced
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def decode_rate(times: list[float]) -> float:
-    return (len(times) - 1) / (times[-1] - times[0])
-
-
-def in_window_rate(model: FastModel, n: int, rounds: int = 3) -> float:
-    """The best of `rounds` decode rates over the window's last `n` positions (the KV cache filling)."""
-    C, V = model.config.context_length, model.config.vocab_size
-    return max(decode_rate(engine_step_times(model, _random_ids(C - n, V, 3), n + 1, seed=s)) for s in range(rounds))
-
-
-def past_window_rate(model: FastModel, n: int, rounds: int = 3) -> float:
-    """The same, `n` tokens past a full window: each step recomputes the cropped window, as the book does."""
-    C, V = model.config.context_length, model.config.vocab_size
-    return max(decode_rate(engine_step_times(model, _random_ids(C, V, 4), n + 1, seed=s)) for s in range(rounds))
-
-
-@torch.inference_mode()
-def matvec_bandwidth(model: FastModel, repeats: int = 200) -> float:
-    """Bytes/s streaming the output layer, the largest read of a decode step, as the engine computes it."""
-    x = torch.randn(model.config.d_model, device=model.device)
-    for _ in range(10):
-        model.output_layer(x)
-    _sync(model.device)
-    samples = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeats // 5):
-            model.output_layer(x)
-        _sync(model.device)
-        samples.append((time.perf_counter() - start) / (repeats // 5))
-    return model.output_layer_bytes() / min(samples)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def measure(model_arg: str | None, device_name: str, tokens: int, config_name: str = "book") -> dict:
     device = resolve_device(device_name)
-    source, config, state = _load_weights(model_arg, config_name)
+    source, config, state = load_weights(model_arg, config_name)
     C, V = config.context_length, config.vocab_size
     model = FastModel(config, state, device, helper_for(device))
     book = BookModel(config).to(device).eval()
@@ -163,20 +55,20 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
     book_rate = book_tokens_per_s(book, config, device, n)
     plain_book_rate = book_tokens_per_s_plain_process(config, device, n)
 
-    ttft_prompt = _random_ids(min(100, C - 1), V, 2)
+    ttft_prompt = random_ids(min(100, C - 1), V, 2)
     engine_step_times(model, ttft_prompt, 2)  # warm-up
     ttft = statistics.median(engine_step_times(model, ttft_prompt, 1, seed=s)[0] for s in range(7))
 
     def shifted_rate() -> float:
         """Past the window with `window: shift`, over two of its shifts (a prefill of C/2 every C/2 tokens)."""
         shift = SamplingParams(temperature=1.0, window="shift")
-        return max(decode_rate(engine_step_times(model, _random_ids(C, V, 4), C + 1, seed=s, params=shift))
+        return max(decode_rate(engine_step_times(model, random_ids(C, V, 4), C + 1, seed=s, params=shift))
                    for s in range(3))
 
     # The first step past the window traces its fill once per process (TorchScript): timed on its own.
-    first_past = engine_step_times(model, _random_ids(C, V, 5), 3)[0]
+    first_past = engine_step_times(model, random_ids(C, V, 5), 3)[0]
     cached, cropped, shifted = in_window_rate(model, n), past_window_rate(model, n), shifted_rate()
-    trace_prompt = _random_ids(C - n, V, 3)
+    trace_prompt = random_ids(C - n, V, 3)
     untraced_runs, traced_runs, balanced_runs = [], [], []
     for s in range(5):  # interleaved: a noisy machine slows all three alike
         untraced_runs.append(decode_rate(engine_step_times(model, trace_prompt, n + 1, seed=s)))
@@ -188,7 +80,7 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
         busy_cached, busy_cropped = in_window_rate(model, n), past_window_rate(model, n)
     peer = {}
     if transformers_installed():
-        peer_prompt = _random_ids(C - n, V, 6)
+        peer_prompt = random_ids(C - n, V, 6)
         peer = compare_with_peer(config, device, peer_prompt, n,
                                  lambda seed: engine_step_times(model, peer_prompt, n, seed=seed)[-1])
 
@@ -196,7 +88,7 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
     limit = bandwidth / model.weight_bytes_per_token()
     precision = precision_figures(
         config, state, device, model.helper,
-        lambda other, seed: decode_rate(engine_step_times(other, _random_ids(C - n, V, 3), n + 1, seed=seed)),
+        lambda other, seed: decode_rate(engine_step_times(other, random_ids(C - n, V, 3), n + 1, seed=seed)),
         bandwidth)
     return {
         "model": source, "device": str(device), "d_model": config.d_model, "num_heads": config.num_heads,
@@ -238,7 +130,7 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name:
     if model_arg is not None:
         checkpoint = load_checkpoint(resolve_model_path(model_arg))
         if checkpoint.config.family == "gpt2":  # no book's loop to compare: transformers on the folder instead
-            from tfchat.core.commands.bench_gpt2 import run_gpt2_bench
+            from tfchat.core.commands.bench.gpt2 import run_gpt2_bench
 
             return run_gpt2_bench(checkpoint, device_name, tokens)
     r = measure(model_arg, device_name, tokens, config_name)
@@ -286,21 +178,3 @@ def _peer_row(r: dict) -> tuple[str, str]:
             f"({r['peer_ratio']:.2f}x; {r['peer_prompt_tokens']}-token prompt + {r['peer_tokens']} new, end to end; "
             f"it on {r['peer_threads']} thread(s)); beside a busy core {r['peer_busy_tokens_per_s']:.1f} against "
             f"{r['peer_busy_tfchat_tokens_per_s']:.1f} ({r['peer_busy_ratio']:.2f}x)")
-
-
-def print_table(rows: list[tuple[str, str]], figures: dict) -> None:
-    """A bench's report: aligned `name  value` lines for people, then one JSON line for scripts."""
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(figures))
-    sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    # `python -m core.commands.bench D H L C V DEVICE N`: the book's loop alone, for the plain-process figure.
-    d, h, l_, c, v, device_type, n_tokens = sys.argv[1:8]
-    torch.manual_seed(0)
-    cfg = ModelConfig(int(d), int(h), int(l_), int(c), int(v))
-    dev = torch.device(device_type)
-    print(book_tokens_per_s(BookModel(cfg).to(dev).eval(), cfg, dev, int(n_tokens)))

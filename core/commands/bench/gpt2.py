@@ -7,10 +7,10 @@ the same again beside a busy neighbour.
 """
 from __future__ import annotations
 
-from tfchat.core.commands.bench import (_random_ids, engine_step_times, in_window_rate, matvec_bandwidth,
-                                 past_window_rate, peak_memory_mb, print_table)
-from tfchat.core.commands.bench_peer import compare_with_peer, folder_peer, transformers_installed
-from tfchat.core.commands.neighbour import busy_neighbour
+from tfchat.core.commands.bench.measures import (engine_step_times, in_window_rate, matvec_bandwidth, past_window_rate,
+                                                 peak_memory_mb, print_table, random_ids)
+from tfchat.core.commands.bench.peer import compare_with_peer, folder_peer, transformers_installed
+from tfchat.core.commands.bench.neighbour import busy_neighbour
 from tfchat.core.nn.checkpoint import Checkpoint
 from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.system.device import resolve_device
@@ -28,8 +28,8 @@ def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int
     # seconds a token on a CPU, so a few tokens once.
     past, rounds = (n, 3) if C <= 256 else (3, 1)
 
-    engine_step_times(model, _random_ids(C - n, V, 3), 3)  # warm-up: traces the step
-    ttft = min(engine_step_times(model, _random_ids(min(100, C - 1), V, 2), 1, seed=s)[0] for s in range(5))
+    engine_step_times(model, random_ids(C - n, V, 3), 3)  # warm-up: traces the step
+    ttft = min(engine_step_times(model, random_ids(min(100, C - 1), V, 2), 1, seed=s)[0] for s in range(5))
     cached, cropped = in_window_rate(model, n), past_window_rate(model, past, rounds)
     with busy_neighbour():
         busy = in_window_rate(model, n)
@@ -41,7 +41,7 @@ def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int
          "limit_tokens_per_s": round(limit, 2), "fraction_of_limit": round(cached / limit, 3),
          "busy_engine_tokens_per_s": round(busy, 2), "busy_fraction_of_idle": round(busy / cached, 3)}
     if transformers_installed():
-        prompt = _random_ids(C - n, V, 6)
+        prompt = random_ids(C - n, V, 6)
         r.update(compare_with_peer(config, device, prompt, n,
                                    lambda seed: engine_step_times(model, prompt, n, seed=seed)[-1],
                                    model=folder_peer(checkpoint.path, device), described="this very folder"))

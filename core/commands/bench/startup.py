@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from tfchat.core.commands.bench import print_table
-from tfchat.core.commands.neighbour import busy_neighbour
+from tfchat.core.commands.bench.measures import print_table
+from tfchat.core.commands.bench.neighbour import busy_neighbour
 from tfchat.core.errors import TfchatError
 
 ROUNDS = 3

@@ -12,7 +12,7 @@ import torch
 
 from tfchat.core.decode.batching import BatchRun, Row
 from tfchat.core.decode.limits import MAX_ROWS
-from tfchat.core.commands.bench import _load_weights, _random_ids, decode_rate, engine_step_times, print_table
+from tfchat.core.commands.bench.measures import decode_rate, engine_step_times, load_weights, print_table, random_ids
 from tfchat.core.system.device import resolve_device
 from tfchat.core.errors import TfchatError
 from tfchat.core.nn.fast_model import FastModel
@@ -26,7 +26,7 @@ def batch_rate(model: FastModel, rows: int, prompt_length: int, n: int, seed: in
     """Aggregate decode tokens/s of `rows` rows at temperature 1, after their prefill step."""
     params = SamplingParams(temperature=1.0, max_new_tokens=n + 1)
     vocab = model.config.vocab_size
-    batch = [Row(_random_ids(prompt_length, vocab, seed + r), params, torch.Generator().manual_seed(seed + r))
+    batch = [Row(random_ids(prompt_length, vocab, seed + r), params, torch.Generator().manual_seed(seed + r))
              for r in range(rows)]
     steps = iter(BatchRun(model, batch))
     next(steps)  # the prefill step: its cost is the time to first token, not the decode rate
@@ -39,7 +39,7 @@ def run_batch_bench(model_arg: str | None, device_name: str, rows: int, tokens: 
     if not 2 <= rows <= MAX_ROWS:
         raise TfchatError(f"--batch takes 2 to {MAX_ROWS} rows, not {rows}")
     device = resolve_device(device_name)
-    source, config, state = _load_weights(model_arg)
+    source, config, state = load_weights(model_arg)
     model = FastModel(config, state, device, helper_for(device))
     n = max(2, min(tokens, config.context_length // 2))
     prompt_length = config.context_length - n - 1  # every step stays in the window
@@ -47,7 +47,7 @@ def run_batch_bench(model_arg: str | None, device_name: str, rows: int, tokens: 
         batch_rate(model, size, prompt_length, 3, seed=0)
     single, one_row, many = [], [], []
     for run in range(RUNS):
-        prompt = _random_ids(prompt_length, config.vocab_size, 100 + run)
+        prompt = random_ids(prompt_length, config.vocab_size, 100 + run)
         single.append(decode_rate(engine_step_times(model, prompt, n + 1, seed=run)))
         one_row.append(batch_rate(model, 1, prompt_length, n, seed=10 * run))
         many.append(batch_rate(model, rows, prompt_length, n, seed=10 * run))
