@@ -27,12 +27,12 @@ from tfchat.core.store.history import History, NoHistory, open_history
 from tfchat.core.system.lifecycle import end_children, exit_hard_after, on_exit_signals, on_terminal_lost
 from tfchat.core.system.paths import resolve_model_path
 from tfchat.core.system.startup import StartupClock
-from tfchat.tui.chat_screen import ChatScreen
-from tfchat.tui.history_keeper import HistoryKeeper
-from tfchat.tui.model_shelf import ModelLoaded, ModelShelf, announce_loaded, show_models
-from tfchat.tui.notice_row import NoticeRow
-from tfchat.tui.palette import tfchat_commands
-from tfchat.tui.raw_paste import driver_with_raw_pastes
+from tfchat.tui.chat.screen import ChatScreen
+from tfchat.tui.state.history_keeper import HistoryKeeper
+from tfchat.tui.chat.model_actions import ModelLoaded, ModelShelf, announce_loaded, show_models
+from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.chat.palette import tfchat_commands
+from tfchat.tui.terminal.raw_paste import driver_with_raw_pastes
 
 @dataclass
 class EngineReady(Message):
@@ -123,7 +123,7 @@ class TfchatApp(App):
             self.load_more_models()
 
     def load_more_models(self) -> None:
-        """The shelf's other models (`tui.model_shelf`), one after the other, on a thread of their own."""
+        """The shelf's other models (`tui.chat.model_actions`), one after the other, on a thread of their own."""
         self.shelf.load_waiting(self.engine_loader, self.device_name, self.post_message, self._ending)
 
     def action_next_model(self) -> None:

@@ -21,8 +21,8 @@ from tfchat.core.store.history import History
 from tfchat.core.system.paths import resolve_model_path
 from tfchat.core.settings.presets import load_presets, params_from_mapping
 from tfchat.tui.app import make_app
-from tfchat.tui.exchange_view import TOP_LOGPROBS
-from tfchat.tui.prompt_input import PromptInput
+from tfchat.tui.transcript.exchange_view import TOP_LOGPROBS
+from tfchat.tui.widgets.prompt_input import PromptInput
 
 PROMPT = "The most important skill in sales is"
 

@@ -134,6 +134,6 @@ def test_the_app_is_built_without_mixins():
     tree = ast.parse((ROOT / "tui" / "app.py").read_text(encoding="utf-8"))
     app_class = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "TfchatApp")
     assert [ast.unparse(base) for base in app_class.bases] == ["App"]
-    chat = ast.parse((ROOT / "tui" / "chat_screen.py").read_text(encoding="utf-8"))
+    chat = ast.parse((ROOT / "tui" / "chat" / "screen.py").read_text(encoding="utf-8"))
     chat_class = next(node for node in chat.body if isinstance(node, ast.ClassDef) and node.name == "ChatScreen")
     assert [ast.unparse(base) for base in chat_class.bases] == ["Screen"]

@@ -89,7 +89,7 @@ async def test_the_app_says_the_policy_in_the_status_line_the_stats_line_and_the
     import sqlite3
 
     from support.pilot import finished, notices, ready, send, views
-    from tfchat.tui.status_line import StatusLine
+    from tfchat.tui.widgets.status_line import StatusLine
 
     app = app_factory(preset="greedy")
     async with app.run_test(size=(140, 40)) as pilot:

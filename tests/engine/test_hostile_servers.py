@@ -147,7 +147,7 @@ def test_timeout_must_be_seconds(servers):
 async def test_the_app_shows_a_malformed_server_as_one_line_and_stays_up(servers, tmp_path):
     from support.pilot import notices, wait_for
     from tfchat.tui.app import make_app
-    from tfchat.tui.status_line import StatusLine
+    from tfchat.tui.widgets.status_line import StatusLine
 
     server = servers({("GET", "/v1/models"): send_json(200, {"data": [1]})})
     app = make_app(None, "cpu", None, str(tmp_path / "history.sqlite3"), endpoint=server.url)

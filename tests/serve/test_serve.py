@@ -277,7 +277,7 @@ async def test_the_app_drives_a_server_as_it_drives_a_local_model(server, tmp_pa
     from support.pilot import finished, history_rows, notices, ready, send, views, wait_for
     from support.pilot import compared, compare_views
     from tfchat.tui.app import make_app
-    from tfchat.tui.status_line import StatusLine
+    from tfchat.tui.widgets.status_line import StatusLine
 
     history = tmp_path / "history.sqlite3"
     app = make_app(preset="greedy", history=str(history), endpoint=server.url, api_key=KEY)

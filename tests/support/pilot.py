@@ -2,10 +2,10 @@
 import sqlite3
 import time
 
-from tfchat.tui.compare_view import CompareView
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.status_line import StatusLine
-from tfchat.tui.transcript import Notice, Transcript
+from tfchat.tui.transcript.compare_view import CompareView
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.widgets.status_line import StatusLine
+from tfchat.tui.transcript.pane import Notice, Transcript
 
 
 async def wait_for(pilot, condition, timeout=30.0, what="condition"):

@@ -34,7 +34,7 @@ def test_the_clock_says_both_moments_once_both_are_known_and_keeps_the_first_of_
 
 async def test_the_app_says_its_start_up_in_the_load_line_and_the_inspector(app_factory):
     from support.pilot import notices, ready, shown_text, wait_for
-    from tfchat.tui.inspector_screen import InspectorScreen
+    from tfchat.tui.screens.inspector_screen import InspectorScreen
 
     app = app_factory()
     async with app.run_test(size=(120, 40)) as pilot:

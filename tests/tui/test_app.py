@@ -6,11 +6,11 @@ from tfchat.core.engine.in_process import Engine
 from tfchat.core.engine.engine_process import EngineProcess
 from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.tui.app import make_app
-from tfchat.tui.chat_bindings import CHAT_BINDINGS
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.sidebar import PresetSidebar
-from tfchat.tui.status_line import StatusLine
-from tfchat.tui.transcript import Transcript
+from tfchat.tui.chat.bindings import CHAT_BINDINGS
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.widgets.sidebar import PresetSidebar
+from tfchat.tui.widgets.status_line import StatusLine
+from tfchat.tui.transcript.pane import Transcript
 from support.pilot import finished, history_rows, notices, ready, send, shown_text, views, wait_for
 
 

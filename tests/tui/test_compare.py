@@ -71,9 +71,9 @@ def test_bench_batch_prints_the_aggregate_rate_and_its_ratios(make_checkpoint):
 # ----- the app's compare mode, driven by Pilot on the real app and engine process -----------------------
 
 from support.pilot import history_rows, ready, send, wait_for  # noqa: E402
-from tfchat.tui.status_line import StatusLine  # noqa: E402
-from tfchat.tui.compare_view import CompareView  # noqa: E402
-from tfchat.tui.transcript import Transcript  # noqa: E402
+from tfchat.tui.widgets.status_line import StatusLine  # noqa: E402
+from tfchat.tui.transcript.compare_view import CompareView  # noqa: E402
+from tfchat.tui.transcript.pane import Transcript  # noqa: E402
 from support.pilot import compare_views, compared  # noqa: E402
 
 

@@ -8,15 +8,15 @@ from tfchat.core.engine.tokenizer import load_encoding
 from tfchat.core.settings.presets import load_presets
 from tfchat.core.system.paths import user_presets_file
 from support.pilot import finished, history_rows, notices, ready, send, shown_text, views, wait_for
-from tfchat.tui.chat_bindings import CHAT_BINDINGS, PAIRS
-from tfchat.tui.history_screen import HistoryScreen
-from tfchat.tui.inspector_screen import InspectorScreen
-from tfchat.tui.key_bar import KeyBar
-from tfchat.tui.notice_row import NoticeRow
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.sidebar import PresetSidebar
-from tfchat.tui.status_line import StatusLine
-from tfchat.tui.transcript import Notice, Transcript
+from tfchat.tui.chat.bindings import CHAT_BINDINGS, PAIRS
+from tfchat.tui.screens.history_screen import HistoryScreen
+from tfchat.tui.screens.inspector_screen import InspectorScreen
+from tfchat.tui.widgets.key_bar import KeyBar
+from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.widgets.sidebar import PresetSidebar
+from tfchat.tui.widgets.status_line import StatusLine
+from tfchat.tui.transcript.pane import Notice, Transcript
 
 
 def status_text(app) -> str:

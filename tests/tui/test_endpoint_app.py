@@ -10,8 +10,8 @@ from support.hostile_server import MODELS, HostileServer, completion_stream, sen
 from support.pilot import finished, notices, ready, send, shown_text, views, wait_for
 from support.serve import free_port
 from tfchat.tui.app import make_app
-from tfchat.tui.inspector_screen import InspectorScreen
-from tfchat.tui.status_line import StatusLine
+from tfchat.tui.screens.inspector_screen import InspectorScreen
+from tfchat.tui.widgets.status_line import StatusLine
 
 SERVED = {"object": "list", "data": [{"id": "reader-model", "object": "model", "owned_by": "tfchat",
                                       "created": 1767225600, "context_length": 64, "parameters": 16_700_000}]}

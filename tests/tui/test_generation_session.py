@@ -4,8 +4,8 @@ import threading
 import time
 
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.tui.generation_session import GenerationSession
-from tfchat.tui.session import BranchRequest, ContinueRequest, PromptRequest
+from tfchat.tui.state.generation_session import GenerationSession
+from tfchat.tui.state.requests import BranchRequest, ContinueRequest, PromptRequest
 
 PARAMS = SamplingParams(temperature=0, max_new_tokens=5)
 

@@ -5,11 +5,11 @@ import io
 from rich.console import Console
 
 from support.pilot import finished, notices, ready, send, views, wait_for
-from tfchat.tui.attention_screen import AttentionScreen, HeadScreen
-from tfchat.tui.inspector_screen import InspectorScreen
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.score_view import ScoreView
-from tfchat.tui.token_screen import TokenScreen
+from tfchat.tui.screens.attention_screen import AttentionScreen, HeadScreen
+from tfchat.tui.screens.inspector_screen import InspectorScreen
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.transcript.score_view import ScoreView
+from tfchat.tui.screens.token_screen import TokenScreen
 
 
 def plain(widget, width: int = 160) -> str:

@@ -10,11 +10,11 @@ from rich.text import Text
 from tfchat.core.engine.in_process import Engine
 from tfchat.core.settings.sampling_params import SamplingParams
 from support.pilot import finished, history_rows, ready, send, views, wait_for
-from tfchat.tui.notice_row import NoticeRow
-from tfchat.tui.insight import bytes_of
-from tfchat.tui.inspector_screen import InspectorScreen
-from tfchat.tui.token_screen import TokenScreen
-from tfchat.tui.token_view import CURSOR_STYLE, band_style
+from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.chat.inside_views import bytes_of
+from tfchat.tui.screens.inspector_screen import InspectorScreen
+from tfchat.tui.screens.token_screen import TokenScreen
+from tfchat.tui.widgets.token_view import CURSOR_STYLE, band_style
 
 
 def plain(widget, width: int = 120) -> str:
@@ -146,7 +146,7 @@ async def test_insight_keys_explain_themselves_without_tokens(app_factory):
 
 
 async def test_old_exchanges_drop_their_token_records_so_memory_stays_bounded(app_factory, monkeypatch):
-    monkeypatch.setattr("tfchat.tui.chat_screen.TRACED_EXCHANGES", 2)
+    monkeypatch.setattr("tfchat.tui.chat.screen.TRACED_EXCHANGES", 2)
     app = app_factory(preset="greedy")
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)

@@ -10,8 +10,8 @@ from tfchat.core.settings.presets import load_presets
 from support.cli import tfchat
 from support.pilot import compare_views, compared, notices, ready, send, wait_for
 from tfchat.tui.app import make_app
-from tfchat.tui.sidebar import PresetSidebar
-from tfchat.tui.status_line import StatusLine
+from tfchat.tui.widgets.sidebar import PresetSidebar
+from tfchat.tui.widgets.status_line import StatusLine
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import time
 from textual import events
 from textual.app import App
 
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.raw_paste import LINE_PASTE_KEYS, SHORTEST_RAW_PASTE, TRAILING_KEY_GRACE, KeyRuns
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.terminal.raw_paste import LINE_PASTE_KEYS, SHORTEST_RAW_PASTE, TRAILING_KEY_GRACE, KeyRuns
 
 PASTED = "".join(f"def greet_{i}(name):\n\treturn 'hello ' + name  # number {i}\n\n" for i in range(8))
 

@@ -3,8 +3,8 @@ import inspect
 import re
 
 import tfchat.tui.app  # noqa: F401 - importing the app registers every flow's commands
-from tfchat.tui.slash import COMMANDS
-from tfchat.tui.slash_commands import HANDLERS
+from tfchat.tui.state.slash_syntax import COMMANDS
+from tfchat.tui.chat.slash_commands import HANDLERS
 
 
 def test_every_documented_command_has_one_handler_and_no_handler_is_undocumented():

@@ -5,11 +5,11 @@ import time
 import pytest
 
 from tfchat.tui.app import make_app
-from tfchat.tui.compare_view import CompareView
-from tfchat.tui.inspector_screen import InspectorScreen
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.status_line import StatusLine
-from tfchat.tui.transcript import Transcript
+from tfchat.tui.transcript.compare_view import CompareView
+from tfchat.tui.screens.inspector_screen import InspectorScreen
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.widgets.status_line import StatusLine
+from tfchat.tui.transcript.pane import Transcript
 
 
 @pytest.fixture

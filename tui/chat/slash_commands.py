@@ -1,8 +1,8 @@
-"""Slash commands typed in the prompt, carried out on the chat screen (parsing is in tui.slash).
+"""Slash commands typed in the prompt, carried out on the chat screen (parsing is in tui.state.slash_syntax).
 
 Each command is a function of the chat screen and the command's words, registered under its name
 with `@slash_command`; a flow that owns a command registers it in its own module (`/compare`
-in tui.compare_mode). A test checks every command tui.slash documents has its handler.
+in tui.chat.compare_actions). A test checks every command tui.state.slash_syntax documents has its handler.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from tfchat.core.system.paths import user_path, user_presets_file
 from tfchat.core.settings.preset_file import save_preset
 from tfchat.core.settings.presets import load_presets, parse_setting
 from tfchat.core.settings.shown_values import shown_value
-from tfchat.tui.chat_bindings import help_rows
-from tfchat.tui.slash import COMMANDS, SlashCommand, SlashError, parse_slash
+from tfchat.tui.chat.bindings import help_rows
+from tfchat.tui.state.slash_syntax import COMMANDS, SlashCommand, SlashError, parse_slash
 
 
 HANDLERS: dict[str, Callable[..., None]] = {}

@@ -15,10 +15,10 @@ from tfchat.core.decode.step_info import Alternative, StepInfo
 from tfchat.core.engine.tokenizer import model_tokenizer, token_text
 from tfchat.core.errors import TfchatError, describe_exception
 from tfchat.core.nn.inside_data import ScoredText, ScoredToken
-from tfchat.tui.exchange_view import ExchangeView
-from tfchat.tui.insight import bytes_of
-from tfchat.tui.summary_line import joined
-from tfchat.tui.token_view import shown_token
+from tfchat.tui.transcript.exchange_view import ExchangeView
+from tfchat.tui.chat.inside_views import bytes_of
+from tfchat.tui.transcript.stats_line import joined
+from tfchat.tui.widgets.token_view import shown_token
 
 SURPRISES_LISTED = 5
 

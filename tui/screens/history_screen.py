@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from tfchat.core.errors import HistoryError
 from tfchat.core.store.history import Exchange
-from tfchat.tui.notice_row import NoticeRow
+from tfchat.tui.widgets.notice_row import NoticeRow
 
 
 def when(created_at: float, now: float) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from tfchat.core.engine.tokenizer import model_tokenizer, token_bytes, token_text
 from tfchat.core.errors import TfchatError
-from tfchat.tui.exchange_view import ExchangeView
-from tfchat.tui.inspector_screen import InspectorScreen
-from tfchat.tui.session import BranchRequest
-from tfchat.tui.token_screen import TokenScreen
+from tfchat.tui.transcript.exchange_view import ExchangeView
+from tfchat.tui.screens.inspector_screen import InspectorScreen
+from tfchat.tui.state.requests import BranchRequest
+from tfchat.tui.screens.token_screen import TokenScreen
 
 
 def bytes_of(token: int) -> bytes:

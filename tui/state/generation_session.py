@@ -7,7 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from tfchat.tui.session import BranchRequest, ContinueRequest, Request, transcript_text
+from tfchat.tui.state.requests import BranchRequest, ContinueRequest, Request, transcript_text
 
 # How long keeping an interrupted exchange waits for the stopped generation's last tokens and stats.
 STOP_WAIT_S = 0.4

@@ -15,8 +15,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import TextArea
 
-from tfchat.tui.editor import edit_text
-from tfchat.tui.keys import alt_digit
+from tfchat.tui.terminal.editor import edit_text
+from tfchat.tui.terminal.keys import alt_digit
 
 # Inserts at most this often while keys keep arriving: a paste of any size costs a bounded
 # number of edits per second, and typing by hand (slower than this) is never delayed.

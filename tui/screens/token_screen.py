@@ -23,9 +23,9 @@ from textual.widgets import Static
 
 from tfchat.core.errors import TfchatError
 from tfchat.core.decode.step_info import StepInfo
-from tfchat.tui.attention_screen import AttentionScreen, Step
-from tfchat.tui.notice_row import NoticeRow
-from tfchat.tui.token_view import band_style, probability, shown_token, styled_tokens
+from tfchat.tui.screens.attention_screen import AttentionScreen, Step
+from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.widgets.token_view import band_style, probability, shown_token, styled_tokens
 
 BAR_WIDTH = 10
 LENS_TOP = 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tfchat.core.errors import HistoryError
 from tfchat.core.store.history import Exchange, History, NoHistory
-from tfchat.tui.session import CompareRequest
+from tfchat.tui.state.requests import CompareRequest
 
 
 class HistoryKeeper:
@@ -29,7 +29,7 @@ class HistoryKeeper:
                                                     stats=stats, model=model, finish_reason=reason, kind=kind)), None)
 
     def record_exchange(self, request, output: str, stats: dict, reason: str, model: str) -> None:
-        """One exchange (a tui.session request) and how it ended; `ended_by` (a quit, a hangup) says why first."""
+        """One exchange (a tui.state.requests request) and how it ended; `ended_by` (a quit, a hangup) says why first."""
         self.write(kind=request.kind, prompt=request.recorded_prompt(), output=output, preset=request.preset,
                    params=request.params.as_dict(), stats=stats, reason=request.ended_by or reason, model=model)
 

@@ -1,7 +1,7 @@
 """Compare mode: each prompt goes to several presets at once, decoded in one batch, shown side by side.
 
 f6 (or `/compare`) turns it on; every prompt sent while it is on becomes a
-`CompareView` (tui.compare_view: one column per preset, which streams itself).
+`CompareView` (tui.transcript.compare_view: one column per preset, which streams itself).
 Escape stops every column. f7 keeps a column: it becomes the exchange the
 session continues from. Every column goes to the history with its preset.
 """
@@ -15,10 +15,10 @@ from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.errors import TfchatError
 from tfchat.core.settings.presets import PresetCatalog
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.tui.compare_view import CompareView, stats_line
-from tfchat.tui.session import CompareRequest
-from tfchat.tui.slash_commands import slash_command
-from tfchat.tui.status_line import StatusLine
+from tfchat.tui.transcript.compare_view import CompareView, stats_line
+from tfchat.tui.state.requests import CompareRequest
+from tfchat.tui.chat.slash_commands import slash_command
+from tfchat.tui.widgets.status_line import StatusLine
 
 
 class CompareChoice:
@@ -27,7 +27,7 @@ class CompareChoice:
     def __init__(self):
         self.presets: list[str] | None = None  # None: compare mode is off
         self.blind = False
-        self.shelf = None  # comparing models (`tui.model_shelf`): every loaded one, under presets[0]
+        self.shelf = None  # comparing models (`tui.chat.model_actions`): every loaded one, under presets[0]
 
     @staticmethod
     def every_preset(catalog: PresetCatalog) -> list[str]:

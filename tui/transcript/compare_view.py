@@ -13,9 +13,9 @@ from textual.widgets import Static
 from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.errors import TfchatError, describe_exception
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.tui.piece_feed import PieceFeed
-from tfchat.tui.streaming_text import StreamingText
-from tfchat.tui.summary_line import joined, stats_parts
+from tfchat.tui.transcript.piece_feed import PieceFeed
+from tfchat.tui.transcript.streaming_text import StreamingText
+from tfchat.tui.transcript.stats_line import joined, stats_parts
 
 # A column's border and padding take 4 cells; at 22 its text is 18 wide, about three words a
 # line, the narrowest that still reads as prose. Narrower, the columns stack instead: so 2

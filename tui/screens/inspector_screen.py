@@ -12,8 +12,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tfchat.tui.notice_row import NoticeRow
-from tfchat.tui.position_table import position_heatmap
+from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.widgets.position_table import position_heatmap
 
 
 def size(n: int | None) -> str:

@@ -10,7 +10,7 @@ import math
 
 from rich.text import Text
 
-from tfchat.tui.heat import signed_colour, signed_legend
+from tfchat.tui.widgets.heat import signed_colour, signed_legend
 
 POSITION_LABEL = 5
 

@@ -8,7 +8,7 @@ from tfchat.core.decode.step_info import Alternative
 from tfchat.core.settings.sampling_params import SamplingParams
 
 if TYPE_CHECKING:
-    from tfchat.tui.exchange_view import ExchangeView
+    from tfchat.tui.transcript.exchange_view import ExchangeView
 
 
 @dataclass

@@ -5,11 +5,11 @@ from typing import TYPE_CHECKING
 
 from textual.css.query import NoMatches
 
-from tfchat.tui.status_line import StatusLine
-from tfchat.tui.transcript import Notice
+from tfchat.tui.widgets.status_line import StatusLine
+from tfchat.tui.transcript.pane import Notice
 
 if TYPE_CHECKING:
-    from tfchat.tui.chat_screen import ChatScreen
+    from tfchat.tui.chat.screen import ChatScreen
 
 NO_MODEL_HELP = ("No model found at {path}.\n"
                  "Train one on a text file:   tfchat train my_text.txt   (writes model/model.ckpt)\n"

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from tfchat.core.engine.tokenizer import inline_text
 from tfchat.core.nn.inside_data import AttentionMaps
-from tfchat.tui.heat import MASKED, signed_colour, weight_colour
+from tfchat.tui.widgets.heat import MASKED, signed_colour, weight_colour
 
 HEAD_LABEL = 8  # 'L11 H7✗ '
 TOKEN_LABEL = 12  # a query's token, right-aligned, in the matrix

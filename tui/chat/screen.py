@@ -1,6 +1,6 @@
 """The chat: a prompt pane, the streaming transcript, the preset sidebar, and what the keys do.
 
-The screen turns what the user does into requests (tui.session), runs them one at a time
+The screen turns what the user does into requests (tui.state.requests), runs them one at a time
 through its GenerationSession, and shows each in the widget that streams it: an ExchangeView
 or, in compare mode, a CompareView. The backend comes from the app (EngineReady).
 """
@@ -17,33 +17,33 @@ from textual.widgets import Static
 from tfchat.core.engine.backend import Backend
 from tfchat.core.settings.presets import PresetCatalog
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.tui.backend_state import BackendState
-from tfchat.tui.chat_actions import clear_transcript, copy_output, scroll_transcript
-from tfchat.tui.chat_bindings import CHAT_BINDINGS, KEEP_KEY
-from tfchat.tui.chat_requests import continue_request, regenerate_request, take_history_choice
-from tfchat.tui.compare_mode import CompareChoice, keep_column
-from tfchat.tui.compare_view import CompareView
-from tfchat.tui.context_meter import ContextMeter
-from tfchat.tui.exchange_view import ExchangeView
-from tfchat.tui.generation_session import GenerationSession
-from tfchat.tui.history_keeper import HistoryKeeper
-from tfchat.tui.history_screen import HistoryScreen
-from tfchat.tui.insight import InsideViews
-from tfchat.tui.inspector_screen import load_summary
-from tfchat.tui.key_bar import KeyBar
-from tfchat.tui.keys import alt_digit
-from tfchat.tui.notice_row import NoticeRow
-from tfchat.tui.palette import TRANSCRIPT_NAME
-from tfchat.tui.preset_choice import PresetChoice
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.score_mode import ScoreView, score_prompt
-from tfchat.tui.session import CompareRequest, ContinueRequest, PromptRequest, Request, ScoreRequest
-from tfchat.tui.sidebar import PresetSidebar
-from tfchat.tui.slash_commands import run_slash_text
-from tfchat.tui.status_line import StatusLine
-from tfchat.tui.summary_line import batch_tokens_per_s
-from tfchat.tui.token_view import legend
-from tfchat.tui.transcript import Transcript
+from tfchat.tui.chat.backend_view import BackendState
+from tfchat.tui.chat.transcript_actions import clear_transcript, copy_output, scroll_transcript
+from tfchat.tui.chat.bindings import CHAT_BINDINGS, KEEP_KEY
+from tfchat.tui.chat.request_actions import continue_request, regenerate_request, take_history_choice
+from tfchat.tui.chat.compare_actions import CompareChoice, keep_column
+from tfchat.tui.transcript.compare_view import CompareView
+from tfchat.tui.state.context_meter import ContextMeter
+from tfchat.tui.transcript.exchange_view import ExchangeView
+from tfchat.tui.state.generation_session import GenerationSession
+from tfchat.tui.state.history_keeper import HistoryKeeper
+from tfchat.tui.screens.history_screen import HistoryScreen
+from tfchat.tui.chat.inside_views import InsideViews
+from tfchat.tui.screens.inspector_screen import load_summary
+from tfchat.tui.widgets.key_bar import KeyBar
+from tfchat.tui.terminal.keys import alt_digit
+from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.chat.palette import TRANSCRIPT_NAME
+from tfchat.tui.state.preset_choice import PresetChoice
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.chat.score_actions import ScoreView, score_prompt
+from tfchat.tui.state.requests import CompareRequest, ContinueRequest, PromptRequest, Request, ScoreRequest
+from tfchat.tui.widgets.sidebar import PresetSidebar
+from tfchat.tui.chat.slash_commands import run_slash_text
+from tfchat.tui.widgets.status_line import StatusLine
+from tfchat.tui.transcript.stats_line import batch_tokens_per_s
+from tfchat.tui.widgets.token_view import legend
+from tfchat.tui.transcript.pane import Transcript
 
 LAST_PRESET_KEY = "last_preset"
 # Exchanges that keep their per-token records (about 1.5 KB a token); older ones keep their text.

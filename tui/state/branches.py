@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tfchat.core.decode.step_info import Alternative, StepInfo
-from tfchat.tui.token_view import token_spans
+from tfchat.tui.widgets.token_view import token_spans
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from textual.app import SystemCommand
 
-from tfchat.tui.chat_bindings import CHAT_BINDINGS
+from tfchat.tui.chat.bindings import CHAT_BINDINGS
 
 TRANSCRIPT_NAME = "tfchat-transcript-%Y%m%d-%H%M%S.md"  # the palette's Save writes this, in the current folder
 

@@ -19,10 +19,10 @@ from textual.widgets import Static
 
 from tfchat.core.errors import TfchatError
 from tfchat.core.nn.inside_data import AttentionMaps, NextToken
-from tfchat.tui.attention_grid import matrix_view, model_view, score_scale
-from tfchat.tui.heat import signed_legend, weight_legend
-from tfchat.tui.notice_row import NoticeRow
-from tfchat.tui.token_view import shown_token
+from tfchat.tui.widgets.attention_grid import matrix_view, model_view, score_scale
+from tfchat.tui.widgets.heat import signed_legend, weight_legend
+from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.widgets.token_view import shown_token
 
 GRID_CSS = """
 {screen} #title {{ height: auto; max-height: 2; background: $accent 30%; padding: 0 1; }}

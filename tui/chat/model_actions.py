@@ -16,8 +16,8 @@ from textual.message import Message
 from tfchat.core.engine.model_set import ModelsEngine, available_memory_bytes, refusal_to_load
 from tfchat.core.errors import TfchatError
 from tfchat.core.system.paths import user_path
-from tfchat.tui.slash_commands import slash_command
-from tfchat.tui.status_line import StatusLine
+from tfchat.tui.chat.slash_commands import slash_command
+from tfchat.tui.widgets.status_line import StatusLine
 
 
 @dataclass
@@ -136,7 +136,7 @@ class ModelShelf:
 
 def show_models(chat, shelf: ModelShelf) -> None:
     """The sidebar's list of models (shown once there is more than one)."""
-    from tfchat.tui.sidebar import PresetSidebar
+    from tfchat.tui.widgets.sidebar import PresetSidebar
 
     chat.query_one(PresetSidebar).show_models(shelf.lines() if len(shelf.slots) > 1 else [])
 

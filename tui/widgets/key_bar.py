@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tfchat.tui.chat_bindings import shown_bindings
+from tfchat.tui.chat.bindings import shown_bindings
 
 GAP = "  "
 PALETTE = ("f1", "palette")

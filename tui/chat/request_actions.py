@@ -1,9 +1,9 @@
 """The requests the chat's keys make from what came before: ctrl+r, ctrl+g, a prompt from the history."""
 from __future__ import annotations
 
-from tfchat.tui.history_screen import HistoryChoice
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.session import ContinueRequest, PromptRequest, RegenerateRequest, Request
+from tfchat.tui.screens.history_screen import HistoryChoice
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.state.requests import ContinueRequest, PromptRequest, RegenerateRequest, Request
 
 
 def regenerate_request(chat) -> Request | None:

@@ -6,11 +6,11 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tfchat.tui.branches import branch_from
-from tfchat.tui.compare_view import CompareView
-from tfchat.tui.exchange_view import ExchangeView
-from tfchat.tui.score_view import ScoreView, first_token_text
-from tfchat.tui.session import BranchRequest, CompareRequest, ContinueRequest, Request, ScoreRequest
+from tfchat.tui.state.branches import branch_from
+from tfchat.tui.transcript.compare_view import CompareView
+from tfchat.tui.transcript.exchange_view import ExchangeView
+from tfchat.tui.transcript.score_view import ScoreView, first_token_text
+from tfchat.tui.state.requests import BranchRequest, CompareRequest, ContinueRequest, Request, ScoreRequest
 
 
 class Notice(Static):

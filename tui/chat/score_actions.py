@@ -1,4 +1,4 @@
-"""Scoring a text in the app: the model's surprise at it, token by token (tui.score_view shows it).
+"""Scoring a text in the app: the model's surprise at it, token by token (tui.transcript.score_view shows it).
 
 f9 scores the prompt box's text; `/score PATH` a file's, `/score` alone the last exchange's whole
 text; `--ablate L.H[,L.H...]` switches heads off and shows the change in loss against all heads on.
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from tfchat.core.commands.score import parse_heads, read_text
 from tfchat.core.errors import PromptError
-from tfchat.tui.prompt_input import PromptInput
-from tfchat.tui.score_view import ScoreView
-from tfchat.tui.session import ScoreRequest
-from tfchat.tui.slash_commands import slash_command
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.transcript.score_view import ScoreView
+from tfchat.tui.state.requests import ScoreRequest
+from tfchat.tui.chat.slash_commands import slash_command
 
 __all__ = ["ScoreView", "score_command", "score_prompt"]
 

@@ -12,7 +12,7 @@ CHAT_BINDINGS = [
     Binding("ctrl+q", "app.quit", "Quit", priority=True, tooltip="Quit (a running generation is kept)"),
     Binding("ctrl+n", "next_preset", "Preset", key_display="^n/^p", tooltip="Next preset"),
     Binding("ctrl+p", "previous_preset", "Prev", show=False, tooltip="Previous preset"),
-    # alt+digit as ESC-digit is caught in on_key (see tui.keys); these serve kitty-protocol terminals.
+    # alt+digit as ESC-digit is caught in on_key (see tui.terminal.keys); these serve kitty-protocol terminals.
     Binding("alt+1", "choose_preset(1)", "Pick", key_display="M-1…9", tooltip="Choose preset 1-9 directly"),
     *[Binding(f"alt+{i}", f"choose_preset({i})", f"Preset {i}", show=False) for i in range(2, 10)],
     Binding("ctrl+r", "regenerate", "Regen", tooltip="Regenerate: send the last prompt again (waiting for a server: try it now)"),

@@ -14,11 +14,11 @@ from textual.widgets import Static
 from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.errors import TfchatError, describe_exception
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.tui.branches import Branch
-from tfchat.tui.piece_feed import PieceFeed
-from tfchat.tui.streaming_text import StreamingText
-from tfchat.tui.summary_line import SEPARATOR, joined, stats_parts
-from tfchat.tui.token_view import styled_tokens
+from tfchat.tui.state.branches import Branch
+from tfchat.tui.transcript.piece_feed import PieceFeed
+from tfchat.tui.transcript.streaming_text import StreamingText
+from tfchat.tui.transcript.stats_line import SEPARATOR, joined, stats_parts
+from tfchat.tui.widgets.token_view import styled_tokens
 
 # Alternatives recorded for every generated token: what the token cursor's panel shows.
 TOP_LOGPROBS = 10

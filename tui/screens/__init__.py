@@ -1,0 +1,1 @@
+"""The screens pushed over the chat: token cursor, attention, model inspector, history."""

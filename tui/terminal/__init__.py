@@ -1,0 +1,1 @@
+"""How the terminal talks to the app: keys, raw pastes, the user's editor."""

@@ -1,0 +1,1 @@
+"""The output pane and what streams into it: exchanges, comparisons, scored texts, their stats lines."""
