@@ -9,14 +9,12 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.message import Message
 
 from tfchat.core.engine.backend import Backend
 from tfchat.core.engine.engine_process import EngineProcess
@@ -27,30 +25,13 @@ from tfchat.core.store.history import History, NoHistory, open_history
 from tfchat.core.system.lifecycle import end_children, exit_hard_after, on_exit_signals, on_terminal_lost
 from tfchat.core.system.paths import resolve_model_path
 from tfchat.core.system.startup import StartupClock
-from tfchat.tui.chat.screen import ChatScreen
-from tfchat.tui.state.history_keeper import HistoryKeeper
-from tfchat.tui.chat.model_actions import ModelLoaded, ModelShelf, announce_loaded, show_models
-from tfchat.tui.widgets.notice_row import NoticeRow
 from tfchat.tui.chat.palette import tfchat_commands
+from tfchat.tui.chat.screen import ChatScreen
+from tfchat.tui.messages import EngineFailed, EngineReady, EngineRetrying, ModelLoaded
+from tfchat.tui.state.history_keeper import HistoryKeeper
+from tfchat.tui.state.model_shelf import ModelShelf
 from tfchat.tui.terminal.raw_paste import driver_with_raw_pastes
-
-@dataclass
-class EngineReady(Message):
-    engine: Backend
-
-
-@dataclass
-class EngineRetrying(Message):
-    reason: str
-    delay_s: float
-    tries: int
-
-
-@dataclass
-class EngineFailed(Message):
-    reason: str
-    missing_model: bool = False
-
+from tfchat.tui.widgets.notice_row import NoticeRow
 
 # An exit must be over within 2 s of a hangup or a quit: what a graceful exit has
 # not finished by then, the watchdog ends (Textual can block writing to a dead terminal).
@@ -76,9 +57,10 @@ class TfchatApp(App):
         self.device_name = device
         self.history = history
         self.engine: Backend | None = None
-        self.chat = ChatScreen(catalog, HistoryKeeper(history), model_label=remote or model_path.name,
+        self.chat = ChatScreen(catalog, HistoryKeeper(history), self.shelf, model_label=remote or model_path.name,
                                model_source=remote or str(model_path), preset=preset, initial_prompt=initial_prompt,
-                               when_shown=self.first_frame_shown, retry_now=self.retry_engine_now)
+                               when_shown=self.first_frame_shown, retry_now=self.retry_engine_now,
+                               load_more_models=self.load_more_models)
         self.startup = StartupClock()  # first frame and ready, after launch: the load line and f8 show them
         self.reconnect = Reconnect()  # a server down at start is tried again until it answers
         self._ending = threading.Event()
@@ -124,14 +106,15 @@ class TfchatApp(App):
 
     def load_more_models(self) -> None:
         """The shelf's other models (`tui.chat.model_actions`), one after the other, on a thread of their own."""
-        self.shelf.load_waiting(self.engine_loader, self.device_name, self.post_message, self._ending)
+        self.shelf.load_waiting(self.engine_loader, self.device_name, lambda slot: self.post_message(ModelLoaded(slot)),
+                                self._ending)
 
     def action_next_model(self) -> None:
-        self.shelf.switch_next(self.chat)
+        self.chat.action_next_model()
 
     @on(ModelLoaded)
     def _model_loaded(self, message: ModelLoaded) -> None:
-        announce_loaded(self.chat, self.shelf, message.slot)
+        self.chat.model_loaded(message.slot)
 
     def retry_engine_now(self) -> bool:
         """Cut a wait for the server short; False when nothing is waiting."""
@@ -140,12 +123,10 @@ class TfchatApp(App):
         self.reconnect.retry_now()
         return True
 
-    # Posted to the app, not the screen: once the app is closing, they are not handled.
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
         self.startup.ready()
         self.chat.engine_ready(message.engine, self.startup.summary())
-        show_models(self.chat, self.shelf)
 
     @on(EngineRetrying)
     def _engine_retrying(self, message: EngineRetrying) -> None:

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from tfchat.core.engine.in_process import Engine
+from tfchat.core.settings.presets import load_presets, params_from_mapping
 from tfchat.core.store.history import History
 from tfchat.core.system.paths import resolve_model_path
-from tfchat.core.settings.presets import load_presets, params_from_mapping
 from tfchat.tui.app import make_app
 from tfchat.tui.transcript.exchange_view import TOP_LOGPROBS
 from tfchat.tui.widgets.prompt_input import PromptInput
@@ -38,7 +38,7 @@ async def app_rate(model: Path, device: str, preset: str, tokens: int, seed: int
     app = make_app(str(model), device, preset, str(history))
     async with app.run_test(size=(100, 30)) as pilot:
         while app.chat.engine is None:
-            if app.query_one("StatusLine").state in ("failed", "no model"):
+            if app.chat.backend_state.unavailable:
                 raise SystemExit("tfchat: the app could not load the model")
             await pilot.pause(0.02)
         app.chat.presets.overrides[preset] = {"max_new_tokens": tokens, "seed": seed}

@@ -262,7 +262,7 @@ def _dispatch(args) -> int:
     if args.command == "bench":
         apply_threads(args.threads)
         if args.startup:
-            from tfchat.core.commands.bench.startup import run_startup_bench
+            from tfchat.core.commands.bench.app_startup import run_startup_bench
 
             return run_startup_bench(args.model, args.device)
         if args.app:

@@ -98,11 +98,7 @@ def _stream_generation(generation, writer, out, args) -> None:
             out.write("\n")
             out.flush()
         if args.stats and generation.stats is not None:
-            stats = generation.stats
-            print(json.dumps({"prompt_tokens": stats.prompt_tokens, "new_tokens": stats.new_tokens,
-                              "ttft_s": round(stats.ttft_s, 5), "tokens_per_s": round(stats.tokens_per_s, 2),
-                              "device": stats.device, "finish_reason": stats.finish_reason,
-                              "seed": stats.seed, "window": stats.window}), file=sys.stderr)
+            print(json.dumps(generation.stats.as_json()), file=sys.stderr)
 
 
 def _backend(args):

@@ -8,8 +8,8 @@ import json
 import math
 from typing import TextIO
 
-from tfchat.core.engine.tokenizer import inline_text, token_text
 from tfchat.core.decode.step_info import StepInfo
+from tfchat.core.engine.tokenizer import inline_text, token_text
 
 
 class _StepWriter:

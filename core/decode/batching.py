@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.decode.generation import require_prompt
-from tfchat.core.decode.sampling import draw_next, logits_not_finite
-from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.core.decode.step_info import StepInfo
 from tfchat.core.decode.limits import MAX_ROWS
+from tfchat.core.decode.sampling import draw_next, logits_not_finite
+from tfchat.core.decode.step_info import StepInfo
 from tfchat.core.decode.step_packing import pack_step, unpack_step
+from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.settings.sampling_params import SamplingParams
 
 _NO_WINDOW = torch.empty(0, dtype=torch.long)
 

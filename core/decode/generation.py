@@ -14,13 +14,13 @@ from collections.abc import Iterator
 
 import torch
 
+from tfchat.core.decode.sampling import draw_next, logits_not_finite
+from tfchat.core.decode.step_info import StepInfo
+from tfchat.core.decode.step_packing import pack_step, unpack_step
 from tfchat.core.errors import PromptError
 from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.nn.kv_cache import KVCache
-from tfchat.core.decode.sampling import draw_next, logits_not_finite
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.core.decode.step_info import StepInfo
-from tfchat.core.decode.step_packing import pack_step, unpack_step
 
 
 def require_prompt(prompt_ids: list[int]) -> None:

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.engine.text_stream import RowEvent
 from tfchat.core.nn.inside_data import AttentionMaps, NextToken, ScoredText
+from tfchat.core.settings.sampling_params import SamplingParams
 
 if TYPE_CHECKING:
     import tiktoken

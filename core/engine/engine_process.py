@@ -13,17 +13,17 @@ import signal
 import threading
 from pathlib import Path
 
+from tfchat.core.decode.step_info import StepInfo, check_top_logprobs
 from tfchat.core.engine.backend import ReportedShape
 from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.engine.text_stream import RowEvent
+from tfchat.core.engine.tokenizer import tokenizer_for
 from tfchat.core.errors import CheckpointError, TfchatError, describe_exception
+from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.core.system.child_output import send_output_to_log
 from tfchat.core.system.lifecycle import exit_when_orphaned, register_child
 from tfchat.core.system.memory import process_resident_bytes
 from tfchat.core.system.runtime import resolve_threads
-from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.core.engine.tokenizer import tokenizer_for
-from tfchat.core.decode.step_info import StepInfo, check_top_logprobs
 
 _READY, _FAILED, _PIECE, _DONE, _ERROR, _ANSWER = "ready", "failed", "piece", "done", "error", "answer"
 # Requests: (_GENERATE, context, params, top_logprobs, forced_ids), (_BATCH, contexts, params list)

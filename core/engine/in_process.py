@@ -11,22 +11,22 @@ from pathlib import Path
 
 import torch
 
+from tfchat.core.decode.generation import require_prompt
+from tfchat.core.decode.limits import MAX_ROWS
+from tfchat.core.decode.step_info import check_top_logprobs
 from tfchat.core.engine.batch_generation import BatchGeneration
 from tfchat.core.engine.text_generation import Generation
-from tfchat.core.decode.limits import MAX_ROWS
-from tfchat.core.nn.checkpoint import load_checkpoint
-from tfchat.core.system.device import resolve_device
+from tfchat.core.engine.tokenizer import encode_prompt, tokenizer_for
 from tfchat.core.errors import CheckpointError, PromptError
+from tfchat.core.nn.checkpoint import load_checkpoint
 from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.nn.inside_data import AttentionMaps, NextToken, ScoredText
 from tfchat.core.nn.inspection import attention_maps, check_heads, layer_logits, lens_spread, next_token, score_ids
 from tfchat.core.nn.model_card import ModelCard, make_card
-from tfchat.core.system.memory import process_resident_bytes
-from tfchat.core.decode.generation import require_prompt
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.core.engine.tokenizer import encode_prompt, tokenizer_for
-from tfchat.core.decode.step_info import check_top_logprobs
+from tfchat.core.system.device import resolve_device
 from tfchat.core.system.helper_thread import helper_for
+from tfchat.core.system.memory import process_resident_bytes
 
 
 class Engine:

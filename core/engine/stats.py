@@ -1,7 +1,7 @@
-"""What a finished generation reports about itself."""
+"""What a finished generation reports about itself, and the one way it is put in words."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 
 @dataclass
@@ -22,6 +22,29 @@ class GenerationStats:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> GenerationStats | None:
+        """Stats as the history or a compare column keeps them (`as_dict`); None when a field is missing."""
+        names = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in stored.items() if k in names})
+        except TypeError:
+            return None
+
+    def figures(self, in_all: int | None = None) -> list[str]:
+        """The numbers people read, in order: the one way a generation's stats are put in words (the stats
+        line under an exchange, the history's listing, a saved transcript). `in_all`: the text's tokens
+        counted with a continuation's or a branch's earlier ones. The window policy unless it is the book's."""
+        count = (f"{self.new_tokens} new tokens, {in_all} in all" if in_all is not None and in_all > self.new_tokens
+                 else f"{self.new_tokens} tokens")
+        parts = [count, f"{self.tokens_per_s:.1f} tok/s", f"ttft {self.ttft_s * 1000:.0f} ms"]
+        return parts + [f"window {self.window}"] if self.window != "book" else parts
+
+    def as_json(self) -> dict:
+        """For scripts (`generate --stats`): every field, times rounded to what the clock can tell."""
+        return {**self.as_dict(), "ttft_s": round(self.ttft_s, 5), "tokens_per_s": round(self.tokens_per_s, 2),
+                "elapsed_s": round(self.elapsed_s, 5)}
 
 
 def measured_stats(prompt_tokens: int, new_tokens: int, start: float, first_at: float | None, end: float,

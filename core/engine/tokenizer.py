@@ -29,20 +29,6 @@ def load_encoding() -> tiktoken.Encoding:
         raise TokenizerError(f"the installed cl100k_base ranks are damaged: {exc}") from None
 
 
-_model_tokenizer = None
-
-
-def use_model_tokenizer(encoding) -> None:
-    """The tokenizer of the model this process shows (the app's, once its backend is ready)."""
-    global _model_tokenizer
-    _model_tokenizer = encoding
-
-
-def model_tokenizer():
-    """The model's tokenizer where one was set (`use_model_tokenizer`), else cl100k_base."""
-    return _model_tokenizer if _model_tokenizer is not None else load_encoding()
-
-
 def tokenizer_for(folder: Path | None):
     """The model's tokenizer: a GPT-2 folder's own (`core.engine.folder_tokenizer`), else cl100k_base."""
     if folder is None:

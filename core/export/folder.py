@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from tfchat.core.errors import CheckpointError, ExportError
-from tfchat.core.export.model_card import model_card
+from tfchat.core.export.folder_readme import model_card
 from tfchat.core.export.tokenizer_json import tokenizer_config, tokenizer_json
 from tfchat.core.nn import hf_folder
 from tfchat.core.nn.checkpoint import Checkpoint

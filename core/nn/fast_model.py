@@ -11,9 +11,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from tfchat.core.nn.block_products import Product, activation_function, exact_in_float16
 from tfchat.core.nn.book_model import sinusoidal_positions
 from tfchat.core.nn.cuda_graph import DecodeGraph
-from tfchat.core.nn.block_products import Product, activation_function, exact_in_float16
 from tfchat.core.nn.kv_cache import BlockWeights, KVCache
 from tfchat.core.nn.model_config import ModelConfig
 from tfchat.core.nn.trace_ahead import TraceAhead

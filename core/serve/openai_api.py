@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+from tfchat.core.decode.step_info import MAX_TOP_LOGPROBS, StepInfo
+from tfchat.core.engine.stats import GenerationStats
+from tfchat.core.engine.tokenizer import TOKEN_ID_PREFIX, token_text
 from tfchat.core.errors import PresetError
 from tfchat.core.settings.presets import params_from_mapping
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.core.engine.stats import GenerationStats
-from tfchat.core.engine.tokenizer import TOKEN_ID_PREFIX, token_text
-from tfchat.core.decode.step_info import MAX_TOP_LOGPROBS, StepInfo
 
 MAX_PROMPT_CHARS = 200_000  # a prompt beyond this is refused with 413, before it is tokenized
 COMPLETION_DEFAULT_TOKENS = 16  # OpenAI's default for /v1/completions

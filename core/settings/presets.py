@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfchat.core.errors import PresetError
-from tfchat.core.system.paths import BUILTIN_PRESETS, user_presets_file
 from tfchat.core.settings.safe_yaml import YamlRefused, load_file
 from tfchat.core.settings.sampling_params import PARAM_NAMES, SamplingParams
+from tfchat.core.system.paths import BUILTIN_PRESETS, user_presets_file
 
 _INT_KEYS = {"top_k", "max_new_tokens", "seed"}
 _OPTIONAL_KEYS = {"top_k", "seed"}

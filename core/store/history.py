@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.errors import HistoryError
 from tfchat.core.system.paths import default_history_file
 
@@ -218,9 +219,9 @@ def open_history(path: str | Path | None) -> History | NoHistory:
 
 def format_exchange_text(e: Exchange) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created_at))
-    stats = e.stats or {}
-    head = (f"#{e.id}  {when}  {e.kind}  preset={e.preset}  {stats.get('new_tokens', 0)} tokens"
-            f"  {stats.get('tokens_per_s', 0):.1f} tok/s  {e.finish_reason}")
+    stats = GenerationStats.from_dict(e.stats or {})
+    figures = "  ".join(stats.figures()) if stats is not None else "no stats"
+    head = f"#{e.id}  {when}  {e.kind}  preset={e.preset}  {figures}  {e.finish_reason}"
     return f"{head}\n>>> {e.prompt}\n{e.output}\n"
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfchat.core.errors import TrainingError
-from tfchat.core.system.paths import BUILTIN_TRAIN_CONFIG
 from tfchat.core.settings.safe_yaml import YamlRefused, load_file
+from tfchat.core.system.paths import BUILTIN_TRAIN_CONFIG
 
 
 INT_KEYS = ("d_model", "num_heads", "num_blocks", "context_length", "batch_size", "max_iters",

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
+from tfchat.core.engine.tokenizer import load_encoding
+from tfchat.core.errors import EXIT_INTERRUPTED, EXIT_OK, TrainingError, describe_exception
 from tfchat.core.nn.book_model import BookModel
 from tfchat.core.nn.checkpoint import ARCH_KEYS, Checkpoint, load_checkpoint
-from tfchat.core.system.device import resolve_device
-from tfchat.core.errors import EXIT_INTERRUPTED, EXIT_OK, TrainingError, describe_exception
 from tfchat.core.nn.model_config import ModelConfig
-from tfchat.core.engine.tokenizer import load_encoding
+from tfchat.core.system.device import resolve_device
 from tfchat.core.train.config import KNOWN_KEYS, load_train_config
 
 

@@ -11,11 +11,11 @@ LAYERS = {
     "errors": 0,
     "system": 1,      # device, threads, paths, process lifetime, the helper thread
     "settings": 2,    # sampling settings, presets, bounded YAML
-    "store": 2,       # the history database
     "nn": 3,          # the model: config, the book's and the fast one, checkpoints
     "decode": 4,      # token ids: sampling, single and batched decoding
     "engine": 5,      # text: tokenizer, streaming, stats, the backends
     "serve": 6,       # tfchat serve
+    "store": 6,       # the history database: exchanges with their stats
     "train": 6,       # tfchat train
     "export": 6,      # tfchat export: a Hugging Face folder
     "commands": 7,    # bench, compare, row printing

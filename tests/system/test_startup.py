@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tfchat.core.commands.bench.startup import one_start
+from tfchat.core.commands.bench.app_startup import one_start
 from tfchat.core.system.startup import StartupClock, seconds_since_launch
 from support import ROOT
 
@@ -60,7 +60,7 @@ def test_bench_startup_times_the_real_app_in_a_terminal_and_leaves_nothing_runni
 
 @pytest.mark.slow
 def test_bench_startup_reports_both_moments_idle_and_beside_a_busy_neighbour(small_model, capsys):
-    from tfchat.core.commands.bench.startup import run_startup_bench
+    from tfchat.core.commands.bench.app_startup import run_startup_bench
 
     assert run_startup_bench(str(small_model), "cpu", rounds=1) == 0
     out = capsys.readouterr().out

@@ -11,7 +11,7 @@ from tfchat.core.engine.in_process import Engine
 from tfchat.core.settings.sampling_params import SamplingParams
 from support.pilot import finished, history_rows, ready, send, views, wait_for
 from tfchat.tui.widgets.notice_row import NoticeRow
-from tfchat.tui.chat.inside_views import bytes_of
+
 from tfchat.tui.screens.inspector_screen import InspectorScreen
 from tfchat.tui.screens.token_screen import TokenScreen
 from tfchat.tui.widgets.token_view import CURSOR_STYLE, band_style
@@ -44,7 +44,7 @@ async def test_probability_view_colours_each_token_and_shows_a_legend(app_factor
         shown = styled_output(view)
         assert shown.plain == (view.prompt + view.output).replace("\r", "")  # rich drops carriage returns
         # Every token's text carries its probability's colour, in order.
-        spans = view.branch.spans(bytes_of)
+        spans = view.branch.spans(app.chat.inside.bytes_of)
         coloured = [(shown.plain[span.start:span.end], str(span.style)) for span in shown.spans
                     if span.start >= len(view.prompt)]
         expected = [(view.output[start:end].replace("\r", ""), band_style(math.exp(step.logprob)))
@@ -146,7 +146,7 @@ async def test_insight_keys_explain_themselves_without_tokens(app_factory):
 
 
 async def test_old_exchanges_drop_their_token_records_so_memory_stays_bounded(app_factory, monkeypatch):
-    monkeypatch.setattr("tfchat.tui.chat.screen.TRACED_EXCHANGES", 2)
+    monkeypatch.setattr("tfchat.tui.chat.request_runner.TRACED_EXCHANGES", 2)
     app = app_factory(preset="greedy")
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)

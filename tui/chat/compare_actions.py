@@ -1,70 +1,18 @@
-"""Compare mode: each prompt goes to several presets at once, decoded in one batch, shown side by side.
-
-f6 (or `/compare`) turns it on; every prompt sent while it is on becomes a
-`CompareView` (tui.transcript.compare_view: one column per preset, which streams itself).
-Escape stops every column. f7 keeps a column: it becomes the exchange the
-session continues from. Every column goes to the history with its preset.
+"""The chat's actions in compare mode (`tui.state.compare_choice`): `/compare` chooses what is compared,
+f7 keeps a column (it becomes the exchange the session continues from). Escape stops every column;
+every column goes to the history with its preset.
 """
 from __future__ import annotations
-
-import random
-from collections.abc import Callable
 
 from tfchat.core.decode.limits import MAX_ROWS
 from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.errors import TfchatError
-from tfchat.core.settings.presets import PresetCatalog
-from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.tui.transcript.compare_view import CompareView, stats_line
-from tfchat.tui.state.requests import CompareRequest
+from tfchat.tui.chat.model_actions import switch_model
 from tfchat.tui.chat.slash_commands import slash_command
+from tfchat.tui.state.compare_choice import CompareChoice
+from tfchat.tui.transcript.compare_view import CompareView
+from tfchat.tui.transcript.stats_line import stats_line
 from tfchat.tui.widgets.status_line import StatusLine
-
-
-class CompareChoice:
-    """Whether compare mode is on, for which presets, and whether blind. Plain state."""
-
-    def __init__(self):
-        self.presets: list[str] | None = None  # None: compare mode is off
-        self.blind = False
-        self.shelf = None  # comparing models (`tui.chat.model_actions`): every loaded one, under presets[0]
-
-    @staticmethod
-    def every_preset(catalog: PresetCatalog) -> list[str]:
-        return catalog.names()[:MAX_ROWS]
-
-    def choose(self, presets: list[str] | None, blind: bool = False, shelf=None) -> str:
-        """Turn compare mode on for `presets` (None: off), or for every model of `shelf` under presets[0];
-        returns what the status line shows."""
-        self.presets, self.blind, self.shelf = presets, blind, shelf
-        return self.shown()
-
-    def shown(self) -> str:
-        # Blind: the names stay hidden until a column is kept.
-        if not self.presets:
-            return ""
-        if self.shelf is not None:
-            return f"{len(self.shelf.ready())} models · {self.presets[0]}"
-        return f"{len(self.presets)} presets, blind" if self.blind else ", ".join(self.presets)
-
-    def announcement(self) -> str:
-        if self.presets:
-            return f"Compare mode: each prompt goes to {self.shown()}. f6 turns it off."
-        return "Compare mode off: prompts go to the active preset."
-
-    def request(self, prompt: str, mode: str, params_for: Callable[[str], SamplingParams]) -> CompareRequest:
-        if self.shelf is not None:  # the same preset on every model: a column each
-            slots = self.shelf.ready()
-            params = params_for(self.presets[0])
-            return CompareRequest(prompt, self.presets[0], params, mode, presets=[self.presets[0]] * len(slots),
-                                  column_params=[params] * len(slots), models=[slot.name for slot in slots],
-                                  engine=self.shelf.engine())
-        presets = list(self.presets)
-        if self.blind:
-            random.shuffle(presets)  # blind: which letter is which preset must not be guessable either
-        params = [params_for(name) for name in presets]
-        return CompareRequest(prompt, ",".join(presets), params[0], mode, presets=presets,
-                              blind=self.blind, column_params=params)
 
 
 def keep_column(chat) -> None:
@@ -78,7 +26,7 @@ def keep_column(chat) -> None:
         return
     column = view.keep(0 if view.kept is None else (view.kept + 1) % len(view.columns))
     if view.models:  # a comparison of models: the session goes on with the kept column's model
-        chat.app.shelf.switch(chat, chat.app.shelf.find(view.models[view.kept]))
+        switch_model(chat, view.model_slots[view.kept])
     if view.kept_exchange is not None:  # keeping another column replaces the one kept before
         view.kept_exchange.remove()
         chat.session.context_log.remove(view.kept_entry)
@@ -119,7 +67,7 @@ def compare_command(chat, *words: str) -> None:
 def compare_models(chat, preset: str) -> None:
     """`/compare --models [PRESET]`: each prompt to every loaded model under one preset, a column each."""
     chat.presets.catalog.get(preset)
-    shelf = chat.app.shelf
+    shelf = chat.shelf
     if len(shelf.ready()) < 2:
         raise TfchatError("comparing models needs two loaded: give more with --model, or /model add PATH")
     chat.query_one(StatusLine).compare = chat.compare.choose([preset], shelf=shelf)

@@ -2,20 +2,12 @@
 cursor and its branches (f5, alt+arrows), the model inspector (f8)."""
 from __future__ import annotations
 
-from tfchat.core.engine.tokenizer import model_tokenizer, token_bytes, token_text
+from tfchat.core.engine.tokenizer import token_bytes, token_text
 from tfchat.core.errors import TfchatError
-from tfchat.tui.transcript.exchange_view import ExchangeView
 from tfchat.tui.screens.inspector_screen import InspectorScreen
-from tfchat.tui.state.requests import BranchRequest
 from tfchat.tui.screens.token_screen import TokenScreen
-
-
-def bytes_of(token: int) -> bytes:
-    return token_bytes(model_tokenizer(), token)
-
-
-def text_of(token: int) -> tuple[str, list[int]]:
-    return token_text(model_tokenizer(), token)
+from tfchat.tui.state.requests import BranchRequest
+from tfchat.tui.transcript.exchange_view import ExchangeView
 
 
 class InsideViews:
@@ -27,15 +19,22 @@ class InsideViews:
         self.last_tokens_per_s: float | None = None  # the inspector shows it
         self.startup: str | None = None  # first frame and ready after launch, as the inspector shows them
 
+    def bytes_of(self, token: int) -> bytes:
+        """A token's exact bytes, in the active model's tokenizer."""
+        return token_bytes(self.chat.meter.encoding, token)
+
+    def text_of(self, token: int) -> tuple[str, list[int]]:
+        return token_text(self.chat.meter.encoding, token)
+
     # ----- the probability view -------------------------------------------------------
     def toggle_probabilities(self) -> None:
         self.probabilities_shown = not self.probabilities_shown
-        self.chat.transcript.show_probabilities(self.probabilities_shown, bytes_of)
+        self.chat.transcript.show_probabilities(self.probabilities_shown, self.bytes_of)
         self.chat.query_one("#legend").display = self.probabilities_shown
 
     def show_probabilities_in(self, view: ExchangeView) -> None:
         """A new exchange shows probabilities when the view is on."""
-        view.show_probabilities(self.probabilities_shown, bytes_of)
+        view.show_probabilities(self.probabilities_shown, self.bytes_of)
 
     # ----- the token cursor and branches ---------------------------------------------
     def _inspectable_view(self) -> ExchangeView | None:
@@ -53,7 +52,7 @@ class InsideViews:
         view = self._inspectable_view()
         if view is None:
             return
-        self.chat.app.push_screen(TokenScreen(view, text_of, self.chat.engine),
+        self.chat.app.push_screen(TokenScreen(view, self.text_of, self.chat.engine),
                                   lambda chosen: self._branch_chosen(view, chosen))
 
     def _branch_chosen(self, view: ExchangeView, chosen: tuple[int, int] | None) -> None:
@@ -63,7 +62,7 @@ class InsideViews:
         step_index, row = chosen
         alternative = view.branch.steps[step_index].top[row]
         chat = self.chat
-        chat.enqueue(BranchRequest(view.prompt, chat.presets.name, chat.current_params(), chat.mode, view=view,
+        chat.enqueue(BranchRequest(view.prompt, chat.presets.name, chat.current_params(), chat.mode, exchange=view.number,
                                    parent=view.branch_index, step_index=step_index, alternative=alternative))
 
     def switch_branch(self, delta: int) -> None:

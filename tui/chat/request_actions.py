@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from tfchat.tui.screens.history_screen import HistoryChoice
-from tfchat.tui.widgets.prompt_input import PromptInput
 from tfchat.tui.state.requests import ContinueRequest, PromptRequest, RegenerateRequest, Request
+from tfchat.tui.widgets.prompt_input import PromptInput
 
 
 def regenerate_request(chat) -> Request | None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from tfchat.core.commands.score import parse_heads, read_text
 from tfchat.core.errors import PromptError
-from tfchat.tui.widgets.prompt_input import PromptInput
-from tfchat.tui.transcript.score_view import ScoreView
-from tfchat.tui.state.requests import ScoreRequest
 from tfchat.tui.chat.slash_commands import slash_command
+from tfchat.tui.state.requests import ScoreRequest
+from tfchat.tui.transcript.score_view import ScoreView
+from tfchat.tui.widgets.prompt_input import PromptInput
 
 __all__ = ["ScoreView", "score_command", "score_prompt"]
 

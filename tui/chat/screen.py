@@ -17,37 +17,39 @@ from textual.widgets import Static
 from tfchat.core.engine.backend import Backend
 from tfchat.core.settings.presets import PresetCatalog
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.tui.chat.backend_view import BackendState
-from tfchat.tui.chat.transcript_actions import clear_transcript, copy_output, scroll_transcript
-from tfchat.tui.chat.bindings import CHAT_BINDINGS, KEEP_KEY
+from tfchat.tui.chat.backend_view import show_failed, show_ready, show_retrying
+from tfchat.tui.chat.bindings import CHAT_BINDINGS, shown_bindings
+from tfchat.tui.chat.compare_actions import keep_column
+from tfchat.tui.chat.inside_views import InsideViews
+from tfchat.tui.chat.model_actions import announce_loaded, next_model, show_models
+from tfchat.tui.chat.palette import TRANSCRIPT_NAME
 from tfchat.tui.chat.request_actions import continue_request, regenerate_request, take_history_choice
-from tfchat.tui.chat.compare_actions import CompareChoice, keep_column
-from tfchat.tui.transcript.compare_view import CompareView
+from tfchat.tui.chat.request_runner import compare_done, generation_done, score_done, start_request
+from tfchat.tui.chat.score_actions import ScoreView, score_prompt
+from tfchat.tui.chat.slash_commands import run_slash_text
+from tfchat.tui.chat.transcript_actions import clear_transcript, copy_output, scroll_transcript
+from tfchat.tui.screens.history_screen import HistoryScreen
+from tfchat.tui.screens.inspector_screen import load_summary
+from tfchat.tui.state.backend_state import BackendState
+from tfchat.tui.state.compare_choice import CompareChoice
 from tfchat.tui.state.context_meter import ContextMeter
-from tfchat.tui.transcript.exchange_view import ExchangeView
 from tfchat.tui.state.generation_session import GenerationSession
 from tfchat.tui.state.history_keeper import HistoryKeeper
-from tfchat.tui.screens.history_screen import HistoryScreen
-from tfchat.tui.chat.inside_views import InsideViews
-from tfchat.tui.screens.inspector_screen import load_summary
-from tfchat.tui.widgets.key_bar import KeyBar
-from tfchat.tui.terminal.keys import alt_digit
-from tfchat.tui.widgets.notice_row import NoticeRow
-from tfchat.tui.chat.palette import TRANSCRIPT_NAME
+from tfchat.tui.state.model_shelf import ModelShelf
 from tfchat.tui.state.preset_choice import PresetChoice
-from tfchat.tui.widgets.prompt_input import PromptInput
-from tfchat.tui.chat.score_actions import ScoreView, score_prompt
-from tfchat.tui.state.requests import CompareRequest, ContinueRequest, PromptRequest, Request, ScoreRequest
-from tfchat.tui.widgets.sidebar import PresetSidebar
-from tfchat.tui.chat.slash_commands import run_slash_text
-from tfchat.tui.widgets.status_line import StatusLine
-from tfchat.tui.transcript.stats_line import batch_tokens_per_s
-from tfchat.tui.widgets.token_view import legend
+from tfchat.tui.state.requests import PromptRequest, Request
+from tfchat.tui.terminal.keys import alt_digit
+from tfchat.tui.transcript.compare_view import CompareView
+from tfchat.tui.transcript.exchange_view import ExchangeView
 from tfchat.tui.transcript.pane import Transcript
+from tfchat.tui.widgets.key_bar import KeyBar
+from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.widgets.prompt_input import PromptInput
+from tfchat.tui.widgets.sidebar import PresetSidebar
+from tfchat.tui.widgets.status_line import StatusLine
+from tfchat.tui.widgets.token_view import legend
 
 LAST_PRESET_KEY = "last_preset"
-# Exchanges that keep their per-token records (about 1.5 KB a token); older ones keep their text.
-TRACED_EXCHANGES = 100
 
 
 class ChatScreen(Screen):
@@ -60,13 +62,15 @@ class ChatScreen(Screen):
     """
     BINDINGS = CHAT_BINDINGS
 
-    def __init__(self, catalog: PresetCatalog, keeper: HistoryKeeper, model_label: str, model_source: str,
-                 preset: str | None = None, initial_prompt: str | None = None, when_shown=lambda: None,
-                 retry_now=lambda: False):
+    def __init__(self, catalog: PresetCatalog, keeper: HistoryKeeper, shelf: ModelShelf, model_label: str,
+                 model_source: str, preset: str | None = None, initial_prompt: str | None = None,
+                 when_shown=lambda: None, retry_now=lambda: False, load_more_models=lambda: None):
         super().__init__()
         self._when_shown = when_shown  # the app starts loading the backend: its answer needs the widgets
         self._retry_now = retry_now  # cuts a wait for a server short; False when none is waiting
-        self.backend_state = BackendState(self)
+        self.load_more_models = load_more_models  # the app loads the shelf's models not loaded yet
+        self.shelf = shelf  # every model given (--model, /model add); the active one is `engine`
+        self.backend_state = BackendState()
         self.keeper = keeper
         self.model_label = model_label  # the status line's: the file's name or the server's URL
         self._model_source = model_source  # the file's path or the server's URL, until the backend names itself
@@ -91,7 +95,7 @@ class ChatScreen(Screen):
                 yield PromptInput(recall=self.keeper.read(self.keeper.history.recent_prompts, []), id="prompt")
             yield PresetSidebar()
         yield StatusLine()
-        yield KeyBar()
+        yield KeyBar(shown_bindings())
 
     def on_mount(self) -> None:
         status = self.query_one(StatusLine)
@@ -118,6 +122,10 @@ class ChatScreen(Screen):
         """Where the model is, as the history and saved transcripts name it."""
         return getattr(self.engine, "display_name", None) or self._model_source
 
+    @model_source.setter
+    def model_source(self, source: str) -> None:
+        self._model_source = source
+
     # ----- the backend ----------------------------------------------------------------
     def engine_ready(self, engine: Backend, startup: str | None = None) -> None:
         self.engine = engine
@@ -126,19 +134,27 @@ class ChatScreen(Screen):
         status.device = str(self.engine.device)
         status.parameters = self.engine.parameter_count
         status.context_length = self.engine.config.context_length
-        self.backend_state.ready()
+        show_ready(self)
         self.inside.startup = startup
         summary = load_summary(self.engine.describe(), startup)
         if summary:
             self.transcript.add_notice(summary, id="load-summary")
         self.update_context_meter()
+        show_models(self)
         self._start_next()
 
     def engine_retrying(self, reason: str, delay_s: float, tries: int) -> None:
-        self.backend_state.retrying(reason, delay_s, tries)
+        show_retrying(self, reason, delay_s, tries)
 
     def engine_failed(self, reason: str, missing_model: bool = False) -> None:
-        self.backend_state.failed(reason, missing_model)
+        show_failed(self, reason, missing_model)
+
+    # ----- the models (tui.chat.model_actions) -------------------------------------------
+    def action_next_model(self) -> None:
+        next_model(self)
+
+    def model_loaded(self, slot) -> None:
+        announce_loaded(self, slot)
 
     # ----- the context meter ----------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="meter", description="loading the tokenizer")
@@ -226,7 +242,7 @@ class ChatScreen(Screen):
             self.enqueue(PromptRequest(prompt, self.presets.name, self.current_params(), self.mode))
 
     def enqueue(self, request: Request) -> None:
-        if self.engine is None and self.query_one(StatusLine).state in ("no model", "failed"):
+        if self.engine is None and self.backend_state.unavailable:
             self.transcript.add_notice("No model is loaded; see the message above.", error=True)
             return
         self.session.queue(request)
@@ -240,72 +256,26 @@ class ChatScreen(Screen):
         self.query_one(StatusLine).queued = len(self.session.pending)
 
     def _start(self, request: Request) -> None:
-        prior = self.session.transcript() if request.mode == "continue" else ""
-        view, context, forced = self.transcript.view_for(request, prior, self.session.continue_context(self.mode))
-        self.session.begin(request, view)
-        if isinstance(request, ContinueRequest):
-            request.continues = view.prompt  # the history finds a continuation by its exchange's prompt
-        self.query_one(StatusLine).state = "generating"
-        cancel, finished = self.session.cancel, self.session.generation_finished
-        if isinstance(view, CompareView):
-            view.generate(request.engine or self.engine, request.column_params, cancel, finished)
-            return
-        if isinstance(view, ScoreView):
-            view.score(self.engine, request.off, cancel, finished)
-            return
-        self.inside.show_probabilities_in(view)
-        note = self.meter.cropped_note(self.meter.count(context), self.engine.config.context_length)
-        if note:
-            view.note(note)
-        view.mark_generation_start(request.params.as_dict())
-        view.generate(self.engine, context, request.params, cancel, finished, forced)
+        start_request(self, request)
+        if self.session.active is None:  # it could not start (a branch of a cleared exchange): the next one
+            self.call_later(self._start_next)
 
     @on(ExchangeView.Done)
     def _generation_done(self, message: ExchangeView.Done) -> None:
-        request, view = self.session.end()
-        self.query_one(StatusLine).state = "ready"
-        if request is None or view is not message.view:
-            return
-        view.branch.steps.extend(message.steps)
-        self.transcript.forget_old_steps(keep=TRACED_EXCHANGES)
-        if message.error:
-            view.finish(message.error, "failed", reason="failed")
-        else:
-            stats = message.stats
-            self.inside.last_tokens_per_s = stats.tokens_per_s
-            view.finish_with(stats, request.preset)
-            self.session.remember(request, view.output)
-            self._record(request, view.new_output(), stats.as_dict(), stats.finish_reason)
-            self.show_history_problems()
-        self.update_context_meter()  # continue mode: the transcript grew
+        generation_done(self, message)
         self._start_next()
 
     @on(CompareView.Done)
     def _compare_done(self, message: CompareView.Done) -> None:
-        request, view = self.session.end()
-        self.query_one(StatusLine).state = "ready"
-        if isinstance(request, CompareRequest) and view is message.view and not message.error:
-            self.session.record_once(
-                request, lambda: self.keeper.record_compare(request, view.generation, "stopped", self.model_source))
-            self.inside.last_tokens_per_s = batch_tokens_per_s(view.generation.stats)
-            self.show_history_problems()
-            view.all_done(KEEP_KEY)
+        compare_done(self, message)
         self._start_next()
 
     @on(ScoreView.Done)
     def _score_done(self, message: ScoreView.Done) -> None:
-        request, view = self.session.end()
-        self.query_one(StatusLine).state = "ready"
-        if isinstance(request, ScoreRequest) and view is message.view:
-            view.show_scored(message, request.off, stopped=self.session.cancel.is_set())
+        score_done(self, message)
         self._start_next()
 
     # ----- the history ------------------------------------------------------------------
-    def _record(self, request: Request, output: str, stats: dict, reason: str) -> None:
-        """Write the exchange to the history, once, whichever thread ends it (see keep_interrupted)."""
-        self.session.record_once(
-            request, lambda: self.keeper.record_exchange(request, output, stats, reason, self.model_source))
-
     def keep_interrupted(self, reason: str) -> None:
         """Quit, hang-up or SIGTERM mid-generation: stop it and keep the partial output (any thread)."""
         self.session.keep_interrupted(reason, self.keeper, self.model_source)

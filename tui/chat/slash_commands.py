@@ -16,10 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from tfchat.core.errors import TfchatError, describe_exception
-from tfchat.core.system.paths import user_path, user_presets_file
 from tfchat.core.settings.preset_file import save_preset
 from tfchat.core.settings.presets import load_presets, parse_setting
 from tfchat.core.settings.shown_values import shown_value
+from tfchat.core.system.paths import user_path, user_presets_file
 from tfchat.tui.chat.bindings import help_rows
 from tfchat.tui.state.slash_syntax import COMMANDS, SlashCommand, SlashError, parse_slash
 

@@ -21,8 +21,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from tfchat.core.errors import TfchatError
 from tfchat.core.decode.step_info import StepInfo
+from tfchat.core.errors import TfchatError
 from tfchat.tui.screens.attention_screen import AttentionScreen, Step
 from tfchat.tui.widgets.notice_row import NoticeRow
 from tfchat.tui.widgets.token_view import band_style, probability, shown_token, styled_tokens

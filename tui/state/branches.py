@@ -6,10 +6,24 @@ again even where a stop string cut a generation short.
 """
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 
 from tfchat.core.decode.step_info import Alternative, StepInfo
-from tfchat.tui.widgets.token_view import token_spans
+
+
+def token_spans(steps: list[StepInfo], token_bytes, text_length: int) -> list[tuple[int, int]]:
+    """(start, end) of each step's text in the output, clipped to `text_length` (a stop string cut the rest).
+
+    `token_bytes(id)` gives a token's exact bytes.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    spans, at = [], 0
+    for step in steps:
+        piece = decoder.decode(bytes(token_bytes(step.id)))
+        start, at = min(at, text_length), min(at + len(piece), text_length)
+        spans.append((start, at))
+    return spans
 
 
 @dataclass

@@ -1,27 +1,40 @@
 """How many tokens the model would be given: the status line's `ctx N/C` and the cropped-context note."""
 from __future__ import annotations
 
+import threading
+
+from tfchat.core.engine.tokenizer import load_encoding
 from tfchat.core.errors import TfchatError
-from tfchat.core.engine.tokenizer import model_tokenizer, use_model_tokenizer
 
 
 class ContextMeter:
-    """Counts with the model's tokenizer in the UI process (cl100k_base until the backend says otherwise);
-    loading the ranks is left to a worker thread."""
+    """Counts with the model's tokenizer in the UI process: cl100k_base until the backend gives its own
+    (a GPT-2 folder's). It is also the tokenizer the chat's views of tokens are given. Loading the ranks
+    is left to a worker thread (`load`)."""
 
     def __init__(self):
         self._encoding = None
+        self._given = False  # the backend's own: a late load of cl100k_base must not replace it
+        self._lock = threading.Lock()
 
     def load(self) -> None:
         try:
-            self._encoding = model_tokenizer()
+            loaded = load_encoding()
         except TfchatError:
-            self._encoding = None  # no count shown; the engine reports the same problem itself
+            return  # no count shown; the engine reports the same problem itself
+        with self._lock:
+            if not self._given:
+                self._encoding = loaded
 
     def use(self, encoding) -> None:
-        """The backend's tokenizer, for this count and every view of tokens in this process."""
-        use_model_tokenizer(encoding)
-        self._encoding = encoding
+        """The active backend's tokenizer, from now on."""
+        with self._lock:
+            self._encoding, self._given = encoding, True
+
+    @property
+    def encoding(self):
+        """The tokenizer counts and token views use (cl100k_base when nothing has loaded yet)."""
+        return self._encoding if self._encoding is not None else load_encoding()
 
     def count(self, text: str) -> int | None:
         if self._encoding is None:

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from tfchat.core.decode.step_info import Alternative
 from tfchat.core.settings.sampling_params import SamplingParams
-
-if TYPE_CHECKING:
-    from tfchat.tui.transcript.exchange_view import ExchangeView
 
 
 @dataclass
@@ -54,10 +51,10 @@ class ContinueRequest(Request):
 
 @dataclass
 class BranchRequest(Request):
-    """A new branch of `view`: `parent`'s tokens up to `step_index`, then `alternative` there."""
+    """A new branch of the exchange numbered `exchange`: `parent`'s tokens up to `step_index`, then `alternative`."""
 
     kind: ClassVar[str] = "branch"
-    view: ExchangeView | None = field(default=None, compare=False)
+    exchange: int = 0  # the exchange's number in the transcript (`ExchangeView.number`)
     parent: int = 0
     step_index: int = 0
     alternative: Alternative | None = None
@@ -71,10 +68,10 @@ class CompareRequest(Request):
     presets: list[str] = field(default_factory=list)
     blind: bool = False
     column_params: list[SamplingParams] = field(default_factory=list)
-    # Comparing models (`/compare --models`): a column per model, under the one preset, and what runs them
-    # (`core.engine.model_set.ModelsEngine`); None compares presets on the active model.
+    # Comparing models (`/compare --models`): a column per model (by its name on the shelf), under the one
+    # preset; None compares presets on the active model.
     models: list[str] | None = None
-    engine: object | None = None
+    model_slots: list[int] = field(default_factory=list)  # those models' places on the shelf (names may repeat)
 
 
 @dataclass

@@ -11,20 +11,16 @@ from textual.message import Message
 from textual.widgets import Static
 
 from tfchat.core.engine.stats import GenerationStats
-from tfchat.core.errors import TfchatError, describe_exception
 from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.tui.transcript.piece_feed import PieceFeed
+from tfchat.tui.transcript.stats_line import stats_line
+from tfchat.tui.transcript.streaming import run_for_view
 from tfchat.tui.transcript.streaming_text import StreamingText
-from tfchat.tui.transcript.stats_line import joined, stats_parts
 
 # A column's border and padding take 4 cells; at 22 its text is 18 wide, about three words a
 # line, the narrowest that still reads as prose. Narrower, the columns stack instead: so 2
 # presets sit side by side at 80 columns with the sidebar shown, 3 at 100, 5 from about 140.
 MIN_COLUMN_WIDTH = 22
-
-
-def stats_line(stats: GenerationStats) -> str:
-    return joined(*stats_parts(stats), stats.finish_reason)
 
 
 def blind_label(index: int) -> str:
@@ -135,6 +131,7 @@ class CompareView(Vertical):
         self.blind = blind
         # A column is named by its preset, or by its model when models are compared (`labels`).
         self.models = labels
+        self.model_slots: list[int] = []  # with `labels`: each column's model's place on the app's shelf
         self.columns = [CompareColumn(name, blind_label(i) if blind else (labels[i] if labels else name))
                         for i, name in enumerate(presets)]
         self.kept: int | None = None
@@ -175,7 +172,7 @@ class CompareView(Vertical):
 
     @work(thread=True, exit_on_error=False, group="generation", description="comparing")
     def _run(self, engine, params: list[SamplingParams], cancel: threading.Event, finished: threading.Event) -> None:
-        try:
+        def stream() -> CompareView.Done:
             batch = self.generation = engine.generate_batch([self.context] * len(params), params, cancel)
             for event in batch:
                 if event.piece:
@@ -184,14 +181,9 @@ class CompareView(Vertical):
                     self.post_message(self.RowDone(event.row, event.stats))
                 elif event.error is not None:  # one model's failure (`ModelsBatch`): that column's line
                     self.post_message(self.RowFailed(event.row, event.error))
-            finished.set()
-            self.post_message(self.Done(self))
-        except TfchatError as exc:
-            finished.set()
-            self.post_message(self.Done(self, str(exc)))
-        except Exception as exc:
-            finished.set()
-            self.post_message(self.Done(self, f"generation failed: {describe_exception(exc)}"))
+            return self.Done(self)
+
+        run_for_view(self, finished, stream, lambda error: self.Done(self, error), "generation")
 
     @on(RowDone)
     def _row_done(self, message: RowDone) -> None:
@@ -242,9 +234,8 @@ class CompareView(Vertical):
         parts = [f"## {number}. comparison: {', '.join(c.preset for c in self.columns)}\n\n"
                  f"### Prompt\n\n```text\n{self.prompt}\n```\n"]
         for column in self.columns:
-            stats = column.stats
-            figures = (f"{stats.get('new_tokens')} new tokens, {stats.get('tokens_per_s', 0):.1f} tok/s, "
-                       f"seed {stats.get('seed')}" if stats else "no stats")
+            stats = GenerationStats.from_dict(column.stats or {})
+            figures = ", ".join([*stats.figures(), f"seed {stats.seed}"]) if stats is not None else "no stats"
             kept = " (kept)" if self.kept is not None and self.columns[self.kept] is column else ""
             parts.append(f"### {column.preset}{kept} · {column.finish_reason or 'running'} · {figures}\n\n"
                          f"```text\n{column.output}\n```\n")

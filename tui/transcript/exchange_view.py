@@ -2,6 +2,7 @@
 when the window cropped it, its stats; and the worker that streams a generation into it."""
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass, field
 
@@ -12,16 +13,17 @@ from textual.message import Message
 from textual.widgets import Static
 
 from tfchat.core.engine.stats import GenerationStats
-from tfchat.core.errors import TfchatError, describe_exception
 from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.tui.state.branches import Branch
 from tfchat.tui.transcript.piece_feed import PieceFeed
+from tfchat.tui.transcript.stats_line import SEPARATOR, joined
+from tfchat.tui.transcript.streaming import run_for_view
 from tfchat.tui.transcript.streaming_text import StreamingText
-from tfchat.tui.transcript.stats_line import SEPARATOR, joined, stats_parts
 from tfchat.tui.widgets.token_view import styled_tokens
 
 # Alternatives recorded for every generated token: what the token cursor's panel shows.
 TOP_LOGPROBS = 10
+_NUMBERS = itertools.count(1)  # each exchange's number: how a request names it (a branch of it)
 
 
 class ExchangeView(Vertical):
@@ -47,6 +49,7 @@ class ExchangeView(Vertical):
 
     def __init__(self, prompt: str, preset: str):
         super().__init__()
+        self.number = next(_NUMBERS)
         self.prompt = prompt
         self.preset = preset
         self.kept_from_comparison = False  # made from a compare column (f7): continued under its own preset
@@ -143,7 +146,7 @@ class ExchangeView(Vertical):
         """The summary line of a generation that ended, in the history's word for how it ended; after
         a continuation or on a branch it counts the text's tokens in all as well as the new ones."""
         self.branch.tokens += stats.new_tokens
-        self.finish(joined(*stats_parts(stats, self.branch.tokens), preset, stats.finish_reason),
+        self.finish(joined(*stats.figures(self.branch.tokens), preset, stats.finish_reason),
                     "stopped" if stats.finish_reason == "stopped" else "",
                     stats=stats.as_dict(), reason=stats.finish_reason)
 
@@ -194,20 +197,15 @@ class ExchangeView(Vertical):
     def _run(self, engine, context: str, params: SamplingParams, cancel: threading.Event,
              finished: threading.Event, forced: tuple[int, ...]) -> None:
         # Off the UI thread: text goes through the feed and a posted message, never waiting for the UI.
-        try:
+        def stream() -> ExchangeView.Done:
             generation = self.generation = engine.generate(context, params, cancel, TOP_LOGPROBS, forced)
             if generation.notice:  # e.g. a server that does not take every sampler of the preset
                 self.app.call_from_thread(self.note, generation.notice)
             for piece in generation:
                 self._feed.put(piece)
-            finished.set()
-            self.post_message(self.Done(self, generation.stats, steps=generation.steps))
-        except TfchatError as exc:
-            finished.set()
-            self.post_message(self.Done(self, None, str(exc)))
-        except Exception as exc:
-            finished.set()
-            self.post_message(self.Done(self, None, f"generation failed: {describe_exception(exc)}"))
+            return self.Done(self, generation.stats, steps=generation.steps)
+
+        run_for_view(self, finished, stream, lambda error: self.Done(self, None, error), "generation")
 
     @on(Done)
     def _streamed(self) -> None:

@@ -6,11 +6,13 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from tfchat.core.engine.stats import GenerationStats
+from tfchat.core.errors import PromptError
 from tfchat.tui.state.branches import branch_from
+from tfchat.tui.state.requests import BranchRequest, CompareRequest, ContinueRequest, Request, ScoreRequest
 from tfchat.tui.transcript.compare_view import CompareView
 from tfchat.tui.transcript.exchange_view import ExchangeView
-from tfchat.tui.transcript.score_view import ScoreView, first_token_text
-from tfchat.tui.state.requests import BranchRequest, CompareRequest, ContinueRequest, Request, ScoreRequest
+from tfchat.tui.transcript.score_view import ScoreView
 
 
 class Notice(Static):
@@ -57,25 +59,29 @@ class Transcript(VerticalScroll):
         self.mount(view)
         return view
 
-    def view_for(self, request: Request, prior: str,
-                 continuation: str) -> tuple[ExchangeView | CompareView, str, tuple[int, ...]]:
+    def view_for(self, request: Request, prior: str, continuation: str,
+                 encoding=None) -> tuple[ExchangeView | CompareView, str, tuple[int, ...]]:
         """Where `request` streams, what the model is given, and the token ids forced before it samples.
 
         A new exchange (or comparison) after the rest, given `prior` (the transcript, in continue
         mode) and its prompt; a branch in its exchange, from the branch's start; a continuation
-        in the last exchange, given `continuation`."""
+        in the last exchange, given `continuation`. A scored text is tokenized with `encoding`.
+        Raises PromptError when the exchange a branch starts from was cleared."""
         if isinstance(request, CompareRequest):
             comparison = CompareView(request.prompt, request.presets, request.blind, labels=request.models)
+            comparison.model_slots = list(request.model_slots)
             self.mount(comparison)
             comparison.context = prior + request.prompt
             return comparison, comparison.context, ()
         if isinstance(request, ScoreRequest):
-            view = ScoreView(request.prompt, first_token_text(request.prompt), request.source)
+            view = ScoreView(request.prompt, request.source, encoding)
             self.mount(view)
             return view, "", ()
         last = self.last_generated()
         if isinstance(request, BranchRequest):
-            view, step = request.view, request.step_index
+            view, step = self.exchange_numbered(request.exchange), request.step_index
+            if view is None:
+                raise PromptError("the exchange to branch from was cleared; nothing to branch")
             view.add_branch(branch_from(view.branches[request.parent], request.parent, step, request.alternative,
                                         request.params.as_dict()))
             return view, view.base_context or "", tuple(view.branch.token_ids(step + 1))
@@ -107,6 +113,9 @@ class Transcript(VerticalScroll):
         views = [view for view in self.exchanges() if not isinstance(view, ScoreView)]
         return views[-1] if views else None
 
+    def exchange_numbered(self, number: int) -> ExchangeView | None:
+        return next((view for view in self.exchanges() if view.number == number), None)
+
     def last_exchange(self) -> ExchangeView | None:
         views = self.exchanges()
         return views[-1] if views else None
@@ -130,14 +139,15 @@ class Transcript(VerticalScroll):
                 parts.append(view.markdown(number))
                 continue
             stats = view.stats
+            figures = GenerationStats.from_dict(stats) if stats else None
             params = ", ".join(f"{k} {v}" for k, v in view.params.items() if k != "seed" and v not in (None, []))
             lines = [f"## {number}. {view.preset} · {view.finish_reason or 'running'}", "",
                      f"- parameters: {params}" if params else "- parameters: (none recorded)",
                      f"- seed: {stats.get('seed', view.params.get('seed'))}"]
-            if stats:
-                lines.append(f"- stats: {stats.get('new_tokens')} new tokens from {stats.get('prompt_tokens')} "
-                             f"prompt tokens, {stats.get('tokens_per_s', 0):.1f} tok/s, "
-                             f"time to first token {stats.get('ttft_s', 0) * 1000:.0f} ms")
+            if figures is not None:
+                # The token count with the prompt's beside it, then the other figures as every stats line has them.
+                counts = f"{figures.new_tokens} new tokens from {figures.prompt_tokens} prompt tokens"
+                lines.append(f"- stats: {', '.join([counts, *figures.figures()[1:]])}")
             lines.append(f"- stopped by the user: {'yes' if view.finish_reason == 'stopped' else 'no'}")
             parts.append("\n".join(lines) + f"\n\n### Prompt\n\n```text\n{view.prompt}\n```\n\n"
                          f"### Output\n\n```text\n{view.output}\n```\n")

@@ -12,12 +12,11 @@ from textual import work
 from textual.message import Message
 
 from tfchat.core.decode.step_info import Alternative, StepInfo
-from tfchat.core.engine.tokenizer import model_tokenizer, token_text
-from tfchat.core.errors import TfchatError, describe_exception
+from tfchat.core.engine.tokenizer import token_bytes, token_text
 from tfchat.core.nn.inside_data import ScoredText, ScoredToken
 from tfchat.tui.transcript.exchange_view import ExchangeView
-from tfchat.tui.chat.inside_views import bytes_of
 from tfchat.tui.transcript.stats_line import joined
+from tfchat.tui.transcript.streaming import run_for_view
 from tfchat.tui.widgets.token_view import shown_token
 
 SURPRISES_LISTED = 5
@@ -29,9 +28,8 @@ def as_step(token: ScoredToken) -> StepInfo:
                     tuple(Alternative(i, lp, math.nan) for i, lp in token.top))
 
 
-def first_token_text(text: str) -> str:
+def first_token_text(text: str, encoding) -> str:
     """The text of `text`'s first token: shown as the exchange's prompt, since nothing predicts it."""
-    encoding = model_tokenizer()
     ids = encoding.encode(text, disallowed_special=())
     first = encoding.decode(ids[:1])
     return first if text.startswith(first) else ""
@@ -55,11 +53,11 @@ def percent(logprob: float) -> str:
     return "<0.01%" if shown < 0.01 else f"{shown:.2g}%"
 
 
-def surprises(scored: ScoredText) -> str:
+def surprises(scored: ScoredText, encoding) -> str:
     """The least likely tokens, each with its probability and its place in the text (the first is 1)."""
     worst = sorted(enumerate(scored.tokens, start=2), key=lambda item: item[1].logprob)[:SURPRISES_LISTED]
     return "most surprising: " + " · ".join(
-        f"{shown_token(token_text(model_tokenizer(), t.id)[0])} {percent(t.logprob)} (token {n})" for n, t in worst)
+        f"{shown_token(token_text(encoding, t.id)[0])} {percent(t.logprob)} (token {n})" for n, t in worst)
 
 
 class ScoreView(ExchangeView):
@@ -71,9 +69,11 @@ class ScoreView(ExchangeView):
         seconds: float
         error: str | None = None
 
-    def __init__(self, text: str, first: str, source: str):
+    def __init__(self, text: str, source: str, encoding):
+        first = first_token_text(text, encoding)
         super().__init__(first, "score")
         self.text, self.source = text, source
+        self.encoding = encoding  # the scored model's tokenizer, for the surprises and the colours
         self.base_context = first  # the token cursor's lens and attention start from the first token
 
     def score(self, engine, off: tuple, cancel: threading.Event, finished: threading.Event) -> None:
@@ -83,16 +83,13 @@ class ScoreView(ExchangeView):
     @work(thread=True, exit_on_error=False, group="generation", description="scoring")
     def _score(self, engine, off: tuple, cancel: threading.Event, finished: threading.Event) -> None:
         started = time.perf_counter()
-        try:
+
+        def score() -> ScoreView.Done:
             baseline = engine.score(self.text, (), cancel) if off else None
             scored = engine.score(self.text, off, cancel)
-            done = self.Done(self, scored, baseline, time.perf_counter() - started)
-        except TfchatError as exc:
-            done = self.Done(self, None, None, 0.0, str(exc))
-        except Exception as exc:  # noqa: BLE001 - one line in the transcript, never a crash
-            done = self.Done(self, None, None, 0.0, f"scoring failed: {describe_exception(exc)}")
-        finished.set()
-        self.post_message(done)
+            return self.Done(self, scored, baseline, time.perf_counter() - started)
+
+        run_for_view(self, finished, score, lambda error: self.Done(self, None, None, 0.0, error), "scoring")
 
     def show_scored(self, message: Done, off: tuple, stopped: bool) -> None:
         if message.error or message.scored is None:
@@ -107,5 +104,5 @@ class ScoreView(ExchangeView):
         self.finish(summary(scored, message.baseline, off, message.seconds, stopped), "stopped" if stopped else "",
                     reason="stopped" if stopped else "score")
         if scored.tokens:
-            self.note(surprises(scored))
-        self.show_probabilities(True, bytes_of)  # the point of a score: coloured by the model's surprise
+            self.note(surprises(scored, self.encoding))
+        self.show_probabilities(True, lambda token: token_bytes(self.encoding, token))  # the point of a score: coloured by the model's surprise

@@ -7,9 +7,8 @@ since the palette lists every key. A key is never cut in half.
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Static
-
-from tfchat.tui.chat.bindings import shown_bindings
 
 GAP = "  "
 PALETTE = ("f1", "palette")
@@ -60,6 +59,10 @@ class KeyBar(Static):
     }
     """
 
+    def __init__(self, bindings: list[Binding], **kwargs):
+        super().__init__(**kwargs)
+        self._bindings = bindings  # the screen's shown keys, in their order of importance
+
     def on_mount(self) -> None:
         self._show()
 
@@ -68,7 +71,7 @@ class KeyBar(Static):
 
     def _items(self) -> list[tuple[str, str]]:
         return [(b.key_display or self.app.get_key_display(b), b.description.lower())
-                for b in shown_bindings()]
+                for b in self._bindings]
 
     def _show(self) -> None:
         width = max(self.size.width, 20)  # the content width, inside the padding

@@ -6,13 +6,12 @@ bytes in order, as the stream did.
 """
 from __future__ import annotations
 
-import codecs
 import math
 
 from rich.text import Text
 
-from tfchat.core.engine.tokenizer import inline_text
 from tfchat.core.decode.step_info import StepInfo
+from tfchat.core.engine.tokenizer import inline_text
 
 # (lowest probability, background): the model's own probability of the token it produced.
 BANDS = [(0.8, "#1f6f3f"), (0.5, "#4f7a28"), (0.2, "#8a7a1a"), (0.05, "#9a4f1a"), (0.0, "#9a2a2a")]
@@ -39,20 +38,6 @@ def legend() -> Text:
         text.append(label, style=band_style(lowest))
         text.append(" ")
     return text
-
-
-def token_spans(steps: list[StepInfo], token_bytes, text_length: int) -> list[tuple[int, int]]:
-    """(start, end) of each step's text in the output, clipped to `text_length` (a stop string cut the rest).
-
-    `token_bytes(id)` gives a token's exact bytes.
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    spans, at = [], 0
-    for step in steps:
-        piece = decoder.decode(bytes(token_bytes(step.id)))
-        start, at = min(at, text_length), min(at + len(piece), text_length)
-        spans.append((start, at))
-    return spans
 
 
 def styled_tokens(output: str, steps: list[StepInfo], spans: list[tuple[int, int]], cursor: int | None = None) -> Text:

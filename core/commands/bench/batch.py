@@ -10,13 +10,13 @@ import time
 
 import torch
 
+from tfchat.core.commands.bench.measures import decode_rate, engine_step_times, load_weights, print_table, random_ids
 from tfchat.core.decode.batching import BatchRun, Row
 from tfchat.core.decode.limits import MAX_ROWS
-from tfchat.core.commands.bench.measures import decode_rate, engine_step_times, load_weights, print_table, random_ids
-from tfchat.core.system.device import resolve_device
 from tfchat.core.errors import TfchatError
 from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.device import resolve_device
 from tfchat.core.system.helper_thread import helper_for
 
 RUNS = 5

@@ -17,14 +17,13 @@ Figures, all at batch 1 and temperature 1:
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 
 from tfchat.core.commands.bench.book_loop import book_tokens_per_s_plain_process
 from tfchat.core.commands.bench.measures import (book_tokens_per_s, decode_rate, engine_step_times, in_window_rate,
                                                  load_weights, matvec_bandwidth, past_window_rate, peak_memory_mb,
-                                                 print_table, random_ids, sync)
+                                                 print_table, random_ids)
 from tfchat.core.commands.bench.neighbour import busy_neighbour
 from tfchat.core.commands.bench.peer import compare_with_peer, transformers_installed
 from tfchat.core.commands.bench.precision import precision_figures, precision_rows
