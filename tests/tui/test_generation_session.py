@@ -20,19 +20,19 @@ def test_requests_start_in_the_order_sent_and_only_one_runs():
     session.queue(first)
     session.queue(second)
     assert session.next_request() is first
-    session.begin(first, view="view one")
+    session.begin(first, 1)
     assert session.next_request() is None  # the first still runs
-    assert session.end() == (first, "view one") and session.active is None
+    assert session.end() == (first, 1) and session.active is None
     assert session.next_request() is second and not session.pending
 
 
 def test_each_run_has_its_own_stop_and_finish_events():
     session = GenerationSession()
-    session.begin(prompt("one"), None)
+    session.begin(prompt("one"), 1)
     stop, finished = session.cancel, session.generation_finished
     stop.set()
     session.end()
-    session.begin(prompt("two"), None)
+    session.begin(prompt("two"), 2)
     assert not session.cancel.is_set() and session.cancel is not stop and session.generation_finished is not finished
 
 

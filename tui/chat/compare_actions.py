@@ -20,7 +20,7 @@ def keep_column(chat) -> None:
     transcript = chat.transcript
     views = [v for v in transcript.children if isinstance(v, CompareView)]
     view = views[-1] if views else None
-    if view is None or view is chat.session.active_view:
+    if view is None or view.number == chat.session.active_number:
         chat.notify("No finished comparison to keep a column of." if view is None else
                     "The comparison is still running; esc stops it.", severity="warning")
         return

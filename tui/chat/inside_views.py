@@ -43,7 +43,7 @@ class InsideViews:
         if view is None or not any(branch.steps for branch in view.branches):
             self.chat.notify("No generated tokens to inspect yet.", severity="warning")
             return None
-        if view is self.chat.session.active_view:
+        if view.number == self.chat.session.active_number:
             self.chat.notify("The exchange is still generating (esc stops it).", severity="warning")
             return None
         return view

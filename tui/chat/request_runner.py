@@ -25,7 +25,7 @@ def start_request(chat, request: Request) -> None:
     except TfchatError as exc:
         chat.transcript.add_notice(str(exc), error=True)
         return
-    chat.session.begin(request, view)
+    chat.session.begin(request, view.number, lambda: view.generation)
     if isinstance(request, ContinueRequest):
         request.continues = view.prompt  # the history finds a continuation by its exchange's prompt
     chat.query_one(StatusLine).state = "generating"
@@ -47,9 +47,10 @@ def start_request(chat, request: Request) -> None:
 
 def generation_done(chat, message: ExchangeView.Done) -> None:
     """An exchange's generation ended: its stats, the history, the continue context."""
-    request, view = chat.session.end()
+    request, number = chat.session.end()
     chat.query_one(StatusLine).state = "ready"
-    if request is None or view is not message.view:
+    view = chat.transcript.view_numbered(number)
+    if request is None or number != message.number or view is None:
         return
     view.branch.steps.extend(message.steps)
     chat.transcript.forget_old_steps(keep=TRACED_EXCHANGES)
@@ -67,9 +68,10 @@ def generation_done(chat, message: ExchangeView.Done) -> None:
 
 def compare_done(chat, message: CompareView.Done) -> None:
     """Every column of a comparison ended: the history gets each."""
-    request, view = chat.session.end()
+    request, number = chat.session.end()
     chat.query_one(StatusLine).state = "ready"
-    if isinstance(request, CompareRequest) and view is message.view and not message.error:
+    view = chat.transcript.view_numbered(number)
+    if isinstance(request, CompareRequest) and number == message.number and view is not None and not message.error:
         chat.session.record_once(
             request, lambda: chat.keeper.record_compare(request, view.generation, "stopped", chat.model_source))
         chat.inside.last_tokens_per_s = batch_tokens_per_s(view.generation.stats)
@@ -78,9 +80,10 @@ def compare_done(chat, message: CompareView.Done) -> None:
 
 
 def score_done(chat, message: ScoreView.Done) -> None:
-    request, view = chat.session.end()
+    request, number = chat.session.end()
     chat.query_one(StatusLine).state = "ready"
-    if isinstance(request, ScoreRequest) and view is message.view:
+    view = chat.transcript.view_numbered(number)
+    if isinstance(request, ScoreRequest) and number == message.number and view is not None:
         view.show_scored(message, request.off, stopped=chat.session.cancel.is_set())
 
 

@@ -13,10 +13,10 @@ def copy_output(chat) -> None:
 
 def clear_transcript(chat) -> None:
     """Clear the screen and the continue context; a running exchange stays, and goes on."""
-    chat.transcript.clear(keep=chat.session.active_view)
+    chat.transcript.clear(keep=chat.session.active_number)
     chat.session.context_log.clear()
     chat.update_context_meter()
-    if chat.session.active_view is not None:
+    if chat.session.active_number is not None:
         chat.notify("Cleared; the running generation goes on (esc stops it).")
 
 

@@ -17,7 +17,8 @@ class GenerationSession:
     def __init__(self):
         self.pending: deque[Request] = deque()  # sent, waiting for the running one to end
         self.active: Request | None = None
-        self.active_view = None  # the widget the active request streams into (it holds the generation)
+        self.active_number: int | None = None  # the transcript's number of the view it streams into
+        self._generation_of: Callable[[], object] = lambda: None  # its generation now (text and stats so far)
         self.cancel = threading.Event()  # set to stop the active request
         self.generation_finished = threading.Event()  # set by the generating thread when it is done
         self.context_log: list[tuple[str, str]] = []  # (prompt, output) since the last clear
@@ -33,17 +34,19 @@ class GenerationSession:
         """The next request to start: only when none is running."""
         return self.pending.popleft() if self.active is None and self.pending else None
 
-    def begin(self, request: Request, view) -> None:
-        """`request` runs now, shown in `view`, with a fresh stop event and finish event."""
-        self.active, self.active_view = request, view
+    def begin(self, request: Request, number: int, generation_of: Callable[[], object] = lambda: None) -> None:
+        """`request` runs now, shown in the view numbered `number`, with a fresh stop event and finish event;
+        `generation_of()` gives its generation as it stands (an exit keeps what it holds)."""
+        self.active, self.active_number, self._generation_of = request, number, generation_of
         self.cancel = threading.Event()
         self.generation_finished = threading.Event()
 
-    def end(self) -> tuple[Request | None, object]:
-        """The request that was running and its view; none is running after this."""
-        request, view = self.active, self.active_view
-        self.active = self.active_view = None
-        return request, view
+    def end(self) -> tuple[Request | None, int | None]:
+        """The request that was running and its view's number; none is running after this."""
+        request, number = self.active, self.active_number
+        self.active = self.active_number = None
+        self._generation_of = lambda: None
+        return request, number
 
     def record_once(self, request: Request, write: Callable[[], None]) -> None:
         """`write()` the request to the history unless another path did: once, whichever path ends it. The
@@ -76,12 +79,12 @@ class GenerationSession:
         """Stop the active request and write what it has to the history once, through `keeper`.
 
         Safe from any thread: it reads the generation's own text, not the widgets."""
-        request, view, finished = self.active, self.active_view, self.generation_finished
-        if request is None or view is None:
+        request, generation_of, finished = self.active, self._generation_of, self.generation_finished
+        if request is None:
             return
         request.ended_by = reason  # before the stop: whichever path writes the row, it says why
         self.cancel.set()
         if not request.kept_in_history:
             return
         finished.wait(STOP_WAIT_S)  # the child answers a stop within a token, with its stats
-        self.record_once(request, lambda: keeper.record_unfinished(request, view.generation, reason, model))
+        self.record_once(request, lambda: keeper.record_unfinished(request, generation_of(), reason, model))

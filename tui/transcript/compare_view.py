@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.tui.transcript.exchange_view import next_view_number
 from tfchat.tui.transcript.piece_feed import PieceFeed
 from tfchat.tui.transcript.stats_line import stats_line
 from tfchat.tui.transcript.streaming import run_for_view
@@ -120,13 +121,14 @@ class CompareView(Vertical):
 
     @dataclass
     class Done(Message):
-        """Every column of `view` ended; `error` when the batch failed."""
+        """Every column of the comparison numbered `number` ended; `error` when the batch failed."""
 
-        view: CompareView
+        number: int
         error: str | None = None
 
     def __init__(self, prompt: str, presets: list[str], blind: bool = False, labels: list[str] | None = None):
         super().__init__()
+        self.number = next_view_number()
         self.prompt = prompt
         self.blind = blind
         # A column is named by its preset, or by its model when models are compared (`labels`).
@@ -181,9 +183,9 @@ class CompareView(Vertical):
                     self.post_message(self.RowDone(event.row, event.stats))
                 elif event.error is not None:  # one model's failure (`ModelsBatch`): that column's line
                     self.post_message(self.RowFailed(event.row, event.error))
-            return self.Done(self)
+            return self.Done(self.number)
 
-        run_for_view(self, finished, stream, lambda error: self.Done(self, error), "generation")
+        run_for_view(self, finished, stream, lambda error: self.Done(self.number, error), "generation")
 
     @on(RowDone)
     def _row_done(self, message: RowDone) -> None:

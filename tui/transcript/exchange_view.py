@@ -23,7 +23,12 @@ from tfchat.tui.widgets.token_view import styled_tokens
 
 # Alternatives recorded for every generated token: what the token cursor's panel shows.
 TOP_LOGPROBS = 10
-_NUMBERS = itertools.count(1)  # each exchange's number: how a request names it (a branch of it)
+_NUMBERS = itertools.count(1)
+
+
+def next_view_number() -> int:
+    """A number for a new view of the transcript: how requests, messages and the session name it."""
+    return next(_NUMBERS)
 
 
 class ExchangeView(Vertical):
@@ -40,16 +45,16 @@ class ExchangeView(Vertical):
 
     @dataclass
     class Done(Message):
-        """The generation streaming into `view` ended: its stats, or why it failed."""
+        """The generation streaming into the view numbered `number` ended: its stats, or why it failed."""
 
-        view: ExchangeView
+        number: int
         stats: GenerationStats | None
         error: str | None = None
         steps: list = field(default_factory=list)  # StepInfo per new token
 
     def __init__(self, prompt: str, preset: str):
         super().__init__()
-        self.number = next(_NUMBERS)
+        self.number = next_view_number()
         self.prompt = prompt
         self.preset = preset
         self.kept_from_comparison = False  # made from a compare column (f7): continued under its own preset
@@ -203,9 +208,9 @@ class ExchangeView(Vertical):
                 self.app.call_from_thread(self.note, generation.notice)
             for piece in generation:
                 self._feed.put(piece)
-            return self.Done(self, generation.stats, steps=generation.steps)
+            return self.Done(self.number, generation.stats, steps=generation.steps)
 
-        run_for_view(self, finished, stream, lambda error: self.Done(self, None, error), "generation")
+        run_for_view(self, finished, stream, lambda error: self.Done(self.number, None, error), "generation")
 
     @on(Done)
     def _streamed(self) -> None:

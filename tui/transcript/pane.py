@@ -99,10 +99,10 @@ class Transcript(VerticalScroll):
         self.scroll_end(animate=False)
         return notice
 
-    def clear(self, keep: ExchangeView | None = None) -> None:
-        """Remove everything but `keep` (the exchange still generating, which must stay visible)."""
+    def clear(self, keep: int | None = None) -> None:
+        """Remove everything but the view numbered `keep` (the one still generating, which must stay visible)."""
         for child in list(self.children):
-            if child is not keep:
+            if keep is None or getattr(child, "number", None) != keep:
                 child.remove()
 
     def exchanges(self) -> list[ExchangeView]:
@@ -115,6 +115,10 @@ class Transcript(VerticalScroll):
 
     def exchange_numbered(self, number: int) -> ExchangeView | None:
         return next((view for view in self.exchanges() if view.number == number), None)
+
+    def view_numbered(self, number: int | None) -> ExchangeView | CompareView | None:
+        """The exchange, comparison or scored text numbered `number`; None once cleared."""
+        return next((child for child in self.children if getattr(child, "number", None) == number), None)
 
     def last_exchange(self) -> ExchangeView | None:
         views = self.exchanges()

@@ -63,7 +63,7 @@ def surprises(scored: ScoredText, encoding) -> str:
 class ScoreView(ExchangeView):
     @dataclass
     class Done(Message):
-        view: ScoreView
+        number: int  # the scored text's view
         scored: ScoredText | None
         baseline: ScoredText | None  # all heads on, when some were switched off
         seconds: float
@@ -87,9 +87,9 @@ class ScoreView(ExchangeView):
         def score() -> ScoreView.Done:
             baseline = engine.score(self.text, (), cancel) if off else None
             scored = engine.score(self.text, off, cancel)
-            return self.Done(self, scored, baseline, time.perf_counter() - started)
+            return self.Done(self.number, scored, baseline, time.perf_counter() - started)
 
-        run_for_view(self, finished, score, lambda error: self.Done(self, None, None, 0.0, error), "scoring")
+        run_for_view(self, finished, score, lambda error: self.Done(self.number, None, None, 0.0, error), "scoring")
 
     def show_scored(self, message: Done, off: tuple, stopped: bool) -> None:
         if message.error or message.scored is None:
