@@ -105,7 +105,7 @@ class TfchatApp(App):
             self.load_more_models()
 
     def load_more_models(self) -> None:
-        """The shelf's other models (`tui.chat.model_actions`), one after the other, on a thread of their own."""
+        """The shelf's other models (`tui.state.model_shelf`), one after the other, on a thread of their own."""
         self.shelf.load_waiting(self.engine_loader, self.device_name, lambda slot: self.post_message(ModelLoaded(slot)),
                                 self._ending)
 

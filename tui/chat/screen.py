@@ -1,8 +1,8 @@
 """The chat: a prompt pane, the streaming transcript, the preset sidebar, and what the keys do.
 
-The screen turns what the user does into requests (tui.state.requests), runs them one at a time
-through its GenerationSession, and shows each in the widget that streams it: an ExchangeView
-or, in compare mode, a CompareView. The backend comes from the app (EngineReady).
+The screen turns what the user does into requests (tui.state.requests) and runs them one at a time
+through its GenerationSession; tui.chat.request_runner starts each in the view that streams it (an
+ExchangeView or, in compare mode, a CompareView) and ends it. The backend comes from the app (EngineReady).
 """
 from __future__ import annotations
 
