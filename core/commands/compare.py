@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from tfchat.core.decode.limits import MAX_ROWS
 from tfchat.core.errors import PresetError, PromptError
 from tfchat.core.settings.presets import PresetCatalog
 from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.bounded_read import MAX_PROMPT_BYTES, decoded, read_bounded
 
 
 @dataclass
@@ -43,13 +43,12 @@ def compare_presets(value: str, catalog: PresetCatalog) -> list[str]:
 
 
 def read_prompts_file(path: str) -> list[str]:
-    """One prompt a line; blank lines are skipped."""
+    """One prompt a line; blank lines are skipped. Read within MAX_PROMPT_BYTES (a pipe such as `<(command)`
+    is read as a file is)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PromptError(f"--prompts-file {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise PromptError(f"--prompts-file {path}: not UTF-8 text") from None
+        text = decoded(read_bounded(path, MAX_PROMPT_BYTES, "prompts"), path)
+    except PromptError as exc:
+        raise PromptError(f"--prompts-file {exc}") from None
     prompts = [line for line in text.splitlines() if line.strip()]
     if not prompts:
         raise PromptError(f"--prompts-file {path}: no prompts in it (one a line)")

@@ -37,16 +37,13 @@ def sampling_params_from_args(args, catalog=None, preset: str | None = None):
 
 def _read_prompt(args) -> str:
     from tfchat.core.errors import PromptError
+    from tfchat.core.system.bounded_read import MAX_PROMPT_BYTES, decoded, read_bounded
 
     if args.prompt is not None:
         return args.prompt
     if sys.stdin is None or sys.stdin.isatty():
         raise PromptError("no prompt: give one as an argument or on standard input")
-    data = sys.stdin.buffer.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PromptError("standard input is not UTF-8 text") from None
+    text = decoded(read_bounded(None, MAX_PROMPT_BYTES, "prompt"), "standard input")
     # `echo "text" |` adds a newline the user did not mean as part of the prompt.
     return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
 

@@ -7,10 +7,10 @@ book's training loop prints. Several --model give one row each, to compare check
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 from tfchat.core.errors import EXIT_OK, PromptError
+from tfchat.core.system.bounded_read import decoded, read_bounded
 from tfchat.core.system.runtime import apply_threads
 
 MAX_TEXT_BYTES = 64 * 2**20  # a text beyond this is not one to score in a terminal
@@ -30,23 +30,9 @@ def parse_heads(spec: str | None) -> tuple[tuple[int, int], ...]:
 
 
 def read_text(path: str | None) -> str:
-    """The file's text, or standard input's for '-' or none."""
-    if path in (None, "-"):
-        if sys.stdin is None or sys.stdin.isatty():
-            raise PromptError("no text: give a file, or pipe the text on standard input")
-        data, name = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1), "standard input"
-    else:
-        try:
-            with open(path, "rb") as file:
-                data, name = file.read(MAX_TEXT_BYTES + 1), path
-        except OSError as exc:
-            raise PromptError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if len(data) > MAX_TEXT_BYTES:
-        raise PromptError(f"{name}: more than {MAX_TEXT_BYTES // 2**20} MiB; score a part of it")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PromptError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    """The file's text, or standard input's for '-' or none, within MAX_TEXT_BYTES."""
+    data = read_bounded(path, MAX_TEXT_BYTES, "text to score")
+    return decoded(data, "standard input" if path in (None, "-") else path)
 
 
 def run_score(args) -> int:
