@@ -10,6 +10,7 @@ import json
 import time
 
 from tfchat.core.errors import EXIT_OK, PromptError
+from tfchat.core.nn.inside_data import shown_perplexity
 from tfchat.core.system.bounded_read import decoded, read_bounded
 from tfchat.core.system.runtime import apply_threads
 
@@ -58,16 +59,16 @@ def run_score(args) -> int:
                 for token in scored.tokens:
                     piece, data = token_text(engine.encoding, token.id)
                     print(json.dumps({"id": token.id, "token": piece, "bytes": data,
-                                      "logprob": round(token.logprob, 6), "rank": token.rank}))
-            print(json.dumps(summary))
+                                      "logprob": round(token.logprob, 6), "rank": token.rank}, allow_nan=False))
+            print(json.dumps(summary, allow_nan=False))  # jsonl is JSON: a NaN was refused before it came here
         elif len(models) > 1:
             print(f"{engine.path}: {summary['tokens']} tokens, loss {scored.loss:.4f} nats, "
-                  f"perplexity {scored.perplexity:.2f}")
+                  f"perplexity {shown_perplexity(scored.perplexity)}")
         else:
             for index, token in enumerate(scored.tokens, 1):
                 shown = inline_text(token_text(engine.encoding, token.id)[0])
                 print(f"{index:>6}  {token.logprob:>9.4f}  rank {token.rank:<6}  '{shown}'")
-            print(f"{summary['tokens']} tokens, loss {scored.loss:.4f} nats, perplexity {scored.perplexity:.2f} "
+            print(f"{summary['tokens']} tokens, loss {scored.loss:.4f} nats, perplexity {shown_perplexity(scored.perplexity)} "
                   f"({seconds:.2f} s)" + (f", heads off: {args.ablate}" if off else ""))
         engine.close()
     return EXIT_OK

@@ -73,3 +73,9 @@ class NextToken:
     """The distribution at one step, with some heads switched off: what an ablation changes."""
     top: tuple[tuple[int, float], ...]  # (id, probability), most likely first
     chosen_logprob: float | None  # of the token the text has there, when there is one
+
+
+def shown_perplexity(value: float) -> str:
+    """Perplexity to four significant digits, in the app as in the commands: exp() magnifies a loss's last
+    bits, which differ from one CPU to another (the loss agrees to 1e-7; its perplexity's cents do not)."""
+    return f"{value:.4g}"

@@ -13,7 +13,7 @@ from array import array
 
 import torch
 
-from tfchat.core.errors import PromptError
+from tfchat.core.errors import GenerationError, PromptError
 from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.nn.inside_data import AttentionMaps, NextToken, ScoredText, ScoredToken
 
@@ -111,12 +111,20 @@ def lens_spread(model: FastModel, ids: list[int]) -> list[tuple[float, float]]:
     return [(float(e), float(d)) for e, d in zip(entropy.tolist(), kl.tolist())]
 
 
-def _scored(logits: torch.Tensor, targets: torch.Tensor) -> list[ScoredToken]:
-    """Rows of logits [N, V] and the tokens that came [N]: each token's log-probability, rank, entropy."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)  # finite: the weights were checked finite
+def _scored(logits: torch.Tensor, targets: torch.Tensor, first: int = 1) -> list[ScoredToken]:
+    """Rows of logits [N, V] and the tokens that came [N]: each token's log-probability, rank, entropy.
+    `first` is the first row's token's place in the text (counted from 0), for the message on non-finite logits."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
     chosen = logprobs.gather(1, targets[:, None])[:, 0]
     ranks = torch.count_nonzero(logprobs > chosen[:, None], dim=1) + 1  # sum() would copy the mask to int64
     entropy = -(logprobs.exp() * logprobs).sum(dim=1)
+    # Finite weights can still overflow float32 in the logits: a NaN or infinity anywhere in a row reaches
+    # its log-probability or its entropy. Such a score is no number to report.
+    bad = ~(torch.isfinite(chosen) & torch.isfinite(entropy))
+    if bool(bad.any()):
+        at = first + int(bad.nonzero()[0, 0])
+        raise GenerationError(f"the model's logits are not finite numbers at token {at + 1} of the text (its "
+                              "weights overflow float32); it cannot score")
     values, top_ids = torch.topk(logprobs, min(TOP, logprobs.shape[-1]), dim=1)
     return [ScoredToken(int(t), float(lp), int(r), float(e), tuple(zip(ti, tv)))
             for t, lp, r, e, ti, tv in zip(targets.tolist(), chosen.tolist(), ranks.tolist(), entropy.tolist(),
@@ -134,12 +142,12 @@ def score_ids(model: FastModel, ids: list[int], off: Heads = frozenset(), cancel
     tokens = torch.tensor(ids, device=model.device)
     first = tokens[: min(len(ids), C)]
     rows = _hidden(model, first[None], off, last_only=False)[0, :-1]
-    scored = _scored(model.output_layer(rows), first[1:]) if len(first) > 1 else []
+    scored = _scored(model.output_layer(rows), first[1:], 1) if len(first) > 1 else []
     for start in range(C, len(ids), WINDOWS_PER_PASS):
         if cancel is not None and cancel.is_set():
             break
         ends = range(start, min(start + WINDOWS_PER_PASS, len(ids)))
         windows = torch.stack([tokens[end - C: end] for end in ends])
         last = _hidden(model, windows, off, last_only=True)
-        scored += _scored(model.output_layer(last), tokens[ends.start: ends.stop])
+        scored += _scored(model.output_layer(last), tokens[ends.start: ends.stop], ends.start)
     return ScoredText(ids[0], tuple(scored))

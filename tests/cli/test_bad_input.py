@@ -130,6 +130,11 @@ def build_corpus(d: Path) -> dict[str, tuple[list, bytes, dict, str]]:
     overflow = random_book_checkpoint(16, 2, 1, 8, 100256, seed=5)
     overflow["model_state_dict"]["model_out_linear_layer.weight"].fill_(3e38)  # finite, but the logits are not
     checkpoint("logits-overflow", overflow, "not finite", command="generate")
+    # A score of such a model is no number: refused as generate refuses, never "loss nan" or a bare NaN in jsonl.
+    overflowing = _save(d, "score-overflow.ckpt", overflow)
+    for form in ("text", "jsonl"):
+        cases[f"score-logits-overflow-{form}"] = (["score", "--model", overflowing, "--format", form, "-"],
+                                                  b"Hello there, world, and hello again", {}, "not finite")
 
     # Files that are not checkpoints at all.
     def raw_file(name, data: bytes, needle):

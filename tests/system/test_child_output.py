@@ -20,7 +20,10 @@ def test_output_sent_to_the_log_leaves_the_terminal_untouched_even_from_the_desc
               "print('from print'); sys.stdout.flush()\n"
               "os.write(2, b'from the descriptor, as torch C++ code writes\\n')\n"
               "import warnings; warnings.warn('from the warnings module')\n")
-    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # The warnings module's own filters, not the user's: PYTHONWARNINGS=ignore would silence the warning tested.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    run = subprocess.run([sys.executable, "-W", "default", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env=env)
     assert run.returncode == 0
     assert (run.stdout, run.stderr) == ("", "")
     written = log.read_text()

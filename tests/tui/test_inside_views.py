@@ -102,7 +102,7 @@ async def test_f9_scores_the_prompt_box_text_and_the_token_cursor_walks_it(app_f
         expected = app.chat.engine.score(text)
         assert [s.id for s in view.branch.steps] == [t.id for t in expected.tokens]
         assert f"loss {expected.loss:.3f} nats" in view.summary_shown
-        assert f"perplexity {expected.perplexity:.2f}" in view.summary_shown
+        assert f"perplexity {expected.perplexity:.4g}" in view.summary_shown
         assert view.prompt + view.output == text and view.styled_text is not None  # coloured by surprise
         assert "most surprising:" in view.note_shown
         assert app.query_one(PromptInput).text == text  # left there, to edit and score again

@@ -13,7 +13,7 @@ from textual.message import Message
 
 from tfchat.core.decode.step_info import Alternative, StepInfo
 from tfchat.core.engine.tokenizer import token_bytes, token_text
-from tfchat.core.nn.inside_data import ScoredText, ScoredToken
+from tfchat.core.nn.inside_data import ScoredText, ScoredToken, shown_perplexity
 from tfchat.tui.transcript.exchange_view import ExchangeView
 from tfchat.tui.transcript.stats_line import joined
 from tfchat.tui.transcript.streaming import run_for_view
@@ -44,7 +44,7 @@ def summary(scored: ScoredText, baseline: ScoredText | None, off, seconds: float
     if baseline is not None:
         loss = (f"loss {baseline.loss:.3f} → {scored.loss:.3f} nats ({scored.loss - baseline.loss:+.3f}) "
                 f"with {heads_named(off)} off")
-    return joined(loss, f"perplexity {scored.perplexity:.2f}", f"{len(scored.tokens)} tokens scored",
+    return joined(loss, f"perplexity {shown_perplexity(scored.perplexity)}", f"{len(scored.tokens)} tokens scored",
                   f"{seconds:.1f} s", "stopped" if stopped else "scored")
 
 
