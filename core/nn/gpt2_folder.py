@@ -11,11 +11,13 @@ they see the book's.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 
 from tfchat.core.errors import CheckpointError
+from tfchat.core.system.files import not_a_file
 from tfchat.core.nn.hf_folder import check_named_shapes, split_heads
 from tfchat.core.nn.model_config import ACTIVATIONS, ModelConfig
 from tfchat.core.nn.safetensors_file import read_safetensors
@@ -67,7 +69,10 @@ def gpt2_shapes(config: ModelConfig, tied: bool) -> dict[str, tuple[int, ...]]:
 def _read_tensors(folder: Path, read_pickle) -> dict[str, torch.Tensor]:
     for name in WEIGHT_FILES:
         path = folder / name
-        if path.is_file():
+        if os.path.lexists(path):
+            problem = not_a_file(path)
+            if problem is not None:
+                raise CheckpointError(f"{path}: {problem}, not a weights file")
             break
     else:
         raise CheckpointError(f"{folder}: no model.safetensors or pytorch_model.bin beside its config.json")

@@ -7,7 +7,6 @@ are not written.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -15,6 +14,8 @@ import torch
 from tfchat.core.errors import CheckpointError
 from tfchat.core.nn.model_config import ModelConfig
 from tfchat.core.nn.safetensors_file import read_safetensors
+from tfchat.core.system.files import not_a_file
+from tfchat.core.system.json_text import parse_json
 
 MODEL_TYPE = "book_gpt"
 WEIGHTS_FILE = "model.safetensors"
@@ -116,15 +117,22 @@ def from_hf_state(tensors: dict[str, torch.Tensor], config: ModelConfig) -> dict
 
 def read_config_json(folder: Path) -> dict:
     path = folder / CONFIG_FILE
+    problem = not_a_file(path)
+    if problem is not None and problem != "does not exist":
+        raise CheckpointError(f"{path}: {problem}, not a config file")
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise CheckpointError(f"{path}: larger than any model's config.json ({path.stat().st_size:,} bytes)")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)  # bounded even if the file grows after the check
     except FileNotFoundError:
         raise CheckpointError(f"{folder}: a directory without config.json; give a checkpoint file, or a folder "
                               "that tfchat export wrote") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: not readable JSON ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: larger than any model's config.json")
+    data = parse_json(raw, str(path), CheckpointError)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: not a JSON object")
     return data
@@ -133,8 +141,11 @@ def read_config_json(folder: Path) -> dict:
 def read_hf_weights(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
     """The folder's tensors, each present, of its shape and nothing else (the chapter's names)."""
     path = folder / WEIGHTS_FILE
-    if not path.is_file():
+    problem = not_a_file(path)
+    if problem == "does not exist":
         raise CheckpointError(f"{folder}: no {WEIGHTS_FILE} beside its config.json")
+    if problem is not None:
+        raise CheckpointError(f"{path}: {problem}, not a weights file")
     tensors, _ = read_safetensors(path)
     check_named_shapes(path, tensors, hf_shapes(config))
     return from_hf_state(tensors, config)

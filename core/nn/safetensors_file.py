@@ -16,11 +16,13 @@ from pathlib import Path
 import torch
 
 from tfchat.core.errors import CheckpointError
+from tfchat.core.system.json_text import parse_json
 
 DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
           "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
 NAMES = {dtype: name for name, dtype in DTYPES.items()}
 MAX_HEADER_BYTES = 100 * 2**20  # the package's own limit
+MAX_DIMENSIONS = 8  # a model's tensors have one to four
 
 
 def _header(path: Path, data: mmap.mmap, size: int) -> dict:
@@ -29,10 +31,7 @@ def _header(path: Path, data: mmap.mmap, size: int) -> dict:
     (length,) = struct.unpack("<Q", data[:8])
     if length > min(MAX_HEADER_BYTES, size - 8):
         raise CheckpointError(f"{path}: its safetensors header claims {length:,} bytes; the file has {size:,}")
-    try:
-        header = json.loads(bytes(data[8:8 + length]))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{path}: its safetensors header is not JSON (corrupt or truncated)") from None
+    header = parse_json(bytes(data[8:8 + length]), f"{path}: its safetensors header", CheckpointError)
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: its safetensors header is not a JSON object")
     return header
@@ -47,11 +46,34 @@ def _entry_problem(entry: object, data_bytes: int) -> str | None:
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)
             and 0 <= offsets[0] <= offsets[1] <= data_bytes):
         return f"has a byte range outside the file's {data_bytes:,} bytes of data"
+    if len(shape) > MAX_DIMENSIONS:
+        return f"has {len(shape)} dimensions"
+    # A zero-element shape such as [2**40, 2**40, 0] is as many bytes as its range says (none), but torch
+    # cannot make a tensor whose other dimensions overflow its 64-bit sizes: the product in Python's integers.
+    sized = 1
+    for n in shape:
+        sized *= max(n, 1)
+    if sized >= 2**62:
+        return f"claims shape {shape[:MAX_DIMENSIONS]}, which no tensor can have"
     numel = 1
     for n in shape:
         numel *= n
     if numel * DTYPES[entry["dtype"]].itemsize != offsets[1] - offsets[0]:
         return f"claims shape {shape} in {offsets[1] - offsets[0]:,} bytes"
+    return None
+
+
+def _layout_problem(ranges: list[tuple[int, int, str]], data_bytes: int) -> str | None:
+    """The format's rule for the data: the tensors' byte ranges do not overlap and cover it, in order."""
+    at = 0
+    for begin, end, name in sorted(ranges):
+        if begin < at:
+            return f"tensor {name[:80]} shares bytes with another (its range starts at {begin:,}, inside one before)"
+        if begin > at:
+            return f"has {begin - at:,} bytes of data that no tensor claims (before tensor {name[:80]})"
+        at = end
+    if at != data_bytes:
+        return f"has {data_bytes - at:,} bytes of data after its last tensor"
     return None
 
 
@@ -75,11 +97,16 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
         header = _header(path, data, size)
         start = 8 + struct.unpack("<Q", data[:8])[0]
         metadata = header.pop("__metadata__", None) or {}
-        tensors = {}
         for name, entry in header.items():
             problem = _entry_problem(entry, size - start)
             if problem:
                 raise CheckpointError(f"{path}: tensor {str(name)[:80]} {problem}")
+        problem = _layout_problem([(*entry["data_offsets"], str(name)) for name, entry in header.items()
+                                   if entry["data_offsets"][0] != entry["data_offsets"][1]], size - start)
+        if problem:
+            raise CheckpointError(f"{path}: {problem}; a corrupt or crafted file")
+        tensors = {}
+        for name, entry in header.items():
             begin, end = entry["data_offsets"]
             dtype = DTYPES[entry["dtype"]]
             if end == begin:

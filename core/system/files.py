@@ -9,6 +9,26 @@ from pathlib import Path
 from tfchat.core.errors import CheckpointError
 
 
+def not_a_file(path: Path) -> str | None:
+    """Why `path` is no regular file to read, in the words a message needs ('is a named pipe (FIFO)',
+    'is a directory', 'does not exist', 'cannot be read: permission denied'); None when it is one."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read: {(exc.strerror or str(exc)).lower()}"
+    if stat.S_ISREG(mode):
+        return None if os.access(path, os.R_OK) else "cannot be read: permission denied"
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    return "is a device"
+
+
 def check_model_file(path: Path) -> os.stat_result:
     """The file's stat when it is a readable regular file or a model folder; else a CheckpointError saying
     what it is."""
@@ -19,8 +39,11 @@ def check_model_file(path: Path) -> os.stat_result:
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot open ({exc.strerror or exc})") from None
     if stat.S_ISDIR(info.st_mode):
-        if (path / "config.json").is_file():
+        config = path / "config.json"
+        if config.is_file():
             return info  # a model folder (`tfchat export`): its loader checks its files
+        if os.path.lexists(config):
+            raise CheckpointError(f"{config}: {not_a_file(config)}, not a model folder's config file")
         raise CheckpointError(f"{path}: is a directory without config.json, neither a checkpoint file nor a model "
                               "folder that tfchat export writes")
     if not stat.S_ISREG(info.st_mode):

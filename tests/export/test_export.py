@@ -217,11 +217,24 @@ def _rewrite_weights(folder, change):
     write_safetensors(folder / "model.safetensors", tensors)
 
 
+def _replace_with(path, make):
+    path.unlink()
+    make(path)
+
+
 BROKEN_FOLDERS = {
     "another model type": (lambda f: _break_config(f, model_type="llama"), "model_type 'llama'"),
     "no weights": (lambda f: (f / "model.safetensors").unlink(), "no model.safetensors"),
     "config.json not JSON": (lambda f: (f / "config.json").write_text("{oops"), "not readable JSON"),
+    "config.json nested 200,000 deep": (lambda f: (f / "config.json").write_text("[" * 200_000 + "]" * 200_000),
+                                        "nested more than"),
+    "config.json with a 5,000-digit number": (lambda f: (f / "config.json").write_text('{"n_embd": ' + "7" * 5000 + "}"),
+                                              "a number of 5,000"),
     "shape against config": (lambda f: _break_config(f, hidden_size=48), "config.json implies"),
+    # What the file is, named as it is: never "no model.safetensors" for a pipe standing where it should be.
+    "weights a FIFO": (lambda f: _replace_with(f / "model.safetensors", os.mkfifo), "is a named pipe (FIFO)"),
+    "weights a directory": (lambda f: _replace_with(f / "model.safetensors", os.mkdir), "is a directory"),
+    "config.json a FIFO": (lambda f: _replace_with(f / "config.json", os.mkfifo), "is a named pipe (FIFO)"),
     "a missing tensor": (lambda f: _rewrite_weights(f, lambda t: t.pop("lm_head.bias")), "missing lm_head.bias"),
     "NaN weights": (lambda f: _rewrite_weights(f, lambda t: t["model.norm.weight"].fill_(float("nan"))), "NaN"),
     "truncated weights": (lambda f: (f / "model.safetensors").write_bytes(

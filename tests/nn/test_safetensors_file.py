@@ -54,10 +54,30 @@ def _file(tmp_path, header: dict, data: bytes = b"", length: int | None = None):
     ({"x": {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 16]}}, b"\0" * 16, None, "claims shape"),
     ({"x": {"dtype": "C64", "shape": [2], "data_offsets": [0, 16]}}, b"\0" * 16, None, "no dtype"),
     ({"x": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}}, b"\0" * 16, None, "no valid shape"),
+    # The format's own rules for the data: ranges that do not overlap, that cover it, nothing after them.
+    ({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+      "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, b"\0" * 16, None, "shares bytes"),
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, b"\0" * 16, None, "no tensor claims"),
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 16, None, "after its last tensor"),
+    # A zero-element shape whose other dimensions overflow torch's sizes, and more dimensions than any tensor.
+    ({"x": {"dtype": "F32", "shape": [2**40, 2**40, 0], "data_offsets": [0, 0]}}, b"", None, "no tensor can have"),
+    ({"x": {"dtype": "F32", "shape": [1] * 100, "data_offsets": [0, 4]}}, b"\0" * 4, None, "dimensions"),
 ])
 def test_a_lying_file_is_one_clear_error(tmp_path, header, data, length, message):
     with pytest.raises(CheckpointError, match=message):
         read_safetensors(_file(tmp_path, header, data, length))
+
+
+@pytest.mark.parametrize("header_text, message", [
+    ("[" * 200_000 + "]" * 200_000, "nested more than"),
+    ('{"x": {"dtype": "F32", "shape": [' + "9" * 5000 + '], "data_offsets": [0, 4]}}', "a number of 5,000"),
+    ('{"__metadata__": {"a": NaN}}', "NaN"),
+])
+def test_a_header_outside_json_s_bounds_is_one_clear_error(tmp_path, header_text, message):
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header_text)) + header_text.encode())
+    with pytest.raises(CheckpointError, match=message):
+        read_safetensors(path)
 
 
 def test_truncated_and_garbage_files_are_refused(tmp_path):
@@ -69,5 +89,5 @@ def test_truncated_and_garbage_files_are_refused(tmp_path):
         read_safetensors(truncated)
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(struct.pack("<Q", 5) + b"\xff\xfe{{{" + b"\0" * 10)
-    with pytest.raises(CheckpointError, match="not JSON"):
+    with pytest.raises(CheckpointError, match="not readable JSON"):
         read_safetensors(garbage)
