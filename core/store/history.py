@@ -65,9 +65,12 @@ class Exchange:
 
 
 class History:
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, read_only: bool = False):
         self.path = Path(path) if path else default_history_file()
         self._db = None
+        if read_only:
+            self._open_read_only()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, check_same_thread=False,
@@ -79,6 +82,26 @@ class History:
         except (sqlite3.Error, OSError) as exc:
             self.close()
             raise HistoryError(f"{self.path}: cannot open the history database ({exc})") from None
+
+    def _open_read_only(self) -> None:
+        """For listing and export: nothing is written, not even the journal's files beside the database, so a
+        database in a read-only directory (or on read-only media) is read as it is."""
+        uri = self.path.resolve().as_uri()
+        try:
+            try:
+                self._db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=LOCK_TIMEOUT_S,
+                                           check_same_thread=False, isolation_level=None)
+                self._check_schema()
+            except sqlite3.OperationalError:
+                # A WAL database needs its shared-memory file, which a read-only directory cannot hold: nobody
+                # can be writing it there, so it is read as an immutable file.
+                self.close()
+                self._db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False,
+                                           isolation_level=None)
+                self._check_schema()
+        except (sqlite3.Error, OSError) as exc:
+            self.close()
+            raise HistoryError(f"{self.path}: cannot read the history database ({exc})") from None
 
     def _check_schema(self) -> None:
         for table, wanted in COLUMNS.items():
@@ -232,7 +255,7 @@ def export_history(path: str | None, fmt: str, limit: int, out: TextIO, err: Tex
     if not history_path.exists():
         err.write(f"tfchat: no history yet at {history_path} (it is written as you use the app)\n")
         return 0
-    history = History(history_path)
+    history = History(history_path, read_only=True)
     try:
         for exchange in history.each_oldest_first(limit):
             if fmt == "jsonl":

@@ -1,6 +1,11 @@
 """The history database: committed per exchange, recalled, exported by `tfchat history`."""
+import contextlib
 import json
+import os
 import sqlite3
+import subprocess
+
+import pytest
 
 from tfchat.core.store.history import Exchange, History
 from support.cli import tfchat
@@ -39,6 +44,45 @@ def test_history_command_exports_text_and_json_lines(tmp_path):
     lines = tfchat("history", "--history", str(path), "--format", "jsonl", "--limit", "1")
     rows = [json.loads(line) for line in lines.stdout.splitlines()]
     assert len(rows) == 1 and rows[0]["prompt"] == "second" and rows[0]["params"] == {"temperature": 0.5}
+
+
+@contextlib.contextmanager
+def read_only_view(folder):
+    """`folder` as a read-only directory: its mode for a user, a read-only bind mount for root (whom modes
+    do not stop); skipped where neither can be had."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    view = folder.parent / (folder.name + "-read-only")
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(view)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("no read-only directory to be had here (root, and no bind mount)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True).returncode != 0:
+            pytest.skip("no read-only bind mount here")
+        yield view
+    finally:
+        subprocess.run(["umount", str(view)], capture_output=True)
+
+
+def test_a_history_in_a_read_only_directory_is_listed(tmp_path):
+    """Reading needs no write: `tfchat history` opens the database read-only, so one in a read-only
+    directory (or on read-only media) is listed as it is, and nothing is written there."""
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    history = History(folder / "h.sqlite3")
+    history.add(_exchange("kept prompt", " kept output"))
+    history.close()
+    with read_only_view(folder) as view:
+        listed = tfchat("history", "--history", str(view / "h.sqlite3"))
+        exported = tfchat("history", "--history", str(view / "h.sqlite3"), "--format", "jsonl")
+    assert listed.returncode == 0 and ">>> kept prompt" in listed.stdout, listed.stderr
+    assert exported.returncode == 0 and json.loads(exported.stdout)["output"] == " kept output"
 
 
 def test_history_command_on_a_fresh_install_says_there_is_nothing_yet(tmp_path):
