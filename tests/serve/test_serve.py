@@ -142,6 +142,24 @@ def test_auth_unknown_paths_and_broken_bodies(server):
     assert _call(server, "POST", "/v1/completions", raw_body="{not json")[0] == 400
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_oversized_body_gets_413_and_openai_s_error_not_a_reset(server, chunked):
+    """100 MB, declared or sent in chunks: the client reads the answer, it is not cut off by a reset."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    piece = b"x" * (1 << 20)
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    if chunked:
+        connection.request("POST", "/v1/completions", (piece for _ in range(100)), headers, encode_chunked=True)
+    else:
+        connection.request("POST", "/v1/completions", piece * 100, headers)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    assert response.status == 413
+    assert answer["error"]["code"] == "body_too_large" and "bytes" in answer["error"]["message"]
+    assert _call(server, "GET", "/v1/models")[0] == 200  # and the server goes on
+
+
 def test_a_client_that_disconnects_cancels_its_row(server):
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     connection.request("POST", "/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 30000, "stream": True}),
