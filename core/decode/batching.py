@@ -155,7 +155,7 @@ class BatchRun:
     def _ended(self, row: Row) -> bool:
         if row.finish_reason is None and row.cancel is not None and row.cancel.is_set():
             row.finish_reason = "stopped"
-        if row.finish_reason is None and row.new_tokens >= row.params.max_new_tokens:
+        if row.finish_reason is None and row.params.token_limit is not None and row.new_tokens >= row.params.token_limit:
             row.finish_reason = "length"
         return row.finish_reason is not None
 

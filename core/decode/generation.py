@@ -9,6 +9,7 @@ window, computes it once at positions 0.. and decodes on with the cache.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 
@@ -36,7 +37,7 @@ def generate_ids(
     generator: torch.Generator | None = None,
     cancel: threading.Event | None = None,
 ) -> Iterator[int]:
-    """Yield up to `params.max_new_tokens` new token ids; stop early when `cancel` is set."""
+    """Yield up to `params.max_new_tokens` new token ids (no limit for 0); stop early when `cancel` is set."""
     for token_id, _ in generate_steps(model, prompt_ids, params, generator, cancel):
         yield token_id
 
@@ -84,7 +85,7 @@ def generate_steps(
             return model.last_logits(window, cache)
         return model.last_logits(window[-1:], cache)
 
-    for step in range(params.max_new_tokens):
+    for step in itertools.count() if params.token_limit is None else range(params.token_limit):
         if cancel is not None and cancel.is_set():
             return
         if length - base == capacity:

@@ -24,7 +24,7 @@ from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.engine.text_stream import RowEvent, TextStream, drawn_seed
 from tfchat.core.engine.tokenizer import encode_prompt, load_encoding
 from tfchat.core.errors import PromptError, TfchatError
-from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.settings.sampling_params import MAX_NEW_TOKENS, SamplingParams
 
 # Which extra sampling fields each kind of server takes, by the name it takes them under (`owned_by`).
 EXTRA_FIELDS = {
@@ -130,7 +130,7 @@ class HttpBackend:
     # ----- requests ---------------------------------------------------------------------------
     def request_body(self, prompt, params: SamplingParams, seed: int, top_logprobs: int) -> tuple[dict, list[str]]:
         """The completions request for `params`, and the preset's samplers this server cannot take."""
-        body = {"model": self.model_name, "prompt": prompt, "max_tokens": params.max_new_tokens,
+        body = {"model": self.model_name, "prompt": prompt, "max_tokens": params.token_limit,
                 "temperature": params.temperature, "top_p": params.top_p, "seed": seed, "stream": True,
                 "stream_options": {"include_usage": True}}
         if params.stop:
@@ -149,6 +149,8 @@ class HttpBackend:
         if top_logprobs and self.flavour in TOKEN_SERVERS:
             body["logprobs"] = top_logprobs
             body["return_tokens_as_token_ids"] = True
+        if body["max_tokens"] is None:  # max_new_tokens 0, until stopped: the server's own limit applies
+            del body["max_tokens"]
         return body, unsent
 
 
@@ -160,7 +162,7 @@ class HttpGeneration:
         self._backend = backend
         self._cancel = cancel
         self._forced_ids = forced_ids
-        self._limit = params.max_new_tokens
+        self._limit = params.token_limit if params.token_limit is not None else MAX_NEW_TOKENS
         self._params = params
         self.seed = drawn_seed(params, bits=31)  # servers take 32-bit seeds
         prompt = backend.encode(context) + list(forced_ids) if forced_ids else context

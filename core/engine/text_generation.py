@@ -68,7 +68,8 @@ class Generation:
                     reason = stream.finish
                     break
             else:
-                reason = "length" if len(self.token_ids) >= params.max_new_tokens else "stopped"
+                limit = params.token_limit
+                reason = "length" if limit is not None and len(self.token_ids) >= limit else "stopped"
             tail, self.stats = stream.end(reason)
             if tail:
                 self.text += tail

@@ -42,7 +42,7 @@ def check_packages() -> None:
 def generation_config(params: SamplingParams) -> dict:
     """A tfchat preset in transformers' words (its stop strings and window policy have no equivalent)."""
     greedy = params.temperature == 0
-    config = {"do_sample": not greedy, "max_new_tokens": params.max_new_tokens,
+    config = {"do_sample": not greedy, "max_new_tokens": params.token_limit,
               "repetition_penalty": params.repetition_penalty}
     if not greedy:
         config.update({"temperature": params.temperature, "top_k": params.top_k or 0, "top_p": params.top_p,

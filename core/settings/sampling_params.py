@@ -14,6 +14,10 @@ PENALTY_RANGE = (0.01, 100.0)
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
 WINDOW_POLICIES = ("book", "shift")
 END_OF_TEXT_POLICIES = ("stop", "ignore")
+# The most new tokens a preset or a flag may ask for: a typo of 10**12 is refused, not run until killed.
+# 0 asks for no limit: the generation goes on until it is stopped (esc, Ctrl+C, a stop string, end of text).
+MAX_NEW_TOKENS = 1_000_000
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 1.0
@@ -46,6 +50,11 @@ class SamplingParams:
     def with_changes(self, **changes) -> "SamplingParams":
         return replace(self, **changes)
 
+    @property
+    def token_limit(self) -> int | None:
+        """The most new tokens to generate; None for no limit (max_new_tokens 0)."""
+        return self.max_new_tokens or None
+
     def as_dict(self) -> dict:
         return {f.name: (list(self.stop) if f.name == "stop" else getattr(self, f.name)) for f in fields(self)}
 
@@ -76,8 +85,9 @@ def validate_values(p: SamplingParams) -> list[str]:
     if not _is_number(p.repetition_penalty) or not low <= p.repetition_penalty <= high:
         problems.append(f"repetition_penalty must be between {low:g} and {high:g} (1 = off), "
                         f"got {_short(p.repetition_penalty)}")
-    if not _is_int(p.max_new_tokens) or p.max_new_tokens < 1:
-        problems.append(f"max_new_tokens must be an integer >= 1, got {_short(p.max_new_tokens)}")
+    if not _is_int(p.max_new_tokens) or not 0 <= p.max_new_tokens <= MAX_NEW_TOKENS:
+        problems.append(f"max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS:,} (0: until stopped), "
+                        f"got {_short(p.max_new_tokens)}")
     if p.seed is not None and (not _is_int(p.seed) or not 0 <= p.seed <= MAX_SEED):
         problems.append(f"seed must be an integer from 0 to 2**64-1, got {_short(p.seed)}")
     if p.end_of_text not in END_OF_TEXT_POLICIES:

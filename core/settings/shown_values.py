@@ -10,6 +10,8 @@ def shown_value(key: str, value) -> str:
         return "fresh each time"
     if key == "top_k" and not value:
         return "off"
+    if key == "max_new_tokens" and value == 0:
+        return "until stopped"
     if key == "stop":
         return " ".join(json.dumps(s, ensure_ascii=False) for s in value) if value else "none"
     if value is None:

@@ -180,7 +180,8 @@ def build_corpus(d: Path) -> dict[str, tuple[list, bytes, dict, str]]:
     generate("penalty-huge", ["--repetition-penalty", "1e300", "Hi"], "repetition_penalty")
     generate("top-p-zero", ["--top-p", "0", "Hi"], "top_p")
     generate("top-k-negative", ["--top-k", "-3", "Hi"], "top_k")
-    generate("max-new-tokens-zero", ["--max-new-tokens", "0", "Hi"], "max_new_tokens")
+    generate("max-new-tokens-typo", ["--max-new-tokens", str(10**12), "Hi"], "1,000,000 (0: until stopped)")
+    generate("max-new-tokens-negative", ["--max-new-tokens", "-1", "Hi"], "max_new_tokens")
     generate("threads-zero", ["--threads", "0", "Hi"], "threads")
     generate("threads-env-word", ["Hi"], "TFCHAT_THREADS", env={"TFCHAT_THREADS": "many"})
     generate("unknown-preset", ["--preset", "nope", "Hi"], "nope")
@@ -297,11 +298,11 @@ def test_one_bad_preset_skips_only_itself_and_duplicate_keys_are_warned(tmp_path
     assert code == 0 and '"new_tokens": 1' in err
 
 
-def test_an_endless_max_new_tokens_streams_at_once_in_bounded_memory(tmp_path):
-    """10^13 new tokens used to allocate the whole sequence up front; now it streams until stopped."""
+def test_max_new_tokens_0_streams_until_stopped_in_bounded_memory(tmp_path):
+    """No limit (0) streams until Ctrl+C, in bounded memory (10^13 used to allocate the sequence up front)."""
     model = _save(tmp_path, "m.ckpt", random_book_checkpoint(16, 2, 1, 8, 100256, seed=4))
     process = subprocess.Popen([sys.executable, "-m", "tfchat", "generate", "--model", str(model),
-                                "--max-new-tokens", str(10**13), "--temperature", "1", "Hi"],
+                                "--max-new-tokens", "0", "--temperature", "1", "Hi"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
     peak = PeakMemory(process.pid)

@@ -108,7 +108,8 @@ def test_a_fixed_seed_reproduces_the_draws():
     (dict(top_p=1.5), "top_p"),
     (dict(min_p=2), "min_p"),
     (dict(repetition_penalty=0), "repetition_penalty"),
-    (dict(max_new_tokens=0), "max_new_tokens"),
+    (dict(max_new_tokens=-1), "max_new_tokens"),
+    (dict(max_new_tokens=10**12), "max_new_tokens"),  # a typo, not a wish: the ceiling is 1,000,000
     (dict(seed=-1), "seed"),
     (dict(stop=("",)), "stop"),
     (dict(temperature=True), "temperature"),
@@ -116,6 +117,13 @@ def test_a_fixed_seed_reproduces_the_draws():
 def test_invalid_values_are_refused_naming_the_key(bad, key):
     with pytest.raises(PresetError, match=key):
         SamplingParams(**bad)
+
+
+def test_max_new_tokens_0_is_no_limit_and_the_ceiling_is_stated():
+    assert SamplingParams(max_new_tokens=0).token_limit is None
+    assert SamplingParams(max_new_tokens=1_000_000).token_limit == 1_000_000
+    with pytest.raises(PresetError, match="1,000,000"):
+        SamplingParams(max_new_tokens=1_000_001)
 
 
 def test_two_step_draws_over_a_large_vocabulary_follow_the_distribution():
