@@ -7,6 +7,8 @@ book's training loop prints. Several --model give one row each, to compare check
 from __future__ import annotations
 
 import json
+import math
+import sys
 import time
 
 from tfchat.core.errors import EXIT_OK, PromptError
@@ -15,6 +17,8 @@ from tfchat.core.system.bounded_read import decoded, read_bounded
 from tfchat.core.system.runtime import apply_threads
 
 MAX_TEXT_BYTES = 64 * 2**20  # a text beyond this is not one to score in a terminal
+# The app keeps every scored token with its alternatives to colour and walk them (about 1 KB a token).
+MAX_SHOWN_TEXT_BYTES = 2 * 2**20
 
 
 def parse_heads(spec: str | None) -> tuple[tuple[int, int], ...]:
@@ -30,45 +34,86 @@ def parse_heads(spec: str | None) -> tuple[tuple[int, int], ...]:
     return tuple(heads)
 
 
-def read_text(path: str | None) -> str:
-    """The file's text, or standard input's for '-' or none, within MAX_TEXT_BYTES."""
-    data = read_bounded(path, MAX_TEXT_BYTES, "text to score")
+def read_text(path: str | None, limit: int = MAX_TEXT_BYTES) -> str:
+    """The file's text, or standard input's for '-' or none, within `limit` bytes."""
+    data = read_bounded(path, limit, "text to score")
     return decoded(data, "standard input" if path in (None, "-") else path)
 
 
 def run_score(args) -> int:
     from tfchat.core.engine.in_process import Engine
-    from tfchat.core.engine.tokenizer import inline_text, token_text
     from tfchat.core.system.paths import resolve_model_path
 
     text = read_text(args.file)
     off = parse_heads(args.ablate)
     models = [args.model] if isinstance(args.model, str) else args.model or [None]  # `tfchat --model X score`
     apply_threads(args.threads)
+    # Progress on a terminal, where it does not tangle with the token lines; nothing extra when piped.
+    shows_progress = sys.stderr.isatty() and (len(models) > 1 or not sys.stdout.isatty())
     for model_arg in models:
         engine = Engine.load(resolve_model_path(model_arg), args.device)
         started = time.perf_counter()
-        scored = engine.score(text, off)
+        total, passes = engine.score_passes(text, off)
+        progress = Progress(total, started) if shows_progress else None
+        count, logprobs = 0, 0.0
+        for scored in passes:  # a pass at a time: a long text in flat memory, printed as it goes
+            if len(models) == 1:
+                print_tokens(scored, count, engine.encoding, args.format)
+            count += len(scored)
+            logprobs += sum(token.logprob for token in scored)
+            if progress is not None:
+                progress.show(count)
+        if progress is not None:
+            progress.clear()
         seconds = time.perf_counter() - started
-        summary = {"tokens": len(scored.tokens), "loss": round(scored.loss, 6),
-                   "perplexity": round(scored.perplexity, 4), "seconds": round(seconds, 3)}
+        loss = -logprobs / count
+        perplexity = math.exp(min(loss, 700.0))  # finite: exp overflows past 709 nats
+        rate = count / seconds if seconds > 0 else 0.0
+        summary = {"tokens": count, "loss": round(loss, 6), "perplexity": round(perplexity, 4),
+                   "seconds": round(seconds, 3), "tokens_per_s": round(rate, 1)}
         if len(models) > 1:
             summary = {"model": str(engine.path), **summary}
         if args.format == "jsonl":
-            if len(models) == 1:
-                for token in scored.tokens:
-                    piece, data = token_text(engine.encoding, token.id)
-                    print(json.dumps({"id": token.id, "token": piece, "bytes": data,
-                                      "logprob": round(token.logprob, 6), "rank": token.rank}, allow_nan=False))
             print(json.dumps(summary, allow_nan=False))  # jsonl is JSON: a NaN was refused before it came here
         elif len(models) > 1:
-            print(f"{engine.path}: {summary['tokens']} tokens, loss {scored.loss:.4f} nats, "
-                  f"perplexity {shown_perplexity(scored.perplexity)}")
+            print(f"{engine.path}: {count} tokens, loss {loss:.4f} nats, perplexity {shown_perplexity(perplexity)} "
+                  f"({rate:,.0f} tok/s)")
         else:
-            for index, token in enumerate(scored.tokens, 1):
-                shown = inline_text(token_text(engine.encoding, token.id)[0])
-                print(f"{index:>6}  {token.logprob:>9.4f}  rank {token.rank:<6}  '{shown}'")
-            print(f"{summary['tokens']} tokens, loss {scored.loss:.4f} nats, perplexity {shown_perplexity(scored.perplexity)} "
-                  f"({seconds:.2f} s)" + (f", heads off: {args.ablate}" if off else ""))
+            print(f"{count} tokens, loss {loss:.4f} nats, perplexity {shown_perplexity(perplexity)} "
+                  f"({seconds:.2f} s, {rate:,.0f} tok/s)" + (f", heads off: {args.ablate}" if off else ""))
         engine.close()
     return EXIT_OK
+
+
+def print_tokens(scored, before: int, encoding, form: str) -> None:
+    """One line per scored token: numbered in text, an object each in jsonl."""
+    from tfchat.core.engine.tokenizer import inline_text, token_text
+
+    for index, token in enumerate(scored, before + 1):
+        piece, data = token_text(encoding, token.id)
+        if form == "jsonl":
+            print(json.dumps({"id": token.id, "token": piece, "bytes": data, "logprob": round(token.logprob, 6),
+                              "rank": token.rank}, allow_nan=False))
+        else:
+            print(f"{index:>6}  {token.logprob:>9.4f}  rank {token.rank:<6}  '{inline_text(piece)}'")
+
+
+class Progress:
+    """`scoring: done/total tokens, rate tok/s` on standard error, rewritten in place at most 5 times a second."""
+
+    def __init__(self, total: int, started: float):
+        self.total, self.started, self.shown_at = total, started, 0.0
+
+    def show(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.shown_at < 0.2 and done < self.total:
+            return
+        self.shown_at = now
+        rate = done / (now - self.started) if now > self.started else 0.0
+        sys.stderr.write(f"\rscoring: {done:,}/{self.total:,} tokens, {rate:,.0f} tok/s")
+        sys.stderr.flush()
+
+    @staticmethod
+    def clear() -> None:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()

@@ -6,6 +6,7 @@ built per model file and kept for the whole session.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 import time
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from tfchat.core.engine.tokenizer import encode_prompt, tokenizer_for
 from tfchat.core.errors import CheckpointError, PromptError
 from tfchat.core.nn.checkpoint import load_checkpoint
 from tfchat.core.nn.fast_model import FastModel
-from tfchat.core.nn.inside_data import AttentionMaps, NextToken, ScoredText
-from tfchat.core.nn.inspection import attention_maps, check_heads, layer_logits, lens_spread, next_token, score_ids
+from tfchat.core.nn.inside_data import AttentionMaps, NextToken, ScoredText, ScoredToken
+from tfchat.core.nn.inspection import (attention_maps, check_heads, layer_logits, lens_spread, next_token,
+                                      score_ids, score_passes)
 from tfchat.core.nn.model_card import ModelCard, make_card
 from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.core.system.device import resolve_device
@@ -98,6 +100,14 @@ class Engine:
         if len(ids) < 2:
             raise PromptError("scoring needs a text of at least two tokens: the first has nothing before it")
         return score_ids(self.model, ids, check_heads(self.model, off), cancel)
+
+    def score_passes(self, text: str, off=()) -> tuple[int, Iterator[list[ScoredToken]]]:
+        """How many tokens `text` scores, and their scores a pass at a time, without alternatives:
+        `tfchat score`'s way through a long text in flat memory."""
+        ids = self.encode(text)
+        if len(ids) < 2:
+            raise PromptError("scoring needs a text of at least two tokens: the first has nothing before it")
+        return len(ids) - 1, score_passes(self.model, ids, check_heads(self.model, off), top=0)
 
     def encode(self, text: str) -> list[int]:
         # Prompts may use every embedding row (one more than the output layer in the repository's

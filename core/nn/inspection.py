@@ -9,6 +9,7 @@ seen here is what generates.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from array import array
 
 import torch
@@ -111,7 +112,7 @@ def lens_spread(model: FastModel, ids: list[int]) -> list[tuple[float, float]]:
     return [(float(e), float(d)) for e, d in zip(entropy.tolist(), kl.tolist())]
 
 
-def _scored(logits: torch.Tensor, targets: torch.Tensor, first: int = 1) -> list[ScoredToken]:
+def _scored(logits: torch.Tensor, targets: torch.Tensor, first: int = 1, top: int = TOP) -> list[ScoredToken]:
     """Rows of logits [N, V] and the tokens that came [N]: each token's log-probability, rank, entropy.
     `first` is the first row's token's place in the text (counted from 0), for the message on non-finite logits."""
     logprobs = torch.log_softmax(logits.float(), dim=-1)
@@ -125,29 +126,41 @@ def _scored(logits: torch.Tensor, targets: torch.Tensor, first: int = 1) -> list
         at = first + int(bad.nonzero()[0, 0])
         raise GenerationError(f"the model's logits are not finite numbers at token {at + 1} of the text (its "
                               "weights overflow float32); it cannot score")
-    values, top_ids = torch.topk(logprobs, min(TOP, logprobs.shape[-1]), dim=1)
+    if top == 0:  # the alternatives are the token cursor's; a score printed line by line has no use for them
+        return [ScoredToken(int(t), float(lp), int(r), float(e), ())
+                for t, lp, r, e in zip(targets.tolist(), chosen.tolist(), ranks.tolist(), entropy.tolist())]
+    values, top_ids = torch.topk(logprobs, min(top, logprobs.shape[-1]), dim=1)
     return [ScoredToken(int(t), float(lp), int(r), float(e), tuple(zip(ti, tv)))
             for t, lp, r, e, ti, tv in zip(targets.tolist(), chosen.tolist(), ranks.tolist(), entropy.tolist(),
                                            top_ids.tolist(), values.tolist())]
 
 
-@torch.inference_mode()
 def score_ids(model: FastModel, ids: list[int], off: Heads = frozenset(), cancel=None) -> ScoredText:
-    """Every token after the first given the up-to-context_length tokens before it, as the book crops.
+    """Every token after the first given the up-to-context_length tokens before it, as the book crops,
+    with the likeliest alternatives at each (what the app's score view shows)."""
+    return ScoredText(ids[0], tuple(token for scored in score_passes(model, ids, off, cancel) for token in scored))
+
+
+def score_passes(model: FastModel, ids: list[int], off: Heads = frozenset(), cancel=None,
+                 top: int = TOP) -> Iterator[list[ScoredToken]]:
+    """The scored tokens a pass at a time, so a long text is printed as it goes in flat memory.
 
     The first window gives every position's prediction in one pass; each token after it has a
     window of its own (its last context_length tokens, at positions 0..C-1), decoded
     WINDOWS_PER_PASS at a time with only their last rows taken through the output layer."""
     C = model.config.context_length
-    tokens = torch.tensor(ids, device=model.device)
-    first = tokens[: min(len(ids), C)]
-    rows = _hidden(model, first[None], off, last_only=False)[0, :-1]
-    scored = _scored(model.output_layer(rows), first[1:], 1) if len(first) > 1 else []
+    with torch.inference_mode():
+        tokens = torch.tensor(ids, device=model.device)
+        first = tokens[: min(len(ids), C)]
+        rows = _hidden(model, first[None], off, last_only=False)[0, :-1]
+        scored = _scored(model.output_layer(rows), first[1:], 1, top) if len(first) > 1 else []
+    yield scored
     for start in range(C, len(ids), WINDOWS_PER_PASS):
         if cancel is not None and cancel.is_set():
-            break
-        ends = range(start, min(start + WINDOWS_PER_PASS, len(ids)))
-        windows = torch.stack([tokens[end - C: end] for end in ends])
-        last = _hidden(model, windows, off, last_only=True)
-        scored += _scored(model.output_layer(last), tokens[ends.start: ends.stop], ends.start)
-    return ScoredText(ids[0], tuple(scored))
+            return
+        with torch.inference_mode():
+            ends = range(start, min(start + WINDOWS_PER_PASS, len(ids)))
+            windows = torch.stack([tokens[end - C: end] for end in ends])
+            last = _hidden(model, windows, off, last_only=True)
+            scored = _scored(model.output_layer(last), tokens[ends.start: ends.stop], ends.start, top)
+        yield scored

@@ -1,5 +1,6 @@
 """`tfchat score` and `tfchat attention` as a user runs them, checked against the engine in this process."""
 import json
+import os
 import math
 
 import pytest
@@ -99,3 +100,36 @@ def test_a_text_that_is_not_utf8_or_too_short_is_one_line(small_model, tmp_path)
     assert run.returncode == 2 and "not UTF-8 text" in run.stderr
     run = tfchat("score", "--model", str(small_model), stdin="Hi")
     assert run.returncode == 2 and "at least two tokens" in run.stderr
+
+
+def test_score_shows_progress_on_a_terminal_and_nothing_extra_when_piped(small_model, tmp_path):
+    """A long text: a progress line (with its rate) on a terminal's standard error, cleared at the end; a
+    piped standard error gets nothing; the summary states the throughput either way."""
+    import pty
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    text = tmp_path / "long.txt"
+    text.write_text("The customer listens, and the team answers what was asked. " * 300)
+    main, terminal = pty.openpty()
+    run = subprocess.run([sys.executable, "-m", "tfchat", "score", "--model", str(small_model), str(text)],
+                         stdout=subprocess.PIPE, stderr=terminal, cwd=ROOT, timeout=300)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal's other side is closed: all is read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    assert run.returncode == 0
+    assert b"scoring: " in shown and b"tok/s" in shown and shown.endswith(b"\r\x1b[K")
+    last = run.stdout.decode().splitlines()[-1]
+    assert " tokens, loss " in last and " tok/s)" in last
+    piped = tfchat("score", "--model", str(small_model), str(text))
+    assert piped.returncode == 0 and piped.stderr == "" and piped.stdout.splitlines()[-1].split(" (")[0] == last.split(" (")[0]

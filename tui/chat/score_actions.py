@@ -5,7 +5,7 @@ text; `--ablate L.H[,L.H...]` switches heads off and shows the change in loss ag
 """
 from __future__ import annotations
 
-from tfchat.core.commands.score import parse_heads, read_text
+from tfchat.core.commands.score import MAX_SHOWN_TEXT_BYTES, parse_heads, read_text
 from tfchat.core.errors import PromptError
 from tfchat.tui.chat.slash_commands import slash_command
 from tfchat.tui.state.requests import ScoreRequest
@@ -43,7 +43,7 @@ def score_command(chat, *words: str) -> None:
     if len(words) > 1:
         raise PromptError("give one file, or none to score the prompt box's text")
     if words:
-        enqueue_score(chat, read_text(words[0]), words[0], off)
+        enqueue_score(chat, read_text(words[0], MAX_SHOWN_TEXT_BYTES), words[0], off)
         return
     last = chat.transcript.last_exchange()
     if last is None:
