@@ -7,11 +7,13 @@ a prompt are the special tokens, as transformers reads them.
 """
 from __future__ import annotations
 
-import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from tfchat.core.errors import TokenizerError
+from tfchat.core.errors import TfchatError, TokenizerError
+from tfchat.core.system.files import not_a_file
+from tfchat.core.system.json_text import parse_json
 
 
 def _byte_alphabet() -> dict[int, str]:
@@ -34,8 +36,8 @@ BYTE_OF = {char: byte for byte, char in CHAR_OF.items()}  # character -> byte
 def _from_vocab_and_merges(folder: Path):
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
-    tokenizer = Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                                               fuse_unk=False))
+    tokenizer = Tokenizer(models.BPE.from_file(str(_checked(folder / "vocab.json")),
+                                               str(_checked(folder / "merges.txt")), fuse_unk=False))
     prefix_space = _tokenizer_config(folder).get("add_prefix_space", False) is True
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
     tokenizer.decoder = decoders.ByteLevel()
@@ -45,22 +47,45 @@ def _from_vocab_and_merges(folder: Path):
     return tokenizer
 
 
-def _tokenizer_config(folder: Path) -> dict:
+# A GPT-2's tokenizer.json is 1.4 MB and the largest vocabularies' about 20 MB: beyond this, no tokenizer.
+MAX_TOKENIZER_FILE_BYTES = 128 * 2**20
+
+
+def _checked(path: Path) -> Path:
+    """`path` when it is a regular file of a tokenizer's size; else one line saying what it is (a FIFO would
+    block the tokenizers library's read for good, a huge file fill the memory)."""
+    problem = not_a_file(path)
+    if problem is None and path.stat().st_size > MAX_TOKENIZER_FILE_BYTES:
+        problem = f"is {path.stat().st_size:,} bytes, larger than any tokenizer's"
+    if problem is not None:
+        raise TokenizerError(f"{path}: {problem}")
+    return path
+
+
+def _optional_json(path: Path) -> object:
+    """A side file's JSON (tokenizer_config.json, added_tokens.json), or None when it is absent or unreadable:
+    within the bounds every JSON file has (`core.system.json_text`)."""
+    if not path.exists():
+        return None
     try:
-        data = json.loads((folder / "tokenizer_config.json").read_text("utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+        with open(_checked(path), "rb") as file:
+            return parse_json(file.read(MAX_TOKENIZER_FILE_BYTES + 1), str(path))
+    except (OSError, TfchatError):
+        return None
+
+
+def _tokenizer_config(folder: Path) -> dict:
+    data = _optional_json(folder / "tokenizer_config.json")
+    return data if isinstance(data, dict) else {}
 
 
 def _added_tokens(folder: Path) -> list[str]:
     """Special tokens a transformers 4 folder lists in tokenizer_config.json or added_tokens.json."""
     found = [entry.get("content") for entry in _tokenizer_config(folder).get("added_tokens_decoder", {}).values()
              if isinstance(entry, dict)]
-    try:
-        found += list(json.loads((folder / "added_tokens.json").read_text("utf-8")))
-    except (OSError, ValueError, TypeError):
-        pass
+    added = _optional_json(folder / "added_tokens.json")
+    if isinstance(added, (dict, list)):
+        found += list(added)
     return [t for t in found if isinstance(t, str) and t]
 
 
@@ -73,10 +98,12 @@ class FolderTokenizer:
         except ImportError:
             raise TokenizerError("a GPT-2 folder's tokenizer needs the tokenizers package: pip install tokenizers") from None
         try:
-            if (folder / "tokenizer.json").is_file():
-                self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            if os.path.lexists(folder / "tokenizer.json"):
+                self._tokenizer = Tokenizer.from_file(str(_checked(folder / "tokenizer.json")))
             else:
                 self._tokenizer = _from_vocab_and_merges(folder)
+        except TokenizerError:
+            raise
         except Exception as exc:  # noqa: BLE001 - the tokenizers library's own errors on a damaged file
             raise TokenizerError(f"{folder}: its tokenizer files cannot be read ({str(exc)[:120]})") from None
         self.name = f"{folder.name} (its own tokenizer)"

@@ -220,9 +220,9 @@ def _folder_checkpoint(folder: Path) -> Checkpoint:
 
 def check_tokenizer_files(folder: Path) -> None:
     """A GPT-2 folder carries its tokenizer: tokenizer.json (transformers 5), or vocab.json and merges.txt."""
-    if (folder / "tokenizer.json").is_file():
+    if os.path.lexists(folder / "tokenizer.json"):  # what it is (a pipe, a directory) is said as it is read
         return
-    missing = [name for name in ("vocab.json", "merges.txt") if not (folder / name).is_file()]
+    missing = [name for name in ("vocab.json", "merges.txt") if not os.path.lexists(folder / name)]
     if missing:
         raise CheckpointError(f"{folder}: no tokenizer beside the model: tokenizer.json, or vocab.json and merges.txt "
                               f"({' and '.join(missing)} missing); tfchat never downloads one")
