@@ -32,6 +32,10 @@ from tfchat.core.train.config import KNOWN_KEYS, load_train_config
 
 
 
+# The corpus is read whole and its tokens held as one tensor: about 6 bytes a character at the peak.
+MAX_CORPUS_BYTES = 2 * 2**30
+
+
 def read_training_text(path: Path) -> str:
     if not path.exists():
         raise TrainingError(f"{path}: no such file")
@@ -39,6 +43,9 @@ def read_training_text(path: Path) -> str:
         raise TrainingError(f"{path}: is a directory, expected a UTF-8 text file")
     if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
         raise TrainingError(f"{path}: not a regular file (a pipe or a device); save the text to a file")
+    if path.stat().st_size > MAX_CORPUS_BYTES:
+        raise TrainingError(f"{path}: {path.stat().st_size / 2**30:.1f} GiB, over the {MAX_CORPUS_BYTES // 2**30} GiB "
+                            "a corpus may have here (it is read whole, then tokenized in memory); train on a part")
     data = path.read_bytes()
     if not data.strip():
         raise TrainingError(f"{path}: the file is empty")

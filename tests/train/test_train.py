@@ -236,3 +236,12 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(corpus, tiny_disk
     assert r.returncode == 2, r.stderr
     assert "the disk is full" in r.stderr and "Traceback" not in r.stderr and len(r.stderr.splitlines()) <= 2
     assert sorted(p.name for p in tiny_disk.iterdir()) == []  # no .tmp left to fill the disk for the next run
+
+
+def test_a_corpus_over_the_bound_is_one_line_before_a_byte_is_read(tmp_path):
+    """Read whole and tokenized in memory: a corpus over 2 GiB is refused by its size (a sparse file here)."""
+    huge = tmp_path / "huge.txt"
+    with open(huge, "wb") as file:
+        file.truncate(2 * 2**30 + 1)
+    r = train(huge, "--out", tmp_path / "m.ckpt", *TINY, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "over the 2 GiB" in r.stderr
