@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 MAX_FILE_BYTES = 256 * 1024
+MAX_NUMBER_CHARS = 40  # more digits than any setting has
 MAX_NODES = 20_000  # counting every alias at its expanded size
 MAX_DEPTH = 32
 
@@ -54,6 +55,12 @@ def check_shape(text: str) -> None:
             size, anchor = open_collections.pop()
         elif isinstance(event, yaml.ScalarEvent):
             size, anchor = 1, event.anchor
+            if not event.style and len(event.value) > MAX_NUMBER_CHARS \
+                    and event.value.lstrip("+-")[:1].isdigit():
+                # Plain (unquoted; libyaml says "", PyYAML None), so read as a number: Python refuses integers
+                # past 4,300 digits with a ValueError.
+                raise YamlRefused(f"holds a number of {len(event.value):,} characters at line "
+                                  f"{event.start_mark.line + 1}")
         elif isinstance(event, yaml.AliasEvent):
             size, anchor = sizes.get(event.anchor, 1), None
         else:

@@ -263,6 +263,8 @@ BAD_PRESET_FILES = {
     "not-yaml": ("presets: {greedy: [1,\n", "not valid YAML"),
     "wrong-shape": ("- a list\n", "top-level mapping"),
     "binary": ("\udcff", "presets.yaml"),  # written with surrogateescape below: not UTF-8
+    "5000-digit-number": ("presets:\n  big:\n    max_new_tokens: " + "9" * 5000 + "\n", "a number of 5,000"),
+    "overflowing-float": ("presets:\n  big:\n    temperature: " + "1" * 400 + ".5\n", "a number of 402"),
 }
 
 
