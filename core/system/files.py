@@ -48,7 +48,7 @@ def check_model_file(path: Path) -> os.stat_result:
                               "folder that tfchat export writes")
     if not stat.S_ISREG(info.st_mode):
         # A FIFO or a device would block the load forever, or cannot be seeked as a zip needs.
-        raise CheckpointError(f"{path}: not a regular file (a pipe or a device); save the checkpoint to a file")
+        raise CheckpointError(f"{path}: {not_a_file(path)}, not a regular file; save the checkpoint to a file")
     if not os.access(path, os.R_OK):
         raise CheckpointError(f"{path}: permission denied")
     return info

@@ -28,6 +28,7 @@ from tfchat.core.nn.book_model import BookModel
 from tfchat.core.nn.checkpoint import ARCH_KEYS, Checkpoint, load_checkpoint
 from tfchat.core.nn.model_config import ModelConfig
 from tfchat.core.system.device import resolve_device
+from tfchat.core.system.files import not_a_file
 from tfchat.core.train.config import KNOWN_KEYS, load_train_config
 
 
@@ -42,7 +43,7 @@ def read_training_text(path: Path) -> str:
     if path.is_dir():
         raise TrainingError(f"{path}: is a directory, expected a UTF-8 text file")
     if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
-        raise TrainingError(f"{path}: not a regular file (a pipe or a device); save the text to a file")
+        raise TrainingError(f"{path}: {not_a_file(path)}, not a regular file; save the text to a file")
     if path.stat().st_size > MAX_CORPUS_BYTES:
         raise TrainingError(f"{path}: {path.stat().st_size / 2**30:.1f} GiB, over the {MAX_CORPUS_BYTES // 2**30} GiB "
                             "a corpus may have here (it is read whole, then tokenized in memory); train on a part")

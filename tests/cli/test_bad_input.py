@@ -165,7 +165,7 @@ def build_corpus(d: Path) -> dict[str, tuple[list, bytes, dict, str]]:
     cases["file-missing"] = (["info", "--model", d / "nope.ckpt"], b"", {}, "no such file")
     fifo = d / "fifo.ckpt"
     os.mkfifo(fifo)
-    cases["file-fifo"] = (["info", "--model", fifo], b"", {}, "not a regular file")
+    cases["file-fifo"] = (["info", "--model", fifo], b"", {}, "is a named pipe (FIFO), not a regular file")
 
     # Generation settings that would give NaN probabilities, overflow, or allocate without bound.
     def generate(name, extra, needle, stdin=b"", env=None, model=english):
