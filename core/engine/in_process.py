@@ -23,7 +23,7 @@ from tfchat.core.nn.checkpoint import load_checkpoint
 from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.nn.inside_data import AttentionMaps, NextToken, ScoredText, ScoredToken
 from tfchat.core.nn.inspection import (attention_maps, check_heads, layer_logits, lens_spread, next_token,
-                                      score_ids, score_passes)
+                                       score_ids, score_passes)
 from tfchat.core.nn.model_card import ModelCard, make_card
 from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.core.system.device import resolve_device

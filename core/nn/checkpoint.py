@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from tfchat.core.nn.checkpoint_dialects import (CHAPTER, Dialect, MissingTensor, closest_dialect, expected_shapes,
-                                      infer_config, inferred_h_params, strip_wrapper_prefixes)
+                                                infer_config, inferred_h_params, strip_wrapper_prefixes)
 from tfchat.core.errors import CheckpointError, describe_exception
 from tfchat.core.nn import gpt2_folder, hf_folder
 from tfchat.core.nn.model_config import ModelConfig

@@ -5,7 +5,7 @@ restarts on every byte, so 300 connections sending a header byte every few secon
 open for as long as their clients liked (slowloris). This protocol gives each request's
 headers HEADER_READ_SECONDS from the moment the connection can carry a request (it opened,
 or the previous answer ended); the body has its own deadline where it is read
-(`core.serve.server.BODY_READ_SECONDS`).
+(`core.serve.request_body.BODY_READ_SECONDS`).
 """
 from __future__ import annotations
 
