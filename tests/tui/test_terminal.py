@@ -178,8 +178,8 @@ def test_escape_and_ctrl_j_reach_the_app_through_tmux(tmux_app):
     app.keys("Enter")
     app.wait_for("● generating")
     app.keys("Escape")
-    screen = app.wait_for("stopped")
-    assert "● ready" in screen
+    # Both on one screen: a capture can fall between the parts of a frame the terminal is still drawing.
+    app.wait_for(lambda screen: "stopped" in screen and "● ready" in screen)
 
 
 def test_ten_hangups_mid_generation_leave_no_process_and_keep_every_partial(small_model, tmp_path):
