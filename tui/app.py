@@ -178,7 +178,7 @@ class TfchatApp(App):
         hide nothing; a toast would sit over the very field it talks about."""
         rows = self.screen.query(NoticeRow)
         if rows:
-            rows.first().show(message, severity, timeout)
+            rows.first().show(message, severity, timeout, markup)
         else:
             super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 

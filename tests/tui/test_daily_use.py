@@ -380,3 +380,52 @@ async def test_a_continuation_counts_its_new_tokens_and_the_text_in_all_and_f8_k
         await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
         summary = str(app.screen.query_one("#summary").render())
         assert "last speed" in summary and "no generation yet" not in summary
+
+
+async def test_ctrl_c_stops_a_generation_and_keeps_it_marked_stopped_as_esc_does(app_factory):
+    app = app_factory(preset="balanced")
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await send(pilot, "/set max_new_tokens 0")  # until stopped: only the key ends it
+        await send(pilot, "Once")
+        await wait_for(pilot, lambda: views(app) and len(views(app)[0].output) > 20, what="some output")
+        await pilot.press("ctrl+c")
+        await finished(pilot, 1)
+        view = views(app)[0]
+        assert "stopped" in view.summary_shown and view.output
+        assert app.is_running  # ctrl+c stopped the generation, not the app
+    assert history_rows(app_factory.history)[0][4] == "stopped"
+
+
+async def test_ctrl_c_with_nothing_running_says_how_to_quit_in_rendered_words(app_factory):
+    app = app_factory()
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+c")
+        row = app.query_one(NoticeRow)
+        assert row.display and "ctrl+q quits" in row.message and "[b]" not in shown_text(row)
+        assert app.is_running
+
+
+async def test_a_notice_with_brackets_in_a_name_is_shown_as_it_is(app_factory):
+    app = app_factory()
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        app.notify("Loading draft[1].ckpt beside the others")
+        await pilot.pause()
+        assert shown_text(app.query_one(NoticeRow)).strip() == "Loading draft[1].ckpt beside the others"
+
+
+async def test_ctrl_d_quits_on_an_empty_prompt_and_deletes_forward_otherwise(app_factory):
+    app = app_factory()
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        prompt = app.query_one(PromptInput)
+        prompt.load_text("abc")
+        prompt.move_cursor((0, 1))
+        await pilot.press("ctrl+d")
+        assert prompt.text == "ac" and app.is_running
+        prompt.load_text("")
+        await pilot.press("ctrl+d")
+        await pilot.pause()
+    assert app.return_code == 0

@@ -8,6 +8,11 @@ KEEP_KEY = "f7"
 
 CHAT_BINDINGS = [
     Binding("escape", "stop", "Stop", tooltip="Stop the generation, keeping its output"),
+    # The habit from shells and other chat tools: ctrl+c stops (as esc); idle, it says how to quit.
+    Binding("ctrl+c", "interrupt", "Interrupt", show=False, priority=True,
+            tooltip="Stop the generation, as esc does; when nothing runs, say how to quit"),
+    Binding("ctrl+d", "quit_on_empty_prompt", "End", show=False, priority=True,
+            tooltip="Quit when the prompt is empty (else delete the character after the cursor)"),
     # The app's own ctrl+q does the quitting (in every screen); this one puts it on the key bar.
     Binding("ctrl+q", "app.quit", "Quit", priority=True, tooltip="Quit (a running generation is kept)"),
     Binding("ctrl+n", "next_preset", "Preset", key_display="^n/^p", tooltip="Next preset"),

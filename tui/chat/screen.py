@@ -292,6 +292,20 @@ class ChatScreen(Screen):
         if self.session.active is not None:
             self.session.cancel.set()
 
+    def action_interrupt(self) -> None:
+        if self.session.active is not None:
+            self.session.cancel.set()
+        else:
+            self.notify("Nothing is running: [b]ctrl+q[/b] quits (or [b]ctrl+d[/b] on an empty prompt).",
+                        markup=True)
+
+    async def action_quit_on_empty_prompt(self) -> None:
+        prompt = self.query_one(PromptInput)
+        if prompt.text:
+            prompt.action_delete_right()
+        else:
+            await self.run_action("app.quit")  # as ctrl+q: a running generation is kept
+
     def action_regenerate(self) -> None:
         if self.engine is None and self._retry_now():
             self.notify("Trying the server now.")

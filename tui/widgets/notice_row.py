@@ -3,6 +3,7 @@ prompt, shown for a few seconds. A toast would sit over the status line and the 
 fields such a notice is about."""
 from __future__ import annotations
 
+from rich.errors import MarkupError
 from rich.text import Text
 from textual.widgets import Static
 
@@ -21,9 +22,18 @@ class NoticeRow(Static):
         self.message = ""
         self._hide_timer = None
 
-    def show(self, message: str, severity: str = "information", seconds: float | None = None) -> None:
-        self.message = message
-        self.update(Text(message))
+    def show(self, message: str, severity: str = "information", seconds: float | None = None,
+             markup: bool = False) -> None:
+        """`markup`: render the message's tags (Textual's own notices, `Press [b]ctrl+q[/b]`); only where it
+        closes one, so a file or model name with brackets in it is shown as it is."""
+        rendered = Text(message)
+        if markup and "[/" in message:
+            try:
+                rendered = Text.from_markup(message)
+            except MarkupError:
+                pass
+        self.message = rendered.plain
+        self.update(rendered)
         self.set_class(severity == "warning", "warning")
         self.set_class(severity == "error", "error")
         self.display = True
