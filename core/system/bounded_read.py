@@ -6,28 +6,15 @@ never blocks would not return to Python to run it), and past the bound the calle
 """
 from __future__ import annotations
 
-import os
-import stat
 import sys
+from pathlib import Path
 
 from tfchat.core.errors import PromptError
+from tfchat.core.system.files import not_a_file
 
 CHUNK_BYTES = 1 << 20
 # A prompt (standard input, a prompts file) beyond this is no prompt: the model sees its last window only.
 MAX_PROMPT_BYTES = 64 * 2**20
-
-
-def kind_of(path: str) -> str | None:
-    """What `path` is when it is not a file to read text from: 'a directory', 'a device', or None."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None  # open() says what is wrong with it
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    return None  # files, pipes (`<(command)`), character devices such as /dev/stdin: read within the bound
 
 
 def _read_within(stream, limit: int, name: str) -> bytes:
@@ -48,9 +35,10 @@ def read_bounded(path: str | None, limit: int, what: str) -> bytes:
         if sys.stdin is None or sys.stdin.isatty():
             raise PromptError(f"no {what}: give it as a file, or pipe it on standard input")
         return _read_within(sys.stdin.buffer, limit, "standard input")
-    kind = kind_of(path)
-    if kind is not None:
-        raise PromptError(f"{path}: is {kind}, not a file of text")
+    # Pipes (`<(command)`) and character devices such as /dev/stdin are read within the bound; a directory
+    # is no text at all (open() says what else is wrong).
+    if not_a_file(Path(path)) == "is a directory":
+        raise PromptError(f"{path}: is a directory, not a file of text")
     try:
         with open(path, "rb") as file:
             return _read_within(file, limit, path)

@@ -294,7 +294,7 @@ class ChatScreen(Screen):
 
     def action_interrupt(self) -> None:
         if self.session.active is not None:
-            self.session.cancel.set()
+            self.action_stop()
         else:
             self.notify("Nothing is running: [b]ctrl+q[/b] quits (or [b]ctrl+d[/b] on an empty prompt).",
                         markup=True)

@@ -52,11 +52,11 @@ class ModelShelf:
                     return slot
         return None
 
-    def ready(self) -> list[ModelSlot]:
-        return [slot for slot in self.slots if slot.state == "ready"]
-
     def ready_indices(self) -> list[int]:
         return [i for i, slot in enumerate(self.slots) if slot.state == "ready"]
+
+    def ready(self) -> list[ModelSlot]:
+        return [self.slots[i] for i in self.ready_indices()]
 
     def lines(self) -> list[str]:
         return [slot.line(i + 1, i == self.active) for i, slot in enumerate(self.slots)]
@@ -106,7 +106,7 @@ class ModelShelf:
 
     def next_ready(self) -> int | None:
         """The ready model after the active one (round again to the first); None when fewer than two are ready."""
-        ready = [i for i, slot in enumerate(self.slots) if slot.state == "ready"]
+        ready = self.ready_indices()
         if len(ready) < 2:
             return None
         later = [i for i in ready if i > self.active]

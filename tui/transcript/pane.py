@@ -79,8 +79,8 @@ class Transcript(VerticalScroll):
             return view, "", ()
         last = self.last_generated()
         if isinstance(request, BranchRequest):
-            view, step = self.exchange_numbered(request.exchange), request.step_index
-            if view is None:
+            view, step = self.view_numbered(request.exchange), request.step_index
+            if not isinstance(view, ExchangeView):
                 raise PromptError("the exchange to branch from was cleared; nothing to branch")
             view.add_branch(branch_from(view.branches[request.parent], request.parent, step, request.alternative,
                                         request.params.as_dict()))
@@ -112,9 +112,6 @@ class Transcript(VerticalScroll):
         """The last exchange a generation wrote (not a scored text): what ctrl+g continues."""
         views = [view for view in self.exchanges() if not isinstance(view, ScoreView)]
         return views[-1] if views else None
-
-    def exchange_numbered(self, number: int) -> ExchangeView | None:
-        return next((view for view in self.exchanges() if view.number == number), None)
 
     def view_numbered(self, number: int | None) -> ExchangeView | CompareView | None:
         """The exchange, comparison or scored text numbered `number`; None once cleared."""
