@@ -1,9 +1,10 @@
-"""A model file checked before anything reads it: plain Python, so the app's process can say
-what is wrong with the file before its window opens."""
+"""Files checked before anything reads them (a model file: plain Python, so the app's process can say
+what is wrong with it before its window opens), and a text written whole or not at all."""
 from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from tfchat.core.errors import CheckpointError
@@ -59,3 +60,18 @@ def stored_bytes(path: Path) -> int:
     if path.is_dir():
         return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
     return path.stat().st_size
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all: a temporary file beside it, flushed, then renamed over
+    it, so a full disk or a kill midway leaves any earlier file as it was."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)

@@ -220,7 +220,7 @@ async def test_slash_commands(app_factory, tmp_path):
         saved = target.read_text()
         assert "Deal" in saved and views(app)[0].output in saved
         await send(pilot, f"/save {tmp_path}/missing/dir/x.md")
-        assert "/save" in notices(app)[-1]
+        assert notices(app)[-1].startswith(f"/save: there is no folder {tmp_path}/missing/dir")
         await send(pilot, "/clear")
         assert views(app) == [] and app.chat.session.context_log == []
         assert app.is_running

@@ -138,6 +138,8 @@ async def test_no_command_the_user_types_can_end_the_app(app_factory, tmp_path):
     app = app_factory(preset="greedy", engine_process=True)
     async with app.run_test() as pilot:
         await ready(pilot)
+        await send(pilot, "Something to save")
+        await finished(pilot, 1)
         for typed, needle in (("/save ~nosuchuser_tfchat/x.md", "no such user's home directory"),
                               (f"/save {tmp_path}", "/save:"),  # a directory
                               ("/save /proc/nope/x.md", "/save:")):
@@ -145,7 +147,7 @@ async def test_no_command_the_user_types_can_end_the_app(app_factory, tmp_path):
             assert needle in notices(app)[-1] and "Traceback" not in notices(app)[-1], typed
         assert app.is_running
         await send(pilot, "Still here")
-        await finished(pilot, 1)
+        await finished(pilot, 2)
 
 
 def test_a_model_path_under_an_unknown_users_home_is_one_line():

@@ -348,8 +348,9 @@ async def test_set_unset_and_preset_save_say_what_they_did_in_plain_words(app_fa
         assert app.chat.presets.params_for("balanced") == app.chat.presets.catalog.get("balanced").params
         await send(pilot, "/unset all")
         assert notices(app)[-1] == "Nothing was changed with /set."
-        await send(pilot, f"/save {tmp_path}/no/such/folder/t.md")
-        assert notices(app)[-1] == f"/save: there is no folder {tmp_path}/no/such/folder; nothing saved (make it, or save elsewhere)"
+        await send(pilot, f"/save {tmp_path}/t.md")
+        assert notices(app)[-1] == "/save: nothing to save: the transcript has no exchange yet"
+        assert not (tmp_path / "t.md").exists()
     saved = load_presets(user=user_presets_file())
     assert saved.get("mine").params.max_new_tokens == 7 and saved.get("mine").params.temperature == 0
 

@@ -34,7 +34,7 @@ def keep_column(chat) -> None:
     exchange.kept_from_comparison = True  # ctrl+g continues it under its own preset
     exchange.base_context = view.context
     exchange.branch.begin_generation()
-    exchange.mark_generation_start(chat.presets.params_for(column.preset).as_dict())
+    exchange.mark_generation_start(chat.presets.params_for(column.preset).as_dict(), "kept", column.preset)
     exchange.append(column.output)
     exchange.finish(f"kept from the comparison · {column.preset} · "
                     + (stats_line(GenerationStats(**column.stats)) if column.stats else column.finish_reason),

@@ -41,7 +41,7 @@ def start_request(chat, request: Request) -> None:
     note = chat.meter.cropped_note(chat.meter.count(context), chat.engine.config.context_length)
     if note:
         view.note(note)
-    view.mark_generation_start(request.params.as_dict())
+    view.mark_generation_start(request.params.as_dict(), request.kind, request.preset)
     view.generate(chat.engine, context, request.params, cancel, finished, forced)
 
 

@@ -19,6 +19,7 @@ from tfchat.core.errors import TfchatError, describe_exception
 from tfchat.core.settings.preset_file import save_preset
 from tfchat.core.settings.presets import load_presets, parse_setting
 from tfchat.core.settings.shown_values import shown_value
+from tfchat.core.system.files import write_text_atomically
 from tfchat.core.system.paths import user_path, user_presets_file
 from tfchat.tui.chat.bindings import help_rows
 from tfchat.tui.state.slash_syntax import COMMANDS, SlashCommand, SlashError, parse_slash
@@ -126,11 +127,27 @@ def clear_command(chat) -> None:
 
 @slash_command("/save")
 def save_command(chat, path: str) -> None:
+    save_transcript(chat, path, replace=False)
+
+
+@slash_command("/save!")
+def save_replacing_command(chat, path: str) -> None:
+    save_transcript(chat, path, replace=True)
+
+
+def save_transcript(chat, path: str, replace: bool) -> None:
+    """The transcript as Markdown at `path`; an existing file is replaced only when asked (/save!)."""
     target = user_path(path)
+    if not chat.transcript.saved_views():
+        raise TfchatError("nothing to save: the transcript has no exchange yet")
     if not target.parent.is_dir():
         raise TfchatError(f"there is no folder {target.parent}; nothing saved (make it, or save elsewhere)")
+    if target.is_dir():
+        raise TfchatError(f"{target} is a folder; nothing saved (give a file name)")
+    if target.exists() and not replace:
+        raise TfchatError(f"{target} exists; nothing saved (/save! {path} replaces it)")
     try:
-        target.write_text(chat.transcript.as_markdown(chat.model_source), encoding="utf-8")
+        write_text_atomically(target, chat.transcript.as_markdown(chat.model_source))
     except OSError as exc:
         raise TfchatError(f"cannot write {target}: {exc.strerror or exc}; nothing saved") from None
     chat.transcript.add_notice(f"Saved the transcript to {target}")

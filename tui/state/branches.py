@@ -27,6 +27,21 @@ def token_spans(steps: list[StepInfo], token_bytes, text_length: int) -> list[tu
 
 
 @dataclass
+class GenerationRun:
+    """One generation's part of a branch: where its text begins, what produced it, how it ended.
+
+    A branch's first generation and each continue (ctrl+g) after it are runs of their own, so a saved
+    transcript shows every one with its own seed and stats."""
+
+    start: int  # where its text begins in the branch's output
+    kind: str  # the request's kind: 'prompt', 'regenerate', 'continue', 'branch', 'kept'
+    preset: str
+    params: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    finish_reason: str = ""
+
+
+@dataclass
 class Branch:
     output: str = ""
     steps: list[StepInfo] = field(default_factory=list)
@@ -39,6 +54,12 @@ class Branch:
     tokens: int = 0  # the text's tokens in all: every generation's, and a branch's forced ones
     origin: tuple[int, int] | None = None
     """(branch, step) this one was branched from: at that step it took another token."""
+    runs: list[GenerationRun] = field(default_factory=list)
+
+    def run_texts(self) -> list[tuple[GenerationRun, str]]:
+        """Each run with the text it wrote."""
+        ends = [run.start for run in self.runs[1:]] + [len(self.output)]
+        return [(run, self.output[run.start:end]) for run, end in zip(self.runs, ends)]
 
     def begin_generation(self) -> None:
         self.segments.append((len(self.output), len(self.steps)))

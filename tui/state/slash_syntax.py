@@ -17,7 +17,8 @@ COMMANDS = {
     "/score": "/score [--ablate L.H,...] [PATH]   the model's surprise at a file's text (default: the last "
               "exchange's): loss, perplexity, each token coloured; f9 scores the prompt box",
     "/clear": "/clear           clear the screen (and the continue context)",
-    "/save": "/save PATH       save the transcript as Markdown",
+    "/save": "/save PATH       save the transcript as Markdown (a new file; /save! PATH replaces one)",
+    "/save!": "/save! PATH      save the transcript, replacing the file at PATH",
     "/help": "/help            this help and the keys",
 }
 

@@ -230,15 +230,3 @@ class CompareView(Vertical):
         self._hint.update(Text(f"kept: {column.label} · the session continues from it"))
         self._hint.display = True
         return column
-
-    def markdown(self, number: int) -> str:
-        """This comparison in a saved transcript: the prompt once, then each column with its preset and stats."""
-        parts = [f"## {number}. comparison: {', '.join(c.preset for c in self.columns)}\n\n"
-                 f"### Prompt\n\n```text\n{self.prompt}\n```\n"]
-        for column in self.columns:
-            stats = GenerationStats.from_dict(column.stats or {})
-            figures = ", ".join([*stats.figures(), f"seed {stats.seed}"]) if stats is not None else "no stats"
-            kept = " (kept)" if self.kept is not None and self.columns[self.kept] is column else ""
-            parts.append(f"### {column.preset}{kept} · {column.finish_reason or 'running'} · {figures}\n\n"
-                         f"```text\n{column.output}\n```\n")
-        return "\n".join(parts)

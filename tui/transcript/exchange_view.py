@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.settings.sampling_params import SamplingParams
-from tfchat.tui.state.branches import Branch
+from tfchat.tui.state.branches import Branch, GenerationRun
 from tfchat.tui.transcript.piece_feed import PieceFeed
 from tfchat.tui.transcript.stats_line import SEPARATOR, joined
 from tfchat.tui.transcript.streaming import run_for_view
@@ -120,9 +120,11 @@ class ExchangeView(Vertical):
     def finish_reason(self) -> str:
         return self.branch.finish_reason
 
-    def mark_generation_start(self, params: dict) -> None:
+    def mark_generation_start(self, params: dict, kind: str, preset: str) -> None:
+        """A generation begins at the end of the text: its own run, for /save."""
         self.generation_start = len(self.output)
         self.branch.params = params
+        self.branch.runs.append(GenerationRun(self.generation_start, kind, preset, params))
         self._stats.update(Text("…"))
         self._stats.remove_class("stopped", "failed")
 
@@ -144,6 +146,8 @@ class ExchangeView(Vertical):
     def finish(self, line: str, state: str = "", stats: dict | None = None, reason: str = "") -> None:
         branch = self.branch
         branch.summary, branch.stats, branch.finish_reason = line, stats or {}, reason or state
+        if branch.runs:
+            branch.runs[-1].stats, branch.runs[-1].finish_reason = branch.stats, branch.finish_reason
         self._show_summary(state)
         self._refresh_probabilities()
 

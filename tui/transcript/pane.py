@@ -6,12 +6,12 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tfchat.core.engine.stats import GenerationStats
 from tfchat.core.errors import PromptError
 from tfchat.tui.state.branches import branch_from
 from tfchat.tui.state.requests import BranchRequest, CompareRequest, ContinueRequest, Request, ScoreRequest
 from tfchat.tui.transcript.compare_view import CompareView
 from tfchat.tui.transcript.exchange_view import ExchangeView
+from tfchat.tui.transcript.saved_transcript import transcript_markdown
 from tfchat.tui.transcript.score_view import ScoreView
 
 
@@ -131,25 +131,10 @@ class Transcript(VerticalScroll):
         for view in self.exchanges()[:-keep]:
             view.forget_steps()
 
+    def saved_views(self) -> list[ExchangeView | CompareView]:
+        """What /save writes: the exchanges, comparisons and scored texts, in order."""
+        return [child for child in self.children if isinstance(child, (ExchangeView, CompareView))]
+
     def as_markdown(self, model_path) -> str:
-        """Every exchange with what produced it: preset, parameters, seed, stats, how it ended."""
-        parts = [f"# tfchat transcript\n\nModel: `{model_path}`\n"]
-        shown = [child for child in self.children if isinstance(child, (ExchangeView, CompareView))]
-        for number, view in enumerate(shown, start=1):
-            if isinstance(view, CompareView):
-                parts.append(view.markdown(number))
-                continue
-            stats = view.stats
-            figures = GenerationStats.from_dict(stats) if stats else None
-            params = ", ".join(f"{k} {v}" for k, v in view.params.items() if k != "seed" and v not in (None, []))
-            lines = [f"## {number}. {view.preset} · {view.finish_reason or 'running'}", "",
-                     f"- parameters: {params}" if params else "- parameters: (none recorded)",
-                     f"- seed: {stats.get('seed', view.params.get('seed'))}"]
-            if figures is not None:
-                # The token count with the prompt's beside it, then the other figures as every stats line has them.
-                counts = f"{figures.new_tokens} new tokens from {figures.prompt_tokens} prompt tokens"
-                lines.append(f"- stats: {', '.join([counts, *figures.figures()[1:]])}")
-            lines.append(f"- stopped by the user: {'yes' if view.finish_reason == 'stopped' else 'no'}")
-            parts.append("\n".join(lines) + f"\n\n### Prompt\n\n```text\n{view.prompt}\n```\n\n"
-                         f"### Output\n\n```text\n{view.output}\n```\n")
-        return "\n".join(parts)
+        """Every generation with what produced it: preset, parameters, seed, stats, how it ended."""
+        return transcript_markdown(self.saved_views(), model_path)
