@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("--trace", action="store_true",
                        help="instead of text: the chapter's step-by-step trace (top 5 candidates, the one selected)")
 
-    serve = sub.add_parser("serve", help="serve the model over OpenAI's HTTP API (needs tfchat[serve])")
+    serve = sub.add_parser("serve", help="serve the model over OpenAI's HTTP API (needs the serve extra: Starlette, uvicorn)")
     _add_model_args(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000)

@@ -20,6 +20,7 @@ from tfchat.core.nn.checkpoint import Checkpoint
 from tfchat.core.nn.model_card import json_value
 from tfchat.core.nn.safetensors_file import write_safetensors
 from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.system.install_hint import install_command
 
 REMOTE_FILES = ("configuration_book_gpt.py", "modeling_book_gpt.py")
 AUTO_MAP = {
@@ -36,7 +37,7 @@ def check_packages() -> None:
         import transformers  # noqa: F401
     except ImportError as exc:
         raise ExportError(f"tfchat export needs the export extra ({exc.name} is not installed): "
-                          "pip install 'tfchat[export]'") from None
+                          f"{install_command('export')}") from None
 
 
 def generation_config(params: SamplingParams) -> dict:

@@ -25,6 +25,7 @@ from tfchat.core.serve.openai_api import (ApiError, GenerationRequest, LogprobSh
                                           finish_reason, new_id, parse_request, usage_chunk)
 from tfchat.core.serve.request_body import BODY_READ_SECONDS, read_json_body
 from tfchat.core.serve.scheduler import BatchScheduler, QueueFull
+from tfchat.core.system.install_hint import install_command
 
 # max_tokens above this is a 400: the window does not bound a generation (the book crops and goes on),
 # so without a limit one request could hold a row for good.
@@ -304,7 +305,7 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
     try:
         import uvicorn
     except ImportError:
-        raise TfchatError("tfchat serve needs its extra: pip install 'tfchat[serve]'") from None
+        raise TfchatError(f"tfchat serve needs Starlette and uvicorn: {install_command('serve')}") from None
     from tfchat.core.engine.in_process import Engine
     from tfchat.core.serve.read_deadlines import with_header_deadline
     from tfchat.core.system.paths import resolve_model_path

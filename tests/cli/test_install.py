@@ -58,6 +58,10 @@ def test_a_wheel_carries_the_presets_and_the_model_and_runs_from_anywhere(tmp_pa
     as_module = subprocess.run([sys.executable, "-m", "tfchat", "info"], capture_output=True, text=True, env=env,
                                cwd=elsewhere, timeout=120)
     assert as_module.returncode == 0 and as_module.stdout == info.stdout, as_module.stderr
+    # Installed with plain pip: the serve hint names the packages, not an extra of a package PyPI lacks.
+    hint = subprocess.run([sys.executable, "-c", "from tfchat.core.system.install_hint import install_command; "
+                           "print(install_command('serve'))"], capture_output=True, text=True, env=env, cwd=elsewhere)
+    assert hint.stdout.strip() == "pip install 'starlette>=0.37' 'uvicorn>=0.29'", hint.stderr
     where = subprocess.run([sys.executable, "-c", "import tfchat.core.system.paths as p; print(p.BUILTIN_PRESETS); "
                             "print(p.BUILTIN_TRAIN_CONFIG)"], capture_output=True, text=True, env=env, cwd=elsewhere)
     assert where.stdout.split() == [str(site / "tfchat" / "core" / "configs" / "presets.yaml"),

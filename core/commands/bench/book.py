@@ -33,6 +33,7 @@ from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.core.system.device import resolve_device
 from tfchat.core.system.helper_thread import helper_for
+from tfchat.core.system.install_hint import install_command
 from tfchat.core.system.paths import resolve_model_path
 
 TRACE_TOP = 10
@@ -171,7 +172,7 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name:
 
 def _peer_row(r: dict) -> tuple[str, str]:
     if "peer" not in r:
-        return "peer: transformers generate()", "not installed (pip install 'tfchat[export]' to compare)"
+        return "peer: transformers generate()", f"not installed ({install_command('export')} to compare)"
     return (f"peer: {r['peer']}",
             f"{r['peer_tokens_per_s']:.1f} tok/s against tfchat's {r['peer_tfchat_tokens_per_s']:.1f} "
             f"({r['peer_ratio']:.2f}x; {r['peer_prompt_tokens']}-token prompt + {r['peer_tokens']} new, end to end; "

@@ -15,6 +15,7 @@ from tfchat.core.nn.checkpoint import Checkpoint
 from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.system.device import resolve_device
 from tfchat.core.system.helper_thread import helper_for
+from tfchat.core.system.install_hint import install_command
 
 
 def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int:
@@ -64,7 +65,7 @@ def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int
                      f"{r['peer_busy_tokens_per_s']:.1f} against {r['peer_busy_tfchat_tokens_per_s']:.1f} "
                      f"({r['peer_busy_ratio']:.2f}x)"))
     else:
-        rows.append(("peer: transformers generate()", "not installed (pip install 'tfchat[export]' to compare)"))
+        rows.append(("peer: transformers generate()", f"not installed ({install_command('export')} to compare)"))
     rows.append(("peak memory", f"{r['peak_memory_mb']:.0f} MB"))
     print_table(rows, r)
     return 0
