@@ -29,12 +29,20 @@ from tfchat.tui.widgets.token_view import band_style, probability, shown_token, 
 
 BAR_WIDTH = 10
 LENS_TOP = 5
-LENS_SHOWN = 3  # of LENS_TOP, what the panel's width holds
+LENS_SHOWN = 3  # of LENS_TOP, what a wide panel holds; a narrow one shows as many as fit
 # A lens cell: the token, quotes included, then its percentage; a row must fit the panel's
-# content width (its 64 columns less padding and border) at every terminal size.
+# content width (its 64 columns less padding and border, or the screen's width when stacked).
 LENS_TOKEN_WIDTH = 11
 LENS_CELL_WIDTH = 1 + LENS_TOKEN_WIDTH + 5  # ' ' token '  12%'
 LENS_BLOCK_WIDTH = 6  # 'output'
+# Below this width the panel goes under the text instead of beside it: beside, at 80 columns,
+# the text had 14 columns ('Cust / omer / s or').
+STACKED_BELOW = 100
+
+
+def lens_cells_fitting(width: int) -> int:
+    """How many lens cells a row of `width` cells holds, beside the block's name (at least one)."""
+    return max(1, min(LENS_SHOWN, (width - LENS_BLOCK_WIDTH - 1) // LENS_CELL_WIDTH))
 
 
 def short_token(text: str, width: int = LENS_TOKEN_WIDTH) -> str:
@@ -88,6 +96,9 @@ class TokenScreen(Screen[tuple[int, int] | None]):
     TokenScreen #title { height: 1; background: $accent 30%; padding: 0 1; }
     TokenScreen #text-box { width: 1fr; padding: 0 1; }
     TokenScreen #panel { width: 64; height: 1fr; padding: 0 1; border-left: solid $accent 40%; }
+    TokenScreen.-stacked #body { layout: vertical; }
+    TokenScreen.-stacked #text-box { width: 1fr; height: 2fr; }
+    TokenScreen.-stacked #panel { width: 1fr; height: 3fr; border-left: none; border-top: solid $accent 40%; }
     TokenScreen #panel > Static { height: auto; }
     TokenScreen #lens { margin: 1 0 0 0; }
     TokenScreen #hint { height: auto; color: $text-muted; padding: 0 1; }
@@ -96,8 +107,9 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         Binding("escape", "close", "Back"),
         Binding("left", "move(-1)", "Token ←", show=False),
         Binding("right", "move(1)", "Token →", show=False),
-        Binding("home", "move_to(0)", show=False),
-        Binding("end", "move_to(-1)", show=False),
+        # priority: the focused text box would take home/end to scroll itself instead.
+        Binding("home", "move_to(0)", show=False, priority=True),
+        Binding("end", "move_to(-1)", show=False, priority=True),
         Binding("up", "choose(-1)", show=False),
         Binding("down", "choose(1)", show=False),
         Binding("enter", "branch", "Branch"),
@@ -125,12 +137,13 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         self.cursor = len(view.branch.steps) - 1
         self.row = 0  # the candidate selected in the panel
         self.lens_shown = False
+        self._lens_to_top = False  # the lens's rows are to be scrolled into sight once laid out
         self._lens: dict[tuple[int, int], list | str] = {}  # (branch, step) -> rows, or the problem
         self._spread: dict[tuple[int, int], list] = {}  # (branch, step) -> each block's (entropy, KL)
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
-        with Horizontal():
+        with Horizontal(id="body"):
             with VerticalScroll(id="text-box"):
                 yield Static(id="text")
             with VerticalScroll(id="panel"):
@@ -142,7 +155,15 @@ class TokenScreen(Screen[tuple[int, int] | None]):
                      "[ ] branches · esc back", id="hint")
 
     def on_mount(self) -> None:
+        self.watch(self.query_one("#panel"), "virtual_size", self._panel_grew, init=False)
+        self.set_class(self.app.size.width < STACKED_BELOW, "-stacked")
         self._show()
+
+    def on_resize(self) -> None:
+        stacked = self.app.size.width < STACKED_BELOW
+        if stacked != self.has_class("-stacked"):
+            self.set_class(stacked, "-stacked")
+            self.call_after_refresh(self._show)
 
     # ----- what is shown ----------------------------------------------------------
     @property
@@ -165,8 +186,21 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         spans = view.branch.spans(self._token_bytes)
         text = Text(view.prompt, style="bold") + styled_tokens(view.output, steps, spans, cursor=self.cursor)
         self.query_one("#text", Static).update(text)
+        self.call_after_refresh(self._keep_cursor_in_sight, text, len(view.prompt) + spans[self.cursor][0])
         self._show_step(step)
         self._show_lens()
+
+    def _keep_cursor_in_sight(self, text: Text, offset: int) -> None:
+        """Scroll the text so the cursor's line shows (a stacked text box is a few lines tall)."""
+        box = self.query_one("#text-box", VerticalScroll)
+        width = self.query_one("#text", Static).content_region.width
+        if width <= 0 or box.content_region.height <= 0:
+            return
+        # The text up to the cursor's token wraps as the whole does up to there: its last line is the cursor's.
+        line = len(text[: offset + 1].wrap(self.app.console, width)) - 1
+        top, height = box.scroll_y, box.content_region.height
+        if not top <= line < top + height:
+            box.scroll_to(y=max(0, line - height // 2), animate=False)
 
     def _show_step(self, step: StepInfo) -> None:
         p = probability(step)
@@ -210,15 +244,30 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         if isinstance(rows, str):
             lens.update(Text(f"logit lens: {rows}", style="red"))
             return
+        shown = lens_cells_fitting(lens.content_region.width or 62)
         lines = [Text("logit lens: each block's guess here", style="bold"),
                  Text(f"{'block':>{LENS_BLOCK_WIDTH}} " + "".join(f"{f' #{rank}':<{LENS_CELL_WIDTH}}"
-                                                                  for rank in range(1, LENS_SHOWN + 1)).rstrip(),
+                                                                  for rank in range(1, shown + 1)).rstrip(),
                       style="dim")]
         for layer, row in enumerate(rows, start=1):
-            cells = [(self.token_text(token)[0], p) for token, p in row[:LENS_SHOWN]]
+            cells = [(self.token_text(token)[0], p) for token, p in row[:shown]]
             lines.append(lens_line("output" if layer == len(rows) else str(layer), cells))
         lines += spread_lines(self._spread.get(key, []))
         lens.update(Text("\n").join(lines))
+
+    def _scroll_to_lens(self) -> None:
+        """The lens's first line at the panel's top, so as many of its rows show as fit: once the panel
+        has grown to hold its rows (a scroll asked before is cut short at the old height)."""
+        self._lens_to_top = True
+        self._panel_grew()
+
+    def _panel_grew(self) -> None:
+        if not self._lens_to_top:
+            return
+        panel, lens = self.query_one("#panel", VerticalScroll), self.query_one("#lens")
+        panel.scroll_to_widget(lens, top=True, animate=False, immediate=True)
+        if panel.max_scroll_y >= lens.virtual_region.y or panel.max_scroll_y >= lens.virtual_region.bottom:
+            self._lens_to_top = False  # reached, or the whole lens shows: the user's scrolling is theirs again
 
     @work(thread=True, exit_on_error=False, group="lens")
     def _compute_lens(self, key: tuple[int, int], context: str, forced: tuple[int, ...]) -> None:
@@ -234,6 +283,8 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         self._lens[message.key] = message.rows if message.rows is not None else message.problem
         self._spread[message.key] = message.spread or []
         self._show_lens()
+        if message.key == (self.view.branch_index, self.cursor):  # its rows came in below the panel's fold
+            self._scroll_to_lens()
 
     # ----- keys -------------------------------------------------------------------
     def check_action(self, action: str, parameters) -> bool:
@@ -273,7 +324,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         self.lens_shown = not self.lens_shown
         self._show_lens()
         if self.lens_shown:  # below the candidates: on a short terminal, out of sight
-            self.call_after_refresh(self.query_one("#lens").scroll_visible, animate=False)
+            self._scroll_to_lens()
 
     def action_switch_branch(self, delta: int) -> None:
         count = len(self.view.branches)
