@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     for key in FLOAT_KEYS:
         train.add_argument(flag_name(key), type=float, dest=key)
     train.add_argument("--half", action="store_true", help="store the weights in float16 (half the file size)")
+    train.add_argument("--full-vocabulary", action="store_true",
+                       help="every token of cl100k_base (100,256), not only up to the text's largest: any prompt "
+                            "encodes; costs (100,256 - the text's) x (2 x d_model + 1) parameters")
     train.add_argument("--keep-best", action="store_true",
                        help="write --out only when the validation loss improves (resume still continues from the latest)")
 

@@ -62,9 +62,27 @@ def encode_prompt(encoding: tiktoken.Encoding, text: str, vocab_size: int) -> li
         more = "" if len(set(unknown)) <= 3 else f" and {len(set(unknown)) - 3} more"
         raise PromptError(
             f"the model's vocabulary stops at token {vocab_size - 1}; the prompt's text "
-            f"{', '.join(pieces)}{more} encodes to tokens it never saw in training"
+            f"{', '.join(pieces)}{more} encodes to tokens it never saw in training (a model trained with "
+            "tfchat train --full-vocabulary takes any text)"
         )
     return ids
+
+
+def ordinary_vocabulary(encoding: tiktoken.Encoding) -> int:
+    """How many ids the tokenizer gives ordinary text (100,256 for cl100k_base): the ids below its first
+    special token, less the unassigned ones just under it. Every prompt encodes within them."""
+    end = min(encoding.encode_single_token(special) for special in encoding.special_tokens_set)
+    while end > 0 and not assigned(encoding, end - 1):
+        end -= 1
+    return end
+
+
+def assigned(encoding: tiktoken.Encoding, token: int) -> bool:
+    try:
+        encoding.decode_single_token_bytes(token)
+    except KeyError:
+        return False
+    return True
 
 
 def token_bytes(encoding: tiktoken.Encoding, token: int) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from tfchat.core.engine.tokenizer import load_encoding
+from tfchat.core.engine.tokenizer import load_encoding, ordinary_vocabulary
 from tfchat.core.errors import EXIT_INTERRUPTED, EXIT_OK, TrainingError, describe_exception
 from tfchat.core.nn.book_model import BookModel
 from tfchat.core.nn.checkpoint import ARCH_KEYS, Checkpoint, load_checkpoint
@@ -182,11 +182,17 @@ def _read_side_file(path: Path) -> dict:
 
 
 def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict, resume: bool,
-          device_name: str, half: bool, keep_best: bool = False, log=sys.stderr, force: bool = False) -> dict:
+          device_name: str, half: bool, keep_best: bool = False, log=sys.stderr, force: bool = False,
+          full_vocabulary: bool = False) -> dict:
     """Train and write `out`; returns the steps done and the last train and val losses.
 
     An existing `out` is continued (`resume`) or replaced (`force`), never overwritten silently.
+    The vocabulary is the book's (up to the largest token id in the text), or with `full_vocabulary`
+    every ordinary id of cl100k_base, so any prompt encodes.
     """
+    if resume and full_vocabulary:
+        raise TrainingError("--full-vocabulary: a resumed model keeps its vocabulary; train a new one (--force, "
+                            "or another --out) to widen it")
     device = resolve_device(device_name)
     optim_path = out.with_name(out.name + ".optim")
     start_step, optim_state, checkpoint, side = 0, None, None, {}
@@ -227,7 +233,7 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
     if resume and vocab > hp["max_token_value"]:
         raise TrainingError(f"{text_path}: has tokens beyond the checkpoint's vocabulary; resume on the same text")
     if not resume:  # a resumed run keeps the checkpoint's vocabulary
-        hp["max_token_value"] = vocab
+        hp["max_token_value"] = ordinary_vocabulary(load_encoding()) if full_vocabulary else vocab
     hp["device"] = device.type
     split = int(0.9 * len(data))
     splits = {"train": data[:split], "val": data[split:]}
@@ -243,7 +249,7 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
     if optim_state is not None:
         optimizer.load_state_dict(optim_state)
     params = sum(p.numel() for p in model.parameters())
-    print(f"training {params:,} parameters on {len(data):,} tokens (vocabulary {vocab:,}) on {device}, "
+    print(f"training {params:,} parameters on {len(data):,} tokens ({vocabulary_said(config, vocab)}) on {device}, "
           f"steps {start_step}..{hp['max_iters']}", file=log)
 
     progress = Progress(hp["max_iters"], log)
@@ -288,12 +294,22 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
     return {"steps": step, **losses, "best_val": best["val"]}
 
 
+def vocabulary_said(config: ModelConfig, seen: int) -> str:
+    """The vocabulary trained, and what a vocabulary wider than the text's costs: the embedding's and the
+    output layer's rows for the ids the text never uses."""
+    if config.vocab_size <= seen:
+        return f"vocabulary {config.vocab_size:,}, up to the text's largest token id"
+    extra = (config.vocab_size - seen) * (2 * config.d_model + 1)
+    return (f"vocabulary {config.vocab_size:,}, the tokenizer's whole; the text's own would be {seen:,}: "
+            f"{extra:,} more parameters")
+
+
 def run_train_command(args) -> int:
     overrides = {k: getattr(args, k, None) for k in KNOWN_KEYS}
     out = Path(args.out)
     try:
         result = train(Path(args.textfile), out, args.config, overrides, args.resume, args.device, args.half,
-                       args.keep_best, force=args.force)
+                       args.keep_best, force=args.force, full_vocabulary=args.full_vocabulary)
     except KeyboardInterrupt:
         print(f"\ntfchat: interrupted; progress saved to {out} (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED

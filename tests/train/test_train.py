@@ -245,3 +245,24 @@ def test_a_corpus_over_the_bound_is_one_line_before_a_byte_is_read(tmp_path):
         file.truncate(2 * 2**30 + 1)
     r = train(huge, "--out", tmp_path / "m.ckpt", *TINY, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "over the 2 GiB" in r.stderr
+
+
+def test_full_vocabulary_takes_any_prompt_and_says_its_cost_while_the_books_rule_names_it(corpus, tmp_path):
+    from tfchat.core.errors import PromptError
+
+    unseen = "Photosynthesis and quantum chromodynamics"  # words the corpus never uses
+    books, full = tmp_path / "books.ckpt", tmp_path / "full.ckpt"
+    assert train(corpus, "--out", books, *TINY, "--max-iters", "2", "--eval-interval", "2").returncode == 0
+    with pytest.raises(PromptError, match="tfchat train --full-vocabulary takes any text"):
+        Engine.load(books, "cpu").generate(unseen, SamplingParams(temperature=0, max_new_tokens=3))
+    r = train(corpus, "--out", full, *TINY, "--max-iters", "2", "--eval-interval", "2", "--full-vocabulary")
+    assert r.returncode == 0, r.stderr
+    seen = load_checkpoint(books).config.vocab_size
+    assert load_checkpoint(full).config.vocab_size == 100256
+    extra = (100256 - seen) * (2 * 16 + 1)  # an embedding row and an output row (and its bias) a token
+    assert f"vocabulary 100,256, the tokenizer's whole; the text's own would be {seen:,}: {extra:,} more parameters" \
+        in r.stderr
+    text = "".join(Engine.load(full, "cpu").generate(unseen, SamplingParams(temperature=0, max_new_tokens=3)))
+    assert text
+    resumed = train(corpus, "--out", full, *TINY, "--max-iters", "4", "--resume", "--full-vocabulary")
+    assert resumed.returncode == 2 and "a resumed model keeps its vocabulary" in resumed.stderr
