@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", help="preset to start with (default: the last one used, else balanced)")
     parser.add_argument("-p", "--prompt", dest="initial_prompt", metavar="TEXT",
                         help="a prompt to send as soon as the model is ready")
+    parser.add_argument("--resume", action="store_true",
+                        help="reopen the last conversation: its exchanges, and continue mode goes on from them")
     parser.add_argument("--history", help="history database (default: in the XDG data directory)")
     _add_endpoint_args(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -300,7 +302,7 @@ def _dispatch(args) -> int:
     return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history,
                    endpoint=args.endpoint, api_key=args.api_key or os.environ.get("TFCHAT_API_KEY"),
                    remote_model=args.remote_model, endpoint_timeout=args.timeout,
-                   threads=args.threads, initial_prompt=args.initial_prompt)
+                   threads=args.threads, initial_prompt=args.initial_prompt, resume=args.resume)
 
 
 def _check_app_can_start(args) -> None:

@@ -32,15 +32,27 @@ CREATE TABLE IF NOT EXISTS exchanges (
     params TEXT NOT NULL,
     stats TEXT NOT NULL,
     model TEXT NOT NULL,
-    finish_reason TEXT NOT NULL
+    finish_reason TEXT NOT NULL,
+    conversation INTEGER
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- A conversation: the exchanges of one session of the app, from its start (or a /clear) on; reopened
+-- with /resume, `tfchat --resume` or from the history browser, it goes on in the same row.
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL,
+    model TEXT NOT NULL
+);
 """
+SELECT_EXCHANGE = ("SELECT id, created_at, kind, prompt, output, preset, params, stats, model, finish_reason, "
+                   "conversation FROM exchanges")
 COLUMNS = {
     "exchanges": {"id", "created_at", "kind", "prompt", "output", "preset", "params", "stats", "model",
                   "finish_reason"},
     "settings": {"key", "value"},
 }
+# A reopened conversation brings back at most its last this many exchanges (the rest stay in the history).
+REOPENED_EXCHANGES = 500
 # How long a write waits for another process's lock before giving up (the UI waits with it).
 LOCK_TIMEOUT_S = 1.0
 
@@ -54,14 +66,23 @@ class Exchange:
     stats: dict
     model: str
     finish_reason: str
-    kind: str = "prompt"  # 'prompt', 'regenerate' or 'continue'
+    kind: str = "prompt"  # 'prompt', 'regenerate', 'continue', 'branch' or 'compare'
     created_at: float = field(default_factory=time.time)
     id: int | None = None
+    conversation: int | None = None  # None: written before conversations were kept
 
     def as_dict(self) -> dict:
         return {"id": self.id, "created_at": self.created_at, "kind": self.kind, "prompt": self.prompt,
                 "output": self.output, "preset": self.preset, "params": self.params, "stats": self.stats,
-                "model": self.model, "finish_reason": self.finish_reason}
+                "model": self.model, "finish_reason": self.finish_reason, "conversation": self.conversation}
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    title: str  # its first prompt
+    exchanges: int
+    last_at: float
 
 
 class History:
@@ -79,6 +100,7 @@ class History:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             self._check_schema()
+            self._add_conversation_column()
         except (sqlite3.Error, OSError) as exc:
             self.close()
             raise HistoryError(f"{self.path}: cannot open the history database ({exc})") from None
@@ -105,10 +127,22 @@ class History:
 
     def _check_schema(self) -> None:
         for table, wanted in COLUMNS.items():
-            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            have = self._columns(table)
             if not wanted <= have:
                 raise sqlite3.DatabaseError(f"its table {table!r} is not tfchat's (another program's database?)")
+        # A database from before conversations, read-only, has none: its exchanges read as outside any.
+        self._select = SELECT_EXCHANGE if "conversation" in self._columns("exchanges") else \
+            SELECT_EXCHANGE.replace("conversation", "NULL")
 
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def _add_conversation_column(self) -> None:
+        """A history written before conversations were kept gets the column (once it is known to be tfchat's);
+        its exchanges belong to none."""
+        if "conversation" not in self._columns("exchanges"):
+            self._db.execute("ALTER TABLE exchanges ADD COLUMN conversation INTEGER")
+            self._select = SELECT_EXCHANGE
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -119,10 +153,10 @@ class History:
             with self._transaction():
                 cursor = self._db.execute(
                     "INSERT INTO exchanges (created_at, kind, prompt, output, preset, params, stats, model,"
-                    " finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " finish_reason, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (exchange.created_at, exchange.kind, exchange.prompt, exchange.output, exchange.preset,
                      json.dumps(exchange.params), json.dumps(exchange.stats), exchange.model,
-                     exchange.finish_reason),
+                     exchange.finish_reason, exchange.conversation),
                 )
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.path}: cannot write the exchange ({exc})") from None
@@ -131,17 +165,15 @@ class History:
 
     def recent(self, limit: int = 0) -> list[Exchange]:
         """Newest last; limit 0 means all."""
-        query = "SELECT id, created_at, kind, prompt, output, preset, params, stats, model, finish_reason" \
-                " FROM exchanges ORDER BY id DESC"
+        query = self._select + " ORDER BY id DESC"
         rows = self._read(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
         return [self._exchange(r) for r in reversed(rows)]
 
     def each_oldest_first(self, limit: int = 0) -> Iterator[Exchange]:
         """The last `limit` exchanges (0: all), oldest first, read a few at a time: an export of a
         history of any size holds only the rows it is writing."""
-        columns = "id, created_at, kind, prompt, output, preset, params, stats, model, finish_reason"
-        query = (f"SELECT {columns} FROM (SELECT {columns} FROM exchanges ORDER BY id DESC LIMIT ?) ORDER BY id"
-                 if limit else f"SELECT {columns} FROM exchanges ORDER BY id")
+        query = (f"SELECT * FROM ({self._select} ORDER BY id DESC LIMIT ?) ORDER BY id"
+                 if limit else f"{self._select} ORDER BY id")
         try:
             cursor = self._db.execute(query, (limit,) if limit else ())
             while rows := cursor.fetchmany(64):
@@ -154,8 +186,7 @@ class History:
         """Exchanges whose prompt or output holds `words` (case-insensitive), newest first."""
         pattern = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._read(
-            "SELECT id, created_at, kind, prompt, output, preset, params, stats, model, finish_reason FROM exchanges"
-            " WHERE prompt LIKE ? ESCAPE '\\' OR output LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?",
+            self._select + " WHERE prompt LIKE ? ESCAPE '\\' OR output LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?",
             (pattern, pattern, limit))
         return [self._exchange(r) for r in rows]
 
@@ -163,9 +194,40 @@ class History:
     def _exchange(r: tuple) -> Exchange:
         try:
             return Exchange(id=r[0], created_at=r[1], kind=r[2], prompt=r[3], output=r[4], preset=r[5],
-                            params=json.loads(r[6]), stats=json.loads(r[7]), model=r[8], finish_reason=r[9])
+                            params=json.loads(r[6]), stats=json.loads(r[7]), model=r[8], finish_reason=r[9],
+                            conversation=r[10])
         except (TypeError, ValueError) as exc:
             raise HistoryError(f"exchange {r[0]} is damaged ({exc})") from None
+
+    # ----- conversations ------------------------------------------------------------------
+    def new_conversation(self, model: str) -> int:
+        try:
+            with self._transaction():
+                cursor = self._db.execute("INSERT INTO conversations (started_at, model) VALUES (?, ?)",
+                                          (time.time(), model))
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{self.path}: cannot begin a conversation ({exc})") from None
+        return cursor.lastrowid
+
+    def conversation(self, conversation: int) -> Conversation | None:
+        """Its title (the first prompt typed in it), how many exchanges it has, when the last was written."""
+        rows = self._read("SELECT COUNT(*), MAX(created_at), (SELECT prompt FROM exchanges WHERE conversation = ?1 "
+                          "AND prompt != '' ORDER BY id LIMIT 1) FROM exchanges WHERE conversation = ?1",
+                          (conversation,))
+        count, last_at, title = rows[0] if rows else (0, None, None)
+        return Conversation(conversation, title or "", count, last_at) if count else None
+
+    def conversation_exchanges(self, conversation: int, limit: int = REOPENED_EXCHANGES) -> list[Exchange]:
+        """Its last `limit` exchanges, oldest first."""
+        rows = self._read(f"SELECT * FROM ({self._select} WHERE conversation = ? ORDER BY id DESC LIMIT ?) "
+                          "ORDER BY id", (conversation, limit))
+        return [self._exchange(r) for r in rows]
+
+    def last_conversation(self, other_than: int | None = None) -> int | None:
+        """The conversation of the newest exchange written, leaving out `other_than` (the one going on)."""
+        rows = self._read("SELECT conversation FROM exchanges WHERE conversation IS NOT NULL AND conversation IS NOT ? "
+                          "ORDER BY id DESC LIMIT 1", (other_than,))
+        return rows[0][0] if rows else None
 
     def recent_prompts(self, limit: int = 500) -> list[str]:
         """Distinct prompts the user typed, oldest first, for the input's recall."""
@@ -223,6 +285,18 @@ class NoHistory:
         return []
 
     def get_setting(self, key: str) -> str | None:
+        return None
+
+    def new_conversation(self, model: str) -> None:
+        return None
+
+    def conversation(self, conversation: int) -> None:
+        return None
+
+    def conversation_exchanges(self, conversation: int, limit: int = REOPENED_EXCHANGES) -> list[Exchange]:
+        return []
+
+    def last_conversation(self, other_than: int | None = None) -> None:
         return None
 
     def set_setting(self, key: str, value: str) -> None:

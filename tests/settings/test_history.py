@@ -136,3 +136,32 @@ def test_export_streams_a_large_history_with_flat_memory_and_stops_at_a_closed_p
                                 stdout=reader.stdin)
     reader.wait()
     assert code == 0 and b"Traceback" not in err and b"Exception ignored" not in err, err
+
+
+OLD_SCHEMA = """CREATE TABLE exchanges (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, kind TEXT NOT NULL,
+    prompt TEXT NOT NULL, output TEXT NOT NULL, preset TEXT NOT NULL, params TEXT NOT NULL, stats TEXT NOT NULL,
+    model TEXT NOT NULL, finish_reason TEXT NOT NULL);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO exchanges VALUES (1, 0, 'prompt', 'kept before', ' conversations', 'book', '{}', '{}', 'm', 'length');"""
+
+
+def test_a_history_from_before_conversations_reads_as_it_is_and_gains_them(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SCHEMA)
+    listed = tfchat("history", "--history", str(path), "--format", "jsonl")  # read-only: nothing is changed
+    assert listed.returncode == 0 and json.loads(listed.stdout)["conversation"] is None, listed.stderr
+    history = History(path)
+    [old] = history.recent()
+    assert old.prompt == "kept before" and old.conversation is None
+    first = history.new_conversation("m")
+    history.add(Exchange("Hi", " there", "book", {}, {}, "m", "length", conversation=first))
+    history.add(Exchange("", " more", "book", {}, {}, "m", "length", kind="continue", conversation=first))
+    second = history.new_conversation("m")
+    history.add(Exchange("Later", " on", "book", {}, {}, "m", "length", conversation=second))
+    assert history.last_conversation() == second and history.last_conversation(other_than=second) == first
+    about = history.conversation(first)
+    assert (about.title, about.exchanges) == ("Hi", 2)  # the title is the first prompt, not a continue's
+    assert [e.output for e in history.conversation_exchanges(first)] == [" there", " more"]
+    assert [e.output for e in history.conversation_exchanges(first, limit=1)] == [" more"]
+    assert history.conversation(12345) is None

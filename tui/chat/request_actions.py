@@ -1,6 +1,9 @@
-"""The requests the chat's keys make from what came before: ctrl+r, ctrl+g, a prompt from the history."""
+"""The requests the chat's keys make from what came before: ctrl+r, ctrl+g, a prompt or a conversation
+from the history."""
 from __future__ import annotations
 
+from tfchat.core.errors import TfchatError
+from tfchat.tui.chat.conversation_actions import reopen_conversation
 from tfchat.tui.screens.history_screen import HistoryChoice
 from tfchat.tui.state.requests import ContinueRequest, PromptRequest, RegenerateRequest, Request
 from tfchat.tui.widgets.prompt_input import PromptInput
@@ -29,6 +32,12 @@ def continue_request(chat) -> Request | None:
 def take_history_choice(chat, choice: HistoryChoice | None) -> None:
     """A past prompt from the browser: sent at once, or put in the prompt box to edit."""
     if choice is None:
+        return
+    if choice.conversation is not None:
+        try:
+            reopen_conversation(chat, choice.conversation)
+        except TfchatError as exc:
+            chat.transcript.add_notice(str(exc), error=True)
         return
     prompt = chat.query_one(PromptInput)
     if choice.send:

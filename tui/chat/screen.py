@@ -63,7 +63,7 @@ class ChatScreen(Screen):
     BINDINGS = CHAT_BINDINGS
 
     def __init__(self, catalog: PresetCatalog, keeper: HistoryKeeper, shelf: ModelShelf, model_label: str,
-                 model_source: str, preset: str | None = None, initial_prompt: str | None = None,
+                 model_source: str, preset: str | None = None, initial_prompt: str | None = None, resume: bool = False,
                  when_shown=lambda: None, retry_now=lambda: False, load_more_models=lambda: None):
         super().__init__()
         self._when_shown = when_shown  # the app starts loading the backend: its answer needs the widgets
@@ -82,6 +82,7 @@ class ChatScreen(Screen):
         self.compare = CompareChoice()
         self.inside = InsideViews(self)
         self.initial_prompt = initial_prompt  # `tfchat -p TEXT`: sent once the model is ready
+        self.resume = resume  # `tfchat --resume`: the last conversation reopened before anything else
         self.meter = ContextMeter()
         self._meter_timer = None
 
@@ -109,6 +110,8 @@ class ChatScreen(Screen):
         self.show_history_problems()
         self._load_meter()
         self.call_after_refresh(self._when_shown)  # the frame first: loading the model competes for the cores
+        if self.resume:
+            self.run_slash_text("/resume")
         if self.initial_prompt and self.initial_prompt.strip():
             self.query_one(PromptInput).remember(self.initial_prompt)
             self.enqueue(PromptRequest(self.initial_prompt, self.presets.name, self.current_params(), self.mode))

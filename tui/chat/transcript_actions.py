@@ -15,6 +15,7 @@ def clear_transcript(chat) -> None:
     """Clear the screen and the continue context; a running exchange stays, and goes on."""
     chat.transcript.clear(keep=chat.session.active_number)
     chat.session.context_log.clear()
+    chat.keeper.begin_new_conversation()
     chat.update_context_meter()
     if chat.session.active_number is not None:
         chat.notify("Cleared; the running generation goes on (esc stops it).")

@@ -14,7 +14,8 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tfchat.core.errors import HistoryError
-from tfchat.core.store.history import Exchange
+from tfchat.core.store.history import Conversation, Exchange
+from tfchat.tui.state.conversation import title_shown
 from tfchat.tui.widgets.notice_row import NoticeRow
 
 
@@ -36,10 +37,12 @@ def result_line(exchange: Exchange, preset_width: int, now: float) -> Text:
 
 @dataclass(frozen=True)
 class HistoryChoice:
-    """A past prompt picked in the browser: sent again at once, or put in the prompt box to edit."""
+    """A past prompt picked in the browser: sent again at once, or put in the prompt box to edit; or
+    (`conversation`) the conversation it belongs to, to reopen."""
 
     prompt: str
     send: bool
+    conversation: int | None = None
 
 
 class HistoryScreen(ModalScreen[HistoryChoice | None]):
@@ -57,6 +60,7 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
         Binding("escape", "close", "Close"),
         Binding("ctrl+o", "copy_output", "Copy output", priority=True),
         Binding("ctrl+e", "edit", "Edit first", priority=True),
+        Binding("ctrl+r", "reopen", "Reopen its conversation", priority=True),
         Binding("down", "move(1)", show=False),
         Binding("up", "move(-1)", show=False),
     ]
@@ -65,6 +69,7 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
         super().__init__()
         self.history = history
         self.found: list[Exchange] = []
+        self._conversations: dict[int, Conversation | None] = {}  # read once each, as the preview shows them
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -75,7 +80,7 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
                     yield Static(id="preview")
             yield NoticeRow()
             yield Static("type to search · ↑/↓ choose · enter sends it again · ctrl+e edits it first · "
-                         "ctrl+o copies the output · esc closes", id="hint")
+                         "ctrl+r reopens its conversation · ctrl+o copies the output · esc closes", id="hint")
 
     def on_mount(self) -> None:
         self._search("")
@@ -124,11 +129,36 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
             return
         stats = exchange.stats or {}
         text = Text()
+        conversation = self._conversation_of(exchange)
+        if conversation is not None:
+            text.append(f"“{title_shown(conversation.title)}” · {conversation.exchanges} exchange"
+                        f"{'s' if conversation.exchanges != 1 else ''} · ctrl+r reopens it\n", style="bold")
         text.append(f"#{exchange.id} · {exchange.kind} · {exchange.preset} · {exchange.finish_reason} · "
                     f"{stats.get('new_tokens')} tokens\n\n", style="dim")
         text.append(exchange.prompt, style="bold")
         text.append(exchange.output)
         preview.update(text)
+
+    def _conversation_of(self, exchange: Exchange) -> Conversation | None:
+        """The conversation the exchange belongs to, with its title; None for one kept before conversations."""
+        if exchange.conversation is None:
+            return None
+        if exchange.conversation not in self._conversations:
+            try:
+                self._conversations[exchange.conversation] = self.history.conversation(exchange.conversation)
+            except HistoryError:
+                return None
+        return self._conversations[exchange.conversation]
+
+    def action_reopen(self) -> None:
+        exchange = self.selected()
+        if exchange is None:
+            return
+        if exchange.conversation is None:
+            self.notify("That exchange was kept before conversations were; enter sends its prompt again.",
+                        severity="warning")
+            return
+        self.dismiss(HistoryChoice(exchange.prompt, send=False, conversation=exchange.conversation))
 
     def action_move(self, step: int) -> None:
         results = self.query_one(OptionList)

@@ -12,6 +12,20 @@ class HistoryKeeper:
         self.history = history
         self.problems: list[str] = [f"History is off: {history.problem}"] if isinstance(history, NoHistory) else []
         self._shown = 0
+        # The conversation the session's exchanges go to: begun by the first one written, after the
+        # start or a /clear; a reopened one goes on.
+        self.conversation: int | None = None
+
+    def begin_new_conversation(self) -> None:
+        self.conversation = None
+
+    def go_on_with(self, conversation: int) -> None:
+        self.conversation = conversation
+
+    def _conversation_for(self, model: str) -> int | None:
+        if self.conversation is None:
+            self.conversation = self.history.new_conversation(model)
+        return self.conversation
 
     def read(self, call, default):
         """A history call that must never stop the app: a failure becomes a problem to show."""
@@ -26,7 +40,8 @@ class HistoryKeeper:
     def write(self, *, kind: str, prompt: str, output: str, preset: str, params: dict, stats: dict,
               reason: str, model: str) -> None:
         self.read(lambda: self.history.add(Exchange(prompt=prompt, output=output, preset=preset, params=params,
-                                                    stats=stats, model=model, finish_reason=reason, kind=kind)), None)
+                                                    stats=stats, model=model, finish_reason=reason, kind=kind,
+                                                    conversation=self._conversation_for(model))), None)
 
     def record_exchange(self, request, output: str, stats: dict, reason: str, model: str) -> None:
         """One exchange (a tui.state.requests request) and how it ended; `ended_by` (a quit, a hangup) says why first."""

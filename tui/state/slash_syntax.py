@@ -16,7 +16,10 @@ COMMANDS = {
               "another",
     "/score": "/score [--ablate L.H,...] [PATH]   the model's surprise at a file's text (default: the last "
               "exchange's): loss, perplexity, each token coloured; f9 scores the prompt box",
-    "/clear": "/clear           clear the screen (and the continue context)",
+    "/clear": "/clear           clear the screen (and the continue context); later exchanges begin a new "
+              "conversation",
+    "/resume": "/resume          reopen the last conversation: its exchanges, and continue mode goes on from them "
+               "(f2, ctrl+r: any conversation)",
     "/save": "/save PATH       save the transcript as Markdown (a new file; /save! PATH replaces one)",
     "/save!": "/save! PATH      save the transcript, replacing the file at PATH",
     "/help": "/help            this help and the keys",
