@@ -101,3 +101,34 @@ def test_the_cli_takes_several_models_where_it_can(two_models):
     assert first.split("===\n", 1)[1].rstrip("\n") == greedy_alone(two_models[0], "The sales team", 12)
     r = tfchat("--model", str(two_models[0]), "--model", str(two_models[1]), "info")
     assert r.returncode == 2 and "takes one --model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+async def test_compare_models_while_the_second_still_loads_waits_for_it_then_compares_both(two_models, tmp_path):
+    import threading
+
+    gate = threading.Event()  # the second model's load is held until the prompt is waiting
+
+    def loader(path, device):
+        if path == two_models[1]:
+            gate.wait(60)
+        return Engine.load(path, device)
+
+    app = make_app([str(p) for p in two_models], "cpu", "greedy", str(tmp_path / "h.sqlite3"), engine_loader=loader)
+    second = two_models[1].name
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            assert app.shelf.slots[1].state == "loading"
+            await send(pilot, "/compare --models greedy")
+            assert notices(app)[-1].startswith(f"{second} is still loading: each prompt goes to ")
+            await send(pilot, "/set max_new_tokens 5")
+            await send(pilot, "The sales team")
+            await pilot.pause(0.3)
+            assert compare_views(app) == [] and app.query_one(StatusLine).queued == 1  # it waits, not one column
+            gate.set()
+            await compared(pilot)
+            view = compare_views(app)[0]
+            assert [column.label for column in view.columns] == [p.name for p in two_models]
+            assert all(column.output for column in view.columns)
+    finally:
+        gate.set()

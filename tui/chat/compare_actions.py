@@ -10,6 +10,7 @@ from tfchat.core.errors import TfchatError
 from tfchat.tui.chat.model_actions import switch_model
 from tfchat.tui.chat.slash_commands import slash_command
 from tfchat.tui.state.compare_choice import CompareChoice
+from tfchat.tui.state.requests import CompareRequest
 from tfchat.tui.transcript.compare_view import CompareView
 from tfchat.tui.transcript.stats_line import stats_line
 from tfchat.tui.widgets.status_line import StatusLine
@@ -65,11 +66,37 @@ def compare_command(chat, *words: str) -> None:
 
 
 def compare_models(chat, preset: str) -> None:
-    """`/compare --models [PRESET]`: each prompt to every loaded model under one preset, a column each."""
+    """`/compare --models [PRESET]`: each prompt to every loaded model under one preset, a column each;
+    a model still loading is waited for."""
     chat.presets.catalog.get(preset)
     shelf = chat.shelf
-    if len(shelf.ready()) < 2:
+    indices = shelf.comparable_indices()
+    if len(indices) < 2:
         raise TfchatError("comparing models needs two loaded: give more with --model, or /model add PATH")
     chat.query_one(StatusLine).compare = chat.compare.choose([preset], shelf=shelf)
-    chat.notify(f"Compare mode: each prompt goes to {', '.join(s.name for s in shelf.ready())} under {preset}. "
-                "f6 turns it off.")
+    names = ", ".join(shelf.slots[i].name for i in indices)
+    loading = shelf.loading_names(indices)
+    if loading:
+        chat.transcript.add_notice(f"{' and '.join(loading)} {'is' if len(loading) == 1 else 'are'} still loading: "
+                                   f"each prompt goes to {names} under {preset}, the first once "
+                                   f"{'it is' if len(loading) == 1 else 'they are'} ready. f6 turns it off.")
+        return
+    chat.notify(f"Compare mode: each prompt goes to {names} under {preset}. f6 turns it off.")
+
+
+def models_loaded_for(chat, request) -> bool:
+    """Whether `request` can start: a comparison of models waits while one of its models loads; one that
+    failed to load is left out of it (said in a notice)."""
+    if not isinstance(request, CompareRequest) or not request.models:
+        return True
+    shelf = chat.shelf
+    if shelf.loading_names(request.model_slots):
+        return False
+    failed = [i for i in request.model_slots if shelf.slots[i].state != "ready"]
+    if failed:
+        kept = [(slot, name) for slot, name in zip(request.model_slots, request.models) if slot not in failed]
+        request.model_slots, request.models = [slot for slot, _ in kept], [name for _, name in kept]
+        request.presets, request.column_params = request.presets[:len(kept)], request.column_params[:len(kept)]
+        chat.transcript.add_notice(f"{', '.join(shelf.slots[i].name for i in failed)} did not load: compared "
+                                   f"without {'it' if len(failed) == 1 else 'them'}.", error=True)
+    return True

@@ -19,7 +19,7 @@ from tfchat.core.settings.presets import PresetCatalog
 from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.tui.chat.backend_view import show_failed, show_ready, show_retrying
 from tfchat.tui.chat.bindings import CHAT_BINDINGS, shown_bindings
-from tfchat.tui.chat.compare_actions import keep_column
+from tfchat.tui.chat.compare_actions import keep_column, models_loaded_for
 from tfchat.tui.chat.inside_views import InsideViews
 from tfchat.tui.chat.model_actions import announce_loaded, next_model, show_models
 from tfchat.tui.chat.palette import TRANSCRIPT_NAME
@@ -158,6 +158,7 @@ class ChatScreen(Screen):
 
     def model_loaded(self, slot) -> None:
         announce_loaded(self, slot)
+        self._start_next()  # a comparison of models may have waited for it
 
     # ----- the context meter ----------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="meter", description="loading the tokenizer")
@@ -253,7 +254,7 @@ class ChatScreen(Screen):
 
     def _start_next(self) -> None:
         if self.engine is not None:
-            request = self.session.next_request()
+            request = self.session.next_request(can_start=lambda request: models_loaded_for(self, request))
             if request is not None:
                 self._start(request)
         self.query_one(StatusLine).queued = len(self.session.pending)

@@ -37,7 +37,7 @@ class CompareChoice:
         if not self.presets:
             return ""
         if self.shelf is not None:
-            return f"{len(self.shelf.ready())} models · {self.presets[0]}"
+            return f"{len(self.shelf.comparable_indices())} models · {self.presets[0]}"
         return f"{len(self.presets)} presets, blind" if self.blind else ", ".join(self.presets)
 
     def announcement(self) -> str:
@@ -47,7 +47,7 @@ class CompareChoice:
 
     def request(self, prompt: str, mode: str, params_for: Callable[[str], SamplingParams]) -> CompareRequest:
         if self.shelf is not None:  # the same preset on every model: a column each
-            indices = self.shelf.ready_indices()
+            indices = self.shelf.comparable_indices()  # one still loading: the request waits for it
             params = params_for(self.presets[0])
             return CompareRequest(prompt, self.presets[0], params, mode, presets=[self.presets[0]] * len(indices),
                                   column_params=[params] * len(indices),

@@ -30,9 +30,12 @@ class GenerationSession:
             self.last_prompt = request
         self.pending.append(request)
 
-    def next_request(self) -> Request | None:
-        """The next request to start: only when none is running."""
-        return self.pending.popleft() if self.active is None and self.pending else None
+    def next_request(self, can_start: Callable[[Request], bool] = lambda request: True) -> Request | None:
+        """The next request to start: only when none is running, and when `can_start` says it can (a
+        comparison of models waits for one still loading; the requests after it wait in their order)."""
+        if self.active is None and self.pending and can_start(self.pending[0]):
+            return self.pending.popleft()
+        return None
 
     def begin(self, request: Request, number: int, generation_of: Callable[[], object] = lambda: None) -> None:
         """`request` runs now, shown in the view numbered `number`, with a fresh stop event and finish event;

@@ -55,6 +55,13 @@ class ModelShelf:
     def ready_indices(self) -> list[int]:
         return [i for i, slot in enumerate(self.slots) if slot.state == "ready"]
 
+    def comparable_indices(self) -> list[int]:
+        """The models a comparison takes: the loaded ones and those still loading (it waits for them)."""
+        return [i for i, slot in enumerate(self.slots) if slot.state in ("ready", "loading")]
+
+    def loading_names(self, indices: list[int]) -> list[str]:
+        return [self.slots[i].name for i in indices if self.slots[i].state == "loading"]
+
     def ready(self) -> list[ModelSlot]:
         return [self.slots[i] for i in self.ready_indices()]
 
