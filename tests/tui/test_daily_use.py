@@ -353,6 +353,21 @@ async def test_set_unset_and_preset_save_say_what_they_did_in_plain_words(app_fa
         assert not (tmp_path / "t.md").exists()
     saved = load_presets(user=user_presets_file())
     assert saved.get("mine").params.max_new_tokens == 7 and saved.get("mine").params.temperature == 0
+    assert saved.get("mine").description == "greedy with max_new_tokens 7"  # not greedy's "the same output…"
+
+
+async def test_preset_save_describes_what_the_set_changed(app_factory):
+    app = app_factory(preset="greedy")
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await send(pilot, "/set temperature 0.3")
+        await send(pilot, "/set top_k 5")
+        await send(pilot, "/set max_new_tokens 200")  # greedy's own value: no change to describe
+        await send(pilot, "/preset save warmer")
+        await send(pilot, "/preset save plain")  # warmer, unchanged: its description carries over
+    saved = load_presets(user=user_presets_file())
+    assert saved.get("warmer").description == "greedy with temperature 0.3, top_k 5"
+    assert saved.get("plain").description == "greedy with temperature 0.3, top_k 5"
 
 
 async def test_a_continuation_counts_its_new_tokens_and_the_text_in_all_and_f8_knows_a_comparisons_speed(app_factory):

@@ -104,7 +104,7 @@ def preset_command(chat, name: str, new_name: str | None = None) -> None:
         raise TfchatError(f"a preset named {new_name!r} exists already; pick another name "
                           f"(or /preset {new_name}, then /preset save {new_name}, to change that one)")
     path = user_presets_file()
-    description = chat.presets.catalog.presets[source].description
+    description = chat.presets.description_with_changes()
     save_preset(path, new_name, chat.current_params(), description, replace=new_name == source)
     chat.presets.reload(load_presets())
     chat.set_preset(new_name)

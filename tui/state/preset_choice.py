@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from tfchat.core.settings.presets import PresetCatalog, params_from_mapping
 from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.settings.shown_values import shown_value
 
 
 class PresetChoice:
@@ -30,6 +31,16 @@ class PresetChoice:
     def changed(self) -> set[str]:
         """The keys /set changed in the active preset."""
         return set(self.overrides.get(self.name, {}))
+
+    def description_with_changes(self) -> str:
+        """What a preset saved from the active one says of itself: its /set changes in words ('greedy with
+        temperature 0.3'), or the preset's own description when nothing differs from it."""
+        base = self.catalog.get(self.name)
+        current = self.current()
+        changed = [key for key in self.overrides.get(self.name, {}) if getattr(current, key) != getattr(base.params, key)]
+        if not changed:
+            return base.description
+        return f"{self.name} with " + ", ".join(f"{key} {shown_value(key, getattr(current, key))}" for key in changed)
 
     def choose(self, name: str) -> None:
         self.catalog.get(name)
