@@ -170,6 +170,20 @@ def chat_prompt(messages: object) -> str:
     return "\n".join(lines) + "\nAssistant:"
 
 
+class ReplyStart:
+    """A chat reply as a client shows it: without the one space the model writes after the template's
+    "Assistant:" (its first token is " Hello"), dropped from the first piece of text that has any."""
+
+    def __init__(self, chat: bool):
+        self.pending = chat
+
+    def take(self, piece: str) -> str:
+        if self.pending and piece:
+            self.pending = False
+            return piece[1:] if piece.startswith(" ") else piece
+        return piece
+
+
 def _text_part(part: object, where: str) -> str:
     if not isinstance(part, dict) or not isinstance(part.get("text"), str) or part.get("type", "text") != "text":
         raise bad(where, 'must be a text part, {"type": "text", "text": "..."}')

@@ -21,8 +21,8 @@ import time
 
 from tfchat.core.engine.text_stream import RowEvent
 from tfchat.core.errors import TfchatError, describe_exception
-from tfchat.core.serve.openai_api import (ApiError, GenerationRequest, LogprobShaper, chunk_object, completion_object,
-                                          finish_reason, new_id, parse_request, usage_chunk)
+from tfchat.core.serve.openai_api import (ApiError, GenerationRequest, LogprobShaper, ReplyStart, chunk_object,
+                                          completion_object, finish_reason, new_id, parse_request, usage_chunk)
 from tfchat.core.serve.request_body import BODY_READ_SECONDS, read_json_body
 from tfchat.core.serve.scheduler import BatchScheduler, QueueFull
 from tfchat.core.system.install_hint import install_command
@@ -170,14 +170,14 @@ class Api:
 
     async def _whole(self, request, parsed: GenerationRequest, prompt_ids, updates, cancel):
         """A non-streamed answer; a client that disconnects while it waits cancels its row at the next step."""
-        text, steps = "", []
+        text, steps, start = "", [], ReplyStart(parsed.chat)
         watcher = asyncio.create_task(_cancel_when_gone(request, cancel))
         try:
             while True:
                 update = await updates.get()
                 if update.error:
                     return _error(ApiError(500, update.error, "server_error"))
-                text += update.piece
+                text += start.take(update.piece)
                 steps += update.steps
                 if update.stats is not None:
                     break
@@ -198,6 +198,7 @@ class Api:
     async def _events(self, parsed: GenerationRequest, prompt_ids, updates, cancel):
         """Server-sent events in OpenAI's chunk format; a client gone stops the generator, which cancels the row."""
         response_id, shaper, first = new_id(parsed.chat), LogprobShaper(self.engine.encoding, parsed), True
+        start = ReplyStart(parsed.chat)
         try:
             if parsed.echo:
                 yield _event(chunk_object(parsed, self.model_name, response_id, self._prompt_text(parsed, prompt_ids),
@@ -211,8 +212,9 @@ class Api:
                 if update.stats is not None:
                     update.stats = self._ended_stats(update.stats)
                 reason = finish_reason(update.stats)
-                if update.piece or update.steps or reason or first:
-                    yield _event(chunk_object(parsed, self.model_name, response_id, update.piece,
+                piece = start.take(update.piece)
+                if piece or update.steps or reason or first:
+                    yield _event(chunk_object(parsed, self.model_name, response_id, piece,
                                               shaper.shape(update.steps) if update.steps else None, reason, first))
                     first = False
                 if update.stats is not None:

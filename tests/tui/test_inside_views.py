@@ -7,6 +7,7 @@ from rich.console import Console
 from support.pilot import finished, notices, ready, send, views, wait_for
 from tfchat.tui.screens.attention_screen import AttentionScreen, HeadScreen
 from tfchat.tui.screens.inspector_screen import InspectorScreen
+from tfchat.tui.widgets.notice_row import NoticeRow
 from tfchat.tui.widgets.prompt_input import PromptInput
 from tfchat.tui.transcript.score_view import ScoreView
 from tfchat.tui.screens.token_screen import TokenScreen
@@ -94,8 +95,12 @@ async def test_f9_scores_the_prompt_box_text_and_the_token_cursor_walks_it(app_f
     text = "The customer wants value and the sales team listens to every word before the deal is closed. " * 2
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
+        await pilot.press("f9")  # an empty box: nothing to score, said in the notice row
+        row = app.query_one(NoticeRow)
+        assert row.display and row.message.startswith("nothing to score")
         app.query_one(PromptInput).load_text(text)
         await pilot.press("f9")
+        assert not row.display  # the complaint is stale once a score runs
         await wait_for(pilot, lambda: any(isinstance(v, ScoreView) and v.branch.steps for v in views(app)),
                        what="the scored text")
         view = views(app)[-1]

@@ -249,6 +249,7 @@ class ChatScreen(Screen):
         if self.engine is None and self.backend_state.unavailable:
             self.transcript.add_notice("No model is loaded; see the message above.", error=True)
             return
+        self.query_one(NoticeRow).hide_warning()
         self.session.queue(request)
         self._start_next()
 

@@ -41,6 +41,11 @@ class NoticeRow(Static):
             self._hide_timer.stop()
         self._hide_timer = self.set_timer(SHOWN_S if seconds is None else seconds, self.hide)
 
+    def hide_warning(self) -> None:
+        """Hide a warning that a request just sent makes stale ('nothing to score' under a score that runs)."""
+        if self.display and (self.has_class("warning") or self.has_class("error")):
+            self.hide()
+
     def hide(self) -> None:
         self.display = False
         self.message = ""
