@@ -24,4 +24,6 @@ def tfchat_commands(chat):
     yield SystemCommand("Save: the transcript as Markdown",
                         f"to {TRANSCRIPT_NAME.replace('%Y%m%d-%H%M%S', 'DATE-TIME')} in this directory "
                         "(/save PATH chooses the file)", chat.save_transcript_here)
+    yield SystemCommand("Resume: reopen the last conversation", "/resume (f2, then ctrl+r: any conversation)",
+                        lambda: chat.run_slash_text("/resume"))
     yield SystemCommand("Help: keys and commands", "/help", lambda: chat.run_slash_text("/help"))
