@@ -44,6 +44,10 @@ class ExportError(TfchatError):
     """`tfchat export` cannot write its folder, or lacks its optional packages."""
 
 
+class CorpusError(TfchatError):
+    """A training text that cannot be read or indexed, or that moved or changed since training."""
+
+
 # Every message a user sees is one line of at most this many characters: a
 # C++ stack or a 10 MB repr must never reach the terminal whole.
 MAX_MESSAGE_CHARS = 300

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint_args(gen)
     _add_sampling_args(gen)
     gen.add_argument("--stats", action="store_true", help="print one JSON line of statistics to stderr")
+    gen.add_argument("--corpus", metavar="FILE",
+                     help="the training text: --stats adds copied_fraction and longest (spans of 8+ tokens in it)")
     gen.add_argument("--compare", metavar="PRESETS", nargs="?", const="all",
                      help="one row per preset, decoded together: names separated by commas, or 'all' (the default)")
     gen.add_argument("--prompt", dest="more_prompts", action="append", metavar="TEXT",
@@ -120,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--format", choices=("text", "jsonl"), default="text",
                        help="jsonl: a line per token ({id, token, bytes, logprob, rank}), then a summary line")
     score.add_argument("--ablate", metavar="L.H[,L.H...]", help="switch these heads off (layers and heads from 0)")
+    score.add_argument("--corpus", metavar="FILE",
+                       help="the training text: the share of the text copied from it and the longest span, beside the loss")
+
+    overlap = sub.add_parser("overlap", help="which spans of a text occur verbatim in the model's training text")
+    overlap.add_argument("text", nargs="?", help="the text (default: read standard input)")
+    _add_model_args(overlap)
+    overlap.add_argument("--corpus", metavar="FILE",
+                         help="the training text (default: the one tfchat train recorded in the checkpoint)")
+    overlap.add_argument("--min-tokens", type=int, default=8, metavar="N",
+                         help="the shortest span reported, in tokens (default 8)")
+    overlap.add_argument("--json", action="store_true",
+                         help="one object: {tokens, min_tokens, spans: [{start, end, text, occurrences, line}], "
+                              "copied_fraction, longest}")
 
     attention = sub.add_parser("attention", help="one head's attention over a prompt's window (the book's Q*K plot)")
     attention.add_argument("prompt")
@@ -240,6 +255,10 @@ def _dispatch(args) -> int:
         from tfchat.core.commands.score import run_score
 
         return run_score(args)
+    if args.command == "overlap":
+        from tfchat.core.commands.overlap import run_overlap
+
+        return run_overlap(args)
     if args.command == "attention":
         from tfchat.core.commands.attention import run_attention
 

@@ -60,6 +60,7 @@ def cmd_generate(args) -> int:
         raise PresetError(f"--logprobs must be from 1 to 20, got {args.logprobs}")
     prompt = _read_prompt(args)
     engine = _backend(args)
+    corpus = _training_text(args, engine)
     out = sys.stdout
     if args.logprobs or args.trace:
         from tfchat.core.commands.step_output import JsonLinesWriter, TraceWriter
@@ -72,13 +73,26 @@ def cmd_generate(args) -> int:
     if generation.notice:  # a server that does not take every sampler of the preset
         print(f"tfchat: note: {generation.notice}", file=sys.stderr)
     try:
-        _stream_generation(generation, writer, out, args)
+        _stream_generation(generation, writer, out, args, corpus)
     finally:
         engine.close()  # its helper thread ends here, not in the interpreter's teardown
     return EXIT_OK
 
 
-def _stream_generation(generation, writer, out, args) -> None:
+def _training_text(args, engine):
+    """--corpus FILE: the training text, indexed in the model's tokens, for the stats' copied share."""
+    if not getattr(args, "corpus", None):
+        return None
+    from tfchat.core.corpus.training_text import TrainingText, corpus_path_for
+
+    try:
+        return TrainingText.open(corpus_path_for(args.corpus, None), engine.encoding)
+    except BaseException:
+        engine.close()
+        raise
+
+
+def _stream_generation(generation, writer, out, args, corpus=None) -> None:
     wrote = False
     try:
         for piece in generation:
@@ -95,7 +109,13 @@ def _stream_generation(generation, writer, out, args) -> None:
             out.write("\n")
             out.flush()
         if args.stats and generation.stats is not None:
-            print(json.dumps(generation.stats.as_json()), file=sys.stderr)
+            figures = generation.stats.as_json()
+            if corpus is not None:  # the share of the output copied from the training text, its longest span
+                from tfchat.core.corpus.copied_spans import DEFAULT_MIN_TOKENS
+
+                ids = corpus.encoding.encode(generation.text, disallowed_special=())
+                figures.update(corpus.overlap(ids, DEFAULT_MIN_TOKENS).figures())
+            print(json.dumps(figures), file=sys.stderr)
 
 
 def _backend(args):

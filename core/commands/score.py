@@ -52,6 +52,7 @@ def run_score(args) -> int:
     shows_progress = sys.stderr.isatty() and (len(models) > 1 or not sys.stdout.isatty())
     for model_arg in models:
         engine = Engine.load(resolve_model_path(model_arg), args.device)
+        copied = copied_from_training_text(args, engine, text)
         started = time.perf_counter()
         total, passes = engine.score_passes(text, off)
         progress = Progress(total, started) if shows_progress else None
@@ -70,19 +71,33 @@ def run_score(args) -> int:
         perplexity = math.exp(min(loss, 700.0))  # finite: exp overflows past 709 nats
         rate = count / seconds if seconds > 0 else 0.0
         summary = {"tokens": count, "loss": round(loss, 6), "perplexity": round(perplexity, 4),
-                   "seconds": round(seconds, 3), "tokens_per_s": round(rate, 1)}
+                   "seconds": round(seconds, 3), "tokens_per_s": round(rate, 1), **(copied or {})}
+        beside = f", {copied['copied_fraction']:.1%} copied from the corpus, longest span {copied['longest']}" \
+            if copied else ""
         if len(models) > 1:
             summary = {"model": str(engine.path), **summary}
         if args.format == "jsonl":
             print(json.dumps(summary, allow_nan=False))  # jsonl is JSON: a NaN was refused before it came here
         elif len(models) > 1:
             print(f"{engine.path}: {count} tokens, loss {loss:.4f} nats, perplexity {shown_perplexity(perplexity)} "
-                  f"({rate:,.0f} tok/s)")
+                  f"({rate:,.0f} tok/s){beside}")
         else:
             print(f"{count} tokens, loss {loss:.4f} nats, perplexity {shown_perplexity(perplexity)} "
-                  f"({seconds:.2f} s, {rate:,.0f} tok/s)" + (f", heads off: {args.ablate}" if off else ""))
+                  f"({seconds:.2f} s, {rate:,.0f} tok/s)" + (f", heads off: {args.ablate}" if off else "") + beside)
         engine.close()
     return EXIT_OK
+
+
+def copied_from_training_text(args, engine, text: str) -> dict | None:
+    """With --corpus FILE: the share of the text inside spans of 8+ tokens that occur in the training text,
+    and the longest."""
+    if not getattr(args, "corpus", None):
+        return None
+    from tfchat.core.corpus.copied_spans import DEFAULT_MIN_TOKENS
+    from tfchat.core.corpus.training_text import TrainingText, corpus_path_for
+
+    corpus = TrainingText.open(corpus_path_for(args.corpus, None), engine.encoding)
+    return corpus.overlap(engine.encoding.encode(text, disallowed_special=()), DEFAULT_MIN_TOKENS).figures()
 
 
 def print_tokens(scored, before: int, encoding, form: str) -> None:

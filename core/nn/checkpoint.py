@@ -64,6 +64,7 @@ class Checkpoint:
     h_params_inferred: bool = False
     key_prefix: str = ""  # what torch.compile or DataParallel put before every stored key
     tokenizer_folder: Path | None = None  # a GPT-2 folder's own tokenizer; None: cl100k_base
+    training_text: dict | None = None  # what `tfchat train` records: {"path", "sha256"} of the text it trained on
 
     @property
     def parameter_count(self) -> int:
@@ -168,6 +169,19 @@ def _read(path: Path) -> object:
         ) from None
 
 
+# Beside 'model_state_dict' and 'h_params' (the book's inference.py reads only those two): the training
+# text's absolute path and SHA-256, so the overlap view finds the corpus without being told.
+TRAINING_TEXT_KEY = "training_text"
+
+
+def recorded_training_text(value: object) -> dict | None:
+    """The record as `tfchat train` writes it; anything else (another tool's key) is no record."""
+    if isinstance(value, dict) and isinstance(value.get("path"), str) and isinstance(value.get("sha256"), str) \
+            and len(value["sha256"]) == 64:
+        return {"path": value["path"], "sha256": value["sha256"]}
+    return None
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     if path.is_dir():
@@ -176,7 +190,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     _check_zip_expansion(path, info.st_size)
     raw = _read(path)
     if isinstance(raw, dict) and "model_state_dict" in raw and "h_params" in raw:
-        return _chapter_checkpoint(path, raw["model_state_dict"], raw["h_params"])
+        checkpoint = _chapter_checkpoint(path, raw["model_state_dict"], raw["h_params"])
+        checkpoint.training_text = recorded_training_text(raw.get(TRAINING_TEXT_KEY))
+        return checkpoint
     if isinstance(raw, dict) and "model_state_dict" in raw:
         return _inferred_checkpoint(path, raw["model_state_dict"], NO_H_PARAMS_FORM)
     if _is_state_dict(raw):

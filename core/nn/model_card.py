@@ -31,6 +31,8 @@ class ModelCard:
     """From opening the file to the engine ready to generate."""
     positions: str = "sinusoidal"
     """The book's computed table, or "learned" (a GPT-2's trained wpe)."""
+    training_text: dict | None = None
+    """{"path", "sha256"} of the text `tfchat train` trained it on, when it says."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +72,7 @@ def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
         h_params_source=h_params_source(checkpoint),
         load_seconds=load_seconds,
         positions=checkpoint.config.positions,
+        training_text=checkpoint.training_text,
     )
 
 

@@ -26,6 +26,11 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path(value) if value and os.path.isabs(value) else Path.home() / fallback
 
 
+def cache_dir() -> Path:
+    """What tfchat can rebuild, kept to save the time: the indexes of training texts."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / "tfchat"
+
+
 def config_dir() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "tfchat"
 

@@ -13,6 +13,7 @@ itself stays exactly what the book's `inference.py` loads.
 from __future__ import annotations
 
 import errno
+import hashlib
 import math
 import os
 import stat
@@ -25,7 +26,7 @@ import torch
 from tfchat.core.engine.tokenizer import load_encoding, ordinary_vocabulary
 from tfchat.core.errors import EXIT_INTERRUPTED, EXIT_OK, TrainingError, describe_exception
 from tfchat.core.nn.book_model import BookModel
-from tfchat.core.nn.checkpoint import ARCH_KEYS, Checkpoint, load_checkpoint
+from tfchat.core.nn.checkpoint import ARCH_KEYS, TRAINING_TEXT_KEY, Checkpoint, load_checkpoint
 from tfchat.core.nn.model_config import ModelConfig
 from tfchat.core.system.device import resolve_device
 from tfchat.core.system.files import not_a_file
@@ -119,15 +120,19 @@ def _write_failure(exc: BaseException) -> str:
     return describe_exception(exc)
 
 
-def book_checkpoint(model: BookModel, hp: dict, half: bool, form_of: Checkpoint | None = None) -> dict:
-    """What `out` holds: the chapter's format, or, for a bare checkpoint resumed, a bare state dict
-    keyed as that file was (`form_of`)."""
+def book_checkpoint(model: BookModel, hp: dict, half: bool, form_of: Checkpoint | None = None,
+                    training_text: dict | None = None) -> dict:
+    """What `out` holds: the chapter's format (with the training text's path and hash beside it), or, for a
+    bare checkpoint resumed, a bare state dict keyed as that file was (`form_of`)."""
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() for k, v in state.items()}
     if form_of is not None and form_of.bare:
         return form_of.stored_state_dict(state)
-    return {"model_state_dict": state, "h_params": dict(hp)}
+    saved = {"model_state_dict": state, "h_params": dict(hp)}
+    if training_text is not None:
+        saved[TRAINING_TEXT_KEY] = training_text
+    return saved
 
 
 def _fresh_resume_h_params(checkpoint: Checkpoint, config_path: Path | None, overrides: dict) -> dict:
@@ -228,6 +233,7 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
         hp = load_train_config(config_path, overrides)
 
     text = read_training_text(text_path)
+    trained_on = {"path": str(text_path.resolve()), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
     data = tokenize(text, text_path, hp["context_length"])
     vocab = int(data.max()) + 1
     if resume and vocab > hp["max_token_value"]:
@@ -265,7 +271,7 @@ def train(text_path: Path, out: Path, config_path: Path | None, overrides: dict,
         side_file = {"optimizer": optimizer.state_dict(), "step": step, "train_loss": losses["train"],
                      "val_loss": losses["val"], "best_val": best_val, "half": half, "h_params": dict(hp),
                      "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-        items = [(book_checkpoint(model, hp, half, checkpoint), out)] if improved else []
+        items = [(book_checkpoint(model, hp, half, checkpoint, trained_on), out)] if improved else []
         save_together(items + [(side_file, optim_path)])
         best["val"] = best_val
 

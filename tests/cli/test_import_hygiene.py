@@ -18,6 +18,7 @@ LAYERS = {
     "store": 6,       # the history database: exchanges with their stats
     "train": 6,       # tfchat train
     "export": 6,      # tfchat export: a Hugging Face folder
+    "corpus": 6,      # the training text's index: what of a text occurs in it
     "commands": 7,    # bench, compare, row printing
 }
 

@@ -48,7 +48,9 @@ def test_trains_and_writes_exactly_the_books_checkpoint(corpus, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "step 6/6" in r.stderr and "val" in r.stderr
     raw = torch.load(out, weights_only=True)
-    assert set(raw) == {"model_state_dict", "h_params"}
+    # The chapter's two keys, and beside them the text trained on (the book's inference.py reads only the two).
+    assert set(raw) == {"model_state_dict", "h_params", "training_text"}
+    assert raw["training_text"]["path"] == str(corpus.resolve())
     assert set(raw["h_params"]) == BOOK_H_PARAMS
     ckpt = load_checkpoint(out)
     shapes = {k: tuple(v.shape) for k, v in raw["model_state_dict"].items()}
@@ -206,7 +208,7 @@ def test_resuming_the_books_own_checkpoint_without_a_side_file_keeps_its_h_param
     assert r.returncode == 0, r.stderr
     assert "with no optimizer state" in r.stderr and "steps 0..2" in r.stderr
     raw = torch.load(out, weights_only=True)
-    assert set(raw) == {"model_state_dict", "h_params"} and raw["h_params"]["d_model"] == 16
+    assert set(raw) == {"model_state_dict", "h_params", "training_text"} and raw["h_params"]["d_model"] == 16
     r = train(corpus, "--out", out, "--resume", "--max-iters", "4", "--d-model", "32")
     assert r.returncode == 2 and "has d_model 16, not 32" in r.stderr
 

@@ -1,0 +1,159 @@
+"""An index of a corpus's tokens: which token sequences occur in it, how often, where, and what follows.
+
+A suffix array over the token ids (`suffix_array`), searched by binary search with whole-sequence
+comparisons done by `array`'s own C code: about 7 µs a search on 10 million tokens. 8 bytes a
+token are resident: the tokens and the suffix array, both int32.
+
+The questions are infini-gram's (Liu et al., 2024): for each position of a text, the longest run of
+its tokens from there that occurs in the corpus; the maximal such runs (OLMoTrace's spans); and for a
+context, its longest suffix that occurs and the tokens that follow it in the corpus, with counts.
+"""
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Span:
+    """Tokens [start, end) of a text that occur verbatim in the corpus, and can be extended on neither side."""
+
+    start: int
+    end: int
+    occurrences: int
+    first_at: int  # the corpus position (in tokens) of its first occurrence
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Continuations:
+    """What the corpus continues a context with: after its longest suffix that occurs (`suffix` tokens long),
+    each following token and how often, most frequent first; `total` occurrences in all."""
+
+    suffix: int
+    total: int
+    top: list[tuple[int, int]]
+
+
+class CorpusIndex:
+    def __init__(self, tokens: array, suffixes: array):
+        assert tokens.typecode == suffixes.typecode == "i" and len(tokens) == len(suffixes)
+        self.tokens, self.suffixes = tokens, suffixes
+        self._newline_ends: torch.Tensor | None = None  # built on first use: see line_of
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def resident_bytes(self) -> int:
+        return self.tokens.itemsize * len(self.tokens) + self.suffixes.itemsize * len(self.suffixes)
+
+    # ----- finding a sequence -----------------------------------------------------------
+    def _bound(self, pattern: array, lo: int, hi: int, upper: bool) -> int:
+        """The first suffix in [lo, hi) whose first len(pattern) tokens are >= pattern (> with `upper`)."""
+        tokens, suffixes, width = self.tokens, self.suffixes, len(pattern)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            at = suffixes[mid]
+            head = tokens[at:at + width]
+            if head < pattern or (upper and head == pattern):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def find(self, pattern) -> tuple[int, int]:
+        """[lo, hi): the suffix array's range of the suffixes that begin with `pattern`; empty when it never occurs."""
+        pattern = pattern if isinstance(pattern, array) else array("i", pattern)
+        lo = self._bound(pattern, 0, len(self.suffixes), upper=False)
+        return lo, self._bound(pattern, lo, len(self.suffixes), upper=True)
+
+    def occurs(self, pattern: array) -> bool:
+        lo = self._bound(pattern, 0, len(self.suffixes), upper=False)
+        if lo == len(self.suffixes):
+            return False
+        at = self.suffixes[lo]
+        return self.tokens[at:at + len(pattern)] == pattern
+
+    def count(self, pattern) -> int:
+        lo, hi = self.find(pattern)
+        return hi - lo
+
+    def first_position(self, lo: int, hi: int) -> int:
+        """The earliest corpus position among the suffixes [lo, hi)."""
+        if hi - lo <= 64:
+            return min(self.suffixes[lo:hi])
+        return int(torch.frombuffer(self.suffixes, dtype=torch.int32)[lo:hi].min())
+
+    # ----- a text against the corpus ----------------------------------------------------
+    def match_lengths(self, ids: list[int]) -> list[int]:
+        """For each position i of `ids`, how many of its tokens from i on occur in the corpus as they are.
+
+        The run from i+1 is at least the run from i less one token, so each position starts from there:
+        about two searches a position, whatever the runs' lengths."""
+        text = array("i", ids)
+        lengths, run = [0] * len(text), 0
+        for i in range(len(text)):
+            run = max(run - 1, 0)
+            while i + run < len(text) and self.occurs(text[i:i + run + 1]):
+                run += 1
+            lengths[i] = run
+        return lengths
+
+    def spans(self, ids: list[int], min_tokens: int, lengths: list[int] | None = None) -> list[Span]:
+        """Every maximal run of at least `min_tokens` tokens of `ids` that occurs in the corpus: it occurs,
+        and with one more token on either side it does not. In the text's order."""
+        lengths = self.match_lengths(ids) if lengths is None else lengths
+        text, found = array("i", ids), []
+        for i, run in enumerate(lengths):
+            # Right-maximal by construction; left-maximal when the run from i-1 does not reach past it.
+            if run >= min_tokens and (i == 0 or lengths[i - 1] <= run):
+                lo, hi = self.find(text[i:i + run])
+                found.append(Span(i, i + run, hi - lo, self.first_position(lo, hi)))
+        return found
+
+    def continuations(self, context: list[int], top: int = 10) -> Continuations:
+        """The corpus's next tokens after the longest suffix of `context` that occurs with a token after it."""
+        text = array("i", context)
+        short, long = 0, len(text)  # a suffix of `short` tokens occurs; find the longest
+        while short < long:
+            middle = (short + long + 1) // 2
+            if self.occurs(text[len(text) - middle:]):
+                short = middle
+            else:
+                long = middle - 1
+        for length in range(short, -1, -1):  # a suffix found only at the corpus's end has nothing after it
+            counts = self._next_tokens(text[len(text) - length:] if length else array("i"), length)
+            if counts:
+                ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+                return Continuations(length, sum(counts.values()), ranked[:top])
+        return Continuations(0, 0, [])
+
+    def _next_tokens(self, pattern: array, length: int) -> dict[int, int]:
+        lo, hi = self.find(pattern) if length else (0, len(self.suffixes))
+        if lo == hi:
+            return {}
+        starts = torch.frombuffer(self.suffixes, dtype=torch.int32)[lo:hi].to(torch.int64) + length
+        starts = starts[starts < len(self.tokens)]
+        if starts.numel() == 0:
+            return {}
+        following = torch.frombuffer(self.tokens, dtype=torch.int32)[starts]
+        values, counts = torch.unique(following, return_counts=True)
+        return dict(zip(values.tolist(), counts.tolist()))
+
+    # ----- where in the corpus ------------------------------------------------------------
+    def line_of(self, position: int, newlines_in) -> int:
+        """The corpus line (from 1) that token `position` starts on; `newlines_in(ids)` counts each token's newlines."""
+        if self._newline_ends is None:
+            tokens = torch.frombuffer(self.tokens, dtype=torch.int32).to(torch.int64)
+            per_token = newlines_in(tokens)
+            where = torch.nonzero(per_token, as_tuple=True)[0]
+            # (position after each newline-holding token, newlines up to and including it)
+            self._newline_ends = torch.stack([where + 1, torch.cumsum(per_token[where], 0)])
+        ends, totals = self._newline_ends
+        before = int(torch.searchsorted(ends, torch.tensor([position]), right=True)[0])
+        return 1 + (int(totals[before - 1]) if before else 0)
