@@ -54,10 +54,10 @@ def app_factory(small_model, tmp_path):
 
     history = tmp_path / "history.sqlite3"
 
-    def build(preset=None, model=small_model, initial_prompt=None, engine_process=False, resume=False):
+    def build(preset=None, model=small_model, initial_prompt=None, engine_process=False, resume=False, corpus=None):
         loader = EngineProcess.load if engine_process else Engine.load
         return make_app(str(model), "cpu", preset, str(history), engine_loader=loader, initial_prompt=initial_prompt,
-                        resume=resume)
+                        resume=resume, corpus=corpus)
     build.history = history
     build.model = small_model
     return build

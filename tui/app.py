@@ -47,7 +47,8 @@ class TfchatApp(App):
 
     def __init__(self, model_path: Path, device: str, catalog: PresetCatalog, history: History | NoHistory,
                  preset: str | None = None, engine_loader=EngineProcess.load, remote: str | None = None,
-                 initial_prompt: str | None = None, more_models: tuple[Path, ...] = (), resume: bool = False):
+                 initial_prompt: str | None = None, more_models: tuple[Path, ...] = (), resume: bool = False,
+                 corpus: str | None = None):
         super().__init__()
         self.shelf = ModelShelf([model_path, *more_models])  # --model repeated: the first is active
         # (path, device) -> a backend (core.engine.backend): in-process, engine process or HTTP; run off the UI thread
@@ -59,7 +60,7 @@ class TfchatApp(App):
         self.engine: Backend | None = None
         self.chat = ChatScreen(catalog, HistoryKeeper(history), self.shelf, model_label=remote or model_path.name,
                                model_source=remote or str(model_path), preset=preset, initial_prompt=initial_prompt,
-                               resume=resume,
+                               resume=resume, corpus=corpus,
                                when_shown=self.first_frame_shown, retry_now=self.retry_engine_now,
                                load_more_models=self.load_more_models)
         self.startup = StartupClock()  # first frame and ready, after launch: the load line and f8 show them
@@ -193,7 +194,7 @@ def make_app(model: str | list[str] | None = None, device: str = "auto", preset:
              history: str | None = None, engine_loader=EngineProcess.load, endpoint: str | None = None,
              api_key: str | None = None, remote_model: str | None = None,
              endpoint_timeout: float | None = None, initial_prompt: str | None = None,
-             resume: bool = False) -> TfchatApp:
+             resume: bool = False, corpus: str | None = None) -> TfchatApp:
     """The one way to build the app: the CLI, Pilot tests and snapshot tests all use it.
 
     With `endpoint`, the model is an OpenAI-compatible server's (`core.engine.http_client`)."""
@@ -208,17 +209,17 @@ def make_app(model: str | list[str] | None = None, device: str = "auto", preset:
             endpoint, api_key, remote_model, endpoint_timeout)
     models = model if isinstance(model, list) else [model]
     return TfchatApp(resolve_model_path(models[0]), device, catalog, open_history(history), preset, engine_loader,
-                     remote=endpoint, initial_prompt=initial_prompt, resume=resume,
+                     remote=endpoint, initial_prompt=initial_prompt, resume=resume, corpus=corpus,
                      more_models=tuple(resolve_model_path(m) for m in models[1:]))
 
 
 def run_app(model: str | list[str] | None, device: str, preset: str | None, history: str | None,
             threads: int | None = None, initial_prompt: str | None = None, endpoint: str | None = None,
             api_key: str | None = None, remote_model: str | None = None, endpoint_timeout: float | None = None,
-            resume: bool = False) -> int:
+            resume: bool = False, corpus: str | None = None) -> int:
     app = make_app(model, device, preset, history, engine_loader=partial(EngineProcess.load, threads=threads),
                    endpoint=endpoint, api_key=api_key, remote_model=remote_model, endpoint_timeout=endpoint_timeout,
-                   initial_prompt=initial_prompt, resume=resume)
+                   initial_prompt=initial_prompt, resume=resume, corpus=corpus)
     app.exit_watchdog = True
     app.driver_class = driver_with_raw_pastes(app.driver_class)
     on_exit_signals(app.end_from_signal)

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", help="preset to start with (default: the last one used, else balanced)")
     parser.add_argument("-p", "--prompt", dest="initial_prompt", metavar="TEXT",
                         help="a prompt to send as soon as the model is ready")
+    parser.add_argument("--corpus", metavar="FILE",
+                        help="the training text, for the overlap view (f12; default: the one the checkpoint records)")
     parser.add_argument("--resume", action="store_true",
                         help="reopen the last conversation: its exchanges, and continue mode goes on from them")
     parser.add_argument("--history", help="history database (default: in the XDG data directory)")
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint_args(gen)
     _add_sampling_args(gen)
     gen.add_argument("--stats", action="store_true", help="print one JSON line of statistics to stderr")
-    gen.add_argument("--corpus", metavar="FILE",
+    gen.add_argument("--corpus", metavar="FILE", default=argparse.SUPPRESS,
                      help="the training text: --stats adds copied_fraction and longest (spans of 8+ tokens in it)")
     gen.add_argument("--compare", metavar="PRESETS", nargs="?", const="all",
                      help="one row per preset, decoded together: names separated by commas, or 'all' (the default)")
@@ -122,13 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--format", choices=("text", "jsonl"), default="text",
                        help="jsonl: a line per token ({id, token, bytes, logprob, rank}), then a summary line")
     score.add_argument("--ablate", metavar="L.H[,L.H...]", help="switch these heads off (layers and heads from 0)")
-    score.add_argument("--corpus", metavar="FILE",
+    score.add_argument("--corpus", metavar="FILE", default=argparse.SUPPRESS,
                        help="the training text: the share of the text copied from it and the longest span, beside the loss")
 
     overlap = sub.add_parser("overlap", help="which spans of a text occur verbatim in the model's training text")
     overlap.add_argument("text", nargs="?", help="the text (default: read standard input)")
     _add_model_args(overlap)
-    overlap.add_argument("--corpus", metavar="FILE",
+    overlap.add_argument("--corpus", metavar="FILE", default=argparse.SUPPRESS,
                          help="the training text (default: the one tfchat train recorded in the checkpoint)")
     overlap.add_argument("--min-tokens", type=int, default=8, metavar="N",
                          help="the shortest span reported, in tokens (default 8)")
@@ -164,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: a load test of tfchat serve on loopback (see --requests, --concurrency)")
     bench.add_argument("--requests", type=int, default=200, help="with --serve: requests in the mix")
     bench.add_argument("--concurrency", type=int, default=16, help="with --serve: requests at a time")
+    bench.add_argument("--corpus", metavar="FILE", default=argparse.SUPPRESS,
+                       help="instead: the training text's index: build, cache read, bytes a token, query times")
+    bench.add_argument("--corpus-tokens", type=int, metavar="N",
+                       help="with --corpus: also build an N-token text of its lines drawn at random")
     bench.add_argument("--startup", action="store_true",
                        help="instead: the app's time to its first frame and to ready, idle and beside a busy neighbour")
     bench.add_argument("--app", action="store_true",
@@ -285,6 +291,10 @@ def _dispatch(args) -> int:
         return run_export(args)
     if args.command == "bench":
         apply_threads(args.threads)
+        if args.corpus:
+            from tfchat.core.commands.bench.corpus import run_corpus_bench
+
+            return run_corpus_bench(args.corpus, args.corpus_tokens)
         if args.startup:
             from tfchat.core.commands.bench.app_startup import run_startup_bench
 
@@ -321,7 +331,8 @@ def _dispatch(args) -> int:
     return run_app(model=args.model, device=args.device, preset=args.preset, history=args.history,
                    endpoint=args.endpoint, api_key=args.api_key or os.environ.get("TFCHAT_API_KEY"),
                    remote_model=args.remote_model, endpoint_timeout=args.timeout,
-                   threads=args.threads, initial_prompt=args.initial_prompt, resume=args.resume)
+                   threads=args.threads, initial_prompt=args.initial_prompt, resume=args.resume,
+                   corpus=args.corpus)
 
 
 def _check_app_can_start(args) -> None:

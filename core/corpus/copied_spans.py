@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import torch
-
 from tfchat.core.corpus.index import CorpusIndex, Span
 from tfchat.core.engine.tokenizer import token_bytes
 
@@ -22,18 +20,14 @@ class TokenizerFacts:
     """What the index needs of a tokenizer: a key that names it (for the cache), and each token's newlines."""
 
     key: str
-    newlines: torch.Tensor  # int64 per token id
-
-    def newlines_in(self, ids: torch.Tensor) -> torch.Tensor:
-        inside = ids < self.newlines.numel()
-        return torch.where(inside, self.newlines[ids.clamp(max=self.newlines.numel() - 1)], 0)
+    newlines: list[int]  # per token id
 
 
 def tokenizer_facts(encoding) -> TokenizerFacts:
     """cl100k_base by its name; any other (a GPT-2 folder's BPE) by a hash of every token's bytes."""
     vocabulary = encoding.n_vocab
     every = [token_bytes(encoding, token) for token in range(vocabulary)]
-    newlines = torch.tensor([piece.count(b"\n") for piece in every], dtype=torch.int64)
+    newlines = [piece.count(b"\n") for piece in every]
     if encoding.name == "cl100k_base":
         return TokenizerFacts("cl100k_base", newlines)
     digest = hashlib.sha256(b"\x00".join(every)).hexdigest()[:16]
@@ -90,12 +84,12 @@ def covered_fraction(spans: list[Span], tokens: int) -> float:
     return covered / tokens if tokens else 0.0
 
 
-def overlap_of(index: CorpusIndex, ids: list[int], min_tokens: int, encoding, facts: TokenizerFacts) -> Overlap:
+def overlap_of(index: CorpusIndex, ids: list[int], min_tokens: int, encoding) -> Overlap:
     if min_tokens < 1:
         raise ValueError("min_tokens is at least 1")
     spans = index.spans(ids, min_tokens)
     copied = [CopiedSpan(s.start, s.end, encoding.decode(ids[s.start:s.end]), s.occurrences,
-                         index.line_of(s.first_at, facts.newlines_in), s.first_at) for s in spans]
+                         index.line_of(s.first_at), s.first_at) for s in spans]
     return Overlap(len(ids), min_tokens, copied, covered_fraction(spans, len(ids)),
                    max((s.length for s in spans), default=0))
 

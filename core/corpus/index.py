@@ -2,7 +2,8 @@
 
 A suffix array over the token ids (`suffix_array`), searched by binary search with whole-sequence
 comparisons done by `array`'s own C code: about 7 µs a search on 10 million tokens. 8 bytes a
-token are resident: the tokens and the suffix array, both int32.
+token are resident: the tokens and the suffix array, both int32 (and 4 a newline, for line numbers).
+Plain Python: the app's process, which never loads torch, asks it too (building one is `index_build`).
 
 The questions are infini-gram's (Liu et al., 2024): for each position of a text, the longest run of
 its tokens from there that occurs in the corpus; the maximal such runs (OLMoTrace's spans); and for a
@@ -11,9 +12,9 @@ context, its longest suffix that occurs and the tokens that follow it in the cor
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass
-
-import torch
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,18 @@ class Continuations:
 
 
 class CorpusIndex:
-    def __init__(self, tokens: array, suffixes: array):
-        assert tokens.typecode == suffixes.typecode == "i" and len(tokens) == len(suffixes)
-        self.tokens, self.suffixes = tokens, suffixes
-        self._newline_ends: torch.Tensor | None = None  # built on first use: see line_of
+    def __init__(self, tokens: array, suffixes: array, newline_ends: array):
+        """`newline_ends`: for each newline of the text, the position of the token after the one holding it
+        (in order, once a newline): how many lie at or before a position is its line less one."""
+        assert tokens.typecode == suffixes.typecode == newline_ends.typecode == "i" and len(tokens) == len(suffixes)
+        self.tokens, self.suffixes, self.newline_ends = tokens, suffixes, newline_ends
+        self._unigrams: Counter | None = None  # counted once, when a context's last token is not in the corpus
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def resident_bytes(self) -> int:
-        return self.tokens.itemsize * len(self.tokens) + self.suffixes.itemsize * len(self.suffixes)
+        return sum(part.itemsize * len(part) for part in (self.tokens, self.suffixes, self.newline_ends))
 
     # ----- finding a sequence -----------------------------------------------------------
     def _bound(self, pattern: array, lo: int, hi: int, upper: bool) -> int:
@@ -85,9 +88,7 @@ class CorpusIndex:
 
     def first_position(self, lo: int, hi: int) -> int:
         """The earliest corpus position among the suffixes [lo, hi)."""
-        if hi - lo <= 64:
-            return min(self.suffixes[lo:hi])
-        return int(torch.frombuffer(self.suffixes, dtype=torch.int32)[lo:hi].min())
+        return min(self.suffixes[lo:hi])
 
     # ----- a text against the corpus ----------------------------------------------------
     def match_lengths(self, ids: list[int]) -> list[int]:
@@ -129,31 +130,20 @@ class CorpusIndex:
         for length in range(short, -1, -1):  # a suffix found only at the corpus's end has nothing after it
             counts = self._next_tokens(text[len(text) - length:] if length else array("i"), length)
             if counts:
-                ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-                return Continuations(length, sum(counts.values()), ranked[:top])
+                ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
+                return Continuations(length, sum(counts.values()), ranked)
         return Continuations(0, 0, [])
 
-    def _next_tokens(self, pattern: array, length: int) -> dict[int, int]:
-        lo, hi = self.find(pattern) if length else (0, len(self.suffixes))
-        if lo == hi:
-            return {}
-        starts = torch.frombuffer(self.suffixes, dtype=torch.int32)[lo:hi].to(torch.int64) + length
-        starts = starts[starts < len(self.tokens)]
-        if starts.numel() == 0:
-            return {}
-        following = torch.frombuffer(self.tokens, dtype=torch.int32)[starts]
-        values, counts = torch.unique(following, return_counts=True)
-        return dict(zip(values.tolist(), counts.tolist()))
+    def _next_tokens(self, pattern: array, length: int) -> Counter:
+        if not length:  # no suffix occurs: what the corpus holds at all
+            if self._unigrams is None:
+                self._unigrams = Counter(self.tokens)
+            return self._unigrams
+        lo, hi = self.find(pattern)
+        tokens, end = self.tokens, len(self.tokens) - length
+        return Counter(tokens[at + length] for at in self.suffixes[lo:hi] if at < end)
 
     # ----- where in the corpus ------------------------------------------------------------
-    def line_of(self, position: int, newlines_in) -> int:
-        """The corpus line (from 1) that token `position` starts on; `newlines_in(ids)` counts each token's newlines."""
-        if self._newline_ends is None:
-            tokens = torch.frombuffer(self.tokens, dtype=torch.int32).to(torch.int64)
-            per_token = newlines_in(tokens)
-            where = torch.nonzero(per_token, as_tuple=True)[0]
-            # (position after each newline-holding token, newlines up to and including it)
-            self._newline_ends = torch.stack([where + 1, torch.cumsum(per_token[where], 0)])
-        ends, totals = self._newline_ends
-        before = int(torch.searchsorted(ends, torch.tensor([position]), right=True)[0])
-        return 1 + (int(totals[before - 1]) if before else 0)
+    def line_of(self, position: int) -> int:
+        """The corpus line (from 1) that token `position` starts on."""
+        return 1 + bisect_right(self.newline_ends, position)

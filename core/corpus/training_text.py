@@ -36,11 +36,13 @@ class TrainingText:
     facts: TokenizerFacts
 
     @classmethod
-    def open(cls, path: Path, encoding) -> TrainingText:
-        """Read and index `path` in `encoding`'s tokens (from the cache when it was indexed before)."""
+    def open(cls, path: Path, encoding, build: bool = True) -> TrainingText:
+        """Read and index `path` in `encoding`'s tokens (from the cache when it was indexed before); without
+        `build`, only from the cache (else NotIndexedYet)."""
         corpus = read_corpus(path)
         facts = tokenizer_facts(encoding)
-        loaded = load_or_build(corpus, facts.key, lambda text: encoding.encode(text, disallowed_special=()))
+        loaded = load_or_build(corpus, facts.key, lambda text: encoding.encode(text, disallowed_special=()),
+                               facts.newlines, build)
         return cls(loaded, encoding, facts)
 
     @property
@@ -52,7 +54,7 @@ class TrainingText:
         return self.loaded.corpus.path
 
     def overlap(self, ids: list[int], min_tokens: int) -> Overlap:
-        return overlap_of(self.index, ids, min_tokens, self.encoding, self.facts)
+        return overlap_of(self.index, ids, min_tokens, self.encoding)
 
     def continuations(self, context: list[int], top: int = 10) -> Continuations:
         return self.index.continuations(context, top)

@@ -106,6 +106,7 @@ class FolderTokenizer:
             raise
         except Exception as exc:  # noqa: BLE001 - the tokenizers library's own errors on a damaged file
             raise TokenizerError(f"{folder}: its tokenizer files cannot be read ({str(exc)[:120]})") from None
+        self.folder = folder  # another process builds the same tokenizer from it (the corpus index's)
         self.name = f"{folder.name} (its own tokenizer)"
         self.n_vocab = self._tokenizer.get_vocab_size(with_added_tokens=True)
         self._special = {i: t.content for i, t in self._tokenizer.get_added_tokens_decoder().items()}

@@ -1,18 +1,17 @@
 """The corpus index against brute force: spans, counts and continuations on random and repetitive corpora."""
 import random
-from array import array
 
 import pytest
 import torch
 
 from tfchat.core.corpus.index import CorpusIndex
+from tfchat.core.corpus.index_build import build_index
 from tfchat.core.corpus.copied_spans import covered_fraction
 from tfchat.core.corpus.suffix_array import build_suffix_array
 
 
-def index_of(tokens: list[int]) -> CorpusIndex:
-    suffixes = build_suffix_array(torch.tensor(tokens, dtype=torch.int32))
-    return CorpusIndex(array("i", tokens), array("i", suffixes.tolist()))
+def index_of(tokens: list[int], newlines: list[int] | None = None) -> CorpusIndex:
+    return build_index(tokens, newlines or [0] * (max(tokens) + 1))
 
 
 def occurrences(corpus: list[int], pattern: list[int]) -> list[int]:
@@ -102,3 +101,12 @@ def test_counts_of_every_short_pattern_equal_brute_force():
         for _ in range(30):
             pattern = [rng.randrange(4) for _ in range(width)]
             assert index.count(pattern) == len(occurrences(corpus, pattern))
+
+
+def test_the_line_of_a_position_counts_the_newlines_before_it():
+    rng = random.Random(11)
+    newlines = [0, 0, 1, 2]  # token 2 holds one newline, token 3 two ('\n\n')
+    corpus = [rng.randrange(4) for _ in range(200)]
+    index = index_of(corpus, newlines)
+    for position in range(len(corpus)):
+        assert index.line_of(position) == 1 + sum(newlines[t] for t in corpus[:position])

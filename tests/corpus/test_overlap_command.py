@@ -112,3 +112,24 @@ def test_a_corpus_that_is_no_text_is_one_line_and_exit_2(tmp_path, small_model, 
 def test_a_corpus_too_large_for_the_free_memory_says_its_size_and_the_limit(corpus_file):
     with pytest.raises(CorpusError, match=r"needs about .* GiB to index, and 0\.0 GiB are free here"):
         check_corpus_file(corpus_file, available=1000)
+
+
+def test_a_cached_index_is_read_and_asked_without_torch(corpus_file):
+    """The app's process never loads torch: it reads the index a child built, and asks it in plain Python."""
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    TrainingText.open(corpus_file, load_encoding())  # built here, and cached
+    code = ("import sys\n"
+            "from pathlib import Path\n"
+            "from tfchat.core.corpus.training_text import TrainingText\n"
+            "from tfchat.core.engine.tokenizer import load_encoding\n"
+            f"corpus = TrainingText.open(Path({str(corpus_file)!r}), load_encoding(), build=False)\n"
+            "ids = load_encoding().encode('Every great salesperson listens twice as much as they speak')\n"
+            "print(len(corpus.overlap(ids, 8).spans), corpus.continuations(ids[:3]).suffix,\n"
+            "      [m for m in sys.modules if m == 'torch' or m.startswith('torch.')][:3])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0 and r.stdout.split() == ["1", "3", "[]"], r.stdout + r.stderr

@@ -38,6 +38,8 @@ CHAT_BINDINGS = [
             tooltip="Keep a column of the last comparison (again: the next one)"),
     Binding("f9", "score_prompt", "Score", show=False,
             tooltip="Score the prompt box's text: loss, perplexity, each token coloured by the model's surprise"),
+    Binding("f12", "show_overlap", "Copied",
+            tooltip="Overlap view: the spans of the last output copied from the training text (/corpus gives it)"),
     Binding("f8", "inspect_model", "Model", tooltip="Model inspector: file, h_params, every tensor, memory"),
     Binding("ctrl+t", "toggle_mode", "Mode", tooltip="Switch completion / continue mode"),
     Binding("ctrl+l", "clear", "Clear", tooltip="Clear the screen and the continue context"),

@@ -52,7 +52,7 @@ class InsideViews:
         view = self._inspectable_view()
         if view is None:
             return
-        self.chat.app.push_screen(TokenScreen(view, self.text_of, self.chat.engine),
+        self.chat.app.push_screen(TokenScreen(view, self.text_of, self.chat.engine, self.chat.corpus.training_text),
                                   lambda chosen: self._branch_chosen(view, chosen))
 
     def _branch_chosen(self, view: ExchangeView, chosen: tuple[int, int] | None) -> None:

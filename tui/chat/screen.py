@@ -20,6 +20,7 @@ from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.tui.chat.backend_view import show_failed, show_ready, show_retrying
 from tfchat.tui.chat.bindings import CHAT_BINDINGS, shown_bindings
 from tfchat.tui.chat.compare_actions import keep_column, models_loaded_for
+from tfchat.tui.chat.corpus_actions import open_corpus_at_start, show_overlap
 from tfchat.tui.chat.inside_views import InsideViews
 from tfchat.tui.chat.model_actions import announce_loaded, next_model, show_models
 from tfchat.tui.chat.palette import TRANSCRIPT_NAME
@@ -33,6 +34,7 @@ from tfchat.tui.screens.inspector_screen import load_summary
 from tfchat.tui.state.backend_state import BackendState
 from tfchat.tui.state.compare_choice import CompareChoice
 from tfchat.tui.state.context_meter import ContextMeter
+from tfchat.tui.state.corpus_choice import CorpusChoice
 from tfchat.tui.state.generation_session import GenerationSession
 from tfchat.tui.state.history_keeper import HistoryKeeper
 from tfchat.tui.state.model_shelf import ModelShelf
@@ -64,6 +66,7 @@ class ChatScreen(Screen):
 
     def __init__(self, catalog: PresetCatalog, keeper: HistoryKeeper, shelf: ModelShelf, model_label: str,
                  model_source: str, preset: str | None = None, initial_prompt: str | None = None, resume: bool = False,
+                 corpus: str | None = None,
                  when_shown=lambda: None, retry_now=lambda: False, load_more_models=lambda: None):
         super().__init__()
         self._when_shown = when_shown  # the app starts loading the backend: its answer needs the widgets
@@ -83,6 +86,7 @@ class ChatScreen(Screen):
         self.inside = InsideViews(self)
         self.initial_prompt = initial_prompt  # `tfchat -p TEXT`: sent once the model is ready
         self.resume = resume  # `tfchat --resume`: the last conversation reopened before anything else
+        self.corpus = CorpusChoice(corpus)  # the training text, for the overlap view (f12)
         self.meter = ContextMeter()
         self._meter_timer = None
 
@@ -139,9 +143,11 @@ class ChatScreen(Screen):
         status.context_length = self.engine.config.context_length
         show_ready(self)
         self.inside.startup = startup
-        summary = load_summary(self.engine.describe(), startup)
+        card = self.engine.describe()
+        summary = load_summary(card, startup)
         if summary:
             self.transcript.add_notice(summary, id="load-summary")
+        open_corpus_at_start(self, card)
         self.update_context_meter()
         show_models(self)
         self._start_next()
@@ -376,6 +382,9 @@ class ChatScreen(Screen):
 
     def action_switch_branch(self, delta: int) -> None:
         self.inside.switch_branch(delta)
+
+    def action_show_overlap(self) -> None:
+        show_overlap(self)
 
     def action_inspect_model(self) -> None:
         self.inside.inspect_model()

@@ -28,6 +28,7 @@ from tfchat.tui.widgets.notice_row import NoticeRow
 from tfchat.tui.widgets.token_view import band_style, probability, shown_token, styled_tokens
 
 BAR_WIDTH = 10
+CORPUS_SHOWN = 5  # the training text's likeliest continuations listed
 LENS_TOP = 5
 LENS_SHOWN = 3  # of LENS_TOP, what a wide panel holds; a narrow one shows as many as fit
 # A lens cell: the token, quotes included, then its percentage; a row must fit the panel's
@@ -100,7 +101,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
     TokenScreen.-stacked #text-box { width: 1fr; height: 2fr; }
     TokenScreen.-stacked #panel { width: 1fr; height: 3fr; border-left: none; border-top: solid $accent 40%; }
     TokenScreen #panel > Static { height: auto; }
-    TokenScreen #lens { margin: 1 0 0 0; }
+    TokenScreen #lens, TokenScreen #corpus { margin: 1 0 0 0; }
     TokenScreen #hint { height: auto; color: $text-muted; padding: 0 1; }
     """
     BINDINGS = [
@@ -127,13 +128,15 @@ class TokenScreen(Screen[tuple[int, int] | None]):
             super().__init__()
             self.key, self.rows, self.spread, self.problem = key, rows, spread, problem
 
-    def __init__(self, view, token_text, backend=None):
+    def __init__(self, view, token_text, backend=None, corpus=None):
         """`view`: the exchange; `token_text(id)` -> (text, bytes); `backend`: the model (the lens and
-        the attention view ask it), None while none is loaded."""
+        the attention view ask it), None while none is loaded; `corpus`: the training text (a core.corpus
+        TrainingText), whose continuations of the context show beside the model's candidates."""
         super().__init__()
         self.view = view
         self.token_text = token_text
         self.backend = backend
+        self.corpus = corpus
         self.cursor = len(view.branch.steps) - 1
         self.row = 0  # the candidate selected in the panel
         self.lens_shown = False
@@ -149,6 +152,7 @@ class TokenScreen(Screen[tuple[int, int] | None]):
             with VerticalScroll(id="panel"):
                 yield Static(id="step")
                 yield Static(id="candidates")
+                yield Static(id="corpus")
                 yield Static(id="lens")
         yield NoticeRow()
         yield Static("←/→ token · ↑/↓ candidate · enter branch · l logit lens · a attention · PgUp/PgDn panel · "
@@ -225,6 +229,29 @@ class TokenScreen(Screen[tuple[int, int] | None]):
             table.add_row(" ✓", shown_token(self.token_text(step.id)[0]), f"{bar(p)} {p * 100:5.1f}%",
                           f"{bar(step.sampled_prob)} {percent(step.sampled_prob)}")
         self.query_one("#candidates", Static).update(table)
+        self._show_corpus(step)
+
+    def _show_corpus(self, step: StepInfo) -> None:
+        """What the training text continues the context with, after its longest suffix found there."""
+        shown = self.query_one("#corpus", Static)
+        shown.display = self.corpus is not None
+        if self.corpus is None:
+            return
+        context = self.corpus.encoding.encode(self.view.base_context or "", disallowed_special=()) + \
+            self.view.branch.token_ids(self.cursor)
+        found = self.corpus.continuations(context, top=CORPUS_SHOWN)
+        line = Text("training text", style="bold")
+        if found.suffix == 0:
+            line.append(": the context's last token never occurs there with a token after it")
+            shown.update(line)
+            return
+        line.append(f", after the context's last {found.suffix} token{'s' if found.suffix != 1 else ''} "
+                    f"({found.total} time{'s' if found.total != 1 else ''}):")
+        for token, count in found.top:
+            line.append("\n  ")
+            line.append(f"{shown_token(self.token_text(token)[0])} ×{count}",
+                        style="bold" if token == step.id else None)
+        shown.update(line)
 
     def lens_rows(self, branch: int, step: int):
         """The logit lens computed for that step of that branch (one row per layer), a problem, or None."""

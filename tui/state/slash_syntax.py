@@ -16,6 +16,8 @@ COMMANDS = {
               "another",
     "/score": "/score [--ablate L.H,...] [PATH]   the model's surprise at a file's text (default: the last "
               "exchange's): loss, perplexity, each token coloured; f9 scores the prompt box",
+    "/corpus": "/corpus PATH      the text the model was trained on: f12 then shows what an output copies from "
+               "it",
     "/clear": "/clear           clear the screen (and the continue context); later exchanges begin a new "
               "conversation",
     "/resume": "/resume          reopen the last conversation: its exchanges, and continue mode goes on from them "
