@@ -221,6 +221,11 @@ def run_app(model: str | list[str] | None, device: str, preset: str | None, hist
                    endpoint=endpoint, api_key=api_key, remote_model=remote_model, endpoint_timeout=endpoint_timeout,
                    initial_prompt=initial_prompt, resume=resume, corpus=corpus)
     app.exit_watchdog = True
+    if sys.stdout.isatty():
+        # A shell that could not ask the terminal sets COLUMNS=80 LINES=24, and Textual takes those before the
+        # terminal's own size: a 60x20 pane was drawn as 80x24, its top rows scrolled away. The terminal knows.
+        for stale in ("COLUMNS", "LINES"):
+            os.environ.pop(stale, None)
     app.driver_class = driver_with_raw_pastes(app.driver_class)
     on_exit_signals(app.end_from_signal)
     if sys.stdin is not None and sys.stdin.isatty():
