@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--requests", type=int, default=200, help="with --serve: requests in the mix")
     bench.add_argument("--concurrency", type=int, default=16, help="with --serve: requests at a time")
     bench.add_argument("--corpus", metavar="FILE", default=argparse.SUPPRESS,
-                       help="instead: the training text's index: build, cache read, bytes a token, query times")
+                       help="instead: the training text's index: build, cache read, bytes a token, query times; "
+                            "with --app: the app's tokens/s with the overlap view open as well")
     bench.add_argument("--corpus-tokens", type=int, metavar="N",
                        help="with --corpus: also build an N-token text of its lines drawn at random")
     bench.add_argument("--startup", action="store_true",
@@ -291,6 +292,10 @@ def _dispatch(args) -> int:
         return run_export(args)
     if args.command == "bench":
         apply_threads(args.threads)
+        if args.app:
+            from tfchat.tui.bench_app import run_app_bench  # the UI, only when asked for
+
+            return run_app_bench(args.model, args.device, corpus=args.corpus)
         if args.corpus:
             from tfchat.core.commands.bench.corpus import run_corpus_bench
 
@@ -299,10 +304,6 @@ def _dispatch(args) -> int:
             from tfchat.core.commands.bench.app_startup import run_startup_bench
 
             return run_startup_bench(args.model, args.device)
-        if args.app:
-            from tfchat.tui.bench_app import run_app_bench  # the UI, only when asked for
-
-            return run_app_bench(args.model, args.device)
         if args.serve:
             from tfchat.core.commands.bench.serve import run_serve_bench
 

@@ -133,3 +133,29 @@ def test_a_cached_index_is_read_and_asked_without_torch(corpus_file):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0 and r.stdout.split() == ["1", "3", "[]"], r.stdout + r.stderr
+
+
+def test_a_gpt2_folder_is_held_against_its_corpus_in_its_own_tokens(tmp_path):
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "nn"))
+    from test_gpt2 import TRAINING_TEXT, make_gpt2
+
+    from tfchat.core.engine.folder_tokenizer import load_folder_tokenizer
+
+    folder = tmp_path / "gpt2"
+    make_gpt2(folder)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TRAINING_TEXT, encoding="utf-8")
+    text = "Well: the salesperson listens first, then asks what the customer needs."
+    r = tfchat("overlap", "--model", str(folder), "--corpus", str(corpus), "--json", text)
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)
+    ids = load_folder_tokenizer(folder).encode(text)
+    assert found["tokens"] == len(ids) and ids != load_encoding().encode(text)  # the folder's BPE, not cl100k
+    [span] = found["spans"]
+    # " the" after "Well:" is not the corpus's "The": the span starts after it, and the text occurs 40 times.
+    assert span["text"] == " salesperson listens first, then asks what the customer needs."
+    assert span["occurrences"] == 40 and span["line"] == 1

@@ -170,3 +170,29 @@ async def test_the_inspector_over_an_endpoint_shows_what_the_server_says_and_whe
             assert "unknown" not in shown
     finally:
         server.close()
+
+
+async def test_over_an_endpoint_the_overlap_view_holds_the_streamed_text_against_the_corpus(tmp_path):
+    from tfchat.tui.screens.overlap_screen import OverlapScreen
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Say Hello there to every customer who walks in, every single morning of the week.\n")
+    server = HostileServer({("GET", "/v1/models"): send_json(200, MODELS),
+                            ("POST", "/v1/completions"): send_stream(completion_stream(
+                                (" Hello there to every customer who", " walks in, every single morning")))})
+    app = make_app(history=str(tmp_path / "h.sqlite3"), endpoint=f"http://127.0.0.1:{server.port}/v1",
+                   corpus=str(corpus))
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot)
+            await wait_for(pilot, lambda: app.chat.corpus.ready(), what="the corpus indexed")
+            await send(pilot, "Say")
+            await finished(pilot, 1)
+            await pilot.press("f12")
+            screen = app.screen
+            assert isinstance(screen, OverlapScreen)
+            [span] = screen.found.spans
+            assert span.text == " Hello there to every customer who walks in, every single morning"
+            assert span.line == 1 and screen.found.copied_fraction == 1.0
+    finally:
+        server.close()

@@ -91,3 +91,26 @@ async def test_without_a_corpus_f12_says_how_to_give_one_and_a_bad_corpus_is_one
         await send(pilot, f"/corpus {tmp_path / 'b.txt'}")
         await wait_for(pilot, lambda: "looks binary" in notices(app)[-1], what="the binary corpus refused")
         assert app.is_running and not app.chat.corpus.ready()
+
+
+async def test_a_comparison_is_held_against_the_corpus_column_by_column(app_factory, small_model, tmp_path):
+    from support.pilot import compared
+
+    output = greedy_output(small_model, tokens=12)
+    app = app_factory(preset="greedy", corpus=str(corpus_holding(tmp_path, output)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await wait_for(pilot, lambda: app.chat.corpus.ready(), what="the corpus indexed")
+        await send(pilot, "/set max_new_tokens 12")
+        await send(pilot, "/compare greedy balanced")
+        await send(pilot, PROMPT)
+        await compared(pilot)
+        await pilot.press("f12")
+        screen = app.screen
+        assert isinstance(screen, OverlapScreen)
+        assert shown(screen, "#title").endswith("greedy (1 of 2, tab: next)")
+        assert screen.found.copied_fraction == 1.0  # greedy's column is the corpus's line 3
+        await pilot.press("tab")
+        assert shown(screen, "#title").endswith("balanced (2 of 2, tab: next)")
+        balanced = app.chat.transcript.saved_views()[-1].columns[1].output
+        assert screen.found.tokens == len(app.chat.engine.encoding.encode(balanced))
