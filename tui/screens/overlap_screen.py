@@ -15,6 +15,7 @@ from textual.widgets import Static
 from tfchat.core.corpus.copied_spans import DEFAULT_MIN_TOKENS, Overlap
 from tfchat.core.engine.tokenizer import token_bytes
 from tfchat.tui.widgets.copied_text import character_offsets, length_legend, marked_text
+from tfchat.tui.widgets.text_scroll import keep_offset_in_sight
 
 REFRESH_S = 0.3  # while the text streams: the view follows it a few times a second
 
@@ -83,14 +84,16 @@ class OverlapScreen(Screen[None]):
     def _show(self) -> None:
         found, text = self.found, self._shown_text or ""
         spans = found.spans if found else []
-        self.query_one("#text", Static).update(marked_text(text, self._offsets, spans,
-                                                           self.selected if spans else None))
+        marked = marked_text(text, self._offsets, spans, self.selected if spans else None)
+        self.query_one("#text", Static).update(marked)
         detail = self.query_one("#detail", Static)
         if not spans:
             detail.update(Text(f"No run of {self.min_tokens} or more tokens of this text occurs in "
                                f"{self.corpus.path.name}.", style="dim"))
             return
         span = spans[self.selected]
+        self.call_after_refresh(keep_offset_in_sight, self.query_one("#text-box", VerticalScroll),
+                                self.query_one("#text", Static), marked, self._offsets[span.start], self.app.console)
         times = f"{span.occurrences} time{'s' if span.occurrences != 1 else ''}"
         about = Text(f"span {self.selected + 1} of {len(spans)} · {span.end - span.start} tokens · occurs {times} "
                      f"in the corpus · first at line {span.line}:\n", style="bold")

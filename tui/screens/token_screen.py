@@ -25,6 +25,7 @@ from tfchat.core.decode.step_info import StepInfo
 from tfchat.core.errors import TfchatError
 from tfchat.tui.screens.attention_screen import AttentionScreen, Step
 from tfchat.tui.widgets.notice_row import NoticeRow
+from tfchat.tui.widgets.text_scroll import keep_offset_in_sight
 from tfchat.tui.widgets.token_view import band_style, probability, shown_token, styled_tokens
 
 BAR_WIDTH = 10
@@ -196,15 +197,8 @@ class TokenScreen(Screen[tuple[int, int] | None]):
 
     def _keep_cursor_in_sight(self, text: Text, offset: int) -> None:
         """Scroll the text so the cursor's line shows (a stacked text box is a few lines tall)."""
-        box = self.query_one("#text-box", VerticalScroll)
-        width = self.query_one("#text", Static).content_region.width
-        if width <= 0 or box.content_region.height <= 0:
-            return
-        # The text up to the cursor's token wraps as the whole does up to there: its last line is the cursor's.
-        line = len(text[: offset + 1].wrap(self.app.console, width)) - 1
-        top, height = box.scroll_y, box.content_region.height
-        if not top <= line < top + height:
-            box.scroll_to(y=max(0, line - height // 2), animate=False)
+        keep_offset_in_sight(self.query_one("#text-box", VerticalScroll), self.query_one("#text", Static), text,
+                             offset, self.app.console)
 
     def _show_step(self, step: StepInfo) -> None:
         p = probability(step)
