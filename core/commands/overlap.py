@@ -11,7 +11,7 @@ import sys
 
 from tfchat.core.commands.score import read_text
 from tfchat.core.corpus.copied_spans import Overlap
-from tfchat.core.corpus.training_text import TrainingText, corpus_path_for
+from tfchat.core.corpus.training_text import TrainingText, corpus_path_for, trained_sha256
 from tfchat.core.engine.tokenizer import inline_text, tokenizer_for
 from tfchat.core.errors import EXIT_OK, TfchatError
 from tfchat.core.nn.checkpoint import load_checkpoint
@@ -22,7 +22,8 @@ def open_training_text(model_arg: str | None, corpus_arg: str | None) -> Trainin
     """The model's tokenizer and training text (given, or as its checkpoint records it), indexed."""
     checkpoint = load_checkpoint(resolve_model_path(model_arg))
     path = corpus_path_for(corpus_arg, checkpoint.training_text)
-    return TrainingText.open(path, tokenizer_for(checkpoint.tokenizer_folder))
+    return TrainingText.open(path, tokenizer_for(checkpoint.tokenizer_folder),
+                             trained_sha256=trained_sha256(corpus_arg, checkpoint.training_text))
 
 
 def check_min_tokens(value: int) -> int:

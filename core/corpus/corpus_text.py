@@ -7,7 +7,6 @@ fit in the memory this machine has free.
 from __future__ import annotations
 
 import hashlib
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,21 +24,11 @@ class CorpusText:
     sha256: str
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_corpus_file(path: Path, available: int | None = None) -> int:
     """The file's size when it can be indexed here; else a CorpusError saying why, before any byte is read."""
-    problem = not_a_file(path)
+    problem = not_a_file(path)  # None only for a readable regular file
     if problem:
         raise CorpusError(f"{path}: {problem}; the corpus is the UTF-8 text file the model was trained on")
-    if not stat.S_ISREG(path.stat().st_mode):
-        raise CorpusError(f"{path}: not a regular file")
     size = path.stat().st_size
     if size == 0:
         raise CorpusError(f"{path}: the file is empty")

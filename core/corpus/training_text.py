@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfchat.core.corpus.corpus_text import file_sha256, read_corpus
+from tfchat.core.corpus.corpus_text import read_corpus
 from tfchat.core.corpus.index import Continuations, CorpusIndex
 from tfchat.core.corpus.index_cache import LoadedIndex, load_or_build
 from tfchat.core.corpus.copied_spans import CopiedSpan, Overlap, TokenizerFacts, corpus_around, overlap_of, tokenizer_facts
@@ -16,7 +16,8 @@ GIVE_IT = "give the text it was trained on with --corpus FILE (in the app: /corp
 
 
 def corpus_path_for(explicit: str | None, recorded: dict | None) -> Path:
-    """The corpus to use: the one given, else the one the checkpoint records if it is still there unchanged."""
+    """The corpus to use: the one given, else the one the checkpoint records if it is still there (whether it
+    is unchanged is checked where it is read: `TrainingText.open`'s `trained_sha256`)."""
     if explicit:
         return user_path(explicit)
     if recorded is None:
@@ -24,9 +25,12 @@ def corpus_path_for(explicit: str | None, recorded: dict | None) -> Path:
     path = Path(recorded["path"])
     if not path.is_file():
         raise CorpusError(f"the model was trained on {path}, which is not there any more: {GIVE_IT}")
-    if file_sha256(path) != recorded["sha256"]:
-        raise CorpusError(f"{path} changed since the model was trained on it (another SHA-256): {GIVE_IT}")
     return path
+
+
+def trained_sha256(explicit: str | None, recorded: dict | None) -> str | None:
+    """The hash the recorded corpus must still have; none for a corpus the user gave."""
+    return None if explicit or recorded is None else recorded["sha256"]
 
 
 @dataclass
@@ -36,10 +40,13 @@ class TrainingText:
     facts: TokenizerFacts
 
     @classmethod
-    def open(cls, path: Path, encoding, build: bool = True) -> TrainingText:
+    def open(cls, path: Path, encoding, build: bool = True, trained_sha256: str | None = None) -> TrainingText:
         """Read and index `path` in `encoding`'s tokens (from the cache when it was indexed before); without
-        `build`, only from the cache (else NotIndexedYet)."""
+        `build`, only from the cache (else NotIndexedYet). With `trained_sha256`, the text must still be the
+        one the model was trained on (hashed as it is read, once)."""
         corpus = read_corpus(path)
+        if trained_sha256 is not None and corpus.sha256 != trained_sha256:
+            raise CorpusError(f"{path} changed since the model was trained on it (another SHA-256): {GIVE_IT}")
         facts = tokenizer_facts(encoding)
         loaded = load_or_build(corpus, facts.key, lambda text: encoding.encode(text, disallowed_special=()),
                                facts.newlines, build)

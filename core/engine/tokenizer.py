@@ -124,3 +124,12 @@ class IncrementalDecoder:
     def flush(self) -> str:
         """What is left at the end: an unfinished character becomes U+FFFD, as decode() would."""
         return self._utf8.decode(b"", final=True)
+
+
+def character_offsets(encoding: tiktoken.Encoding, ids: list[int]) -> list[int]:
+    """Where each token's text begins in `encoding.decode(ids)`, then its end (len(ids) + 1 offsets); a token
+    holding part of a character is placed with the one that completes it."""
+    decoder, offsets = IncrementalDecoder(encoding), [0]
+    for token in ids:
+        offsets.append(offsets[-1] + len(decoder.push(token)))
+    return offsets

@@ -52,6 +52,21 @@ def mutated(data: bytes, rng: random.Random) -> bytes:
     return bytes(data)
 
 
+def tally(load, outcomes: dict, what: str, detail: str = "") -> None:
+    """Run `load()`: it loads (counted), or is refused in one line (a TfchatError, counted); anything else fails
+    the test, naming `what` (a Rust panic in the tokenizers library is a BaseException in Python)."""
+    try:
+        load()
+        outcomes["loaded"] += 1
+    except TfchatError as exc:
+        assert "\n" not in str(exc), f"{what}: {exc}"
+        outcomes["refused"] += 1
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the point of the test
+        pytest.fail(f"{what}: {type(exc).__name__}: {exc}{detail}")
+
+
 def safetensors_seed(tmp_path) -> bytes:
     path = tmp_path / "seed.safetensors"
     write_safetensors(path, {"a.weight": torch.randn(4, 3), "b.bias": torch.randn(3).half(),
@@ -70,14 +85,7 @@ def test_mutated_safetensors_files_load_or_are_refused_in_one_line(tmp_path):
         else:
             data = mutated(seed, rng)
         path.write_bytes(data)
-        try:
-            read_safetensors(path)
-            outcomes["loaded"] += 1
-        except TfchatError as exc:
-            assert "\n" not in str(exc), f"case {case}: {exc}"
-            outcomes["refused"] += 1
-        except Exception as exc:  # noqa: BLE001 - the point of the test
-            pytest.fail(f"case {case}: {type(exc).__name__}: {exc} (bytes {data[:120]!r})")
+        tally(lambda: read_safetensors(path), outcomes, f"case {case}", f" (bytes {data[:120]!r})")
     assert outcomes["refused"] > CASES // 2 and outcomes["loaded"] > 0
     assert peak_mb() - start < MEMORY_GROWTH_CEILING_MB
 
@@ -97,14 +105,7 @@ def test_mutated_config_json_loads_or_is_refused_in_one_line(tmp_path, make_chec
     for case in range(CASES // 3):
         data = mutated(seed, rng)
         (folder / "config.json").write_bytes(data)
-        try:
-            load_checkpoint(folder)
-            outcomes["loaded"] += 1
-        except TfchatError as exc:
-            assert "\n" not in str(exc), f"case {case}: {exc}"
-            outcomes["refused"] += 1
-        except Exception as exc:  # noqa: BLE001
-            pytest.fail(f"case {case}: {type(exc).__name__}: {exc} (bytes {data[:160]!r})")
+        tally(lambda: load_checkpoint(folder), outcomes, f"case {case}", f" (bytes {data[:160]!r})")
     assert outcomes["refused"] > 0 and outcomes["loaded"] > 0
     assert peak_mb() - start < MEMORY_GROWTH_CEILING_MB
 
@@ -123,14 +124,7 @@ def test_mutated_tokenizer_files_load_or_are_refused_in_one_line(tmp_path):
         name = rng.choice(sorted(seeds))
         data = mutated(seeds[name], rng)
         (folder / name).write_bytes(data)
-        try:
-            FolderTokenizer(folder).encode("Hello there")
-            outcomes["loaded"] += 1
-        except TfchatError as exc:
-            assert "\n" not in str(exc), f"case {case}: {exc}"
-            outcomes["refused"] += 1
-        except BaseException as exc:  # noqa: BLE001 - a Rust panic is a BaseException in Python
-            pytest.fail(f"case {case} ({name}): {type(exc).__name__}: {exc}")
+        tally(lambda: FolderTokenizer(folder).encode("Hello there"), outcomes, f"case {case} ({name})")
         (folder / name).write_bytes(seeds[name])
     assert outcomes["refused"] > 0 and outcomes["loaded"] > 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tfchat.core.corpus.corpus_text import check_corpus_file
 from tfchat.core.corpus.index_cache import NotIndexedYet
 from tfchat.core.corpus.index_child import build_in_child
-from tfchat.core.corpus.training_text import TrainingText, corpus_path_for
+from tfchat.core.corpus.training_text import TrainingText, corpus_path_for, trained_sha256
 from tfchat.core.errors import TfchatError
 from tfchat.tui.chat.slash_commands import slash_command
 from tfchat.tui.screens.overlap_screen import OverlapScreen
@@ -25,14 +25,15 @@ def open_corpus(chat, explicit: str | None, recorded: dict | None, say_done: boo
             raise
         return
     choice.loading, choice.problem = str(path), None
+    expected = trained_sha256(explicit, recorded)
 
-    def index() -> None:
+    def index() -> None:  # off the UI thread: reading and hashing the text, then the index
         try:
             try:
-                opened, problem = TrainingText.open(path, engine.encoding, build=False), None
+                opened, problem = TrainingText.open(path, engine.encoding, False, expected), None
             except NotIndexedYet:  # built in a child process (torch), then read from the cache
                 build_in_child(path, engine.encoding)
-                opened, problem = TrainingText.open(path, engine.encoding, build=False), None
+                opened, problem = TrainingText.open(path, engine.encoding, False, expected), None
         except TfchatError as exc:
             opened, problem = None, str(exc)
         chat.app.call_from_thread(corpus_opened, chat, opened, problem, say_done)
@@ -76,7 +77,7 @@ def corpus_command(chat, path: str) -> None:
 def overlap_sources(chat):
     """What the overlap view holds against the corpus: the last output, or each column of the last comparison."""
     def sources() -> list[tuple[str, str]]:
-        views = [child for child in chat.transcript.saved_views()]
+        views = chat.transcript.saved_views()
         if not views:
             return []
         last = views[-1]

@@ -13,8 +13,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from tfchat.core.corpus.copied_spans import DEFAULT_MIN_TOKENS, Overlap
-from tfchat.core.engine.tokenizer import token_bytes
-from tfchat.tui.widgets.copied_text import character_offsets, length_legend, marked_text
+from tfchat.core.engine.tokenizer import character_offsets
+from tfchat.tui.widgets.copied_text import length_legend, marked_text
 from tfchat.tui.widgets.text_scroll import keep_offset_in_sight
 
 REFRESH_S = 0.3  # while the text streams: the view follows it a few times a second
@@ -74,7 +74,7 @@ class OverlapScreen(Screen[None]):
         encoding = self.corpus.encoding
         ids = encoding.encode(text, disallowed_special=())
         self.found = self.corpus.overlap(ids, self.min_tokens)
-        self._offsets = character_offsets(ids, lambda token: token_bytes(encoding, token))
+        self._offsets = character_offsets(encoding, ids)
         self.selected = min(self.selected, max(len(self.found.spans) - 1, 0))
         column = f" · {label} ({self.source + 1} of {len(sources)}, tab: next)" if len(sources) > 1 else f" · {label}"
         self.query_one("#title", Static).update(Text(f"Copied from {self.corpus.path.name}{column}"))

@@ -1,7 +1,5 @@
-"""A text with its copied spans marked by length, their legend, and a span's place in the corpus."""
+"""A text with its copied spans marked by their length, and the legend of those lengths."""
 from __future__ import annotations
-
-import codecs
 
 from rich.text import Text
 
@@ -27,17 +25,6 @@ def length_legend(min_tokens: int) -> Text:
         text.append(f" {max(low, min_tokens)}{f'-{high - 1}' if high else '+'} ", style=length_style(max(low, min_tokens)))
         text.append(" ")
     return text
-
-
-def character_offsets(ids: list[int], token_bytes) -> list[int]:
-    """Where each token's text begins in the decoded text, and its end last (len(ids) + 1 offsets).
-    A token holding part of a character is placed with the one that completes it."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    offsets, at = [0], 0
-    for token in ids:
-        at += len(decoder.decode(bytes(token_bytes(token))))
-        offsets.append(at)
-    return offsets
 
 
 def marked_text(text: str, offsets: list[int], spans, selected: int | None = None) -> Text:
