@@ -56,6 +56,10 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                         "shift (keep the window's last half when it fills, and decode on: faster, not the book's text)")
     p.add_argument("--end-of-text", choices=("stop", "ignore"),
                    help="a GPT-2's <|endoftext|>: stop there (the default) or ignore it and go on")
+    p.add_argument("--draft", choices=("auto", "context", "corpus", "off"),
+                   help="drafted tokens, verified exactly (faster where the text repeats itself or the training "
+                        "text; never a different text): from the context and the training text (auto, the "
+                        "default), one of them, or off")
 
 
 def build_parser() -> argparse.ArgumentParser:

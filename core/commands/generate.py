@@ -27,7 +27,7 @@ def sampling_params_from_args(args, catalog=None, preset: str | None = None):
     overrides = {
         key: getattr(args, key)
         for key in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed", "window",
-                    "end_of_text")
+                    "end_of_text", "draft")
         if getattr(args, key) is not None
     }
     if args.stop:

@@ -56,7 +56,7 @@ class CorpusIndex:
         return sum(part.itemsize * len(part) for part in (self.tokens, self.suffixes, self.newline_ends))
 
     # ----- finding a sequence -----------------------------------------------------------
-    def _bound(self, pattern: array, lo: int, hi: int, upper: bool) -> int:
+    def bound(self, pattern: array, lo: int, hi: int, upper: bool) -> int:
         """The first suffix in [lo, hi) whose first len(pattern) tokens are >= pattern (> with `upper`)."""
         tokens, suffixes, width = self.tokens, self.suffixes, len(pattern)
         while lo < hi:
@@ -72,11 +72,11 @@ class CorpusIndex:
     def find(self, pattern) -> tuple[int, int]:
         """[lo, hi): the suffix array's range of the suffixes that begin with `pattern`; empty when it never occurs."""
         pattern = pattern if isinstance(pattern, array) else array("i", pattern)
-        lo = self._bound(pattern, 0, len(self.suffixes), upper=False)
-        return lo, self._bound(pattern, lo, len(self.suffixes), upper=True)
+        lo = self.bound(pattern, 0, len(self.suffixes), upper=False)
+        return lo, self.bound(pattern, lo, len(self.suffixes), upper=True)
 
     def occurs(self, pattern: array) -> bool:
-        lo = self._bound(pattern, 0, len(self.suffixes), upper=False)
+        lo = self.bound(pattern, 0, len(self.suffixes), upper=False)
         if lo == len(self.suffixes):
             return False
         at = self.suffixes[lo]

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
+from tfchat.core.decode.drafting import Drafter, DraftStats, proposer_for
 from tfchat.core.decode.sampling import draw_next, logits_not_finite
 from tfchat.core.decode.step_info import StepInfo
 from tfchat.core.decode.step_packing import pack_step, unpack_step
@@ -49,9 +50,15 @@ def generate_steps(
     generator: torch.Generator | None = None,
     cancel: threading.Event | None = None,
     top_logprobs: int = 0,
+    corpus_index=None,
+    draft_stats: DraftStats | None = None,
 ) -> Iterator[tuple[int, StepInfo | None]]:
     """Yield (id, step information) for each new token; the information is None unless
-    `top_logprobs` > 0, when it carries that many alternatives (`core.decode.step_info`)."""
+    `top_logprobs` > 0, when it carries that many alternatives (`core.decode.step_info`).
+
+    Inside the window, tokens are drafted and verified (`core.decode.drafting`) as `params.draft`
+    says, from the context and from `corpus_index` (the training text's) when given; the text is the
+    same either way. `draft_stats` is filled with what drafting did."""
     require_prompt(prompt_ids)
     C, V = model.config.context_length, model.config.vocab_size
     # Only the last C tokens ever reach the model (the book crops to them), so the
@@ -70,6 +77,9 @@ def generate_steps(
     shifting = params.window == "shift"
     shift_start = base  # with `shift`: where the window begins; it moves only when the window is full
     keep_logits = bool(top_logprobs)  # the trace reads the raw logits after the draw
+    stats = draft_stats if draft_stats is not None else DraftStats(params.draft)
+    proposer = proposer_for(params.draft, prompt_ids, corpus_index) if model.device.type == "cpu" else None
+    drafter = Drafter(model, proposer, stats) if proposer is not None else None
 
     def decode_and_draw(window: torch.Tensor, logits_of) -> tuple[torch.Tensor, object]:
         """The drawn token, and what the host reads of it: its id, or its packed step information."""
@@ -81,35 +91,48 @@ def generate_steps(
 
     def in_window_logits(window: torch.Tensor) -> torch.Tensor:
         """The cache holds the window but its last token (none at first: the window is filled whole)."""
+        if drafter is not None:
+            return drafter.next_logits(window, cache, None if params.token_limit is None else params.token_limit - step)
+        stats.passes += 1
         if cache.length == 0:
             return model.last_logits(window, cache)
         return model.last_logits(window[-1:], cache)
 
-    for step in itertools.count() if params.token_limit is None else range(params.token_limit):
-        if cancel is not None and cancel.is_set():
-            return
-        if length - base == capacity:
-            tokens[:C] = tokens[C:].clone()
-            base += C
-        if shifting:
-            if length - shift_start > C:  # full: keep its last half, computed afresh at positions 0..
-                shift_start = length - max(1, C // 2)
-                cache = model.new_cache()
-            window = tokens[shift_start - base : length - base]
-            token, host = decode_and_draw(window, in_window_logits)
-        elif length > C:
-            window = tokens[length - C - base : length - base]
-            token, host = ahead.step(window, lambda: decode_and_draw(window, ahead.last_logits))
-        else:
-            window = tokens[: length - base]  # base is 0 while the text fits
-            token, host = decode_and_draw(window, in_window_logits)
-        tokens[length - base] = token
-        length += 1
-        info = unpack_step(host) if top_logprobs else None
-        token_id = info.id if info is not None else host
-        if not 0 <= token_id < V:
-            raise logits_not_finite(step + 1)
-        yield token_id, info
+    try:
+        for step in itertools.count() if params.token_limit is None else range(params.token_limit):
+            if cancel is not None and cancel.is_set():
+                return
+            if length - base == capacity:
+                tokens[:C] = tokens[C:].clone()
+                base += C
+            if shifting:
+                if length - shift_start > C:  # full: keep its last half, computed afresh at positions 0..
+                    shift_start = length - max(1, C // 2)
+                    cache = model.new_cache()
+                    if drafter is not None:
+                        drafter.forget()
+                window = tokens[shift_start - base : length - base]
+                token, host = decode_and_draw(window, in_window_logits)
+            elif length > C:  # every token has a window of its own here: nothing to draft
+                window = tokens[length - C - base : length - base]
+                token, host = ahead.step(window, lambda: decode_and_draw(window, ahead.last_logits))
+                stats.passes += 1
+                stats.past_window += 1
+            else:
+                window = tokens[: length - base]  # base is 0 while the text fits
+                token, host = decode_and_draw(window, in_window_logits)
+            tokens[length - base] = token
+            length += 1
+            info = unpack_step(host) if top_logprobs else None
+            token_id = info.id if info is not None else host
+            if not 0 <= token_id < V:
+                raise logits_not_finite(step + 1)
+            if drafter is not None:
+                drafter.took(token_id)
+            yield token_id, info
+    finally:
+        if drafter is not None:
+            drafter.forget()  # a verify's drafts taken so far count
 
 
 class _PastWindow:

@@ -17,6 +17,7 @@ from tfchat.core.nn.cuda_graph import DecodeGraph
 from tfchat.core.nn.kv_cache import BlockWeights, KVCache
 from tfchat.core.nn.model_config import ModelConfig
 from tfchat.core.nn.trace_ahead import TraceAhead
+from tfchat.core.nn.verify_step import VerifyStep
 from tfchat.core.system.helper_thread import HelperThread
 
 
@@ -68,13 +69,13 @@ class FastModel:
         self.out_bias = take("model_out_linear_layer.bias")
         self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
         self.output_layer = self._choose_output_layer(exact_in_float16(state_dict["model_out_linear_layer.weight"]))
-        self._traced_fill = None  # made on the first step past the window
+        self._traced_fill = self._trace_ahead = None  # made on the first step past the window; made early
         self._traced_decode = None  # made on the first decode step, or ahead of it (trace_decode_ahead)
-        self._trace_ahead = None
         self._traced_rows: dict[int, object] = {}  # batch size -> its traced decode step (`decode_rows`)
-        self._cache_positions = torch.arange(config.context_length, device=device)
+        self.cache_positions = torch.arange(config.context_length, device=device)
         self._causal_masks: dict[int, torch.Tensor] = {}  # rows -> the mask added to the scores; see below
         self._graph_pool = None  # CUDA only: the memory pool the decode graphs share
+        self.verify = VerifyStep(self)  # several tokens in one pass, each row's logits: drafts checked
 
     def new_cache(self, rows: int = 1) -> KVCache:
         return KVCache(self.config, self.device, torch.float32, rows)
@@ -159,7 +160,7 @@ class FastModel:
 
     def _decode_one_eager(self, ids, position, keys, values):
         x = (self.embedding[ids] + self.positions[position]).unsqueeze(0)  # (1, 1, D); position is a tensor here
-        mask = torch.where(self._cache_positions <= position, 0.0, float("-inf")).view(1, -1)  # (1, C)
+        mask = torch.where(self.cache_positions <= position, 0.0, float("-inf")).view(1, -1)  # (1, C)
         for layer, w in enumerate(self.blocks):
             q, k, v = self.project_qkv(x, w)
             keys[layer].index_copy_(2, position, k)
@@ -187,7 +188,7 @@ class FastModel:
         rows = ids.shape[0]
         x = (self.embedding[ids] + self.positions[positions]).unsqueeze(1)  # (B, 1, D)
         # (B, 1, 1, C): row b sees its positions 0..positions[b]
-        mask = torch.where(self._cache_positions.view(1, -1) <= positions.view(-1, 1), 0.0, float("-inf"))
+        mask = torch.where(self.cache_positions.view(1, -1) <= positions.view(-1, 1), 0.0, float("-inf"))
         mask = mask.view(rows, 1, 1, -1)
         every_row = torch.arange(rows, device=ids.device)
         for layer, w in enumerate(self.blocks):

@@ -50,7 +50,7 @@ def coerce_value(key: str, value):
         if isinstance(value, list):
             return tuple(value)
         raise PresetError(f"must be a string or a list of strings, got {value!r}")
-    if key in ("window", "end_of_text"):
+    if key in ("window", "end_of_text", "draft"):
         return value  # SamplingParams says which policies there are
     if value is None and key in _OPTIONAL_KEYS:
         return None
@@ -74,7 +74,7 @@ def parse_setting(key: str, words: tuple[str, ...]):
         return [_unescape(word) for word in words]
     if len(words) != 1:
         raise PresetError(f"{key} takes one value, got {len(words)}")
-    if key in ("window", "end_of_text"):
+    if key in ("window", "end_of_text", "draft"):
         return words[0].strip().lower()
     raw = words[0].strip()
     if raw.lower() in ("none", "null", "off") and key in _OPTIONAL_KEYS:

@@ -14,6 +14,7 @@ PENALTY_RANGE = (0.01, 100.0)
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
 WINDOW_POLICIES = ("book", "shift")
 END_OF_TEXT_POLICIES = ("stop", "ignore")
+DRAFT_POLICIES = ("auto", "context", "corpus", "off")
 # The most new tokens a preset or a flag may ask for: a typo of 10**12 is refused, not run until killed.
 # 0 asks for no limit: the generation goes on until it is stopped (esc, Ctrl+C, a stop string, end of text).
 MAX_NEW_TOKENS = 1_000_000
@@ -42,6 +43,9 @@ class SamplingParams:
     end_of_text: str = "stop"
     """A model with an end-of-text token (GPT-2's <|endoftext|>): 'stop' ends the text there, 'ignore'
     goes on past it to max_new_tokens, showing it. The book's model has none."""
+    draft: str = "auto"
+    """Drafted tokens, verified exactly (`core.decode.drafting`): from the context and the training text
+    (auto), one of them, or off. Only the speed changes, never the text."""
 
     def __post_init__(self):
         for problem in validate_values(self):
@@ -92,6 +96,8 @@ def validate_values(p: SamplingParams) -> list[str]:
         problems.append(f"seed must be an integer from 0 to 2**64-1, got {_short(p.seed)}")
     if p.end_of_text not in END_OF_TEXT_POLICIES:
         problems.append(f"end_of_text must be 'stop' or 'ignore', got {_short(p.end_of_text)}")
+    if p.draft not in DRAFT_POLICIES:
+        problems.append(f"draft must be one of {', '.join(DRAFT_POLICIES)}, got {_short(p.draft)}")
     if p.window not in WINDOW_POLICIES:
         problems.append(f"window must be 'book' or 'shift', got {_short(p.window)}")
     if not isinstance(p.stop, tuple) or not all(isinstance(s, str) and s for s in p.stop):

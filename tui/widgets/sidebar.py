@@ -82,8 +82,8 @@ class PresetSidebar(Vertical):
         grid.add_column(no_wrap=True)
         grid.add_column()
         for key, value in params.as_dict().items():
-            if (key == "stop" and not value) or (key == "end_of_text" and value == "stop"):
-                continue  # the defaults that say nothing: no stop strings; a GPT-2's end of text ends it
+            if (key == "stop" and not value) or (key, value) in (("end_of_text", "stop"), ("draft", "auto")):
+                continue  # the defaults that say nothing: no stop strings; a GPT-2's end of text ends it; drafting
             changed = key in overridden
             grid.add_row(Text(key, style="bold yellow" if changed else ""),
                          Text(shown_value(key, value) + (" *" if changed else ""), style="bold yellow" if changed else ""))
