@@ -61,6 +61,7 @@ def cmd_generate(args) -> int:
     prompt = _read_prompt(args)
     engine = _backend(args)
     corpus = _training_text(args, engine)
+    _draft_from(corpus, engine, params)
     out = sys.stdout
     if args.logprobs or args.trace:
         from tfchat.core.commands.step_output import JsonLinesWriter, TraceWriter
@@ -90,6 +91,19 @@ def _training_text(args, engine):
     except BaseException:
         engine.close()
         raise
+
+
+def _draft_from(corpus, engine, params) -> None:
+    """The training text to draft tokens from: --corpus's, else the one the checkpoint records when it is still
+    there, unchanged, and indexed (drafting never waits for an index to be built, nor says it is missing)."""
+    if params.draft not in ("auto", "corpus") or not hasattr(engine, "use_training_text"):
+        return  # a server drafts as it does
+    if corpus is None:
+        from tfchat.core.corpus.training_text import recorded_training_text_if_indexed
+
+        corpus = recorded_training_text_if_indexed(engine.card.training_text if engine.card else None, engine.encoding)
+    if corpus is not None:
+        engine.use_training_text(corpus.index)
 
 
 def _stream_generation(generation, writer, out, args, corpus=None) -> None:

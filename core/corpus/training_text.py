@@ -74,3 +74,14 @@ class TrainingText:
         how = "indexed" if loaded.built else "index read from the cache"
         return (f"{self.path.name}: {len(self.index):,} tokens, {how} in {loaded.seconds:.2f} s, "
                 f"{self.index.resident_bytes() / 2**20:.1f} MiB")
+
+
+def recorded_training_text_if_indexed(recorded: dict | None, encoding) -> TrainingText | None:
+    """The training text a checkpoint records, when it is still there, unchanged, and its index is in the
+    cache; else None, quietly: for uses that are only faster with it (drafting)."""
+    if recorded is None or not Path(recorded["path"]).is_file():
+        return None
+    try:
+        return TrainingText.open(Path(recorded["path"]), encoding, build=False, trained_sha256=recorded["sha256"])
+    except (CorpusError, OSError):
+        return None

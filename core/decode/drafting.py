@@ -16,12 +16,13 @@ as it does without drafting.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from tfchat.core.decode.proposers import NOTHING, ContextLookup, CorpusLookup, Proposal
 from tfchat.core.nn.kv_cache import KVCache
+from tfchat.core.nn.verify_step import verify_rows
 
 MAX_DRAFT = 8
 FIRST_DRAFT = 4
@@ -36,13 +37,16 @@ class DraftStats:
     accepted: int = 0  # of them, drawn as drafted
     passes: int = 0  # forward passes that gave a new token: one-token steps and verifies
     past_window: int = 0  # tokens decoded past the window under the book's crop, where drafting is off
+    taken_at: list[int] = field(default_factory=list)  # which new tokens (from 0) were drafted and taken
 
     def acceptance(self) -> float:
         return self.accepted / self.drafted if self.drafted else 0.0
 
     def as_json(self, new_tokens: int) -> dict:
         per_pass = new_tokens / self.passes if self.passes else 0.0
-        return {**asdict(self), "acceptance": round(self.acceptance(), 3), "tokens_per_pass": round(per_pass, 3)}
+        return {"draft": self.draft, "drafted": self.drafted, "accepted": self.accepted, "passes": self.passes,
+                "past_window": self.past_window, "acceptance": round(self.acceptance(), 3),
+                "tokens_per_pass": round(per_pass, 3)}
 
 
 def proposer_for(policy: str, prompt_ids: list[int], corpus_index=None):
@@ -92,8 +96,14 @@ class Drafter:
         self._start = 0  # the cache position of the verify's first row
         self._next_row = 0
         self._last_taken: int | None = None
+        self._new_tokens = 0
 
     def took(self, token: int) -> None:
+        """The token just drawn; it was a draft taken when the row it came from checked a draft equal to it."""
+        row = self._next_row - 1
+        if self._rows is not None and row < len(self._drafts) and self._drafts[row] == token:
+            self.stats.taken_at.append(self._new_tokens)
+        self._new_tokens += 1
         self._last_taken = token
         self._proposer.append(token)
 
@@ -123,7 +133,7 @@ class Drafter:
             return model.last_logits(window[-1:], cache)
         self._start, self._drafts, self._next_row = cache.length, drafts, 1
         ids = torch.cat([window[-1:], torch.tensor(drafts, dtype=torch.long, device=window.device)])
-        self._rows = model.verify(ids, cache)
+        self._rows = verify_rows(model, ids, cache)
         self.stats.drafted += len(drafts)
         cache.length = self._start + 1
         return self._rows[0]

@@ -30,17 +30,20 @@ class StepInfo:
     """Of the raw distribution, in nats."""
     top: tuple[Alternative, ...]
     """The most likely tokens under the raw distribution, most likely first."""
+    drafted: bool = False
+    """Drafted and verified (`core.decode.drafting`): drawn from the same logits as ever, in a pass that
+    gave several tokens."""
 
     def as_list(self) -> list:
         """A plain form for pipes and JSON; `from_list` reads it back."""
         return [self.id, self.logprob, self.sampled_prob, self.entropy,
-                [[a.id, a.logprob, a.sampled_prob] for a in self.top]]
+                [[a.id, a.logprob, a.sampled_prob] for a in self.top], self.drafted]
 
     @classmethod
     def from_list(cls, data: list) -> "StepInfo":
-        token, logprob, sampled, entropy, top = data
+        token, logprob, sampled, entropy, top = data[:5]
         return cls(int(token), float(logprob), float(sampled), float(entropy),
-                   tuple(Alternative(int(i), float(lp), float(p)) for i, lp, p in top))
+                   tuple(Alternative(int(i), float(lp), float(p)) for i, lp, p in top), bool(data[5:6] == [True]))
 
 
 def check_top_logprobs(n: int) -> None:

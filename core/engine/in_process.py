@@ -44,6 +44,11 @@ class Engine:
         self.encoding = tokenizer_for(tokenizer_folder)
         # A GPT-2 ends its texts with <|endoftext|>; the book's model never learned one.
         self.end_of_text_id = getattr(self.encoding, "eot_token", None) if tokenizer_folder is not None else None
+        self.corpus_index = None  # the training text's index (`core.corpus`): drafts tokens from it
+
+    def use_training_text(self, index) -> None:
+        """Draft from this training text's index from now on (`core.decode.drafting`); None: the context only."""
+        self.corpus_index = index
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "Engine":
@@ -129,7 +134,7 @@ class Engine:
                               f"{self.config.embedding_rows} tokens")
         require_prompt(ids + list(forced_ids))  # here, before the caller starts streaming
         return Generation(self.model, self.encoding, self.end_of_text_id, ids, params, cancel, top_logprobs,
-                          tuple(forced_ids))
+                          tuple(forced_ids), self.corpus_index)
 
     def generate_batch(self, prompts: list[str], params: list[SamplingParams], cancel: threading.Event | None = None,
                        top_logprobs: int = 0) -> BatchGeneration:

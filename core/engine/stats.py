@@ -19,6 +19,8 @@ class GenerationStats:
     seed: int
     window: str = "book"
     """The window policy past the context window: 'book', 'shift', or 'server' (a server's own, unknown here)."""
+    drafting: dict | None = None
+    """What drafting did (`core.decode.drafting.DraftStats.as_json`); None where nothing was drafted."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -39,12 +41,18 @@ class GenerationStats:
         count = (f"{self.new_tokens} new tokens, {in_all} in all" if in_all is not None and in_all > self.new_tokens
                  else f"{self.new_tokens} tokens")
         parts = [count, f"{self.tokens_per_s:.1f} tok/s", f"ttft {self.ttft_s * 1000:.0f} ms"]
+        if self.drafting and self.drafting.get("drafted"):
+            parts.append(f"drafts {self.drafting['accepted']}/{self.drafting['drafted']} taken, "
+                         f"{self.drafting['tokens_per_pass']:.2f} tok/pass")
         return parts + [f"window {self.window}"] if self.window != "book" else parts
 
     def as_json(self) -> dict:
         """For scripts (`generate --stats`): every field, times rounded to what the clock can tell."""
-        return {**self.as_dict(), "ttft_s": round(self.ttft_s, 5), "tokens_per_s": round(self.tokens_per_s, 2),
-                "elapsed_s": round(self.elapsed_s, 5)}
+        figures = {**self.as_dict(), "ttft_s": round(self.ttft_s, 5), "tokens_per_s": round(self.tokens_per_s, 2),
+                   "elapsed_s": round(self.elapsed_s, 5)}
+        if figures["drafting"] is None:  # nothing drafted (off, past the window, a server): nothing to say
+            del figures["drafting"]
+        return figures
 
 
 def measured_stats(prompt_tokens: int, new_tokens: int, start: float, first_at: float | None, end: float,

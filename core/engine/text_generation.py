@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 import torch
 
+from dataclasses import replace
+
+from tfchat.core.decode.drafting import DraftStats
 from tfchat.core.decode.generation import generate_steps
 from tfchat.core.decode.step_info import StepInfo
 from tfchat.core.engine.stats import GenerationStats
@@ -28,7 +31,7 @@ class Generation:
 
     def __init__(self, model: FastModel, encoding, end_of_text_id: int | None, prompt_ids: list[int],
                  params: SamplingParams, cancel: threading.Event | None, top_logprobs: int = 0,
-                 forced_ids: tuple[int, ...] = ()):
+                 forced_ids: tuple[int, ...] = (), corpus_index=None):
         self._model = model
         self._encoding = encoding
         self._end_of_text_id = end_of_text_id  # a GPT-2's <|endoftext|>; None for the book's model
@@ -37,6 +40,8 @@ class Generation:
         self._cancel = cancel
         self._top_logprobs = top_logprobs
         self._forced_ids = forced_ids
+        self._corpus_index = corpus_index  # the training text's, for drafting (`core.decode.drafting`)
+        self.drafting = DraftStats(params.draft)
         self.seed = drawn_seed(params)
         self.token_ids: list[int] = []
         self.steps: list[StepInfo] = []  # one per new token when top_logprobs > 0
@@ -56,10 +61,13 @@ class Generation:
                 self.text += forced
                 yield forced
             context = self._prompt_ids + list(self._forced_ids)
-            for token, info in generate_steps(model, context, params, generator, self._cancel, self._top_logprobs):
+            taken = self.drafting.taken_at
+            for token, info in generate_steps(model, context, params, generator, self._cancel, self._top_logprobs,
+                                              self._corpus_index, self.drafting):
                 self.token_ids.append(token)
                 if info is not None:
-                    self.steps.append(info)
+                    drafted = bool(taken) and taken[-1] == len(self.token_ids) - 1
+                    self.steps.append(replace(info, drafted=True) if drafted else info)
                 piece = stream.take(token)
                 if piece:
                     self.text += piece
@@ -77,3 +85,5 @@ class Generation:
         finally:  # stats even for Ctrl+C: what was measured up to there
             if self.stats is None:
                 self.stats = stream.end(reason)[1]
+            if self.drafting.drafted:
+                self.stats.drafting = self.drafting.as_json(len(self.token_ids))

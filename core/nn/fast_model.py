@@ -17,7 +17,6 @@ from tfchat.core.nn.cuda_graph import DecodeGraph
 from tfchat.core.nn.kv_cache import BlockWeights, KVCache
 from tfchat.core.nn.model_config import ModelConfig
 from tfchat.core.nn.trace_ahead import TraceAhead
-from tfchat.core.nn.verify_step import VerifyStep
 from tfchat.core.system.helper_thread import HelperThread
 
 
@@ -69,13 +68,13 @@ class FastModel:
         self.out_bias = take("model_out_linear_layer.bias")
         self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
         self.output_layer = self._choose_output_layer(exact_in_float16(state_dict["model_out_linear_layer.weight"]))
-        self._traced_fill = self._trace_ahead = None  # made on the first step past the window; made early
+        self._traced_fill = None  # made on the first step past the window
         self._traced_decode = None  # made on the first decode step, or ahead of it (trace_decode_ahead)
+        self._trace_ahead = None
         self._traced_rows: dict[int, object] = {}  # batch size -> its traced decode step (`decode_rows`)
         self.cache_positions = torch.arange(config.context_length, device=device)
         self._causal_masks: dict[int, torch.Tensor] = {}  # rows -> the mask added to the scores; see below
         self._graph_pool = None  # CUDA only: the memory pool the decode graphs share
-        self.verify = VerifyStep(self)  # several tokens in one pass, each row's logits: drafts checked
 
     def new_cache(self, rows: int = 1) -> KVCache:
         return KVCache(self.config, self.device, torch.float32, rows)

@@ -9,6 +9,7 @@ from tfchat.core.decode.generation import generate_steps
 from tfchat.core.errors import PresetError
 from tfchat.core.nn.checkpoint import load_checkpoint
 from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.nn.verify_step import verify_rows
 from tfchat.core.settings.presets import load_presets, params_from_mapping
 from tfchat.core.settings.sampling_params import SamplingParams
 from tfchat.core.system.helper_thread import HelperThread
@@ -91,7 +92,7 @@ def test_a_verify_gives_each_row_the_one_token_steps_logits(models, shape):
             model.last_logits(ids[:8], stepped)
             model.last_logits(ids[:8], verified)
             one_by_one = torch.stack([model.last_logits(ids[i:i + 1], stepped) for i in range(8, 8 + rows)])
-            together = model.verify(ids[8:8 + rows], verified)
+            together = verify_rows(model, ids[8:8 + rows], verified)
             assert verified.length == stepped.length == 8 + rows
             if shape == "float16":
                 assert torch.equal(together, one_by_one)
