@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "with --app: the app's tokens/s with the overlap view open as well")
     bench.add_argument("--corpus-tokens", type=int, metavar="N",
                        help="with --corpus: also build an N-token text of its lines drawn at random")
+    bench.add_argument("--drafting", action="store_true",
+                       help="instead: tokens/s with drafting against without, grounded and ungrounded: a trained "
+                            "model (--model, here default model/model.ckpt) on its training text (--corpus, or the "
+                            "one it records), then random weights at the 140M scifi shape and GPT-2 small's, float32 "
+                            "and float16 (minutes)")
     bench.add_argument("--startup", action="store_true",
                        help="instead: the app's time to its first frame and to ready, idle and beside a busy neighbour")
     bench.add_argument("--app", action="store_true",
@@ -300,6 +305,10 @@ def _dispatch(args) -> int:
             from tfchat.tui.bench_app import run_app_bench  # the UI, only when asked for
 
             return run_app_bench(args.model, args.device, corpus=args.corpus)
+        if args.drafting:
+            from tfchat.core.commands.bench.draft_speed import run_drafting_bench
+
+            return run_drafting_bench(args.model, args.corpus, args.tokens)
         if args.corpus:
             from tfchat.core.commands.bench.corpus import run_corpus_bench
 

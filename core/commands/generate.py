@@ -96,12 +96,13 @@ def _training_text(args, engine):
 def _draft_from(corpus, engine, params) -> None:
     """The training text to draft tokens from: --corpus's, else the one the checkpoint records when it is still
     there, unchanged, and indexed (drafting never waits for an index to be built, nor says it is missing)."""
-    if params.draft not in ("auto", "corpus") or not hasattr(engine, "use_training_text"):
-        return  # a server drafts as it does
+    card = getattr(engine, "card", None)  # a server's backend has none, and drafts as it does
+    if params.draft not in ("auto", "corpus") or card is None:
+        return
     if corpus is None:
         from tfchat.core.corpus.training_text import recorded_training_text_if_indexed
 
-        corpus = recorded_training_text_if_indexed(engine.card.training_text if engine.card else None, engine.encoding)
+        corpus = recorded_training_text_if_indexed(card.training_text, engine.encoding)
     if corpus is not None:
         engine.use_training_text(corpus.index)
 

@@ -11,7 +11,7 @@ token for token the text without drafting. Peers accept drafts by rejection samp
 only in distribution.
 
 How many tokens to draft adapts to how many were taken: after a miss, fewer, and after misses in a
-row none for a while (doubling up to `MAX_REST` steps), so text with nothing to copy decodes nearly
+row none for a while (2 steps, then 4, doubling up to `MAX_REST`), so text with nothing to copy decodes nearly
 as it does without drafting.
 """
 from __future__ import annotations
@@ -157,6 +157,6 @@ class Drafter:
             self._k, self._misses = min(2 * self._k, MAX_DRAFT), 0
         elif accepted == 0:
             self._k, self._misses = 1, self._misses + 1
-            self._rest = min(2 ** self._misses, MAX_REST) if self._misses > 1 else 0
+            self._rest = min(2 ** self._misses, MAX_REST)
         else:
             self._k, self._misses = max(1, accepted + 1), 0

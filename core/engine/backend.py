@@ -67,6 +67,10 @@ class Backend(Protocol):
     def generate_batch(self, contexts: list[str], params: list[SamplingParams],
                        cancel: threading.Event | None = None) -> BatchStream: ...
 
+    def use_training_text(self, index) -> None:
+        """Draft tokens from this training text's index (`core.corpus.index.CorpusIndex`) from the next
+        generation on; only faster, never another text. A server drafts as it does."""
+
     def logit_lens(self, context: str, forced_ids: tuple[int, ...] = (), top_n: int = 5) -> list: ...
 
     # The inside views (core.nn.inspection); a server answers each with one line saying it cannot.

@@ -29,7 +29,7 @@ _READY, _FAILED, _PIECE, _DONE, _ERROR, _ANSWER = "ready", "failed", "piece", "d
 # Requests: (_GENERATE, context, params, top_logprobs, forced_ids), (_BATCH, contexts, params list)
 # or (_ASK, question, *its arguments): one of QUESTIONS, answered whole
 _GENERATE, _BATCH, _ASK = "generate", "batch", "ask"
-QUESTIONS = ("logit_lens", "lens_spread", "attention", "next_token", "score")
+QUESTIONS = ("logit_lens", "lens_spread", "attention", "next_token", "score", "use_training_text")
 
 
 def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
@@ -183,6 +183,7 @@ class EngineProcess:
         self._card = info["card"]
         self._tokenizer_folder = info.get("tokenizer_folder")
         self._generating = False
+        self._training_text = None  # an index to draft from, sent before the next generation
 
     @staticmethod
     def prepare() -> None:
@@ -215,10 +216,21 @@ class EngineProcess:
             raise CheckpointError(payload)
         return cls(process, parent, cancel, payload)
 
+    def use_training_text(self, index) -> None:
+        """Like `Engine.use_training_text`: the index goes to the engine process before the next generation
+        (asked now, it could meet one running)."""
+        self._training_text = index
+
+    def _send_training_text(self) -> None:
+        if self._training_text is not None:
+            index, self._training_text = self._training_text, None
+            self._ask((_ASK, "use_training_text", index))
+
     def generate(self, context: str, params: SamplingParams, cancel=None, top_logprobs: int = 0,
                  forced_ids: tuple[int, ...] = ()) -> RemoteGeneration:
         """Like `Engine.generate`; setting `cancel` stops the generation within a token."""
         check_top_logprobs(top_logprobs)
+        self._send_training_text()
         self._cancel.clear()
         self._generating = True  # until the generation has read its last message: see `_ask`
         self._conn.send((_GENERATE, context, params.as_dict(), top_logprobs, list(forced_ids)))
@@ -226,6 +238,7 @@ class EngineProcess:
 
     def generate_batch(self, contexts: list[str], params: list[SamplingParams], cancel=None) -> RemoteBatch:
         """Like `Engine.generate_batch`; setting `cancel` stops every row within a step."""
+        self._send_training_text()
         self._cancel.clear()
         self._generating = True
         self._conn.send((_BATCH, list(contexts), [p.as_dict() for p in params]))

@@ -124,6 +124,9 @@ class HttpBackend:
                 "context_length": self.config.context_length, "parameter_count": self.parameter_count,
                 "device": f"a {self.flavour or 'remote'} server"}
 
+    def use_training_text(self, index) -> None:
+        pass  # the server drafts as it does, if at all
+
     def close(self) -> None:
         pass
 

@@ -204,7 +204,8 @@ class TokenScreen(Screen[tuple[int, int] | None]):
         p = probability(step)
         info = Text()
         info.append(shown_token(self.token_text(step.id)[0]), style=band_style(p))
-        info.append(f"  id {step.id}\nmodel {p * 100:.1f}% · sampler {percent(step.sampled_prob, 0).strip()} · "
+        info.append(f"  id {step.id}" + ("  · drafted, verified" if step.drafted else ""))
+        info.append(f"\nmodel {p * 100:.1f}% · sampler {percent(step.sampled_prob, 0).strip()} · "
                     f"entropy {nats(step.entropy)}")
         self.query_one("#step", Static).update(info)
         table = Table(box=None, padding=(0, 1), show_edge=False, pad_edge=False)  # must fit the panel
