@@ -114,3 +114,29 @@ async def test_a_comparison_is_held_against_the_corpus_column_by_column(app_fact
         assert shown(screen, "#title").endswith("balanced (2 of 2, tab: next)")
         balanced = app.chat.transcript.saved_views()[-1].columns[1].output
         assert screen.found.tokens == len(app.chat.engine.encoding.encode(balanced))
+
+
+async def test_the_app_drafts_from_its_corpus_and_the_token_cursor_says_which_tokens_were_drafted(
+        app_factory, small_model, tmp_path):
+    output = greedy_output(small_model)
+    app = app_factory(preset="greedy", corpus=str(corpus_holding(tmp_path, output)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await wait_for(pilot, lambda: app.chat.corpus.ready(), what="the corpus indexed")
+        await send(pilot, "/set max_new_tokens 24")
+        await send(pilot, PROMPT)
+        await finished(pilot, 1)
+        view = views(app)[0]
+        assert view.output == output  # drafting changes the speed, never the text
+        assert "drafts " in view.summary_shown and " taken" in view.summary_shown
+        drafted = [i for i, step in enumerate(view.branch.steps) if step.drafted]
+        assert drafted and len(drafted) < len(view.branch.steps)
+        await pilot.press("f5")
+        cursor = app.screen
+        assert isinstance(cursor, TokenScreen)
+        cursor.action_move_to(drafted[0])
+        await pilot.pause()
+        assert "drafted, verified" in shown(cursor, "#step")
+        cursor.action_move_to(0)  # the first token comes from the prompt's own pass: never a draft
+        await pilot.pause()
+        assert "drafted" not in shown(cursor, "#step")
