@@ -143,3 +143,18 @@ def test_the_draft_key_takes_four_policies_and_names_them_when_refused():
         assert params_from_mapping({"draft": policy}).draft == policy
     with pytest.raises(PresetError, match="draft must be one of auto, context, corpus, off, got 'sometimes'"):
         params_from_mapping({"draft": "sometimes"})
+
+
+def test_the_drafting_bench_reports_both_rates_and_checks_every_text(small_model, tmp_path, capsys):
+    import json
+
+    from tfchat.core.commands.bench.draft_speed import run_drafting_bench
+
+    corpus = tmp_path / "trained_on.txt"
+    corpus.write_text("The customer listens. The customer buys. The team sells.\n" * 40, encoding="utf-8")
+    assert run_drafting_bench(str(small_model), str(corpus), tokens=6, shapes=False) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(figures) == 6  # grounded and ungrounded, greedy and balanced, then greedy beside a busy core
+    for label, row in figures.items():
+        assert row["same_text"] is True, label
+        assert row["off_tok_s"] > 0 and row["draft_tok_s"] > 0 and 0 <= row["acceptance"] <= 1

@@ -7,8 +7,9 @@ training text, and random weights at the 140M scifi shape and GPT-2 small's (124
   random weights recite nothing, so there the training text stands in for one a model recites: their own
   continuation of the prompt, made first without drafting;
 - ungrounded: a prompt of random tokens, and no training text (the context alone drafts).
-Greedy and the balanced preset (seeded). Every drafted run is checked against its run without drafting,
-token for token, and the report says so.
+Greedy and the balanced preset (seeded); then greedy again at the book config and the scifi shape in
+float16 beside a process burning the other core. Every drafted run is checked against its run without
+drafting, token for token, and the report says so.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from tfchat.core.commands.bench.measures import print_table, random_ids
+from tfchat.core.commands.bench.neighbour import busy_neighbour
 from tfchat.core.decode.drafting import DraftStats
 from tfchat.core.decode.generation import generate_steps
 from tfchat.core.nn.book_model import BookModel
@@ -80,7 +82,8 @@ def _reciting(model, prompts: list[list[int]], params, build_index) -> list[tupl
     return cases
 
 
-def _trained_rows(model_arg, corpus_arg, tokens: int, report: list, figures: dict) -> None:
+def _trained_rows(model_arg, corpus_arg, tokens: int, report: list, figures: dict, presets=PRESETS,
+                  note: str = "") -> None:
     from tfchat.core.commands.overlap import open_training_text
     from tfchat.core.engine.in_process import Engine
 
@@ -96,32 +99,33 @@ def _trained_rows(model_arg, corpus_arg, tokens: int, report: list, figures: dic
         catalog = load_presets()
         # Inside the window: past it, under the book's crop, every token has its own window and nothing is drafted.
         in_window = engine.config.context_length - PROMPT_TOKENS - 1
-        for preset in PRESETS:
+        for preset in presets:
             params = catalog.get(preset).params.with_changes(max_new_tokens=min(tokens, in_window))
             for label, cases in (("grounded", grounded), ("ungrounded", ungrounded)):
-                _row(f"book config, {Path(str(engine.path)).name}, {label}, {preset}", compare(engine.model, cases, params),
-                     report, figures)
+                _row(f"book config, {Path(str(engine.path)).name}, {label}, {preset}{note}",
+                     compare(engine.model, cases, params), report, figures)
     finally:
         engine.close()
 
 
-def _random_rows(name: str, config: ModelConfig, tokens: int, report: list, figures: dict) -> None:
+def _random_rows(name: str, config: ModelConfig, tokens: int, report: list, figures: dict,
+                 dtypes=(torch.float32, torch.float16), presets=PRESETS, note: str = "") -> None:
     from tfchat.core.corpus.index_build import build_index
 
     torch.manual_seed(0)
     state = BookModel(config).state_dict()
     catalog = load_presets()
-    for dtype in (torch.float32, torch.float16):
+    for dtype in dtypes:
         weights = {key: value.to(dtype) for key, value in state.items()}
         device = torch.device("cpu")
         model = FastModel(config, weights, device, helper_for(device))
         try:
             prompts = [random_ids(PROMPT_TOKENS, config.vocab_size, 11 + i) for i in range(2)]
-            for preset in PRESETS:
+            for preset in presets:
                 params = catalog.get(preset).params.with_changes(max_new_tokens=tokens)
                 for label, cases in (("grounded (reciting)", _reciting(model, prompts, params, build_index)),
                                      ("ungrounded", [(prompt, None) for prompt in prompts])):
-                    _row(f"{name}, {str(dtype).removeprefix('torch.')}, {label}, {preset}",
+                    _row(f"{name}, {str(dtype).removeprefix('torch.')}, {label}, {preset}{note}",
                          compare(model, cases, params), report, figures)
         finally:
             if model.helper is not None:
@@ -143,6 +147,11 @@ def run_drafting_bench(model_arg: str | None, corpus_arg: str | None, tokens: in
     if shapes:
         _random_rows("scifi 140M", SCIFI_SHAPE, tokens, report, figures)
         _random_rows("GPT-2 small shape", GPT2_SMALL_SHAPE, tokens, report, figures)
+    with busy_neighbour():
+        _trained_rows(model_arg, corpus_arg, tokens, report, figures, ("greedy",), ", busy neighbour")
+        if shapes:
+            _random_rows("scifi 140M", SCIFI_SHAPE, tokens, report, figures, (torch.float16,), ("greedy",),
+                         ", busy neighbour")
     print()
     print_table(report, figures)
     return 0 if all(result["same_text"] for result in figures.values()) else 1
