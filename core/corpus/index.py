@@ -117,16 +117,22 @@ class CorpusIndex:
                 found.append(Span(i, i + run, hi - lo, self.first_position(lo, hi)))
         return found
 
-    def continuations(self, context: list[int], top: int = 10) -> Continuations:
-        """The corpus's next tokens after the longest suffix of `context` that occurs with a token after it."""
-        text = array("i", context)
-        short, long = 0, len(text)  # a suffix of `short` tokens occurs; find the longest
+    def longest_suffix(self, text: array, limit: int | None = None) -> int:
+        """How many of `text`'s last tokens (at most `limit`) occur in the corpus: a binary search, as a
+        suffix that occurs has every shorter one occurring too."""
+        short, long = 0, len(text) if limit is None else min(limit, len(text))
         while short < long:
             middle = (short + long + 1) // 2
             if self.occurs(text[len(text) - middle:]):
                 short = middle
             else:
                 long = middle - 1
+        return short
+
+    def continuations(self, context: list[int], top: int = 10) -> Continuations:
+        """The corpus's next tokens after the longest suffix of `context` that occurs with a token after it."""
+        text = array("i", context)
+        short = self.longest_suffix(text)
         for length in range(short, -1, -1):  # a suffix found only at the corpus's end has nothing after it
             counts = self._next_tokens(text[len(text) - length:] if length else array("i"), length)
             if counts:

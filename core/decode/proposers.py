@@ -68,13 +68,7 @@ class CorpusLookup:
         """The corpus's likeliest next token after the longest suffix, then after that suffix and the token,
         and so on: k tokens, each the commonest continuation of the run so far (among `CORPUS_SAMPLES`)."""
         index, text = self._index, self._ids
-        short, long = 0, min(MAX_CORPUS_SUFFIX, len(text))  # a suffix of `short` tokens occurs; the longest
-        while short < long:
-            middle = (short + long + 1) // 2
-            if index.occurs(text[len(text) - middle:]):
-                short = middle
-            else:
-                long = middle - 1
+        short = index.longest_suffix(text, MAX_CORPUS_SUFFIX)
         if short == 0:
             return NOTHING
         pattern = text[len(text) - short:]
