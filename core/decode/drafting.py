@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from tfchat.core.decode.head_draft import HeadDraft, worth_drafting_with_the_head
 from tfchat.core.decode.proposers import NOTHING, ContextLookup, CorpusLookup, Proposal
 from tfchat.core.nn.kv_cache import KVCache
 from tfchat.core.nn.verify_step import verify_rows
@@ -47,6 +48,20 @@ class DraftStats:
         return {"draft": self.draft, "drafted": self.drafted, "accepted": self.accepted, "passes": self.passes,
                 "past_window": self.past_window, "acceptance": round(self.acceptance(), 3),
                 "tokens_per_pass": round(per_pass, 3)}
+
+
+def drafter_for(model, params, prompt_ids: list[int], stats: DraftStats, generator=None, corpus_index=None):
+    """The drafter a `draft` setting asks for on this model, or None when nothing is drafted (off; the
+    corpus without one; not on the CPU, where the one-token step is a CUDA graph).
+
+    `auto` on a model whose output layer dominates (the book's) drafts with the model itself
+    (`core.decode.head_draft`); elsewhere, and for `context` and `corpus`, from the text."""
+    if model.device.type != "cpu":
+        return None
+    if params.draft == "auto" and worth_drafting_with_the_head(model):
+        return Drafter(model, None, stats, HeadDraft.for_model(model, corpus_index), params, generator)
+    proposer = proposer_for(params.draft, prompt_ids, corpus_index)
+    return Drafter(model, proposer, stats) if proposer is not None else None
 
 
 def proposer_for(policy: str, prompt_ids: list[int], corpus_index=None):
@@ -84,9 +99,12 @@ class Drafter:
     `next_logits` stands in for the one-token step inside the window; the generation tells it each
     token drawn (`took`) and when its cache starts over (`forget`)."""
 
-    def __init__(self, model, proposer, stats: DraftStats):
+    def __init__(self, model, proposer, stats: DraftStats, head: HeadDraft | None = None, params=None,
+                 generator=None):
         self._model = model
-        self._proposer = proposer
+        self._proposer = proposer  # guesses from text; unused where the model drafts for itself (`head`)
+        self._head = head
+        self._params, self._generator = params, generator  # the head's drafts are drawn as the sampler draws
         self.stats = stats
         self._k = FIRST_DRAFT
         self._misses = 0  # verifies in a row that took no draft
@@ -105,7 +123,8 @@ class Drafter:
             self.stats.taken_at.append(self._new_tokens)
         self._new_tokens += 1
         self._last_taken = token
-        self._proposer.append(token)
+        if self._proposer is not None:
+            self._proposer.append(token)
 
     def forget(self) -> None:
         """The cache starts over (the `shift` window), or the generation ends: no verified row holds."""
@@ -127,26 +146,29 @@ class Drafter:
         if cache.length == 0:  # the prompt's fill: one pass for the whole window
             self.stats.passes += 1
             return model.last_logits(window, cache)
-        drafts = self._proposal(cache, tokens_left)
+        k = self._draft_size(cache, tokens_left)
         self.stats.passes += 1
-        if not drafts:
-            return model.last_logits(window[-1:], cache)
-        self._start, self._drafts, self._next_row = cache.length, drafts, 1
-        ids = torch.cat([window[-1:], torch.tensor(drafts, dtype=torch.long, device=window.device)])
-        self._rows = verify_rows(model, ids, cache)
+        start = cache.length
+        if k > 0 and self._head is not None:
+            self._rows, drafts = self._head.draft(window, cache, k, self._params, self._generator)
+        else:
+            drafts = self._proposer.propose(k).tokens if k > 0 and self._proposer is not None else []
+            if not drafts:
+                return model.last_logits(window[-1:], cache)
+            ids = torch.cat([window[-1:], torch.tensor(drafts, dtype=torch.long, device=window.device)])
+            self._rows = verify_rows(model, ids, cache)
+        self._start, self._drafts, self._next_row = start, drafts, 1
         self.stats.drafted += len(drafts)
-        cache.length = self._start + 1
+        cache.length = start + 1
         return self._rows[0]
 
-    def _proposal(self, cache: KVCache, tokens_left: int | None) -> list[int]:
+    def _draft_size(self, cache: KVCache, tokens_left: int | None) -> int:
         if self._rest > 0:
             self._rest -= 1
-            return []
-        # The verify's rows must fit the window, and no more than the tokens still wanted after this one.
+            return 0
+        # The drafts' rows must fit the window, and no more than the tokens still wanted after this one.
         k = min(self._k, self._model.config.context_length - 1 - cache.length)
-        if tokens_left is not None:
-            k = min(k, tokens_left - 1)
-        return self._proposer.propose(k).tokens if k > 0 else []
+        return k if tokens_left is None else min(k, tokens_left - 1)
 
     def _close(self, accepted: int) -> None:
         """The verify's drafts are done with: `accepted` of them were drawn as drafted. Adapt k."""

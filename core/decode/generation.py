@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
-from tfchat.core.decode.drafting import Drafter, DraftStats, proposer_for
+from tfchat.core.decode.drafting import DraftStats, drafter_for
 from tfchat.core.decode.sampling import draw_next, logits_not_finite
 from tfchat.core.decode.step_info import StepInfo
 from tfchat.core.decode.step_packing import pack_step, unpack_step
@@ -78,8 +78,7 @@ def generate_steps(
     shift_start = base  # with `shift`: where the window begins; it moves only when the window is full
     keep_logits = bool(top_logprobs)  # the trace reads the raw logits after the draw
     stats = draft_stats if draft_stats is not None else DraftStats(params.draft)
-    proposer = proposer_for(params.draft, prompt_ids, corpus_index) if model.device.type == "cpu" else None
-    drafter = Drafter(model, proposer, stats) if proposer is not None else None
+    drafter = drafter_for(model, params, prompt_ids, stats, generator, corpus_index)
 
     def decode_and_draw(window: torch.Tensor, logits_of) -> tuple[torch.Tensor, object]:
         """The drawn token, and what the host reads of it: its id, or its packed step information."""

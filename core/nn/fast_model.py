@@ -108,7 +108,7 @@ class FastModel:
         T, start = ids.shape[0], (cache.length if cache is not None else 0)
         assert start + T <= self.config.context_length, "the window overflows; the caller crops and recomputes"
         if T == 1 and start > 0 and self.device.type == "cpu":
-            return self.output_layer(self._decode_one(ids, cache))
+            return self.output_layer(self.decode_hidden(ids, cache))
         if T == 1 and start > 0 and self.device.type == "cuda":
             return self._graphed_step(ids, cache)
         x = self._embed(ids, start)
@@ -119,7 +119,7 @@ class FastModel:
             cache.length = start + T
         return self.output_layer(self.final_norm(x[0, -1]))
 
-    def _decode_one(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def decode_hidden(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One token after the cached positions, through every block and the final LayerNorm.
 
         A decode step repeats the same ops on the same shapes, so it runs as a
@@ -172,7 +172,7 @@ class FastModel:
         """Logits [B, V] for B rows in one pass: row b's token `ids[b]` at `positions[b]`, after the
         positions before it in row b of `cache` (B rows). Each row attends to its own positions only.
 
-        The batched form of the one-token step (`_decode_one`), traced the same way on the CPU,
+        The batched form of the one-token step (`decode_hidden`), traced the same way on the CPU,
         once per batch size; the output layer then reads its weights once for every row.
         """
         if self.device.type != "cpu":

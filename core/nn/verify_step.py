@@ -2,7 +2,7 @@
 
 A verify feeds the last known token and k drafted ones at positions s..s+k, writes their keys and
 values into the cache, and returns k+1 rows of logits: row j is what the one-token step
-(`FastModel._decode_one`) would give after the first j+1 of them. The weights are read once for all
+(`FastModel.decode_hidden`) would give after the first j+1 of them. The weights are read once for all
 rows, which is the point: a decode step is bound by reading the weights.
 
 To give the one-token step's numbers, each row is computed as that step computes its one row: the

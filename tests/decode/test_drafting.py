@@ -5,6 +5,7 @@ import torch
 
 from tfchat.core.corpus.index_build import build_index
 from tfchat.core.decode.drafting import DraftStats
+from tfchat.core.decode.head_draft import worth_drafting_with_the_head
 from tfchat.core.decode.generation import generate_steps
 from tfchat.core.errors import PresetError
 from tfchat.core.nn.checkpoint import load_checkpoint
@@ -17,10 +18,12 @@ from support.reference import random_book_checkpoint
 
 NO_NEWLINES = [0]  # how many newlines each token holds: none (token 0 too)
 PRESETS = ("greedy", "balanced", "precise", "creative", "book")
-# (d_model, heads, blocks, context, vocab), weights' dtype, helper thread for the output layer
+# (d_model, heads, blocks, context, vocab), weights' dtype, helper thread for the output layer. Under `auto` the
+# first drafts from the text; the other two, whose output layer reads over twice their blocks' bytes as the
+# book's does, draft with the model itself (`core.decode.head_draft`).
 SHAPES = {
     "float32": ((36, 4, 3, 48, 1500), torch.float32, False),
-    "float16": ((32, 2, 2, 40, 800), torch.float16, False),
+    "float16": ((32, 2, 2, 40, 3000), torch.float16, False),
     "float32, halved output layer": ((48, 6, 2, 64, 3000), torch.float32, True),
 }
 
@@ -127,6 +130,23 @@ def test_past_the_window_under_the_books_crop_nothing_is_drafted_and_the_stats_s
     # The token after a full window is still the window's own step; every one after it crops.
     assert stats.past_window == len(prompt) + len(got) - C - 1
     assert stats.passes == len(got) - stats.accepted
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_where_the_output_layer_dominates_the_model_drafts_for_itself_and_most_drafts_hold(models, preset):
+    """Random weights spread their probability over the whole vocabulary, so the cut vocabulary (the bias's
+    favourites, here all of it) holds it all and the drafts, drawn with the real draws' uniform numbers,
+    are the tokens drawn: the text is the same and far fewer passes give it."""
+    model = models["float16"]
+    assert worth_drafting_with_the_head(model) and not worth_drafting_with_the_head(models["float32"])
+    C, V = model.config.context_length, model.config.vocab_size
+    params = load_presets().get(preset).params.with_changes(max_new_tokens=C - 7)
+    for seed in range(5):
+        prompt = _prompt(V, seed)
+        expected = _tokens(model, prompt, params.with_changes(draft="off"), seed)
+        stats = DraftStats("auto")
+        assert _tokens(model, prompt, params, seed, None, stats) == expected
+        assert stats.acceptance() > 0.9 and stats.passes < len(expected) / 3, stats
 
 
 def test_drafting_off_verifies_nothing(models):
