@@ -10,12 +10,14 @@ the cache set back. Each kept token was drawn from the logits of the text before
 token for token the text without drafting. Peers accept drafts by rejection sampling instead, equal
 only in distribution.
 
-How many tokens to draft adapts to how many were taken: after a miss, fewer, and after misses in a
-row none for a while (2 steps, then 4, doubling up to `MAX_REST`), so text with nothing to copy decodes nearly
-as it does without drafting.
+How many tokens to draft adapts to how many were taken. From text: after a miss, fewer, and after
+misses in a row none for a while (2 steps, then 4, doubling up to `MAX_REST`), so text with nothing to
+copy decodes nearly as it does without drafting. From the model itself (`core.decode.head_draft`),
+whose drafts cost their blocks taken or not: as many as a run likely holds, from a running rate.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +30,8 @@ from tfchat.core.nn.verify_step import verify_rows
 MAX_DRAFT = 8
 FIRST_DRAFT = 4
 MAX_REST = 32
+# The model's own drafts (`head`): a running rate of drafts that hold, weighted to the last ten or so.
+FIRST_HOLDS, HOLDS_WEIGHT, RUN_HOLDS, HEAD_REST = 0.9, 0.1, 0.6, 4
 
 
 @dataclass
@@ -59,7 +63,7 @@ def drafter_for(model, params, prompt_ids: list[int], stats: DraftStats, generat
     if model.device.type != "cpu":
         return None
     if params.draft == "auto" and worth_drafting_with_the_head(model):
-        return Drafter(model, None, stats, HeadDraft.for_model(model, corpus_index), params, generator)
+        return Drafter(model, None, stats, HeadDraft.for_model(model, prompt_ids, corpus_index), params, generator)
     proposer = proposer_for(params.draft, prompt_ids, corpus_index)
     return Drafter(model, proposer, stats) if proposer is not None else None
 
@@ -107,6 +111,7 @@ class Drafter:
         self._params, self._generator = params, generator  # the head's drafts are drawn as the sampler draws
         self.stats = stats
         self._k = FIRST_DRAFT
+        self._holds = FIRST_HOLDS  # with `head`: how often a drafted token holds, recently
         self._misses = 0  # verifies in a row that took no draft
         self._rest = 0  # steps left without drafting
         self._rows: torch.Tensor | None = None  # the last verify's logits, while its drafts are being taken
@@ -175,10 +180,25 @@ class Drafter:
         drafted = len(self._drafts)
         self.stats.accepted += accepted
         self._rows, self._drafts = None, []
-        if accepted == drafted:
+        if self._head is not None:
+            self._adapt_to_holding(accepted, drafted)
+        elif accepted == drafted:
             self._k, self._misses = min(2 * self._k, MAX_DRAFT), 0
         elif accepted == 0:
             self._k, self._misses = 1, self._misses + 1
             self._rest = min(2 ** self._misses, MAX_REST)
         else:
             self._k, self._misses = max(1, accepted + 1), 0
+
+    def _adapt_to_holding(self, accepted: int, drafted: int) -> None:
+        """The model's own drafts: every drafted token costs its blocks, taken or not, so k is as long as a run
+        of drafts likely holds (each holds with the running rate `_holds`: k while holds**k >= RUN_HOLDS)."""
+        for _ in range(accepted):
+            self._holds += HOLDS_WEIGHT * (1 - self._holds)
+        if accepted < drafted:  # the first refused; those after it were never asked
+            self._holds -= HOLDS_WEIGHT * self._holds
+        if self._holds < 1:
+            self._k = max(1, min(MAX_DRAFT, int(math.log(RUN_HOLDS) / math.log(self._holds))))
+        else:
+            self._k = MAX_DRAFT
+        self._rest = HEAD_REST if self._holds < RUN_HOLDS else 0

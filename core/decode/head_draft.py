@@ -5,7 +5,7 @@ its blocks. So a draft here runs the real blocks, one token at a time, as the on
 same traced step: the keys and values it writes are the step's own, bit for bit), and picks each next
 token with the output layer cut to the vocabulary the model's text lives in: the training text's tokens
 when it is known, else the 8,192 tokens the output layer's bias favours (94% of the shipped model's
-textbook's tokens are among them). Only then
+textbook's tokens are among them), and the prompt's tokens. Only then
 does the whole output layer run, once, over every drafted position's hidden state: a row of logits
 each, as the verify of `core.nn.verify_step` gives them. A draft that is refused costs its blocks.
 
@@ -39,7 +39,8 @@ def worth_drafting_with_the_head(model) -> bool:
 class HeadDraft:
     def __init__(self, model, vocabulary: list[int]):
         self._model = model
-        self._ids = torch.tensor(sorted(set(vocabulary)), dtype=torch.long, device=model.device)
+        self.vocabulary = set(vocabulary)
+        self._ids = torch.tensor(sorted(self.vocabulary), dtype=torch.long, device=model.device)
         self._weight_t = model.out_weight[self._ids].t().contiguous()  # [D, n]: one row streams it
         self._bias = model.out_bias[self._ids].unsqueeze(0)
         # Each vocabulary id's place in the cut one, -1 outside it: the window's ids for the penalty.
@@ -47,21 +48,16 @@ class HeadDraft:
         self._place[self._ids] = torch.arange(self._ids.shape[0], device=model.device)
 
     @classmethod
-    def for_model(cls, model, corpus_index=None) -> "HeadDraft":
-        """Cut to the training text's tokens, else to the bias's favourites; made once a model and text."""
+    def for_model(cls, model, prompt_ids: list[int], corpus_index=None) -> "HeadDraft":
+        """Cut to the training text's tokens, else to the bias's favourites (worked out once a model and text),
+        and the prompt's own tokens: text the model sees it often goes on with."""
         made = _MADE.get(model)
-        if made is not None and made[0] is corpus_index:
-            return made[1]
+        if made is None or made[0] is not corpus_index:
+            made = _MADE[model] = (corpus_index, cls(model, _base_vocabulary(model, corpus_index)))
+        base = made[1]
         V = model.config.vocab_size
-        vocabulary = []
-        if corpus_index is not None and len(corpus_index.tokens):
-            tokens = torch.frombuffer(corpus_index.tokens, dtype=torch.int32)
-            vocabulary = [token for token in torch.unique(tokens).tolist() if token < V]
-        if not vocabulary:
-            vocabulary = torch.topk(model.out_bias, min(BIASED_TOKENS, V)).indices.tolist()
-        head = cls(model, vocabulary)
-        _MADE[model] = (corpus_index, head)
-        return head
+        extra = {token for token in prompt_ids if token < V} - base.vocabulary
+        return cls(model, sorted(base.vocabulary | extra)) if extra else base
 
     @torch.inference_mode()
     def draft(self, window: torch.Tensor, cache: KVCache, k: int, params: SamplingParams,
@@ -91,3 +87,13 @@ class HeadDraft:
             drafted.append(token)
         rows = model.output_layer(torch.stack(hidden))
         return rows, torch.cat(drafted).tolist() if drafted else []
+
+
+def _base_vocabulary(model, corpus_index) -> list[int]:
+    V = model.config.vocab_size
+    if corpus_index is not None and len(corpus_index.tokens):
+        tokens = torch.frombuffer(corpus_index.tokens, dtype=torch.int32)
+        vocabulary = [token for token in torch.unique(tokens).tolist() if token < V]
+        if vocabulary:
+            return vocabulary
+    return torch.topk(model.out_bias, min(BIASED_TOKENS, V)).indices.tolist()
