@@ -91,6 +91,12 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
                 "busy_engine_cropped_tokens_per_s", "engine_shift_tokens_per_s", "shift_fraction_of_in_window"):
         assert result[key] > 0
     assert result["threads"] == 1
+    # The ceiling is the machine's read bandwidth (every core, and one), not one kernel's.
+    assert result["read_bandwidth_gb_s"] >= result["read_bandwidth_one_core_gb_s"] > 0
+    assert result["limit_tokens_per_s"] >= result["limit_one_core_tokens_per_s"] > 0
+    assert result["fraction_of_limit"] == pytest.approx(result["engine_tokens_per_s"] / result["limit_tokens_per_s"],
+                                                        rel=0.02)
+    assert "ceiling (weights read once per token)" in r.stdout
     assert "book loop" in r.stdout and "busy neighbour" in r.stdout and "window: shift" in r.stdout
     # The peer (transformers is in the test extra): the same work, timed in the same run.
     assert result["peer_tokens_per_s"] > 0 and result["peer_tfchat_tokens_per_s"] > 0

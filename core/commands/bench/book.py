@@ -5,8 +5,8 @@ Figures, all at batch 1 and temperature 1:
 - cached: the engine decoding with its KV cache filling the last part of the window;
 - cropped: the engine past the window, where it recomputes the cropped window as the book does;
 - ttft: prompt of 100 tokens (or the window less one) to the first new token;
-- limit: tokens/s if each step only read the weights once, at the bandwidth measured
-  for the output layer's matrix-vector product, the step's largest read;
+- limit: tokens/s if each step only read the weights once, at the machine's read bandwidth
+  (`bench.read_bandwidth`: a streaming read beyond the caches, every core and one);
 - busy: cached and cropped again while another process burns one core, as on a shared box;
 - balanced: cached with the app's default preset, against temperature 1;
 - trace: cached with each token's logprob and top 10 alternatives, against the same run without,
@@ -27,6 +27,7 @@ from tfchat.core.commands.bench.measures import (book_tokens_per_s, decode_rate,
 from tfchat.core.commands.bench.neighbour import busy_neighbour
 from tfchat.core.commands.bench.peer import compare_with_peer, transformers_installed
 from tfchat.core.commands.bench.precision import precision_figures, precision_rows
+from tfchat.core.commands.bench.read_bandwidth import ceiling_figures, ceiling_rows
 from tfchat.core.nn.book_model import BookModel
 from tfchat.core.nn.checkpoint import load_checkpoint
 from tfchat.core.nn.fast_model import FastModel
@@ -84,12 +85,12 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
         peer = compare_with_peer(config, device, peer_prompt, n,
                                  lambda seed: engine_step_times(model, peer_prompt, n, seed=seed)[-1])
 
-    bandwidth = matvec_bandwidth(model)
-    limit = bandwidth / model.weight_bytes_per_token()
+    ceiling = ceiling_figures(model, cached, matvec_bandwidth(model))
+    limit = ceiling["limit_tokens_per_s"]
     precision = precision_figures(
         config, state, device, model.helper,
         lambda other, seed: decode_rate(engine_step_times(other, random_ids(C - n, V, 3), n + 1, seed=seed)),
-        bandwidth)
+        ceiling["read_bandwidth_gb_s"] * 1e9)
     return {
         "model": source, "device": str(device), "d_model": config.d_model, "num_heads": config.num_heads,
         "num_blocks": config.num_blocks, "context_length": C, "vocab_size": V, "tokens_timed": n,
@@ -106,9 +107,7 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
         "cropped_ratio_vs_plain_process": round(cropped / plain_book_rate, 2) if plain_book_rate else None,
         "ttft_ms": round(ttft * 1000, 2), "ttft_prompt_tokens": len(ttft_prompt),
         "first_past_window_token_ms": round(first_past * 1000, 1),
-        "bandwidth_gb_s": round(bandwidth / 1e9, 2),
-        "limit_tokens_per_s": round(limit, 2),
-        "fraction_of_limit": round(cached / limit, 3),
+        **ceiling,
         "threads": torch.get_num_threads(),
         "helper_thread": model.helper is not None,
         "busy_engine_tokens_per_s": round(busy_cached, 2),
@@ -150,10 +149,8 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name:
          f"{r['engine_shift_tokens_per_s']:.1f} tok/s  ({r['shift_fraction_of_in_window'] * 100:.0f}% of in the window)"),
         (f"time to first token ({r['ttft_prompt_tokens']}-token prompt)", f"{r['ttft_ms']:.1f} ms"),
         ("first token past the window, once a process (traces its fill)", f"{r['first_past_window_token_ms']:.0f} ms"),
-        ("bandwidth (output-layer matvec)", f"{r['bandwidth_gb_s']:.1f} GB/s"),
-        ("limit (weights read once per token)", f"{r['limit_tokens_per_s']:.1f} tok/s"),
-        ("engine / limit", f"{r['fraction_of_limit'] * 100:.0f}%"),
-        ("best ratio the limit allows", f"{r['ratio_ceiling']:.1f}x"),
+        *ceiling_rows(r),
+        ("best ratio the ceiling allows", f"{r['ratio_ceiling']:.1f}x"),
         (f"busy neighbour on one core ({r['threads']} torch thread(s), helper: {r['helper_thread']})",
          f"{r['busy_engine_tokens_per_s']:.1f} tok/s cached ({r['busy_fraction_of_idle'] * 100:.0f}% of idle), "
          f"{r['busy_engine_cropped_tokens_per_s']:.1f} cropped ({r['busy_cropped_fraction_of_idle'] * 100:.0f}%)"),

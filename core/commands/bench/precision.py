@@ -39,6 +39,7 @@ def precision_figures(config: ModelConfig, state: dict, device: torch.device, he
         figures[f"{name}_tokens_per_s"] = round(medians[name], 2)
         figures[f"{name}_vs_float32"] = round(medians[name] / medians["float32"], 2)
         figures[f"{name}_fraction_of_limit"] = round(medians[name] / limit, 3)
+        figures[f"{name}_limit_tokens_per_s"] = round(limit, 2)
         figures[f"{name}_bytes_per_token"] = model.weight_bytes_per_token()
     return figures
 
@@ -49,4 +50,4 @@ def precision_rows(r: dict) -> list[tuple[str, str]]:
     return [(f"stored as {name} (same weights)",
              f"{r[f'{name}_tokens_per_s']:.1f} tok/s ({r[f'{name}_vs_float32']:.2f}x float32; "
              f"{r[f'{name}_bytes_per_token'] / 2**20:.0f} MiB a token, {r[f'{name}_fraction_of_limit'] * 100:.0f}% "
-             "of its limit)") for name in DTYPES]
+             f"of its ceiling, {r[f'{name}_limit_tokens_per_s']:.0f} tok/s)") for name in DTYPES]

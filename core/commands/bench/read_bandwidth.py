@@ -1,0 +1,77 @@
+"""The machine's read bandwidth, the true ceiling of a decode step: one step reads every weight once.
+
+Timed as a streaming read (a sum) over more memory than the largest cache holds, on one core and on
+both, the best of a few rounds. A matrix-vector product is a poor stand-in: it measures one kernel
+reading on one core, and llama.cpp reads above it here with two threads.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+
+ROUNDS = 5
+_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def largest_cache_bytes() -> int:
+    """The largest CPU cache (Linux says it under /sys); 32 MiB where it does not."""
+    sizes = []
+    for entry in _CACHES.glob("index*/size"):
+        text = entry.read_text().strip().upper()
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes, default=32 * 2**20)
+
+
+def read_bandwidth(threads: int, rounds: int = ROUNDS) -> float:
+    """Bytes a second read on `threads` threads, streaming twice the largest cache (at least 256 MiB)."""
+    size = max(2 * largest_cache_bytes(), 256 * 2**20)
+    buffer = torch.ones(size // 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        buffer.sum()  # every page touched once before timing
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            buffer.sum()
+            best = min(best, time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(before)
+    return buffer.numel() * 4 / best
+
+
+def machine_read_bandwidth() -> tuple[float, float]:
+    """(one core, every core this process may use) bytes a second."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return read_bandwidth(1), read_bandwidth(cores)
+
+
+def ceiling_figures(model, engine_tokens_per_s: float, matvec_bytes_per_s: float) -> dict:
+    """The ceiling a model's decode step can reach here, and where the engine stands against it: tok/s if a
+    step did nothing but read its weights once (`FastModel.weight_bytes_per_token`, in the form they are read),
+    at every core's read bandwidth and at one core's."""
+    one, every = machine_read_bandwidth()
+    per_token = model.weight_bytes_per_token()
+    return {"read_bandwidth_gb_s": round(every / 1e9, 2), "read_bandwidth_one_core_gb_s": round(one / 1e9, 2),
+            "matvec_bandwidth_gb_s": round(matvec_bytes_per_s / 1e9, 2),
+            "limit_tokens_per_s": round(every / per_token, 2), "limit_one_core_tokens_per_s": round(one / per_token, 2),
+            "fraction_of_limit": round(engine_tokens_per_s * per_token / every, 3),
+            "fraction_of_one_core_limit": round(engine_tokens_per_s * per_token / one, 3)}
+
+
+def ceiling_rows(r: dict) -> list[tuple[str, str]]:
+    return [
+        ("read bandwidth (streaming, beyond the caches)",
+         f"{r['read_bandwidth_gb_s']:.1f} GB/s on every core, {r['read_bandwidth_one_core_gb_s']:.1f} on one "
+         f"(the output layer's matvec reads {r['matvec_bandwidth_gb_s']:.1f})"),
+        ("ceiling (weights read once per token)",
+         f"{r['limit_tokens_per_s']:.1f} tok/s on every core, {r['limit_one_core_tokens_per_s']:.1f} on one"),
+        ("engine / ceiling", f"{r['fraction_of_limit'] * 100:.0f}% ({r['fraction_of_one_core_limit'] * 100:.0f}% "
+                             "of one core's)"),
+    ]
