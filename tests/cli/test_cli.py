@@ -92,7 +92,7 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
         assert result[key] > 0
     assert result["threads"] == 1
     # The ceiling is the machine's read bandwidth (every core, and one), not one kernel's.
-    assert result["read_bandwidth_gb_s"] >= result["read_bandwidth_one_core_gb_s"] > 0
+    assert result["read_bandwidth_gb_s"] >= result["read_bandwidth_one_core_gb_s"] > 0  # one reader at worst
     assert result["limit_tokens_per_s"] >= result["limit_one_core_tokens_per_s"] > 0
     assert result["fraction_of_limit"] == pytest.approx(result["engine_tokens_per_s"] / result["limit_tokens_per_s"],
                                                         rel=0.02)

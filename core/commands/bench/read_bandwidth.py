@@ -39,7 +39,7 @@ def read_bandwidth(threads: int, size: int | None = None, rounds: int = ROUNDS) 
     try:
         buffer.sum()  # every page touched once before timing
         best = float("inf")
-        for _ in range(rounds):
+        for _ in range(max(rounds, min(1000, 2**26 // size))):  # a small read is timed more often
             started = time.perf_counter()
             buffer.sum()
             best = min(best, time.perf_counter() - started)
@@ -60,6 +60,7 @@ def ceiling_figures(model, engine_tokens_per_s: float, matvec_bytes_per_s: float
     at every core's read bandwidth and at one core's."""
     per_token = model.weight_bytes_per_token()
     one, every = machine_read_bandwidth(per_token)
+    every = max(every, one)  # a read too small to share is read on one core: both cannot do worse
     memory = read_bandwidth(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     return {"read_bandwidth_gb_s": round(every / 1e9, 2), "read_bandwidth_one_core_gb_s": round(one / 1e9, 2),
             "memory_bandwidth_gb_s": round(memory / 1e9, 2),
