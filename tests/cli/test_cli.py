@@ -94,8 +94,9 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
     # The ceiling is the machine's read bandwidth (every core, and one), not one kernel's.
     assert result["read_bandwidth_gb_s"] >= result["read_bandwidth_one_core_gb_s"] > 0  # one reader at worst
     assert result["limit_tokens_per_s"] >= result["limit_one_core_tokens_per_s"] > 0
+    # Rounded to 3 places: a tiny model stands at a few thousandths of its ceiling.
     assert result["fraction_of_limit"] == pytest.approx(result["engine_tokens_per_s"] / result["limit_tokens_per_s"],
-                                                        rel=0.02)
+                                                        abs=1e-3)
     assert "ceiling (weights read once per token)" in r.stdout
     assert "book loop" in r.stdout and "busy neighbour" in r.stdout and "window: shift" in r.stdout
     # The peer (transformers is in the test extra): the same work, timed in the same run.
