@@ -79,9 +79,10 @@ class TrainingText:
 def recorded_training_text_if_indexed(recorded: dict | None, encoding) -> TrainingText | None:
     """The training text a checkpoint records, when it is still there, unchanged, and its index is in the
     cache; else None, quietly: for uses that are only faster with it (drafting)."""
-    if recorded is None or not Path(recorded["path"]).is_file():
+    if recorded is None:
         return None
     try:
-        return TrainingText.open(Path(recorded["path"]), encoding, build=False, trained_sha256=recorded["sha256"])
+        return TrainingText.open(corpus_path_for(None, recorded), encoding, build=False,
+                                 trained_sha256=trained_sha256(None, recorded))
     except (CorpusError, OSError):
         return None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
-
-from dataclasses import replace
 
 from tfchat.core.decode.drafting import DraftStats
 from tfchat.core.decode.generation import generate_steps

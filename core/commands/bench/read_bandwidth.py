@@ -7,11 +7,12 @@ A matrix-vector product is a poor stand-in: one kernel on one core (llama.cpp re
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import torch
+
+from tfchat.core.system.helper_thread import usable_cores
 
 ROUNDS = 5
 _CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
@@ -50,8 +51,7 @@ def read_bandwidth(threads: int, size: int | None = None, rounds: int = ROUNDS) 
 
 def machine_read_bandwidth(size: int | None = None) -> tuple[float, float]:
     """(one core, every core this process may use) bytes a second, reading `size` bytes."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return read_bandwidth(1, size), read_bandwidth(cores, size)
+    return read_bandwidth(1, size), read_bandwidth(usable_cores(), size)
 
 
 def ceiling_figures(model, engine_tokens_per_s: float, matvec_bytes_per_s: float) -> dict:
@@ -61,7 +61,7 @@ def ceiling_figures(model, engine_tokens_per_s: float, matvec_bytes_per_s: float
     per_token = model.weight_bytes_per_token()
     one, every = machine_read_bandwidth(per_token)
     every = max(every, one)  # a read too small to share is read on one core: both cannot do worse
-    memory = read_bandwidth(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    memory = read_bandwidth(usable_cores())
     return {"read_bandwidth_gb_s": round(every / 1e9, 2), "read_bandwidth_one_core_gb_s": round(one / 1e9, 2),
             "memory_bandwidth_gb_s": round(memory / 1e9, 2),
             "matvec_bandwidth_gb_s": round(matvec_bytes_per_s / 1e9, 2),
