@@ -13,10 +13,12 @@ cannot hold exactly, so most bfloat16 checkpoints are multiplied in float32, as 
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from tfchat.core.errors import TfchatError
+from tfchat.core.nn.int8_weights import packed_int8
 
 
 # A product of many rows (a prompt's fill, a window recomputed past it) is compute-bound: above this
@@ -26,28 +28,45 @@ import torch.nn.functional as F
 SPLIT_MACS = 40_000_000
 
 
-class Product:
+class Product(nn.Module):
     """x [..., K] -> [..., N]: `weight` [N, K] as stored, `bias` [N] or None; held on `device`. With a
-    helper thread (`core.system.helper_thread`), large float32 products are shared with it."""
+    helper thread (`core.system.helper_thread`), large float32 products are shared with it.
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, device: torch.device, helper=None):
+    A module, so that a traced decode step reaches fbgemm's packed weights (script objects a trace
+    only follows through registered modules). `kernel` names the path taken, for `bench`. Every path
+    splits its work over torch's intra-op threads by output feature, so one thread or two give the
+    same bits for the packed forms. `weights="int8"` quantizes (`core.nn.int8_weights`): not exact.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, device: torch.device, helper=None,
+                 weights: str = "exact"):
+        super().__init__()
         self.helper = helper
         self.shape = tuple(weight.shape)
         self.weight = weight.to(device=device, dtype=torch.float32).contiguous()
         self.bias = None if bias is None else bias.to(device=device, dtype=torch.float32).contiguous()
         self.packed = None
+        self.weight_bytes = 4  # a weight as the product reads it
+        self.kernel = "float32 (MKL)" if device.type == "cpu" else f"float32 ({device.type})"
+        if device.type == "cpu" and weights == "int8":
+            self.packed = packed_int8(self.weight, self.bias)
+            if self.packed is None:
+                raise TfchatError("8-bit weights need fbgemm's quantized engine, which this build of torch lacks")
+            self.weight, self.weight_bytes, self.kernel = None, 1, "int8 per channel (fbgemm)"
+            return
         if device.type == "cpu" and exact_in_float16(weight):
-            self.packed = _packed_fp16(self.weight)
+            self.packed = _packed_fp16(self.weight, self.bias)
             if self.packed is not None:
-                self.bias = self.bias if self.bias is not None else torch.zeros(weight.shape[0], device=device)
-                self.weight = None  # the packed copy is the one read; nothing else needs the float32 one
+                self.weight, self.weight_bytes, self.kernel = None, 2, "float16 weights (fbgemm)"
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is not None:
-            return torch.fbgemm_linear_fp16_weight(x, self.packed, self.bias)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight_bytes == 2:
+            return torch.ops.quantized.linear_dynamic_fp16(x, self.packed)
+        if self.weight_bytes == 1:
+            return torch.ops.quantized.linear_dynamic(x, self.packed, True)
         # A trace records one thread's ops (and sizes read there would become constants): never split in one.
         if (self.helper is not None and not torch.jit.is_tracing() and self.shape[0] >= 2
-                and x.numel() * self.shape[0] >= SPLIT_MACS):
+                and x.numel() * self.shape[0] >= SPLIT_MACS and torch.get_num_threads() == 1):
             return self._shared(x)
         return F.linear(x, self.weight, self.bias)
 
@@ -68,9 +87,10 @@ class Product:
         return torch.cat(parts, dim=-1)
 
     def nbytes(self) -> int:
-        """Bytes of weights a product reads (float16 weights: two a value), bias included."""
+        """Bytes of weights a product reads (float16 weights: two a value, int8: one), bias included."""
         bias = 0 if self.bias is None else self.bias.numel() * 4
-        return self.shape[0] * self.shape[1] * (2 if self.packed is not None else 4) + bias
+        scales = self.shape[0] * 4 if self.weight_bytes == 1 else 0
+        return self.shape[0] * self.shape[1] * self.weight_bytes + bias + scales
 
 
 def exact_in_float16(weight: torch.Tensor) -> bool:
@@ -83,13 +103,12 @@ def exact_in_float16(weight: torch.Tensor) -> bool:
     return torch.equal(weight.to(torch.float16).to(torch.bfloat16), weight)
 
 
-def _packed_fp16(weight: torch.Tensor):
-    """fbgemm's packed float16 form of `weight`, or None on a build without fbgemm (not x86)."""
+def _packed_fp16(weight: torch.Tensor, bias: torch.Tensor | None):
+    """fbgemm's packed float16 form of `weight` (and its bias), or None on a build without fbgemm (not
+    x86). The product converts each weight to float32 exactly and sums in float32."""
     try:
-        with warnings.catch_warnings():  # torch marks these deprecated: not on the user's screen
-            warnings.simplefilter("ignore")
-            packed = torch.fbgemm_pack_gemm_matrix_fp16(weight)
-            torch.fbgemm_linear_fp16_weight(torch.zeros(1, weight.shape[1]), packed, torch.zeros(weight.shape[0]))
+        packed = torch.ops.quantized.linear_prepack_fp16(weight, bias)
+        torch.ops.quantized.linear_dynamic_fp16(torch.zeros(1, weight.shape[1]), packed)
         return packed
     except (RuntimeError, AttributeError):
         return None

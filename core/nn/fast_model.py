@@ -6,28 +6,34 @@ float work is grouped (all heads of a layer in one matrix, attention through
 """
 from __future__ import annotations
 
-import warnings
+import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from tfchat.core.nn.block_products import Product, activation_function, exact_in_float16
 from tfchat.core.nn.book_model import sinusoidal_positions
 from tfchat.core.nn.cuda_graph import DecodeGraph
 from tfchat.core.nn.kv_cache import BlockWeights, KVCache
 from tfchat.core.nn.model_config import ModelConfig
+from tfchat.core.nn.output_layer import OutputLayer
 from tfchat.core.nn.trace_ahead import TraceAhead
 from tfchat.core.system.helper_thread import HelperThread
+from tfchat.core.system.second_core import SecondCore
 
 
 class FastModel:
     """Inference-only view of a book checkpoint, weights resident on one device."""
 
     def __init__(self, config: ModelConfig, state_dict: dict[str, torch.Tensor], device: torch.device,
-                 helper: HelperThread | None = None):
+                 helper: HelperThread | None = None, weights: str = "exact"):
         self.config = config
         self.device = device
         self.helper = helper  # takes half of the output layer, the largest read of a step
+        self.weights = weights  # "exact", or "int8" (`core.nn.int8_weights`: not exact)
+        # With a helper there is a second core: steps take it while it is idle (`core.system.second_core`).
+        self.second_core = SecondCore() if helper is not None else None
         D, H = config.d_model, config.num_heads
 
         def take(key: str) -> torch.Tensor:
@@ -47,13 +53,14 @@ class FastModel:
             )
 
             def product(name: str) -> Product:
-                return Product(state_dict[p + name + ".weight"], state_dict[p + name + ".bias"], device, helper)
+                return Product(state_dict[p + name + ".weight"], state_dict[p + name + ".bias"], device, helper,
+                               weights)
 
             self.blocks.append(
                 BlockWeights(
                     ln1_weight=take(p + "ln1.weight"),
                     ln1_bias=take(p + "ln1.bias"),
-                    qkv=Product(qkv, state_dict.get(p + "mha.qkv_bias"), device, helper),  # GPT-2 has a bias
+                    qkv=Product(qkv, state_dict.get(p + "mha.qkv_bias"), device, helper, weights),  # GPT-2: a bias
                     proj=product("mha.projection_layer"),
                     ln2_weight=take(p + "ln2.weight"),
                     ln2_bias=take(p + "ln2.bias"),
@@ -66,8 +73,11 @@ class FastModel:
         self.final_ln_bias = take(final + "bias")
         self.out_weight = take("model_out_linear_layer.weight")
         self.out_bias = take("model_out_linear_layer.bias")
-        self._output_weight_size = 4  # bytes per weight as the output layer reads them; 2 on the float16 path
-        self.output_layer = self._choose_output_layer(exact_in_float16(state_dict["model_out_linear_layer.weight"]))
+        self.output_layer = OutputLayer(self.out_weight, self.out_bias, device, helper,
+                                        exact_in_float16(state_dict["model_out_linear_layer.weight"]), weights)
+        # Every product, registered where a trace can reach fbgemm's packed weights through them.
+        self._products = nn.ModuleList(p for block in self.blocks for p in (block.qkv, block.proj, block.ffn_in,
+                                                                             block.ffn_out))
         self._traced_fill = None  # made on the first step past the window
         self._traced_decode = None  # made on the first decode step, or ahead of it (trace_decode_ahead)
         self._trace_ahead = None
@@ -81,7 +91,11 @@ class FastModel:
 
     def output_layer_bytes(self) -> int:
         """Bytes the output layer reads per step, in the form it is computed (float16 weights read 2 a value)."""
-        return self.out_weight.numel() * self._output_weight_size + self.out_bias.numel() * 4
+        return self.output_layer.nbytes()
+
+    def kernels(self) -> dict[str, str]:
+        """The path each part of a step takes here (`bench` says which)."""
+        return {"blocks": self.blocks[0].qkv.kernel if self.blocks else "none", "output layer": self.output_layer.kernel}
 
     def resident_bytes(self) -> int:
         """Bytes of weights held on the device: the float32 tensors, plus the output layer's computed form."""
@@ -108,7 +122,7 @@ class FastModel:
         T, start = ids.shape[0], (cache.length if cache is not None else 0)
         assert start + T <= self.config.context_length, "the window overflows; the caller crops and recomputes"
         if T == 1 and start > 0 and self.device.type == "cpu":
-            return self.output_layer(self.decode_hidden(ids, cache))
+            return self._cpu_step(ids, cache)
         if T == 1 and start > 0 and self.device.type == "cuda":
             return self._graphed_step(ids, cache)
         x = self._embed(ids, start)
@@ -118,6 +132,24 @@ class FastModel:
         if cache is not None:
             cache.length = start + T
         return self.output_layer(self.final_norm(x[0, -1]))
+
+    def _cpu_step(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """One decode step on one intra-op thread (and the helper), or on two while the second core is
+        idle; the caller's own thread count is left as it was. A caller that chose more threads keeps them."""
+        if self.second_core is None or torch.get_num_threads() != 1:
+            return self.output_layer(self.decode_hidden(ids, cache))
+        readers = self.second_core.readers()
+        started = time.perf_counter()
+        if readers == 1:
+            logits = self.output_layer(self.decode_hidden(ids, cache))
+        else:
+            torch.set_num_threads(readers)
+            try:
+                logits = self.output_layer(self.decode_hidden(ids, cache))
+            finally:
+                torch.set_num_threads(1)
+        self.second_core.record(readers, time.perf_counter() - started)
+        return logits
 
     def decode_hidden(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One token after the cached positions, through every block and the final LayerNorm.
@@ -135,13 +167,19 @@ class FastModel:
                 if self._traced_decode is None:
                     return self._decode_one_eager(ids, position, cache.keys, cache.values)
             else:
-                self._traced_decode = _trace(self._decode_one_eager, (ids, position, cache.keys, cache.values))
+                self._traced_decode = self._trace(self._decode_one_eager, (ids, position, cache.keys, cache.values))
         return self._traced_decode(ids, position, cache.keys, cache.values)
 
     def trace_decode_ahead(self) -> None:
         """Start tracing the decode step on another thread (`core.nn.trace_ahead`), on a scratch cache."""
         scratch, one = self.new_cache(), torch.zeros(1, dtype=torch.long, device=self.device)
-        self._trace_ahead = TraceAhead(self._decode_one_eager, (one, one, scratch.keys, scratch.values))
+        self._trace_ahead = TraceAhead(_Traced(self._decode_one_eager, self._products),
+                                       (one, one, scratch.keys, scratch.values))
+
+    def _trace(self, function, example_inputs):
+        """A TorchScript trace of `function`, which must not warn: no filter here, as `catch_warnings` is
+        process-wide and two threads tracing would undo each other's (the tests make a TracerWarning an error)."""
+        return torch.jit.trace(_Traced(function, self._products), example_inputs, check_trace=False)
 
     def _graphed_step(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """On CUDA, the same decode step and the output layer as one graph replay (`core.nn.cuda_graph`)."""
@@ -180,7 +218,8 @@ class FastModel:
         rows = ids.shape[0]
         traced = self._traced_rows.get(rows)
         if traced is None:
-            traced = self._traced_rows[rows] = _trace(self._decode_rows_eager, (ids, positions, cache.keys, cache.values))
+            traced = self._traced_rows[rows] = self._trace(self._decode_rows_eager,
+                                                           (ids, positions, cache.keys, cache.values))
         return self.output_layer(traced(ids, positions, cache.keys, cache.values))
 
     def _decode_rows_eager(self, ids, positions, keys, values):
@@ -224,7 +263,7 @@ class FastModel:
             self._fill(ids, scratch)
             return keys
 
-        return _trace(fill, (ids, cache.keys, cache.values))
+        return self._trace(fill, (ids, cache.keys, cache.values))
 
     def _fill(self, ids: torch.Tensor, cache: KVCache) -> None:
         T = ids.shape[0]
@@ -236,73 +275,6 @@ class FastModel:
             else:
                 self._qkv(x, block, layer, cache, 0)
         cache.length = T
-
-    def _choose_output_layer(self, stored_in_float16: bool):
-        """The output layer, the largest read of every step, in the fastest exact form here.
-
-        - Stored in float16 (the shipped model), or in bfloat16 values float16 holds
-          exactly (`core.nn.block_products`): fbgemm's float16-weight product with float32
-          activations reads half the bytes, and is exact for weights that were float16 to
-          begin with (upcasting them adds nothing); with a helper thread, each thread takes
-          half of the vocabulary.
-        - On the CPU otherwise: the weight transposed, [D, V], which `addmm` streams
-          faster than `linear` does [V, D]; with a helper thread, each thread takes
-          half of the columns (the same dot products, so the same logits).
-        - Elsewhere (CUDA, MPS): `linear`.
-        """
-        if self.device.type != "cpu":
-            return lambda x: F.linear(x, self.out_weight, self.out_bias)
-        if stored_in_float16:
-            try:
-                with warnings.catch_warnings():  # torch marks these deprecated: not on the user's screen
-                    warnings.simplefilter("ignore")
-                    layer = self._fp16_output_layer()
-                    layer(torch.zeros(self.config.d_model))  # a build without fbgemm fails here
-                self._output_weight_size = 2
-                return layer
-            except (RuntimeError, AttributeError):
-                pass  # a build without fbgemm (not x86), or one that dropped it: the float32 forms below
-        if self.helper is None:
-            whole = (self.out_weight.t().contiguous(), self.out_bias.unsqueeze(0), self.out_weight,
-                     self.out_bias.unsqueeze(1))
-            return _any_rows(lambda rows: _float32_product(rows, *whole))
-        return self._halved([(self.out_weight[rows].t().contiguous(), self.out_bias[rows].unsqueeze(0),
-                              self.out_weight[rows], self.out_bias[rows].unsqueeze(1))
-                             for rows in self._vocabulary_halves()],
-                            _float32_product)
-
-    def _fp16_output_layer(self):
-        """fbgemm's float16-weight product; with a helper thread, halved like the float32 form."""
-        if self.helper is None:
-            packed = torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight)
-            return _any_rows(lambda rows: torch.fbgemm_linear_fp16_weight(rows, packed, self.out_bias))
-        return self._halved([(torch.fbgemm_pack_gemm_matrix_fp16(self.out_weight[rows].contiguous()), self.out_bias[rows])
-                             for rows in self._vocabulary_halves()],
-                            lambda row, packed, bias, out: out.copy_(torch.fbgemm_linear_fp16_weight(row, packed, bias)))
-
-    def _vocabulary_halves(self) -> tuple[slice, slice]:
-        half = self.config.vocab_size // 2
-        return slice(0, half), slice(half, self.config.vocab_size)
-
-    def _halved(self, halves, product):
-        """The output layer with each half of the vocabulary on its own thread (the same dot products,
-        so the same logits): `product(row, *half, out)` writes one half's logits into `out`."""
-        first, second = self._vocabulary_halves()
-
-        def layer(rows: torch.Tensor) -> torch.Tensor:
-            logits = torch.empty(rows.shape[0], self.config.vocab_size, device=self.device)
-
-            def first_half() -> None:
-                product(rows, *halves[0], logits[:, first])
-
-            def second_half() -> None:
-                with torch.inference_mode():  # thread-local: the helper thread needs it too
-                    product(rows, *halves[1], logits[:, second])
-
-            self.helper.pair(first_half, second_half)
-            return logits
-
-        return _any_rows(layer)
 
     def _embed(self, ids: torch.Tensor, start: int) -> torch.Tensor:
         """The first block's input for `ids` at positions start.. : (1, T, D)."""
@@ -373,27 +345,14 @@ class FastModel:
         return self.after_attention(x, attn, w)
 
 
-def _trace(function, example_inputs):
-    """A TorchScript trace of `function`, which must not warn: no filter here, as `catch_warnings` is
-    process-wide and two threads tracing would undo each other's (the tests make a TracerWarning an error)."""
-    return torch.jit.trace(function, example_inputs, check_trace=False)
+class _Traced(nn.Module):
+    """A step function as a module for `torch.jit.trace`: fbgemm's packed weights are script objects,
+    which a trace reaches only through registered modules (the products, registered here)."""
 
+    def __init__(self, function, products: nn.ModuleList):
+        super().__init__()
+        self.products = products
+        self.function = function
 
-def _any_rows(layer):
-    """An output layer over rows [B, D] -> [B, V] that also takes one row [D] -> [V]."""
-    return lambda x: layer(x.unsqueeze(0))[0] if x.dim() == 1 else layer(x)
-
-
-def _float32_product(rows, weight_t, bias, weight, bias_column, out=None):
-    """bias + rows @ weight.T, in the layout that is fastest for the number of rows.
-
-    One row streams the transposed weight [D, V] (1.3-1.6x faster than `linear`), written
-    in place into `out` where given. Several rows use weight @ rows.T instead: measured
-    here, 4 rows cost about what 1 row does that way, against 5x with the transposed form.
-    """
-    if rows.shape[0] == 1:
-        if out is None:
-            return torch.addmm(bias, rows, weight_t)
-        return torch.addmm(bias, rows, weight_t, out=out)
-    logits = torch.addmm(bias_column, weight, rows.t()).t()
-    return logits if out is None else out.copy_(logits)
+    def forward(self, *inputs):
+        return self.function(*inputs)

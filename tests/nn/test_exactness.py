@@ -17,12 +17,15 @@ SHAPES = [
     (80, 4, 2, 16, 5000),
 ]
 
-@pytest.fixture(params=["one thread", "helper thread"])
-def helper(request):
-    """Both ways the engine computes the output layer: on the caller alone, or halved with a helper thread."""
+@pytest.fixture(params=["one thread", "helper thread", "two readers"])
+def helper(request, monkeypatch):
+    """Every way the engine computes a step: on the caller alone, with the output layer halved with a
+    helper thread, or (the second core idle) on two intra-op threads (`core.system.second_core`)."""
     if request.param == "one thread":
         yield None
         return
+    if request.param == "two readers":
+        monkeypatch.setenv("TFCHAT_READERS", "2")
     helper = HelperThread()
     yield helper
     helper.close()
