@@ -99,6 +99,10 @@ class SecondCore:
         self._two_useless = usable_cores() < 2
         self.retreats = 0  # times a neighbour sent the engine back to one reader (bench and tests read it)
 
+    def fix(self, readers: int | None) -> None:
+        """Always `readers` from now on (bench measures each), or None: choose again."""
+        self._fixed = readers
+
     def readers(self) -> int:
         if self._fixed is not None:
             return self._fixed

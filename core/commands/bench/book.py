@@ -28,6 +28,7 @@ from tfchat.core.commands.bench.neighbour import busy_neighbour
 from tfchat.core.commands.bench.peer import compare_with_peer, transformers_installed
 from tfchat.core.commands.bench.precision import precision_figures, precision_rows
 from tfchat.core.commands.bench.read_bandwidth import ceiling_figures, ceiling_rows
+from tfchat.core.commands.bench.readers import reader_figures, reader_rows
 from tfchat.core.nn.book_model import BookModel
 from tfchat.core.nn.checkpoint import load_checkpoint
 from tfchat.core.nn.fast_model import FastModel
@@ -86,6 +87,7 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
                                  lambda seed: engine_step_times(model, peer_prompt, n, seed=seed)[-1])
 
     ceiling = ceiling_figures(model, cached, matvec_bandwidth(model))
+    readers = reader_figures(model, lambda: in_window_rate(model, n, rounds=1))
     limit = ceiling["limit_tokens_per_s"]
     precision = precision_figures(
         config, state, device, model.helper,
@@ -107,7 +109,7 @@ def measure(model_arg: str | None, device_name: str, tokens: int, config_name: s
         "cropped_ratio_vs_plain_process": round(cropped / plain_book_rate, 2) if plain_book_rate else None,
         "ttft_ms": round(ttft * 1000, 2), "ttft_prompt_tokens": len(ttft_prompt),
         "first_past_window_token_ms": round(first_past * 1000, 1),
-        **ceiling,
+        **ceiling, **readers,
         "threads": torch.get_num_threads(),
         "helper_thread": model.helper is not None,
         "busy_engine_tokens_per_s": round(busy_cached, 2),
@@ -150,6 +152,7 @@ def run_bench(model_arg: str | None, device_name: str, tokens: int, config_name:
         (f"time to first token ({r['ttft_prompt_tokens']}-token prompt)", f"{r['ttft_ms']:.1f} ms"),
         ("first token past the window, once a process (traces its fill)", f"{r['first_past_window_token_ms']:.0f} ms"),
         *ceiling_rows(r),
+        *reader_rows(r),
         ("best ratio the ceiling allows", f"{r['ratio_ceiling']:.1f}x"),
         (f"busy neighbour on one core ({r['threads']} torch thread(s), helper: {r['helper_thread']})",
          f"{r['busy_engine_tokens_per_s']:.1f} tok/s cached ({r['busy_fraction_of_idle'] * 100:.0f}% of idle), "

@@ -8,6 +8,7 @@ the same again beside a busy neighbour.
 from __future__ import annotations
 
 from tfchat.core.commands.bench.read_bandwidth import ceiling_figures, ceiling_rows
+from tfchat.core.commands.bench.readers import reader_figures, reader_rows
 from tfchat.core.commands.bench.measures import (engine_step_times, in_window_rate, matvec_bandwidth, past_window_rate,
                                                  peak_memory_mb, print_table, random_ids)
 from tfchat.core.commands.bench.neighbour import busy_neighbour
@@ -36,11 +37,12 @@ def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int
     with busy_neighbour():
         busy = in_window_rate(model, n)
     ceiling = ceiling_figures(model, cached, matvec_bandwidth(model))
+    readers = reader_figures(model, lambda: in_window_rate(model, n, rounds=1))
     r = {"model": str(checkpoint.path), "family": "gpt2", "device": str(device), "d_model": config.d_model,
          "num_heads": config.num_heads, "num_blocks": config.num_blocks, "context_length": C, "vocab_size": V,
          "parameters": checkpoint.parameter_count, "engine_tokens_per_s": round(cached, 2),
          "engine_cropped_tokens_per_s": round(cropped, 2), "ttft_ms": round(ttft * 1000, 2),
-         **ceiling,
+         **ceiling, **readers,
          "busy_engine_tokens_per_s": round(busy, 2), "busy_fraction_of_idle": round(busy / cached, 3)}
     if transformers_installed():
         prompt = random_ids(C - n, V, 6)
@@ -57,6 +59,7 @@ def run_gpt2_bench(checkpoint: Checkpoint, device_name: str, tokens: int) -> int
         ("engine, past the window (cropped as the book does)", f"{cropped:.1f} tok/s"),
         ("time to first token", f"{r['ttft_ms']:.1f} ms"),
         *ceiling_rows(r),
+        *reader_rows(r),
         ("busy neighbour on one core", f"{busy:.1f} tok/s ({r['busy_fraction_of_idle'] * 100:.0f}% of idle)"),
     ]
     if "peer" in r:
