@@ -216,8 +216,9 @@ def make_app(model: str | list[str] | None = None, device: str = "auto", preset:
 def run_app(model: str | list[str] | None, device: str, preset: str | None, history: str | None,
             threads: int | None = None, initial_prompt: str | None = None, endpoint: str | None = None,
             api_key: str | None = None, remote_model: str | None = None, endpoint_timeout: float | None = None,
-            resume: bool = False, corpus: str | None = None) -> int:
-    app = make_app(model, device, preset, history, engine_loader=partial(EngineProcess.load, threads=threads),
+            resume: bool = False, corpus: str | None = None, weights: str = "exact") -> int:
+    app = make_app(model, device, preset, history,
+                   engine_loader=partial(EngineProcess.load, threads=threads, weights=weights),
                    endpoint=endpoint, api_key=api_key, remote_model=remote_model, endpoint_timeout=endpoint_timeout,
                    initial_prompt=initial_prompt, resume=resume, corpus=corpus)
     app.exit_watchdog = True

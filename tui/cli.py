@@ -31,6 +31,13 @@ def _add_model_args(p: argparse.ArgumentParser, top_level: bool = False, model_h
                    help="torch threads for the model (default: $TFCHAT_THREADS, else 1)", **default)
 
 
+def _add_weights_arg(p: argparse.ArgumentParser, top_level: bool = False) -> None:
+    p.add_argument("--weights", choices=("exact", "int8"), default="exact" if top_level else argparse.SUPPRESS,
+                   help="exact (the checkpoint's numbers, the default) or int8: every linear's weights rounded to "
+                        "8 bits at load, one scale per output channel (CPU; faster, NOT the book's model: "
+                        "`tfchat score --weights int8` measures the cost)")
+
+
 def _add_endpoint_args(p: argparse.ArgumentParser, top_level: bool = False) -> None:
     default = {} if top_level else {"default": argparse.SUPPRESS}
     p.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server to use instead of a checkpoint "
@@ -66,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tfchat.core.train.config import FLOAT_KEYS, INT_KEYS, flag_name  # no torch: --help stays quick
     parser = argparse.ArgumentParser(prog="tfchat", description="Chat-style REPL for the book's GPT models.")
     _add_model_args(parser, top_level=True)
+    _add_weights_arg(parser, top_level=True)
     parser.add_argument("--preset", help="preset to start with (default: the last one used, else balanced)")
     parser.add_argument("-p", "--prompt", dest="initial_prompt", metavar="TEXT",
                         help="a prompt to send as soon as the model is ready")
@@ -80,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="continue a prompt and stream the text to stdout")
     gen.add_argument("prompt", nargs="?", help="the prompt (default: read standard input)")
     _add_model_args(gen)
+    _add_weights_arg(gen)
     _add_endpoint_args(gen)
     _add_sampling_args(gen)
     gen.add_argument("--stats", action="store_true", help="print one JSON line of statistics to stderr")
@@ -101,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the model over OpenAI's HTTP API (needs the serve extra: Starlette, uvicorn)")
     _add_model_args(serve)
+    _add_weights_arg(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key", help="clients must send it as a bearer token (default: $TFCHAT_API_KEY)")
@@ -125,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=MODEL_HELP + "; repeat it for a row per model")
     score.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=argparse.SUPPRESS)
     score.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS)
+    _add_weights_arg(score)
     score.add_argument("--format", choices=("text", "jsonl"), default="text",
                        help="jsonl: a line per token ({id, token, bytes, logprob, rank}), then a summary line")
     score.add_argument("--ablate", metavar="L.H[,L.H...]", help="switch these heads off (layers and heads from 0)")
@@ -175,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "with --app: the app's tokens/s with the overlap view open as well")
     bench.add_argument("--corpus-tokens", type=int, metavar="N",
                        help="with --corpus: also build an N-token text of its lines drawn at random")
+    bench.add_argument("--llama-cpp", metavar="DIR",
+                       help="instead: tfchat against llama.cpp (DIR: its bin/llama-bench and gpt2-to-gguf) on one "
+                            "random GPT-2 small, float32, float16 and 8-bit, idle and beside a busy core (minutes)")
     bench.add_argument("--drafting", action="store_true",
                        help="instead: tokens/s with drafting against without, grounded and ungrounded: a trained "
                             "model (--model, here default model/model.ckpt) on its training text (--corpus, or the "
@@ -294,7 +308,7 @@ def _dispatch(args) -> int:
         apply_threads(args.threads)
         return run_server(args.model, args.device, args.host, args.port, args.api_key, args.allow_no_key,
                           args.max_rows, args.max_queue, args.max_tokens_limit, args.request_timeout,
-                          args.read_timeout)
+                          args.read_timeout, args.weights)
     if args.command == "export":
         from tfchat.core.commands.export import run_export
 
@@ -305,6 +319,10 @@ def _dispatch(args) -> int:
             from tfchat.tui.bench_app import run_app_bench  # the UI, only when asked for
 
             return run_app_bench(args.model, args.device, corpus=args.corpus)
+        if args.llama_cpp:
+            from tfchat.core.commands.bench.llama_cpp import run_llama_cpp_bench
+
+            return run_llama_cpp_bench(args.llama_cpp, args.tokens)
         if args.drafting:
             from tfchat.core.commands.bench.draft_speed import run_drafting_bench
 
@@ -346,7 +364,7 @@ def _dispatch(args) -> int:
                    endpoint=args.endpoint, api_key=args.api_key or os.environ.get("TFCHAT_API_KEY"),
                    remote_model=args.remote_model, endpoint_timeout=args.timeout,
                    threads=args.threads, initial_prompt=args.initial_prompt, resume=args.resume,
-                   corpus=args.corpus)
+                   corpus=args.corpus, weights=args.weights)
 
 
 def _check_app_can_start(args) -> None:

@@ -6,6 +6,7 @@ import os
 import sys
 
 from tfchat.core.errors import EXIT_OK
+from tfchat.core.settings.weights_choice import weights_label
 from tfchat.core.system.runtime import apply_threads
 
 
@@ -150,7 +151,10 @@ def _backend(args):
     apply_threads(args.threads)
     from tfchat.core.engine.in_process import Engine
 
-    return Engine.load(path, args.device)
+    engine = Engine.load(path, args.device, args.weights)
+    if args.weights != "exact":  # the text alone would not say that it is not the checkpoint's model
+        print(f"tfchat: {weights_label(args.weights)}", file=sys.stderr)
+    return engine
 
 
 def _generate_per_model(args) -> int:

@@ -13,6 +13,7 @@ import time
 
 from tfchat.core.errors import EXIT_OK, PromptError
 from tfchat.core.nn.inside_data import shown_perplexity
+from tfchat.core.settings.weights_choice import weights_label
 from tfchat.core.system.bounded_read import decoded, read_bounded
 from tfchat.core.system.runtime import apply_threads
 
@@ -50,8 +51,9 @@ def run_score(args) -> int:
     apply_threads(args.threads)
     # Progress on a terminal, where it does not tangle with the token lines; nothing extra when piped.
     shows_progress = sys.stderr.isatty() and (len(models) > 1 or not sys.stdout.isatty())
+    weights = getattr(args, "weights", "exact")
     for model_arg in models:
-        engine = Engine.load(resolve_model_path(model_arg), args.device)
+        engine = Engine.load(resolve_model_path(model_arg), args.device, weights)
         copied = copied_from_training_text(args, engine, text)
         started = time.perf_counter()
         total, passes = engine.score_passes(text, off)
@@ -74,6 +76,13 @@ def run_score(args) -> int:
                    "seconds": round(seconds, 3), "tokens_per_s": round(rate, 1), **(copied or {})}
         beside = f", {copied['copied_fraction']:.1%} copied from the corpus, longest span {copied['longest']}" \
             if copied else ""
+        cost = weights_cost_against_exact(engine, text, args.device) if weights != "exact" else None
+        if cost is not None:
+            summary = {**summary, "weights": weights, **{k: v for k, v in cost.items() if k.startswith(
+                ("exact_", "mean_kl", "max_kl", "same_top"))}}
+            beside += (f"; {weights_label(weights)}: the exact weights score loss {cost['exact_loss']:.4f} "
+                       f"(perplexity {shown_perplexity(cost['exact_perplexity'])}), mean KL {cost['mean_kl']:.5f} "
+                       f"nats a token (max {cost['max_kl']:.4f}), same top token {cost['same_top_token']:.1%}")
         if len(models) > 1:
             summary = {"model": str(engine.path), **summary}
         if args.format == "jsonl":
@@ -86,6 +95,18 @@ def run_score(args) -> int:
                   f"({seconds:.2f} s, {rate:,.0f} tok/s)" + (f", heads off: {args.ablate}" if off else "") + beside)
         engine.close()
     return EXIT_OK
+
+
+def weights_cost_against_exact(engine, text: str, device: str) -> dict:
+    """Loads the same checkpoint with its exact weights and scores the text with both (`core.nn.weights_cost`)."""
+    from tfchat.core.engine.in_process import Engine
+    from tfchat.core.nn.weights_cost import weights_cost
+
+    exact = Engine.load(engine.path, device)
+    try:
+        return weights_cost(exact.model, engine.model, engine.encode(text))
+    finally:
+        exact.close()
 
 
 def copied_from_training_text(args, engine, text: str) -> dict | None:

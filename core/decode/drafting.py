@@ -56,11 +56,13 @@ class DraftStats:
 
 def drafter_for(model, params, prompt_ids: list[int], stats: DraftStats, generator=None, corpus_index=None):
     """The drafter a `draft` setting asks for on this model, or None when nothing is drafted (off; the
-    corpus without one; not on the CPU, where the one-token step is a CUDA graph).
+    corpus without one; not on the CPU, where the one-token step is a CUDA graph; 8-bit weights,
+    whose rounding a verify's float32 differences in the last bits could tip: drafting promises
+    the very text the model writes without it).
 
     `auto` on a model whose output layer dominates (the book's) drafts with the model itself
     (`core.decode.head_draft`); elsewhere, and for `context` and `corpus`, from the text."""
-    if model.device.type != "cpu":
+    if model.device.type != "cpu" or getattr(model, "weights", "exact") != "exact":
         return None
     if params.draft == "auto" and worth_drafting_with_the_head(model):
         return Drafter(model, None, stats, HeadDraft.for_model(model, prompt_ids, corpus_index), params, generator)

@@ -35,7 +35,7 @@ class BatchGeneration:
     def __iter__(self) -> Iterator[RowEvent]:
         model, start = self._model, time.perf_counter()
         streams = [TextStream(self._encoding, len(ids), params, str(model.device), start=start,
-                              end_of_text_id=self._end_of_text_id)
+                              end_of_text_id=self._end_of_text_id, weights=model.weights)
                    for ids, params in zip(self._prompt_ids, self._params)]
         run = BatchRun(model, [seeded_row(ids, params, stream.seed, model.device, self._cancel, self._top_logprobs)
                                for ids, params, stream in zip(self._prompt_ids, self._params, streams)])

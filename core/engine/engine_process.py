@@ -32,7 +32,7 @@ _GENERATE, _BATCH, _ASK = "generate", "batch", "ask"
 QUESTIONS = ("logit_lens", "lens_spread", "attention", "next_token", "score", "use_training_text")
 
 
-def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
+def _serve(conn, path: str, device: str, cancel, threads: int, weights: str = "exact") -> None:
     """Child: load the model, then run one generation per request until the pipe closes."""
     exit_when_orphaned()  # first: even a load that never returns must not outlive the app
     send_output_to_log()  # the terminal is the UI's: see `child_output`
@@ -46,7 +46,7 @@ def _serve(conn, path: str, device: str, cancel, threads: int) -> None:
     tune_allocator()
     apply_threads(threads)
     try:
-        engine = Engine.load(path, device)
+        engine = Engine.load(path, device, weights)
     except TfchatError as exc:
         conn.send((_FAILED, str(exc)))
         return
@@ -197,12 +197,14 @@ class EngineProcess:
         resource_tracker.ensure_running()
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", threads: int | None = None) -> "EngineProcess":
+    def load(cls, path: str | Path, device: str = "auto", threads: int | None = None,
+             weights: str = "exact") -> "EngineProcess":
         """Start the child and wait for its model; `lifecycle.end_children` cuts the wait short."""
         context = mp.get_context("spawn")  # fork would copy the UI's threads and state
         parent, child = context.Pipe()
         cancel = context.Event()
-        process = context.Process(target=_serve, args=(child, str(path), device, cancel, resolve_threads(threads)),
+        process = context.Process(target=_serve, args=(child, str(path), device, cancel, resolve_threads(threads),
+                                                       weights),
                                   daemon=True, name="tfchat-engine")
         process.start()
         register_child(process)

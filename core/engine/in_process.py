@@ -21,6 +21,7 @@ from tfchat.core.engine.tokenizer import encode_prompt, tokenizer_for
 from tfchat.core.errors import CheckpointError, PromptError
 from tfchat.core.nn.checkpoint import load_checkpoint
 from tfchat.core.nn.fast_model import FastModel
+from tfchat.core.nn.int8_weights import check_weights
 from tfchat.core.nn.inside_data import AttentionMaps, NextToken, ScoredText, ScoredToken
 from tfchat.core.nn.inspection import (attention_maps, check_heads, layer_logits, lens_spread, next_token,
                                        score_ids, score_passes)
@@ -51,18 +52,19 @@ class Engine:
         self.corpus_index = index
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "Engine":
+    def load(cls, path: str | Path, device: str = "auto", weights: str = "exact") -> "Engine":
         started = time.perf_counter()
         target = resolve_device(device)
+        check_weights(weights, target)
         checkpoint = load_checkpoint(path)
         encoding = tokenizer_for(checkpoint.tokenizer_folder)
         if checkpoint.config.vocab_size > encoding.n_vocab:
             raise CheckpointError(f"{path}: max_token_value {checkpoint.config.vocab_size} is larger than the "
                                   f"{encoding.n_vocab} tokens of {encoding.name}; not a model of this tokenizer")
-        model = FastModel(checkpoint.config, checkpoint.state_dict, target, helper_for(target))
+        model = FastModel(checkpoint.config, checkpoint.state_dict, target, helper_for(target), weights)
         if target.type == "cpu":
             model.trace_decode_ahead()  # while the tokenizer loads and the prompt fills the cache
-        card = make_card(checkpoint, target, model.resident_bytes(), time.perf_counter() - started)
+        card = make_card(checkpoint, target, model.resident_bytes(), time.perf_counter() - started, model.weights)
         return cls(model, Path(path), checkpoint.parameter_count, card, checkpoint.tokenizer_folder)
 
     def describe(self) -> dict:

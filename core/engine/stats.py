@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from tfchat.core.settings.weights_choice import weights_label
+
 
 @dataclass
 class GenerationStats:
@@ -21,6 +23,8 @@ class GenerationStats:
     """The window policy past the context window: 'book', 'shift', or 'server' (a server's own, unknown here)."""
     drafting: dict | None = None
     """What drafting did (`core.decode.drafting.DraftStats.as_json`); None where nothing was drafted."""
+    weights: str = "exact"
+    """'exact' (the checkpoint's numbers), or 'int8' (`--weights int8`: not exact, and said so everywhere)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -44,6 +48,8 @@ class GenerationStats:
         if self.drafting and self.drafting.get("drafted"):
             parts.append(f"drafts {self.drafting['accepted']}/{self.drafting['drafted']} taken, "
                          f"{self.drafting['tokens_per_pass']:.2f} tok/pass")
+        if self.weights != "exact":
+            parts.append(weights_label(self.weights))
         return parts + [f"window {self.window}"] if self.window != "book" else parts
 
     def as_json(self) -> dict:
@@ -52,6 +58,8 @@ class GenerationStats:
                    "elapsed_s": round(self.elapsed_s, 5)}
         if figures["drafting"] is None:  # nothing drafted (off, past the window, a server): nothing to say
             del figures["drafting"]
+        if figures["weights"] == "exact":  # only a departure from the checkpoint is worth a field
+            del figures["weights"]
         return figures
 
 

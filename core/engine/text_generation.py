@@ -51,7 +51,7 @@ class Generation:
     def __iter__(self) -> Iterator[str]:
         model, params = self._model, self._params
         stream = TextStream(self._encoding, len(self._prompt_ids), params, str(model.device), self.seed,
-                            end_of_text_id=self._end_of_text_id)
+                            end_of_text_id=self._end_of_text_id, weights=model.weights)
         generator = torch.Generator(device=model.device).manual_seed(self.seed)
         reason = "stopped"  # what an exception or a caller that stops iterating leaves
         try:

@@ -80,8 +80,9 @@ class TextStream:
 
     def __init__(self, encoding, prompt_tokens: int, params: SamplingParams, device: str,
                  seed: int | None = None, start: float | None = None, window: str | None = None,
-                 end_of_text_id: int | None = None):
+                 end_of_text_id: int | None = None, weights: str = "exact"):
         self._decoder = IncrementalDecoder(encoding)
+        self._weights = weights  # the model's (`core.nn.int8_weights`): reported with the stats
         self._window = window or params.window  # the policy the stats report
         self._stops = StopFilter(params.stop)
         # A GPT-2's <|endoftext|> ends the text (not shown) unless the preset says to go on past it.
@@ -141,4 +142,5 @@ class TextStream:
         stats = measured_stats(self._prompt_tokens if prompt_tokens is None else prompt_tokens,
                                self.new_tokens if new_tokens is None else new_tokens, self._start, self._first_at,
                                time.perf_counter(), self._device, reason or "stopped", self.seed, self._window)
+        stats.weights = self._weights
         return tail, stats

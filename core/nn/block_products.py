@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tfchat.core.errors import TfchatError
-from tfchat.core.nn.int8_weights import packed_int8
+from tfchat.core.nn.int8_weights import int8_product, packed_int8
 
 
 # A product of many rows (a prompt's fill, a window recomputed past it) is compute-bound: above this
@@ -49,9 +49,11 @@ class Product(nn.Module):
         self.weight_bytes = 4  # a weight as the product reads it
         self.kernel = "float32 (MKL)" if device.type == "cpu" else f"float32 ({device.type})"
         if device.type == "cpu" and weights == "int8":
-            self.packed = packed_int8(self.weight, self.bias)
-            if self.packed is None:
+            packed = packed_int8(self.weight)
+            if packed is None:
                 raise TfchatError("8-bit weights need fbgemm's quantized engine, which this build of torch lacks")
+            self.packed, self.row_sums = packed
+            self.bias = self.bias if self.bias is not None else torch.zeros(self.shape[0], device=device)
             self.weight, self.weight_bytes, self.kernel = None, 1, "int8 per channel (fbgemm)"
             return
         if device.type == "cpu" and exact_in_float16(weight):
@@ -63,7 +65,7 @@ class Product(nn.Module):
         if self.weight_bytes == 2:
             return torch.ops.quantized.linear_dynamic_fp16(x, self.packed)
         if self.weight_bytes == 1:
-            return torch.ops.quantized.linear_dynamic(x, self.packed, True)
+            return int8_product(x, self.packed, self.row_sums, self.bias)
         # A trace records one thread's ops (and sizes read there would become constants): never split in one.
         if (self.helper is not None and not torch.jit.is_tracing() and self.shape[0] >= 2
                 and x.numel() * self.shape[0] >= SPLIT_MACS and torch.get_num_threads() == 1):

@@ -80,7 +80,9 @@ class FastModel:
                                                                              block.ffn_out))
         self._traced_fill = None  # made on the first step past the window
         self._traced_decode = None  # made on the first decode step, or ahead of it (trace_decode_ahead)
+        self._traced_span = 0  # the attention span the trace last ran at
         self._trace_ahead = None
+        self._unsteady_steps = 0  # steps whose time says nothing of the machine (see `_cpu_step`)
         self._traced_rows: dict[int, object] = {}  # batch size -> its traced decode step (`decode_rows`)
         self.cache_positions = torch.arange(config.context_length, device=device)
         self._causal_masks: dict[int, torch.Tensor] = {}  # rows -> the mask added to the scores; see below
@@ -148,33 +150,56 @@ class FastModel:
                 logits = self.output_layer(self.decode_hidden(ids, cache))
             finally:
                 torch.set_num_threads(1)
-        self.second_core.record(readers, time.perf_counter() - started)
+        if self._unsteady_steps:
+            self._unsteady_steps -= 1
+        else:
+            self.second_core.record(readers, time.perf_counter() - started)
         return logits
 
     def decode_hidden(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One token after the cached positions, through every block and the final LayerNorm.
 
-        A decode step repeats the same ops on the same shapes, so it runs as a
-        TorchScript trace: a fraction of the per-op cost, and without the GIL. To
-        keep the shapes fixed, attention reads the whole cache and masks the
-        positions not filled yet (their weight is exactly 0).
+        A decode step repeats the same ops, so it runs as a TorchScript trace: a
+        fraction of the per-op cost, and without the GIL. Attention reads a span of
+        the cache (a view, so the step's keys and values land in the cache) and masks
+        the positions not filled yet (their weight is exactly 0). With a long window
+        the span grows in steps (`attention_span`): a GPT-2's first 128 positions
+        read an eighth of the keys and values the whole 1024 hold. The span is the
+        view's length, so one trace serves every span.
         """
         position = torch.tensor([cache.length], device=self.device)
+        span = self.attention_span(cache.length)
+        keys, values = cache.keys[:, :, :, :span], cache.values[:, :, :, :span]
         cache.length += 1
         if self._traced_decode is None:
             if self._trace_ahead is not None:  # being made on another thread: the same ops, eagerly, meanwhile
                 self._traced_decode = self._trace_ahead.ready()
                 if self._traced_decode is None:
-                    return self._decode_one_eager(ids, position, cache.keys, cache.values)
+                    self._unsteady_steps = 1
+                    return self._decode_one_eager(ids, position, keys, values)
             else:
-                self._traced_decode = self._trace(self._decode_one_eager, (ids, position, cache.keys, cache.values))
-        return self._traced_decode(ids, position, cache.keys, cache.values)
+                self._traced_decode = self._trace(self._decode_one_eager, (ids, position, keys, values))
+            self._traced_span = span
+        if span != self._traced_span:  # the executor's first runs at a new length are slow ones
+            self._traced_span, self._unsteady_steps = span, 2
+        return self._traced_decode(ids, position, keys, values)
+
+    def attention_span(self, position: int) -> int:
+        """Cached positions a one-token step at `position` attends over: the window, or for windows of
+        512 and more, the first of an eighth, a quarter or half of it that holds the position."""
+        C = self.config.context_length
+        if C >= 512:
+            for span in (C // 8, C // 4, C // 2):
+                if position < span:
+                    return span
+        return C
 
     def trace_decode_ahead(self) -> None:
         """Start tracing the decode step on another thread (`core.nn.trace_ahead`), on a scratch cache."""
         scratch, one = self.new_cache(), torch.zeros(1, dtype=torch.long, device=self.device)
+        span = self.attention_span(0)
         self._trace_ahead = TraceAhead(_Traced(self._decode_one_eager, self._products),
-                                       (one, one, scratch.keys, scratch.values))
+                                       (one, one, scratch.keys[:, :, :, :span], scratch.values[:, :, :, :span]))
 
     def _trace(self, function, example_inputs):
         """A TorchScript trace of `function`, which must not warn: no filter here, as `catch_warnings` is
@@ -197,7 +222,8 @@ class FastModel:
 
     def _decode_one_eager(self, ids, position, keys, values):
         x = (self.embedding[ids] + self.positions[position]).unsqueeze(0)  # (1, 1, D); position is a tensor here
-        mask = torch.where(self.cache_positions <= position, 0.0, float("-inf")).view(1, -1)  # (1, C)
+        span = keys.shape[3]  # the positions attended over (a view of the cache); those not filled yet are masked
+        mask = torch.where(self.cache_positions[:span] <= position, 0.0, float("-inf")).view(1, -1)  # (1, span)
         for layer, w in enumerate(self.blocks):
             q, k, v = self.project_qkv(x, w)
             keys[layer].index_copy_(2, position, k)

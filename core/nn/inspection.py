@@ -148,13 +148,20 @@ def score_passes(model: FastModel, ids: list[int], off: Heads = frozenset(), can
     The first window gives every position's prediction in one pass; each token after it has a
     window of its own (its last context_length tokens, at positions 0..C-1), decoded
     WINDOWS_PER_PASS at a time with only their last rows taken through the output layer."""
+    for logits, targets, first in logit_passes(model, ids, off, cancel):
+        yield _scored(logits, targets, first, top) if len(targets) else []
+
+
+def logit_passes(model: FastModel, ids: list[int], off: Heads = frozenset(), cancel=None):
+    """(logits [N, V], the tokens that came [N], the first one's place in the text) a pass at a time:
+    every token after the first, given the up-to-context_length tokens before it (`score_passes`)."""
     C = model.config.context_length
     with torch.inference_mode():
         tokens = torch.tensor(ids, device=model.device)
         first = tokens[: min(len(ids), C)]
         rows = _hidden(model, first[None], off, last_only=False)[0, :-1]
-        scored = _scored(model.output_layer(rows), first[1:], 1, top) if len(first) > 1 else []
-    yield scored
+        logits = model.output_layer(rows) if len(first) > 1 else torch.empty(0, model.config.vocab_size)
+    yield logits, first[1:], 1
     for start in range(C, len(ids), WINDOWS_PER_PASS):
         if cancel is not None and cancel.is_set():
             return
@@ -162,5 +169,5 @@ def score_passes(model: FastModel, ids: list[int], off: Heads = frozenset(), can
             ends = range(start, min(start + WINDOWS_PER_PASS, len(ids)))
             windows = torch.stack([tokens[end - C: end] for end in ends])
             last = _hidden(model, windows, off, last_only=True)
-            scored = _scored(model.output_layer(last), tokens[ends.start: ends.stop], ends.start, top)
-        yield scored
+            logits = model.output_layer(last)
+        yield logits, tokens[ends.start: ends.stop], ends.start

@@ -33,6 +33,8 @@ class ModelCard:
     """The book's computed table, or "learned" (a GPT-2's trained wpe)."""
     training_text: dict | None = None
     """{"path", "sha256"} of the text `tfchat train` trained it on, when it says."""
+    weights: str = "exact"
+    """As the engine computes with them: "exact", or "int8" (`core.nn.int8_weights`: not exact)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +58,7 @@ def json_value(value):
 
 
 def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
-              load_seconds: float | None = None) -> ModelCard:
+              load_seconds: float | None = None, weights: str = "exact") -> ModelCard:
     tensors = [(checkpoint.stored_name(name), list(t.shape), _dtype_name(t.dtype))
                for name, t in checkpoint.state_dict.items()]
     return ModelCard(
@@ -73,6 +75,7 @@ def make_card(checkpoint: Checkpoint, device: torch.device, resident_bytes: int,
         load_seconds=load_seconds,
         positions=checkpoint.config.positions,
         training_text=checkpoint.training_text,
+        weights=weights,
     )
 
 

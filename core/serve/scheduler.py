@@ -57,7 +57,7 @@ class BatchScheduler:
         require_prompt(prompt_ids)
         cancel = cancel or threading.Event()
         stream = TextStream(self._engine.encoding, len(prompt_ids), params, str(self._engine.device),
-                            end_of_text_id=self._engine.end_of_text_id)
+                            end_of_text_id=self._engine.end_of_text_id, weights=self._engine.model.weights)
         request = _Request(prompt_ids, params, stream, top_logprobs, report, cancel)
         with self._wake:
             # Rows still free count as room: a request that arrives before this thread has admitted the

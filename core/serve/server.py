@@ -25,6 +25,7 @@ from tfchat.core.serve.openai_api import (ApiError, GenerationRequest, LogprobSh
                                           completion_object, finish_reason, new_id, parse_request, usage_chunk)
 from tfchat.core.serve.request_body import BODY_READ_SECONDS, read_json_body
 from tfchat.core.serve.scheduler import BatchScheduler, QueueFull
+from tfchat.core.settings.weights_choice import weights_label
 from tfchat.core.system.install_hint import install_command
 
 # max_tokens above this is a 400: the window does not bound a generation (the book crops and goes on),
@@ -302,7 +303,8 @@ def _check_port(host: str, port: int) -> None:
 
 def run_server(model_arg: str | None, device: str, host: str, port: int, api_key: str | None,
                allow_no_key: bool, max_rows: int, max_queue: int, max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT,
-               request_timeout: float | None = None, read_timeout: float | None = None) -> int:
+               request_timeout: float | None = None, read_timeout: float | None = None,
+               weights: str = "exact") -> int:
     """Load the model, then serve until Ctrl+C or SIGTERM."""
     try:
         import uvicorn
@@ -323,10 +325,12 @@ def run_server(model_arg: str | None, device: str, host: str, port: int, api_key
         print(f"tfchat: {warning}", file=sys.stderr)
     _check_port(host, port)
     path = resolve_model_path(model_arg)
-    engine = Engine.load(path, device)
+    engine = Engine.load(path, device, weights)
     api = Api(engine, path.name, api_key, max_rows, max_queue, max_tokens_limit, request_timeout,
               body_read_seconds=read_timeout or BODY_READ_SECONDS)
-    print(f"tfchat serve: {path} as {path.name!r} on http://{host}:{port}/v1 ({engine.device}; ctrl+c stops)",
+    weights_note = f", {weights_label(weights)}" if weights != "exact" else ""
+    print(f"tfchat serve: {path} as {path.name!r} on http://{host}:{port}/v1 ({engine.device}{weights_note}; "
+          "ctrl+c stops)",
           file=sys.stderr, flush=True)
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:

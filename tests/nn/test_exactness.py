@@ -152,3 +152,22 @@ def test_weights_float16_holds_exactly_are_read_as_float16(tmp_path, helper, dty
     expected, gaps = reference.greedy(ids[:5], 30)  # through the window and past it
     assert_same_greedy_tokens(expected, list(generate_ids(model, ids[:5], SamplingParams(temperature=0,
                                                                                          max_new_tokens=30))), gaps)
+
+
+def test_a_long_window_attends_over_spans_that_grow_and_gives_the_books_logits(tmp_path, helper):
+    """At 512 positions and more a step attends over an eighth, a quarter, half or all of the cache,
+    whichever holds its position, through one trace: across every boundary, the book's logits."""
+    ckpt = random_book_checkpoint(32, 4, 2, 512, 300, seed=5)
+    torch.save(ckpt, tmp_path / "m.ckpt")
+    loaded = load_checkpoint(tmp_path / "m.ckpt")
+    model = FastModel(loaded.config, loaded.state_dict, torch.device("cpu"), helper)
+    assert [model.attention_span(p) for p in (0, 63, 64, 127, 128, 255, 256, 511)] == [64, 64, 128, 128, 256,
+                                                                                        256, 512, 512]
+    ids = torch.randint(0, 300, (512,), generator=torch.Generator().manual_seed(3))
+    reference = ReferenceModel(ckpt)
+    cache = model.new_cache()
+    model.last_logits(ids[:40], cache)
+    for n in range(41, 512):
+        logits = model.last_logits(ids[n - 1: n], cache)
+        if n in (63, 64, 65, 127, 128, 129, 255, 256, 257, 300, 511):
+            torch.testing.assert_close(logits, reference.next_logits(ids[:n].tolist()), atol=1e-4, rtol=0)

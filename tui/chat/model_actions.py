@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tfchat.core.errors import TfchatError
+from tfchat.core.settings.weights_choice import weights_label
 from tfchat.core.system.paths import user_path
 from tfchat.tui.chat.slash_commands import slash_command
 from tfchat.tui.state.model_shelf import ModelSlot
@@ -19,6 +20,7 @@ def switch_model(chat, index: int) -> None:
     status = chat.query_one(StatusLine)
     status.model_name, status.device = slot.name, str(slot.backend.device)
     status.parameters, status.context_length = slot.backend.parameter_count, slot.backend.config.context_length
+    status.weights = weights_label(slot.backend.describe().get("weights", "exact"))
     chat.meter.use(slot.backend.encoding)  # its tokenizer: a GPT-2's own, or cl100k_base
     chat.update_context_meter()
     show_models(chat)

@@ -17,6 +17,7 @@ from textual.widgets import Static
 from tfchat.core.engine.backend import Backend
 from tfchat.core.settings.presets import PresetCatalog
 from tfchat.core.settings.sampling_params import SamplingParams
+from tfchat.core.settings.weights_choice import weights_label
 from tfchat.tui.chat.backend_view import show_failed, show_ready, show_retrying
 from tfchat.tui.chat.bindings import CHAT_BINDINGS, shown_bindings
 from tfchat.tui.chat.compare_actions import keep_column, models_loaded_for
@@ -144,6 +145,7 @@ class ChatScreen(Screen):
         show_ready(self)
         self.inside.startup = startup
         card = self.engine.describe()
+        status.weights = weights_label(card.get("weights", "exact"))
         summary = load_summary(card, startup)
         if summary:
             self.transcript.add_notice(summary, id="load-summary")

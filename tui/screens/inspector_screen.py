@@ -12,6 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tfchat.core.settings.weights_choice import weights_label
 from tfchat.tui.widgets.notice_row import NoticeRow
 from tfchat.tui.widgets.position_table import position_heatmap
 
@@ -78,7 +79,10 @@ def card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Table | Tex
     line("stored as", ", ".join(card.get("stored_dtypes", [])))
     line("device", card.get("device", "?"))
     line("parameters", f"{card.get('parameter_count', 0):,}")
-    line("weights resident", size(card.get("resident_bytes")) + " (float32, as the engine holds them)")
+    weights = weights_label(card.get("weights", "exact"))
+    if weights:
+        line("weights", weights + " (rounded at load: not the book's model)")
+    line("weights resident", size(card.get("resident_bytes")) + " (as the engine holds them)")
     line("engine process", size(card.get("process_resident_bytes")) + " resident now")
     if card.get("load_seconds") is not None:
         line("loaded in", f"{card['load_seconds']:.1f} s")

@@ -30,6 +30,7 @@ class StatusLine(Static):
     compare: reactive[str] = reactive("")  # the presets compare mode sends each prompt to; "" when off
     context_tokens: reactive[int] = reactive(-1)  # tokens the next prompt would give the model; -1 unknown
     window: reactive[str] = reactive("book")  # the active preset's window policy: said when it is not the book's
+    weights: reactive[str] = reactive("")  # "int8 weights, not exact" (`--weights int8`); "" for exact weights
 
     def fields(self) -> list[Text]:
         """Every field, most important first."""
@@ -50,6 +51,8 @@ class StatusLine(Static):
             found.append(Text(f"window: {self.window}", style="bold magenta"))
         found.append(Text(f"mode: {self.mode}"))
         found.append(Text(self.model_name or "no model"))
+        if self.weights:  # a model that is not the checkpoint's numbers says so right beside its name
+            found.append(Text(self.weights, style="bold red"))
         if self.device:
             found.append(Text(self.device))
         if self.parameters:
