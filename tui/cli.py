@@ -280,6 +280,8 @@ def _dispatch(args) -> int:
 
         return cmd_generate(args)
     if args.command == "info":
+        from tfchat.core.commands.info import cmd_info
+
         return cmd_info(args)
     if args.command == "score":
         from tfchat.core.commands.score import run_score
@@ -384,25 +386,6 @@ def _check_app_can_start(args) -> None:
                 raise
             raise CheckpointError(f"{exc}; train a model with `tfchat train TEXT.txt`, or give one with --model "
                                   "PATH (or $TFCHAT_MODEL)") from None
-
-
-def cmd_info(args) -> int:
-    from tfchat.core.nn.checkpoint import load_checkpoint
-    from tfchat.core.nn.model_card import h_params_source
-    from tfchat.core.system.paths import resolve_model_path
-
-    checkpoint = load_checkpoint(resolve_model_path(args.model))
-    c = checkpoint.config
-    print(f"model: {checkpoint.path}")
-    print(f"format: {checkpoint.layout}")
-    print(f"h_params: {h_params_source(checkpoint)}")
-    rows = f" (embedding rows {c.embedding_rows})" if c.embedding_rows != c.vocab_size else ""
-    print(f"d_model={c.d_model} num_heads={c.num_heads} num_blocks={c.num_blocks} "
-          f"context_length={c.context_length} max_token_value={c.vocab_size}{rows}")
-    print(f"Model param size: {checkpoint.parameter_count:,}")
-    for name, tensor in checkpoint.state_dict.items():
-        print(f"{checkpoint.stored_name(name)}: {list(tensor.shape)} {str(tensor.dtype).replace('torch.', '')}")
-    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def card_text(card: dict, tokens_per_s: float | None) -> tuple[Text, Table | Tex
     weights = weights_label(card.get("weights", "exact"))
     if weights:
         line("weights", weights + " (rounded at load: not the book's model)")
-    line("weights resident", size(card.get("resident_bytes")) + " (as the engine holds them)")
+    line("weights resident", size(card.get("resident_bytes")) + (" (as the engine holds them)" if weights
+                                                                 else " (float32, as the engine holds them)"))
     line("engine process", size(card.get("process_resident_bytes")) + " resident now")
     if card.get("load_seconds") is not None:
         line("loaded in", f"{card['load_seconds']:.1f} s")
