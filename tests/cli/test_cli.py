@@ -9,7 +9,6 @@ import pytest
 from support.cli import tfchat
 
 from support import ROOT  # noqa: E402
-from tfchat.core.system.helper_thread import usable_cores
 
 
 def test_generate_streams_text_and_reports_stats(small_model):
@@ -99,11 +98,9 @@ def test_bench_prints_a_table_and_a_json_line(make_checkpoint):
     assert result["fraction_of_limit"] == pytest.approx(result["engine_tokens_per_s"] / result["limit_tokens_per_s"],
                                                         abs=1e-3)
     assert "ceiling (weights read once per token)" in r.stdout
-    # Which kernels run, and one reader against two (both cores), each measured.
+    # Which kernels run; a model this small stays on one reader (two would only add handovers).
     assert result["kernels"] == {"blocks": "float32 (MKL)", "output layer": "float32 (MKL, transposed)"}
-    if usable_cores() >= 2:  # a helper thread, so a second core to take
-        assert result["readers_1_tokens_per_s"] > 0 and result["readers_2_tokens_per_s"] > 0
-        assert "one reader (1 thread + helper) / two (both cores)" in r.stdout
+    assert "readers_2_tokens_per_s" not in result
     assert "book loop" in r.stdout and "busy neighbour" in r.stdout and "window: shift" in r.stdout
     # The peer (transformers is in the test extra): the same work, timed in the same run.
     assert result["peer_tokens_per_s"] > 0 and result["peer_tfchat_tokens_per_s"] > 0

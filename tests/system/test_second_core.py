@@ -142,3 +142,26 @@ def test_two_readers_give_one_readers_logits(tmp_path, monkeypatch):
             assert torch.equal(logits["1"], logits["2"])
         else:
             torch.testing.assert_close(logits["1"], logits["2"], atol=1e-5, rtol=0)
+
+
+def test_only_blocks_worth_two_readers_get_a_second_core(tmp_path, monkeypatch):
+    from support.reference import random_book_checkpoint
+    from tfchat.core.nn.checkpoint import load_checkpoint
+    from tfchat.core.nn.fast_model import TWO_READERS_MIN_BYTES, FastModel
+    from tfchat.core.system.helper_thread import HelperThread
+
+    monkeypatch.delenv("TFCHAT_READERS", raising=False)
+    helper = HelperThread()
+    try:
+        for d_model, worth in ((64, False), (512, True)):
+            torch.save(random_book_checkpoint(d_model, 8, 2, 16, 300, seed=1), tmp_path / "m.ckpt")
+            loaded = load_checkpoint(tmp_path / "m.ckpt")
+            model = FastModel(loaded.config, loaded.state_dict, torch.device("cpu"), helper)
+            blocks = sum(block.nbytes() for block in model.blocks)
+            assert (blocks >= TWO_READERS_MIN_BYTES) == worth
+            assert (model.second_core is not None) == worth
+            monkeypatch.setenv("TFCHAT_READERS", "2")  # a fixed choice holds for any model
+            assert FastModel(loaded.config, loaded.state_dict, torch.device("cpu"), helper).second_core is not None
+            monkeypatch.delenv("TFCHAT_READERS")
+    finally:
+        helper.close()
