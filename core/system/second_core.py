@@ -26,6 +26,7 @@ SLOW_STEPS = 2  # ... so many in a row, and the engine goes back to one reader
 IDLE_BELOW = 0.5  # the other cores' busy time (in cores) below which a second reader is taken
 FIRST_WAIT, LONGEST_WAIT = 1.0, 16.0  # seconds before trying two again after a retreat
 LOOK_EVERY = 0.25  # seconds between looks at the other cores while on one reader
+STALE_AFTER, FRESH_WINDOW = 1.0, 0.05  # a load measured over a window older than this is measured afresh
 SETTLED_STEPS = 64  # two-thread steps without a retreat after which the wait starts again at FIRST_WAIT
 COMPARED_STEPS = 8  # two-reader steps before asking whether two threads are faster at all
 RECENT = 16  # two-thread steps the best is taken over (step times change slowly with the cache)
@@ -73,6 +74,9 @@ class OtherCoresLoad:
     def _sample(self):
         return time.monotonic(), self._busy_seconds(), time.process_time()
 
+    def sampled_at(self) -> float:
+        return self._last[0]
+
     def since_last(self) -> float | None:
         now = self._sample()
         (t0, busy0, own0), (t1, busy1, own1) = self._last, now
@@ -115,6 +119,10 @@ class SecondCore:
             return 1
         now = self._clock()
         if now >= self._next_look and self._counted[1] >= 2:  # one-reader steps first, to compare with
+            if now - self._load.sampled_at() > STALE_AFTER:  # what the cores did long ago says nothing now:
+                self._load.since_last()  # a fresh window, judged a moment from now
+                self._next_look = now + FRESH_WINDOW
+                return 1
             others = self._load.since_last()
             self._next_look = now + LOOK_EVERY
             # Unknown load (no /proc/stat): try, and let the step times decide.
