@@ -119,3 +119,22 @@ def product_weight(product):
     """The rounded weights as floats, from the packed form."""
     weight, _ = torch.ops.quantized.linear_unpack(product.packed)
     return weight.dequantize()
+
+
+def test_a_gpt2_folder_takes_int8_weights(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["The customer listens, then the seller asks. " * 30], vocab_size=300,
+                            special_tokens=["<|endoftext|>"], show_progress=False)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=32, n_embd=48, n_layer=2, n_head=4)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    transformers.GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>").save_pretrained(tmp_path)
+    exact, rounded = Engine.load(tmp_path, "cpu"), Engine.load(tmp_path, "cpu", weights="int8")
+    generation = rounded.generate("The customer", SamplingParams(temperature=0, max_new_tokens=6, end_of_text="ignore"))
+    assert "".join(generation) and generation.stats.weights == "int8"
+    cost = weights_cost(exact.model, rounded.model, exact.encode("The customer listens, then the seller asks." * 3))
+    assert 0 <= cost["mean_kl"] < 0.05
+    exact.close()
+    rounded.close()
