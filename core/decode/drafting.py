@@ -163,7 +163,8 @@ class Drafter:
             if not drafts:
                 return model.last_logits(window[-1:], cache)
             ids = torch.cat([window[-1:], torch.tensor(drafts, dtype=torch.long, device=window.device)])
-            self._rows = verify_rows(model, ids, cache)
+            with model.reading_threads():  # as many as the one-token steps take now
+                self._rows = verify_rows(model, ids, cache)
         self._start, self._drafts, self._next_row = start, drafts, 1
         self.stats.drafted += len(drafts)
         cache.length = start + 1

@@ -7,6 +7,7 @@ float work is grouped (all heads of a layer in one matrix, attention through
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -161,6 +162,20 @@ class FastModel:
         else:
             self.second_core.record(readers, time.perf_counter() - started)
         return logits
+
+    @contextmanager
+    def reading_threads(self):
+        """A pass besides the one-token step (a drafted tokens' verify) on as many intra-op threads as
+        the steps take now: on one while the steps have two, it would cost twice its share."""
+        readers = self.second_core.current() if self.second_core is not None else 1
+        if readers == 1 or torch.get_num_threads() != 1:
+            yield
+            return
+        torch.set_num_threads(readers)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(1)
 
     def decode_hidden(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One token after the cached positions, through every block and the final LayerNorm.

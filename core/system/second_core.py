@@ -107,6 +107,10 @@ class SecondCore:
         """Always `readers` from now on (bench measures each), or None: choose again."""
         self._fixed = readers
 
+    def current(self) -> int:
+        """Threads the steps take now, asking nothing and counting nothing (for passes besides them)."""
+        return self._fixed if self._fixed is not None else (2 if self._two else 1)
+
     def readers(self) -> int:
         if self._fixed is not None:
             return self._fixed
