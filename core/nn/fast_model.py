@@ -19,7 +19,7 @@ from tfchat.core.nn.cuda_graph import DecodeGraph
 from tfchat.core.nn.kv_cache import BlockWeights, KVCache
 from tfchat.core.nn.model_config import ModelConfig
 from tfchat.core.nn.output_layer import OutputLayer
-from tfchat.core.nn.trace_ahead import TraceAhead
+from tfchat.core.nn.trace_ahead import StepModule, TraceAhead
 from tfchat.core.system.helper_thread import HelperThread
 from tfchat.core.system.second_core import SecondCore, fixed_readers
 
@@ -219,13 +219,13 @@ class FastModel:
         """Start tracing the decode step on another thread (`core.nn.trace_ahead`), on a scratch cache."""
         scratch, one = self.new_cache(), torch.zeros(1, dtype=torch.long, device=self.device)
         span = self.attention_span(0)
-        self._trace_ahead = TraceAhead(_Traced(self._decode_one_eager, self._products),
+        self._trace_ahead = TraceAhead(StepModule(self._decode_one_eager, self._products),
                                        (one, one, scratch.keys[:, :, :, :span], scratch.values[:, :, :, :span]))
 
     def _trace(self, function, example_inputs):
         """A TorchScript trace of `function`, which must not warn: no filter here, as `catch_warnings` is
         process-wide and two threads tracing would undo each other's (the tests make a TracerWarning an error)."""
-        return torch.jit.trace(_Traced(function, self._products), example_inputs, check_trace=False)
+        return torch.jit.trace(StepModule(function, self._products), example_inputs, check_trace=False)
 
     def _graphed_step(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """On CUDA, the same decode step and the output layer as one graph replay (`core.nn.cuda_graph`)."""
@@ -390,16 +390,3 @@ class FastModel:
             assert T == 1, "only single-token steps continue a filled cache"
             attn = self.attend(q, k, v)
         return self.after_attention(x, attn, w)
-
-
-class _Traced(nn.Module):
-    """A step function as a module for `torch.jit.trace`: fbgemm's packed weights are script objects,
-    which a trace reaches only through registered modules (the products, registered here)."""
-
-    def __init__(self, function, products: nn.ModuleList):
-        super().__init__()
-        self.products = products
-        self.function = function
-
-    def forward(self, *inputs):
-        return self.function(*inputs)
