@@ -62,7 +62,7 @@ def drafter_for(model, params, prompt_ids: list[int], stats: DraftStats, generat
 
     `auto` on a model whose output layer dominates (the book's) drafts with the model itself
     (`core.decode.head_draft`); elsewhere, and for `context` and `corpus`, from the text."""
-    if model.device.type != "cpu" or getattr(model, "weights", "exact") != "exact":
+    if model.device.type != "cpu" or model.weights != "exact":
         return None
     if params.draft == "auto" and worth_drafting_with_the_head(model):
         return Drafter(model, None, stats, HeadDraft.for_model(model, prompt_ids, corpus_index), params, generator)

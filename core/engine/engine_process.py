@@ -37,6 +37,7 @@ QUESTIONS = ("logit_lens", "lens_spread", "attention", "next_token", "score", "u
 # app's receiving thread and takes the GIL from its UI; at 250 tok/s that cost the engine a third of its speed.
 SEND_EVERY_S = 1 / 40
 
+
 def _serve(conn, path: str, device: str, cancel, threads: int, weights: str = "exact") -> None:
     """Child: load the model, then run one generation per request until the pipe closes."""
     exit_when_orphaned()  # first: even a load that never returns must not outlive the app
@@ -91,16 +92,21 @@ def _serve_generation(conn, engine, cancel, context: str, params: dict, top_logp
     params["stop"] = tuple(params["stop"])
     generation = engine.generate(context, SamplingParams(**params), cancel, top_logprobs, tuple(forced_ids))
     sent, pending, sent_at = 0, [], float("-inf")  # steps travel with the pieces they belong to
+
+    def steps_since_sent() -> list:
+        nonlocal sent
+        new, sent = generation.steps[sent:], len(generation.steps)
+        return [s.as_list() for s in new]
+
     for piece in generation:
         pending.append(piece)
         now = time.monotonic()
         if now - sent_at >= SEND_EVERY_S:  # the first piece at once: the time to the first token is seen
-            conn.send((_PIECE, "".join(pending), [s.as_list() for s in generation.steps[sent:]]))
-            sent, pending, sent_at = len(generation.steps), [], now
+            conn.send((_PIECE, "".join(pending), steps_since_sent()))
+            pending, sent_at = [], now
     if pending:
-        conn.send((_PIECE, "".join(pending), [s.as_list() for s in generation.steps[sent:]]))
-        sent = len(generation.steps)
-    conn.send((_DONE, generation.stats.as_dict(), [s.as_list() for s in generation.steps[sent:]]))
+        conn.send((_PIECE, "".join(pending), steps_since_sent()))
+    conn.send((_DONE, generation.stats.as_dict(), steps_since_sent()))
 
 
 def _serve_batch(conn, engine, cancel, contexts: list[str], params: list[dict]) -> None:

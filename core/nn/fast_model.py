@@ -149,33 +149,20 @@ class FastModel:
             return self.output_layer(self.decode_hidden(ids, cache))
         readers = self.second_core.readers()
         started = time.perf_counter()
-        if readers == 1:
+        with _intra_op_threads(readers):
             logits = self.output_layer(self.decode_hidden(ids, cache))
-        else:
-            torch.set_num_threads(readers)
-            try:
-                logits = self.output_layer(self.decode_hidden(ids, cache))
-            finally:
-                torch.set_num_threads(1)
         if self._unsteady_steps:
             self._unsteady_steps -= 1
         else:
             self.second_core.record(readers, time.perf_counter() - started)
         return logits
 
-    @contextmanager
     def reading_threads(self):
         """A pass besides the one-token step (a drafted tokens' verify) on as many intra-op threads as
         the steps take now: on one while the steps have two, it would cost twice its share."""
-        readers = self.second_core.current() if self.second_core is not None else 1
-        if readers == 1 or torch.get_num_threads() != 1:
-            yield
-            return
-        torch.set_num_threads(readers)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(1)
+        if self.second_core is None or torch.get_num_threads() != 1:
+            return _intra_op_threads(1)
+        return _intra_op_threads(self.second_core.current())
 
     def decode_hidden(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One token after the cached positions, through every block and the final LayerNorm.
@@ -390,3 +377,16 @@ class FastModel:
             assert T == 1, "only single-token steps continue a filled cache"
             attn = self.attend(q, k, v)
         return self.after_attention(x, attn, w)
+
+
+@contextmanager
+def _intra_op_threads(threads: int):
+    """torch's intra-op threads for a block of work, back to one after it (the engine's own count)."""
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)

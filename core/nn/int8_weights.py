@@ -18,7 +18,6 @@ from tfchat.core.errors import TfchatError
 from tfchat.core.settings.weights_choice import WEIGHT_CHOICES
 
 
-
 def check_weights(weights: str, device) -> str:
     """`--weights` as given, refused in one line where it cannot run."""
     if weights not in WEIGHT_CHOICES:

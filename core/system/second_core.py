@@ -18,7 +18,6 @@ import time
 from collections import deque
 
 from tfchat.core.errors import TfchatError
-from tfchat.core.system.helper_thread import usable_cores
 
 READERS_ENV = "TFCHAT_READERS"
 SLOWER = 1.5  # a two-thread step this much slower than the best recent one: a neighbour took a core
@@ -100,7 +99,6 @@ class SecondCore:
         self._best = {1: float("inf"), 2: float("inf")}
         self._counted = {1: 0, 2: 0}
         self._slow_run = self._steady_run = self._two_steps = 0
-        self._two_useless = usable_cores() < 2
         self.retreats = 0  # times a neighbour sent the engine back to one reader (bench and tests read it)
 
     def fix(self, readers: int | None) -> None:
@@ -119,8 +117,6 @@ class SecondCore:
             # Now and then one step on one reader, so that "are two faster?" compares like with like
             # (the first one-reader steps may have run before the step's trace was ready).
             return 1 if self._two_steps % SETTLED_STEPS == 0 else 2
-        if self._two_useless:
-            return 1
         now = self._clock()
         if now >= self._next_look and self._counted[1] >= 2:  # one-reader steps first, to compare with
             if now - self._load.sampled_at() > STALE_AFTER:  # what the cores did long ago says nothing now:

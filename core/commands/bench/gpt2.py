@@ -7,12 +7,12 @@ the same again beside a busy neighbour.
 """
 from __future__ import annotations
 
-from tfchat.core.commands.bench.read_bandwidth import ceiling_figures, ceiling_rows
-from tfchat.core.commands.bench.readers import reader_figures, reader_rows
 from tfchat.core.commands.bench.measures import (engine_step_times, in_window_rate, matvec_bandwidth, past_window_rate,
                                                  peak_memory_mb, print_table, random_ids)
 from tfchat.core.commands.bench.neighbour import busy_neighbour
 from tfchat.core.commands.bench.peer import compare_with_peer, folder_peer, transformers_installed
+from tfchat.core.commands.bench.read_bandwidth import ceiling_figures, ceiling_rows
+from tfchat.core.commands.bench.readers import reader_figures, reader_rows
 from tfchat.core.nn.checkpoint import Checkpoint
 from tfchat.core.nn.fast_model import FastModel
 from tfchat.core.system.device import resolve_device

@@ -12,11 +12,11 @@ of each kept; then all again beside a process burning one core. Needs transforme
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 import os
 import subprocess
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
