@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: aggregate tokens/s of N rows decoded together (2-8) against one row")
     bench.add_argument("--serve", action="store_true",
                        help="instead: a load test of tfchat serve on loopback (see --requests, --concurrency)")
+    bench.add_argument("--endpoint", metavar="URL", default=argparse.SUPPRESS,
+                       help="with --serve: load the server running there (vLLM, say) instead of tfchat serve")
     bench.add_argument("--requests", type=int, default=200, help="with --serve: requests in the mix")
     bench.add_argument("--concurrency", type=int, default=16, help="with --serve: requests at a time")
     bench.add_argument("--corpus", metavar="FILE", default=argparse.SUPPRESS,
@@ -340,7 +342,8 @@ def _dispatch(args) -> int:
         if args.serve:
             from tfchat.core.commands.bench.serve import run_serve_bench
 
-            return run_serve_bench(args.model, args.device, args.requests, args.concurrency, args.tokens)
+            return run_serve_bench(args.model, args.device, args.requests, args.concurrency, args.tokens,
+                                   args.endpoint)
         if args.batch is not None:
             from tfchat.core.commands.bench.batch import run_batch_bench
 

@@ -17,7 +17,17 @@ def cmd_info(args) -> int:
     rows = f" (embedding rows {c.embedding_rows})" if c.embedding_rows != c.vocab_size else ""
     print(f"d_model={c.d_model} num_heads={c.num_heads} num_blocks={c.num_blocks} "
           f"context_length={c.context_length} max_token_value={c.vocab_size}{rows}")
+    if checkpoint.stored_head_size is not None:
+        print(f"heads: {_stored_heads(c.head_size, checkpoint.stored_head_size)}")
     print(f"Model param size: {checkpoint.parameter_count:,}")
     for name, tensor in checkpoint.state_dict.items():
         print(f"{checkpoint.stored_name(name)}: {list(tensor.shape)} {str(tensor.dtype).replace('torch.', '')}")
     return EXIT_OK
+
+
+def _stored_heads(head_size: int, stored: int) -> str:
+    """How an exported folder stores its heads (`core.nn.head_padding`)."""
+    if stored == head_size:
+        return f"stored at their size, {head_size}"
+    return (f"padded with zeros from {head_size} to {stored} in the folder (attention kernels' sizes: vLLM's); "
+            f"the scale stays 1/sqrt({head_size}), read back unpadded")

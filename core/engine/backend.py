@@ -47,9 +47,10 @@ class GenerationStream(Protocol):
 
 
 class BatchStream(Protocol):
-    """Iterate for `RowEvent`s; `texts` and `stats` per row."""
+    """Iterate for `RowEvent`s; `texts`, `stats` and `notices` (as `GenerationStream.notice`) per row."""
     texts: list[str]
     stats: list[GenerationStats | None]
+    notices: list[str | None]
 
     def __iter__(self) -> Iterable[RowEvent]: ...
 

@@ -31,6 +31,7 @@ class BatchGeneration:
         self.token_ids: list[list[int]] = [[] for _ in params]
         self.steps: list[list] = [[] for _ in params]
         self.stats: list = [None] * len(params)
+        self.notices: list[str | None] = [None] * len(params)  # the model runs here: nothing to say
 
     def __iter__(self) -> Iterator[RowEvent]:
         model, start = self._model, time.perf_counter()

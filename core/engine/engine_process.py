@@ -173,6 +173,7 @@ class RemoteBatch(RemoteGeneration):
         super().__init__(*args, **kwargs)
         self.texts = [""] * rows
         self.stats: list[GenerationStats | None] = [None] * rows
+        self.notices: list[str | None] = [None] * rows
 
     def _piece(self, payload) -> RowEvent:
         row, piece, stats = payload

@@ -35,6 +35,8 @@ EXTRA_FIELDS = {
 OFF_VALUES = {"top_k": (None, 0), "min_p": (0.0,), "repetition_penalty": (1.0,)}
 # Servers that take prompts as token ids and can spell tokens as ids in logprobs.
 TOKEN_SERVERS = {"tfchat", "vllm"}
+# Servers that refuse a request running past the model's window instead of cropping as the book does.
+WINDOW_BOUND_SERVERS = {"vllm"}
 
 
 class HttpBackend:
@@ -131,6 +133,24 @@ class HttpBackend:
         pass
 
     # ----- requests ---------------------------------------------------------------------------
+    def fitted_params(self, params: SamplingParams, prompt_tokens: int) -> tuple[SamplingParams, str | None]:
+        """`params` with the new tokens capped to what the window holds after the prompt, on a server that
+        would refuse the request otherwise (vLLM), and a notice saying so; a prompt that fills the window
+        there is a PromptError."""
+        window = self.config.context_length
+        if self.flavour not in WINDOW_BOUND_SERVERS or not window:
+            return params, None
+        room = window - prompt_tokens
+        if room <= 0:
+            raise PromptError(f"the prompt is {prompt_tokens} tokens and {self.flavour} serves at most the model's "
+                              f"window of {window}, without cropping as the book does: shorten it, or run the "
+                              "model in tfchat")
+        if params.token_limit is not None and params.token_limit <= room:
+            return params, None
+        notice = (f"{self.flavour} ends a text at the model's window of {window} tokens (it does not crop as the "
+                  f"book does): {room} new tokens at most after this prompt")
+        return params.with_changes(max_new_tokens=room), notice
+
     def request_body(self, prompt, params: SamplingParams, seed: int, top_logprobs: int) -> tuple[dict, list[str]]:
         """The completions request for `params`, and the preset's samplers this server cannot take."""
         body = {"model": self.model_name, "prompt": prompt, "max_tokens": params.token_limit,
@@ -165,14 +185,16 @@ class HttpGeneration:
         self._backend = backend
         self._cancel = cancel
         self._forced_ids = forced_ids
+        self._prompt_tokens_guess = len(backend.encode(context))
+        params, window_notice = backend.fitted_params(params, self._prompt_tokens_guess + len(forced_ids))
         self._limit = params.token_limit if params.token_limit is not None else MAX_NEW_TOKENS
         self._params = params
         self.seed = drawn_seed(params, bits=31)  # servers take 32-bit seeds
         prompt = backend.encode(context) + list(forced_ids) if forced_ids else context
-        self._prompt_tokens_guess = len(backend.encode(context))
         self._body, unsent = backend.request_body(prompt, params, self.seed, top_logprobs)
-        self.notice = (f"{backend.endpoint} does not take {', '.join(unsent)}: not sent, the server's defaults "
-                       "apply" if unsent else None)
+        notices = [f"{backend.endpoint} does not take {', '.join(unsent)}: not sent, the server's defaults apply"
+                   if unsent else None, window_notice]
+        self.notice = "; ".join(n for n in notices if n) or None
         self.text = ""
         self.token_ids: list[int] = []
         self.steps: list[StepInfo] = []
@@ -229,6 +251,7 @@ class HttpBatch:
 
     def __init__(self, generations: list[HttpGeneration]):
         self._generations = generations
+        self.notices = [generation.notice for generation in generations]
         self.texts = [""] * len(generations)
         self.stats: list[GenerationStats | None] = [None] * len(generations)
 

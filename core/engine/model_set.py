@@ -53,10 +53,12 @@ class ModelsBatch:
         self._cancel = cancel
         self.texts = [""] * len(backends)
         self.stats: list = [None] * len(backends)
+        self.notices: list[str | None] = [None] * len(backends)
 
     def _run_row(self, row: int, news: queue.SimpleQueue) -> None:
         try:
             generation = self._backends[row].generate(self._context, self._params, self._cancel)
+            self.notices[row] = generation.notice
             for piece in generation:
                 news.put(RowEvent(row, piece))
             news.put(RowEvent(row, "", generation.stats))

@@ -17,6 +17,7 @@ from tfchat.core.export.folder_readme import model_card
 from tfchat.core.export.tokenizer_json import tokenizer_config, tokenizer_json
 from tfchat.core.nn import hf_folder
 from tfchat.core.nn.checkpoint import Checkpoint
+from tfchat.core.nn.head_padding import padded_head_size
 from tfchat.core.nn.model_card import json_value
 from tfchat.core.nn.safetensors_file import write_safetensors
 from tfchat.core.settings.sampling_params import SamplingParams
@@ -52,7 +53,8 @@ def generation_config(params: SamplingParams) -> dict:
 
 
 def model_config(checkpoint: Checkpoint, dtype: str) -> dict:
-    return {**hf_folder.hf_config(checkpoint.config), "auto_map": AUTO_MAP, "torch_dtype": dtype, "dtype": dtype,
+    head_dim = padded_head_size(checkpoint.config.head_size)
+    return {**hf_folder.hf_config(checkpoint.config, head_dim), "auto_map": AUTO_MAP, "torch_dtype": dtype, "dtype": dtype,
             "use_cache": True, "book_h_params": {str(k): json_value(v) for k, v in checkpoint.h_params.items()}}
 
 
@@ -68,7 +70,8 @@ def _write_json(path: Path, data: dict) -> None:
 def _fill(folder: Path, checkpoint: Checkpoint, params: SamplingParams, training_text: str | None,
           encoding_name: str) -> None:
     dtype = _stored_dtype(checkpoint)
-    weights = hf_folder.to_hf_state(checkpoint.state_dict, checkpoint.config)
+    weights = hf_folder.to_hf_state(checkpoint.state_dict, checkpoint.config,
+                                    padded_head_size(checkpoint.config.head_size))
     write_safetensors(folder / hf_folder.WEIGHTS_FILE, weights, {"format": "pt", "written_by": "tfchat export"})
     _write_json(folder / hf_folder.CONFIG_FILE, model_config(checkpoint, dtype))
     _write_json(folder / "generation_config.json", generation_config(params))

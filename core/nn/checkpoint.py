@@ -65,6 +65,7 @@ class Checkpoint:
     key_prefix: str = ""  # what torch.compile or DataParallel put before every stored key
     tokenizer_folder: Path | None = None  # a GPT-2 folder's own tokenizer; None: cl100k_base
     training_text: dict | None = None  # what `tfchat train` records: {"path", "sha256"} of the text it trained on
+    stored_head_size: int | None = None  # an exported folder's heads as stored: padded with zeros past the real size
 
     @property
     def parameter_count(self) -> int:
@@ -212,6 +213,7 @@ def _folder_checkpoint(folder: Path) -> Checkpoint:
     gpt2 = model_type == gpt2_folder.MODEL_TYPE
     try:
         config = gpt2_folder.gpt2_config(data) if gpt2 else hf_folder.config_from_hf(data)
+        head_dim = config.head_size if gpt2 else hf_folder.stored_head_dim(data, config)
     except ValueError as exc:
         raise CheckpointError(f"{folder}: {exc}") from None
     if gpt2:
@@ -219,7 +221,7 @@ def _folder_checkpoint(folder: Path) -> Checkpoint:
     _check_fits_in_memory(folder, config)
     tied = gpt2 and data.get("tie_word_embeddings", True) is not False  # the book's head is its own
     state = (gpt2_folder.read_gpt2_weights(folder, config, tied, _read_checked) if gpt2
-             else hf_folder.read_hf_weights(folder, config))
+             else hf_folder.read_hf_weights(folder, config, head_dim))
     for key, tensor in state.items():
         problem = _tensor_problem(tensor)
         if problem or not _all_finite(tensor):
@@ -231,7 +233,7 @@ def _folder_checkpoint(folder: Path) -> Checkpoint:
     stored = data.get("book_h_params")
     h_params = stored if isinstance(stored, dict) else inferred_h_params(config)
     return Checkpoint(path=folder, config=config, state_dict=state, h_params=h_params, form=HF_FOLDER_FORM,
-                      dialect=HF_NAMES, h_params_inferred=not isinstance(stored, dict))
+                      dialect=HF_NAMES, h_params_inferred=not isinstance(stored, dict), stored_head_size=head_dim)
 
 
 def check_tokenizer_files(folder: Path) -> None:

@@ -2,8 +2,9 @@
 
 The folder's tensors are the chapter's, renamed to transformers' usual names, with each block's per-head
 Wq, Wk and Wv stacked into one `qkv_proj` (all query heads in head order, then the keys, then the values):
-the same matrix the engine multiplies by, and split back exactly. The causal masks are not weights and
-are not written.
+the same matrix the engine multiplies by, and split back exactly. Heads smaller than attention kernels take
+are stored padded with zeros (`core.nn.head_padding`; config.json's `head_dim` says to what), and read back
+without them. The causal masks are not weights and are not written.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 
 from tfchat.core.errors import CheckpointError
+from tfchat.core.nn.head_padding import KERNEL_HEAD_SIZES, pad_projection, pad_qkv, unpad_projection, unpad_qkv
 from tfchat.core.nn.model_config import ModelConfig
 from tfchat.core.nn.safetensors_file import read_safetensors
 from tfchat.core.system.files import not_a_file
@@ -32,14 +34,14 @@ _BLOCK_NAMES = {
 }
 
 
-def hf_config(config: ModelConfig) -> dict:
-    """The architecture as the folder's config.json states it."""
+def hf_config(config: ModelConfig, head_dim: int) -> dict:
+    """The architecture as the folder's config.json states it; `head_dim` is the stored (padded) head size."""
     return {
         "model_type": MODEL_TYPE, "architectures": ["BookGPTForCausalLM"],
         "vocab_size": config.vocab_size, "embedding_rows": config.embedding_rows,
         "hidden_size": config.d_model, "num_attention_heads": config.num_heads,
         "num_hidden_layers": config.num_blocks, "max_position_embeddings": config.context_length,
-        "intermediate_size": 4 * config.d_model, "layer_norm_eps": 1e-5, "tie_word_embeddings": False,
+        "head_dim": head_dim, "intermediate_size": 4 * config.d_model, "layer_norm_eps": 1e-5, "tie_word_embeddings": False,
     }
 
 
@@ -58,11 +60,20 @@ def config_from_hf(data: dict) -> ModelConfig:
     return config
 
 
-def hf_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor of the folder, by its name, with its shape."""
-    D = config.d_model
-    block = {"input_layernorm.weight": (D,), "input_layernorm.bias": (D,), "self_attn.qkv_proj.weight": (3 * D, D),
-             "self_attn.o_proj.weight": (D, D), "self_attn.o_proj.bias": (D,),
+def stored_head_dim(data: dict, config: ModelConfig) -> int:
+    """The head size the folder's attention weights hold: config.json's `head_dim` (an export pads small
+    heads), or the model's own in folders written before padding (ValueError when it cannot be)."""
+    head_dim = data.get("head_dim", config.head_size)
+    if type(head_dim) is not int or not config.head_size <= head_dim <= max(KERNEL_HEAD_SIZES[-1], config.head_size):
+        raise ValueError(f"config.json: head_dim {str(head_dim)[:20]} cannot hold heads of {config.head_size}")
+    return head_dim
+
+
+def hf_shapes(config: ModelConfig, head_dim: int) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the folder, by its name, with its shape (attention's heads `head_dim` wide)."""
+    D, HP = config.d_model, config.num_heads * head_dim
+    block = {"input_layernorm.weight": (D,), "input_layernorm.bias": (D,), "self_attn.qkv_proj.weight": (3 * HP, D),
+             "self_attn.o_proj.weight": (D, HP), "self_attn.o_proj.bias": (D,),
              "post_attention_layernorm.weight": (D,), "post_attention_layernorm.bias": (D,),
              "mlp.up_proj.weight": (4 * D, D), "mlp.up_proj.bias": (4 * D,),
              "mlp.down_proj.weight": (D, 4 * D), "mlp.down_proj.bias": (D,)}
@@ -74,16 +85,18 @@ def hf_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def to_hf_state(state: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
-    """The chapter's tensors (as stored: dtype kept) under the folder's names, q/k/v stacked."""
-    heads = range(config.num_heads)
+def to_hf_state(state: dict[str, torch.Tensor], config: ModelConfig, head_dim: int) -> dict[str, torch.Tensor]:
+    """The chapter's tensors (as stored: dtype kept) under the folder's names, q/k/v stacked, each head
+    padded with zeros to `head_dim`."""
+    H, hs = config.num_heads, config.head_size
     out = {"model.embed_tokens.weight": state["token_embedding_lookup_table.weight"]}
     for i in range(config.num_blocks):
         chapter, p = f"transformer_blocks.{i}.", f"model.layers.{i}."
-        out[p + "self_attn.qkv_proj.weight"] = torch.cat(
-            [state[f"{chapter}mha.heads.{h}.{w}.weight"] for w in ("Wq", "Wk", "Wv") for h in heads], dim=0)
+        qkv = torch.cat([state[f"{chapter}mha.heads.{h}.{w}.weight"] for w in ("Wq", "Wk", "Wv") for h in range(H)])
         for theirs, ours in _BLOCK_NAMES.items():
             out[p + theirs] = state[chapter + ours]
+        out[p + "self_attn.qkv_proj.weight"] = pad_qkv(qkv, H, hs, head_dim)
+        out[p + "self_attn.o_proj.weight"] = pad_projection(out[p + "self_attn.o_proj.weight"], H, hs, head_dim)
     final = f"transformer_blocks.{config.num_blocks}."
     out.update({"model.norm.weight": state[final + "weight"], "model.norm.bias": state[final + "bias"],
                 "lm_head.weight": state["model_out_linear_layer.weight"],
@@ -100,14 +113,23 @@ def split_heads(qkv: torch.Tensor, block: str, config: ModelConfig) -> dict[str,
             for part, w in enumerate(("Wq", "Wk", "Wv")) for h in range(config.num_heads)}
 
 
-def from_hf_state(tensors: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
-    """The folder's tensors back in the chapter's names (no masks), each head's Wq/Wk/Wv split out."""
+def from_hf_state(tensors: dict[str, torch.Tensor], config: ModelConfig, head_dim: int,
+                  path: Path | None = None) -> dict[str, torch.Tensor]:
+    """The folder's tensors back in the chapter's names (no masks), each head's Wq/Wk/Wv split out of
+    its `head_dim`-wide padding (CheckpointError if the padding is not zeros)."""
+    H, hs = config.num_heads, config.head_size
     state = {"token_embedding_lookup_table.weight": tensors["model.embed_tokens.weight"]}
     for i in range(config.num_blocks):
         chapter, p = f"transformer_blocks.{i}.", f"model.layers.{i}."
         for theirs, ours in _BLOCK_NAMES.items():
             state[chapter + ours] = tensors[p + theirs]
-        state.update(split_heads(tensors[p + "self_attn.qkv_proj.weight"], chapter, config))
+        qkv = unpad_qkv(tensors[p + "self_attn.qkv_proj.weight"], H, hs, head_dim)
+        projection = unpad_projection(tensors[p + "self_attn.o_proj.weight"], H, hs, head_dim)
+        if qkv is None or projection is None:
+            raise CheckpointError(f"{path}: layer {i}'s heads are padded to {head_dim} with values that are not "
+                                  "zeros; it is not the model an export wrote")
+        state[chapter + "mha.projection_layer.weight"] = projection.contiguous()
+        state.update(split_heads(qkv, chapter, config))
     final = f"transformer_blocks.{config.num_blocks}."
     state.update({final + "weight": tensors["model.norm.weight"], final + "bias": tensors["model.norm.bias"],
                   "model_out_linear_layer.weight": tensors["lm_head.weight"],
@@ -138,7 +160,7 @@ def read_config_json(folder: Path) -> dict:
     return data
 
 
-def read_hf_weights(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
+def read_hf_weights(folder: Path, config: ModelConfig, head_dim: int) -> dict[str, torch.Tensor]:
     """The folder's tensors, each present, of its shape and nothing else (the chapter's names)."""
     path = folder / WEIGHTS_FILE
     problem = not_a_file(path)
@@ -147,8 +169,8 @@ def read_hf_weights(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor
     if problem is not None:
         raise CheckpointError(f"{path}: {problem}, not a weights file")
     tensors, _ = read_safetensors(path)
-    check_named_shapes(path, tensors, hf_shapes(config))
-    return from_hf_state(tensors, config)
+    check_named_shapes(path, tensors, hf_shapes(config, head_dim))
+    return from_hf_state(tensors, config, head_dim, path)
 
 
 def check_named_shapes(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:

@@ -253,3 +253,29 @@ def test_a_broken_folder_is_one_line_and_exit_2(tmp_path, make_checkpoint, case)
     assert r.returncode == 2, r.stdout
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert message in r.stderr
+
+
+def test_heads_are_padded_for_attention_kernels_and_read_back_bit_for_bit(tmp_path):
+    """Heads of 20 are stored as 32 (zeros after each head's rows, zero projection columns) for vLLM's kernels:
+    tfchat reads the folder back to the checkpoint's very tensors, `tfchat info` says how the heads are
+    stored, and a folder whose padding is not zeros is refused (it would not be the model)."""
+    from safetensors.torch import load_file, save_file
+
+    raw = random_book_checkpoint(d_model=80, num_heads=4, num_blocks=2, context_length=16, vocab_size=3000, seed=1)
+    torch.save(raw, tmp_path / "m.ckpt")
+    export(tmp_path / "m.ckpt", tmp_path / "hf")
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["head_dim"] == 32
+    tensors = load_file(tmp_path / "hf" / "model.safetensors")
+    assert tensors["model.layers.0.self_attn.qkv_proj.weight"].shape == (3 * 4 * 32, 80)
+    assert tensors["model.layers.0.self_attn.o_proj.weight"].shape == (80, 4 * 32)
+    back = load_checkpoint(tmp_path / "hf")
+    assert back.stored_head_size == 32 and back.config.head_size == 20
+    for key, tensor in back.state_dict.items():
+        assert torch.equal(tensor, raw["model_state_dict"][key]), key
+    info = tfchat("info", "--model", str(tmp_path / "hf"))
+    assert "padded with zeros from 20 to 32" in info.stdout and "1/sqrt(20)" in info.stdout
+    tensors["model.layers.1.self_attn.o_proj.weight"][3, 20 + 5] = 0.5  # a padding column of head 0
+    save_file(tensors, tmp_path / "hf" / "model.safetensors")
+    r = tfchat("info", "--model", str(tmp_path / "hf"))
+    assert r.returncode == 2 and "padded to 32 with values that are not zeros" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

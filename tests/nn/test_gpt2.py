@@ -9,6 +9,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from support.cli import tfchat  # noqa: E402
+from support.gpt2_folder import TRAINING_TEXT, make_gpt2  # noqa: E402
 from support.reference import assert_same_greedy_tokens  # noqa: E402
 
 from tfchat.core.engine.in_process import Engine  # noqa: E402
@@ -18,45 +19,8 @@ from tfchat.core.settings.sampling_params import SamplingParams  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 
-TRAINING_TEXT = ("The salesperson listens first, then asks what the customer needs. Naïve café prices, "
-                 "1234 units, 🤖 emoji and    spaces.\n") * 40
 VARIED_TEXT = ("Hello, world! It's 3.14159; naïve café Straße — Ελληνικά, 日本語 🤖🎉 👩‍👩‍👧\n"
                "          long    whitespace\t\tand tabs\r\n\r\n  <|endoftext|> after the end")
-
-
-def make_tokenizer():
-    from tokenizers import ByteLevelBPETokenizer
-
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator([TRAINING_TEXT], vocab_size=600, special_tokens=["<|endoftext|>"], show_progress=False)
-    return bpe
-
-
-def make_gpt2(folder, activation="gelu_new", tied=True, layout="tokenizer.json", weights="safetensors",
-              n_positions=16, seed=0, **config_extra):
-    """A random GPT-2 folder, as save_pretrained writes it; the transformers model too."""
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-
-    bpe = make_tokenizer()
-    eos = bpe.token_to_id("<|endoftext|>")
-    config = GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=n_positions, n_embd=48, n_layer=2, n_head=4,
-                        activation_function=activation, tie_word_embeddings=tied, bos_token_id=eos,
-                        eos_token_id=eos, **config_extra)
-    torch.manual_seed(seed)
-    model = GPT2LMHeadModel(config).eval()
-    with torch.no_grad():  # decisive logits, as a trained model has
-        model.lm_head.weight.mul_(8)
-    model.save_pretrained(folder)
-    if weights == "bin":  # what transformers 4 wrote without safetensors
-        (folder / "model.safetensors").unlink()
-        torch.save(model.state_dict(), folder / "pytorch_model.bin")
-    if layout == "tokenizer.json":
-        GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>").save_pretrained(folder)
-    else:  # transformers 4's files, the book's time
-        bpe.save_model(str(folder))
-        (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer",
-                                                                  "eos_token": "<|endoftext|>"}))
-    return model
 
 
 def crop_greedy(model, prompt, n):

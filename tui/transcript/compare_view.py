@@ -35,6 +35,7 @@ class CompareColumn(Vertical):
     CompareColumn { width: 1fr; height: auto; border: round $panel-lighten-2; padding: 0 1; }
     CompareColumn.kept { border: heavy $success; }
     CompareColumn .label { text-style: bold; color: $text-accent; }
+    CompareColumn .note { color: $warning; }
     CompareColumn .stats { color: $text-muted; }
     CompareColumn .stats.stopped { color: $warning; }
     CompareColumn .stats.failed { color: $error; }
@@ -48,11 +49,14 @@ class CompareColumn(Vertical):
         self.finish_reason = ""
         self._text = ""  # exactly what the model wrote; the column shows it from its first word
         self._label = Static(Text(label), classes="label")
+        self._note = Static(Text(""), classes="note")  # how the column ran, when it says something (a server's)
+        self._note.display = False
         self._output = StreamingText()
         self._stats = Static(Text("…"), classes="stats")
 
     def compose(self):
         yield self._label
+        yield self._note
         yield self._output
         yield self._stats
 
@@ -64,6 +68,14 @@ class CompareColumn(Vertical):
     def summary_shown(self) -> str:
         """The column's stats line, as shown."""
         return str(self._stats.render()).replace("\u00a0", " ")
+
+    @property
+    def note_shown(self) -> str | None:
+        return str(self._note.render()) if self._note.display else None
+
+    def note(self, text: str) -> None:
+        self._note.update(Text(text))
+        self._note.display = True
 
     @property
     def text_shown(self) -> str:
@@ -191,8 +203,8 @@ class CompareView(Vertical):
     def _row_done(self, message: RowDone) -> None:
         message.stop()
         self._feed.drain()
-        stats = message.stats
-        self.columns[message.row].finish_with(stats)
+        self.columns[message.row].finish_with(message.stats)
+        self._note_row(message.row)
 
     @on(RowFailed)
     def _row_failed(self, message: RowFailed) -> None:
@@ -210,9 +222,16 @@ class CompareView(Vertical):
             return
         # Every row's stats are the batch's by now, whether or not an event carried them here.
         final = getattr(self.generation, "stats", None) or []
-        for column, stats in zip(self.columns, final):
+        for row, (column, stats) in enumerate(zip(self.columns, final)):
             if not column.finish_reason and stats is not None:
                 column.finish_with(stats)
+                self._note_row(row)
+
+    def _note_row(self, row: int) -> None:
+        """What the backend said of how the row ran (a server that could not take everything asked)."""
+        notices = getattr(self.generation, "notices", None) or []
+        if row < len(notices) and notices[row] and self.columns[row].note_shown is None:
+            self.columns[row].note(notices[row])
 
     def all_done(self, keep_key: str) -> None:
         self._hint.update(Text(f"{keep_key} keeps a column as the exchange the session continues from"))

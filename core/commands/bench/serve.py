@@ -4,6 +4,8 @@ Starts the server as a child process, sends the same requests (a mix of streamed
 and not, each asking for a fixed number of tokens) one at a time, then
 `concurrency` at a time, and prints errors, aggregate tokens/s of each, their
 ratio, and p50/p99 latency. The child ends with the bench, whatever ends it.
+With `--endpoint URL` the same load goes to a server already running there
+(vLLM on an export, say), so two servers are measured alike.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -64,15 +67,27 @@ def _start_server(model: str | None, device: str, port: int):
     raise TfchatError("the server did not answer within 2 minutes")
 
 
-def _one_request(port: int, model: str, number: int, tokens: int) -> Outcome:
+@dataclass
+class Target:
+    """The server under load: where its API is, and the model it serves."""
+    host: str
+    port: int
+    api_path: str  # "/v1"
+    model: str = ""
+
+
+def _one_request(target: Target, number: int, tokens: int) -> Outcome:
     """Request `number` of the mix: every other one streamed; greedy, so its length is what was asked."""
     stream = number % 2 == 1
-    body = {"model": model, "prompt": PROMPTS[number % len(PROMPTS)], "max_tokens": tokens, "temperature": 0,
-            "stream": stream, "stream_options": {"include_usage": True}}
+    body = {"model": target.model, "prompt": PROMPTS[number % len(PROMPTS)], "max_tokens": tokens, "temperature": 0,
+            "stream": stream}
+    if stream:  # OpenAI's API (and vLLM) refuse stream_options on a request that does not stream
+        body["stream_options"] = {"include_usage": True}
     start = time.perf_counter()
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        connection.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
+        connection = http.client.HTTPConnection(target.host, target.port, timeout=120)
+        connection.request("POST", f"{target.api_path}/completions", json.dumps(body),
+                           {"Content-Type": "application/json"})
         response = connection.getresponse()
         if response.status != 200:
             return Outcome(False, 0, time.perf_counter() - start, f"HTTP {response.status}")
@@ -91,11 +106,26 @@ def _one_request(port: int, model: str, number: int, tokens: int) -> Outcome:
         return Outcome(False, 0, time.perf_counter() - start, str(exc))
 
 
-def _run(port: int, model: str, requests: int, tokens: int, concurrency: int) -> tuple[list[Outcome], float]:
+def _run(target: Target, requests: int, tokens: int, concurrency: int) -> tuple[list[Outcome], float]:
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        outcomes = list(pool.map(lambda n: _one_request(port, model, n, tokens), range(requests)))
+        outcomes = list(pool.map(lambda n: _one_request(target, n, tokens), range(requests)))
     return outcomes, time.perf_counter() - start
+
+
+def _running_server(endpoint: str) -> Target:
+    """A server already running at `endpoint` (http://HOST:PORT/v1), and the first model it lists."""
+    url = urllib.parse.urlsplit(endpoint.rstrip("/"))
+    if url.scheme != "http" or not url.hostname:
+        raise TfchatError(f"--endpoint {endpoint}: give the server's http://HOST:PORT/v1")
+    target = Target(url.hostname, url.port or 80, url.path)
+    try:
+        connection = http.client.HTTPConnection(target.host, target.port, timeout=10)
+        connection.request("GET", f"{target.api_path}/models")
+        target.model = json.loads(connection.getresponse().read())["data"][0]["id"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise TfchatError(f"{endpoint}: no OpenAI-compatible server listing a model there") from None
+    return target
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -103,22 +133,30 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def run_serve_bench(model: str | None, device: str, requests: int, concurrency: int, tokens: int) -> int:
+def run_serve_bench(model: str | None, device: str, requests: int, concurrency: int, tokens: int,
+                    endpoint: str | None = None) -> int:
     if requests < 1 or not 1 <= concurrency <= 64 or tokens < 1:
         raise TfchatError("--requests and --tokens take 1 or more, --concurrency 1 to 64")
-    port = _free_port()
-    child, model_name = _start_server(model, device, port)
+    child = None
+    if endpoint:
+        target = _running_server(endpoint)
+    else:
+        port = _free_port()
+        child, model_name = _start_server(model, device, port)
+        target = Target("127.0.0.1", port, "/v1", model_name)
     try:
-        _run(port, model_name, min(requests, 4), tokens, 1)  # warm-up: each step traced once
-        serial, serial_s = _run(port, model_name, requests, tokens, 1)
-        together, together_s = _run(port, model_name, requests, tokens, concurrency)
+        _run(target, min(requests, 4), tokens, 1)  # warm-up: each step traced once
+        serial, serial_s = _run(target, requests, tokens, 1)
+        together, together_s = _run(target, requests, tokens, concurrency)
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    figures = {"model": model or "default", "requests": requests, "concurrency": concurrency,
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    figures = {"model": target.model if endpoint else model or "default", "server": endpoint or "tfchat serve",
+               "requests": requests, "concurrency": concurrency,
                "tokens_per_request": tokens}
     for name, outcomes, seconds in (("one_at_a_time", serial, serial_s), ("concurrent", together, together_s)):
         latencies = [o.latency_s for o in outcomes if o.ok]
@@ -130,7 +168,7 @@ def run_serve_bench(model: str | None, device: str, requests: int, concurrency: 
         }
     figures["ratio"] = round(figures["concurrent"]["tokens_per_s"] / figures["one_at_a_time"]["tokens_per_s"], 2)
     problems = [o.problem for o in serial + together if not o.ok]
-    print(f"tfchat serve on loopback: {requests} requests of {tokens} tokens (half streamed), greedy")
+    print(f"{endpoint or 'tfchat serve on loopback'}: {requests} requests of {tokens} tokens (half streamed), greedy")
     for name, label in (("one_at_a_time", "one at a time"), ("concurrent", f"{concurrency} at a time")):
         f = figures[name]
         print(f"  {label:<14} {f['tokens_per_s']:8.1f} tok/s  p50 {f['p50_latency_s']} s  p99 {f['p99_latency_s']} s"

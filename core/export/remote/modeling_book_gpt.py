@@ -5,7 +5,9 @@ per-head Wq, Wk and Wv are stacked into one `qkv_proj` in head order. Positions 
 sinusoidal table (computed the same way, so the float bits agree), indexed by `position_ids`; the output
 layer keeps its bias. Attention goes through transformers' attention interface, so `attn_implementation`
 ("eager", "sdpa", ...) and vLLM's Transformers backend can choose the kernel, and a transformers cache
-makes `generate()` incremental.
+makes `generate()` incremental. Heads smaller than those kernels take are stored padded with zeros to
+`head_dim` (zero query/key/value rows, zero projection columns), and the softmax scale stays
+1/sqrt(the real head size), so the padding changes no value.
 
 The book's own generation crops the prompt to its last `max_position_embeddings` tokens before every
 step; transformers has no such crop, so a position past the window is refused here with a clear error.
@@ -81,25 +83,28 @@ class BookGPTAttention(nn.Module):
         self.config = config
         self.layer_idx = layer_idx
         self.num_heads = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.scaling = 1.0 / math.sqrt(self.head_dim)
+        self.head_dim = config.head_dim  # as stored: the real head size, or that padded with zeros
+        self.scaling = 1.0 / math.sqrt(config.hidden_size // config.num_attention_heads)  # the real head size's
         self.is_causal = True
         self.attention_dropout = 0.0
-        self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
-        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=True)  # the book's projection_layer
+        self.inner_size = self.num_heads * self.head_dim
+        self.qkv_proj = nn.Linear(config.hidden_size, 3 * self.inner_size, bias=False)
+        self.o_proj = nn.Linear(self.inner_size, config.hidden_size, bias=True)  # the book's projection_layer
 
     def forward(self, hidden_states, attention_mask=None, cache=None, **kwargs):
-        batch, length, width = hidden_states.shape
+        batch, length, _ = hidden_states.shape
         query, key, value = (part.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
-                             for part in self.qkv_proj(hidden_states).split(width, dim=-1))
+                             for part in self.qkv_proj(hidden_states).split(self.inner_size, dim=-1))
         if cache is not None:
             key, value = cache.update(key, value, self.layer_idx)
-        implementation = self.config._attn_implementation
-        attention = (eager_attention_forward if implementation in (None, "eager")
-                     else ALL_ATTENTION_FUNCTIONS[implementation])
-        output, weights = attention(self, query, key, value, attention_mask, dropout=0.0, scaling=self.scaling,
-                                    **kwargs)
-        return self.o_proj(output.reshape(batch, length, width).contiguous()), weights
+        # This form (a name assigned from ALL_ATTENTION_FUNCTIONS, called once, `scaling=` given) is the one
+        # vLLM's Transformers backend reads in the source to put its own attention, and scale, in its place.
+        attention_interface = eager_attention_forward
+        if self.config._attn_implementation not in (None, "eager"):
+            attention_interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
+        output, weights = attention_interface(self, query, key, value, attention_mask, dropout=0.0,
+                                              scaling=self.scaling, **kwargs)
+        return self.o_proj(output.reshape(batch, length, self.inner_size).contiguous()), weights
 
 
 class BookGPTMLP(nn.Module):
