@@ -80,7 +80,8 @@ def _fill(folder: Path, checkpoint: Checkpoint, params: SamplingParams, training
                                    encoding="utf-8")
     (folder / "tokenizer.json").write_text(tokenizer_json(encoding_name), encoding="utf-8")
     _write_json(folder / "tokenizer_config.json", tokenizer_config(checkpoint.config.context_length))
-    (folder / "README.md").write_text(model_card(checkpoint, folder.name, dtype, training_text), encoding="utf-8")
+    (folder / "README.md").write_text(model_card(checkpoint, folder.name, dtype, training_text,
+                                                 padded_head_size(checkpoint.config.head_size)), encoding="utf-8")
 
 
 def _is_earlier_export(folder: Path) -> bool:

@@ -9,13 +9,16 @@ def _h_params_table(h_params: dict) -> str:
     return f"| h_param | value |\n| --- | --- |\n{rows}"
 
 
-def model_card(checkpoint: Checkpoint, name: str, dtype: str, training_text: str | None) -> str:
+def model_card(checkpoint: Checkpoint, name: str, dtype: str, training_text: str | None, head_dim: int) -> str:
     config = checkpoint.config
     window = config.context_length
     trained_on = training_text or "not recorded in the checkpoint"
     extra_row = ("" if config.embedding_rows == config.vocab_size else
                  f" Its embedding has {config.embedding_rows:,} rows, one more than the output layer, as the "
                  "repository's model.py makes it.")
+    heads_line = ("" if checkpoint.config.head_size == head_dim else
+                  f"Its heads of {config.head_size} are stored padded with zeros to {head_dim} (`head_dim`), a size "
+                  f"attention kernels take; the scale stays 1/sqrt({config.head_size}), so nothing changes.\n")
     return f"""---
 library_name: transformers
 tags: [tfchat, transformer-from-scratch, custom_code]
@@ -61,10 +64,12 @@ window with `window: shift`).
 
 ## Serve it
 
-vLLM's Transformers backend runs this folder (a vLLM release that keeps the output layer's bias):
+vLLM's Transformers backend runs this folder, exactly (tfchat's tests run it):
 
-    vllm serve PATH --trust-remote-code --model-impl transformers
+    vllm serve PATH --trust-remote-code --model-impl transformers --dtype float32
     tfchat --endpoint http://HOST:8000/v1
+
+{heads_line}vLLM serves at most the window of {window} tokens and does not crop past it as the book does.
 
 tfchat opens the folder itself too: `tfchat --model PATH`.
 """

