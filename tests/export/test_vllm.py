@@ -158,24 +158,17 @@ def test_tfchat_as_vllms_client_streams_tfchats_tokens_and_branches_from_one(vll
 
 
 async def test_the_app_over_vllm_streams_shows_probabilities_and_compares(vllm_server, tmp_path):
-    from support.pilot import compare_views, compared, finished, ready, send, views
+    from support.pilot import stream_then_compare
     from tfchat.tui.app import make_app
 
     app = make_app(preset="greedy", history=str(tmp_path / "history.sqlite3"), endpoint=vllm_server.url)
     async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot)
-        await send(pilot, "/set max_new_tokens 24")
-        await send(pilot, "The sales team")
-        await finished(pilot, 1)
-        view = views(app)[0]
+        view, comparison = await stream_then_compare(pilot, "The sales team", 24)
         assert view.output == "".join(vllm_server.engine.generate("The sales team", GREEDY))
         assert len(view.branch.steps) == 24  # the probability view and the token cursor have their data
-        await send(pilot, "/compare greedy book")
-        await send(pilot, "Hello")
-        await compared(pilot)
         # The book preset asks for 200 tokens; vLLM would refuse a text past the window of 128, so tfchat
         # asks for what fits, and says so.
-        greedy, book = compare_views(app)[0].columns
+        greedy, book = comparison.columns
         assert [greedy.finish_reason, book.finish_reason] == ["length", "length"]
         assert greedy.note_shown is None and "does not crop as the book does" in book.note_shown
         assert book.stats["new_tokens"] == 128 - len(load_encoding().encode("Hello"))  # the window, full

@@ -299,25 +299,17 @@ def test_bench_serve_runs_a_bounded_load_test(small_model):
 
 
 async def test_the_app_drives_a_server_as_it_drives_a_local_model(server, tmp_path):
-    from support.pilot import finished, history_rows, notices, ready, send, views, wait_for
-    from support.pilot import compared, compare_views
+    from support.pilot import history_rows, notices, send, stream_then_compare, wait_for
     from tfchat.tui.app import make_app
     from tfchat.tui.widgets.status_line import StatusLine
 
     history = tmp_path / "history.sqlite3"
     app = make_app(preset="greedy", history=str(history), endpoint=server.url, api_key=KEY)
     async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot)
-        await send(pilot, "/set max_new_tokens 24")
-        await send(pilot, "The sales team")
-        await finished(pilot, 1)
-        view = views(app)[0]
+        view, comparison = await stream_then_compare(pilot, "The sales team", 24)
         assert view.output == "".join(server.engine.generate("The sales team", GREEDY))
         assert len(view.branch.steps) == 24  # the probability view and the token cursor have their data
-        await send(pilot, "/compare greedy book")
-        await send(pilot, "Hello")
-        await compared(pilot)
-        assert [c.finish_reason for c in compare_views(app)[0].columns] == ["length", "length"]
+        assert [c.finish_reason for c in comparison.columns] == ["length", "length"]
     rows = history_rows(history)
     assert rows[0][3] == "greedy" and len(rows) == 3
     unreachable = make_app(history=str(tmp_path / "other.sqlite3"), endpoint=f"http://127.0.0.1:{_free_port()}/v1")

@@ -58,3 +58,16 @@ def compare_views(app):
 async def compared(pilot, count=1):
     await wait_for(pilot, lambda: len(compare_views(pilot.app)) >= count and pilot.app.chat.session.active is None
                    and not pilot.app.chat.session.pending, what=f"{count} finished comparisons")
+
+
+async def stream_then_compare(pilot, prompt: str, tokens: int):
+    """The everyday flow over a server: `prompt` streamed under the greedy preset (`tokens` new tokens),
+    then "Hello" compared under greedy and book. Returns the exchange's view and the comparison's."""
+    await ready(pilot)
+    await send(pilot, f"/set max_new_tokens {tokens}")
+    await send(pilot, prompt)
+    await finished(pilot, 1)
+    await send(pilot, "/compare greedy book")
+    await send(pilot, "Hello")
+    await compared(pilot)
+    return views(pilot.app)[0], compare_views(pilot.app)[0]

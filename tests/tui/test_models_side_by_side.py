@@ -40,7 +40,8 @@ async def test_two_models_listed_switched_and_compared_side_by_side(two_models, 
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         await wait_for(pilot, lambda: len(app.shelf.ready()) == 2, what="the second model loaded")
-        await wait_for(pilot, lambda: second in sidebar_models(app), what="the sidebar listing both")
+        # The sidebar redraws on the UI thread after the load: wait for it to list both as loaded.
+        await wait_for(pilot, lambda: sidebar_models(app).count("MiB") == 2, what="the sidebar listing both")
         listed = sidebar_models(app)
         assert f"● 1 {first}" in listed and f"  2 {second}" in listed and listed.count("MiB") == 2
         status = app.query_one(StatusLine)
