@@ -18,7 +18,7 @@ import torch
 
 from tfchat.core.decode.batching import BatchRun, seeded_row
 from tfchat.core.decode.generation import require_prompt
-from tfchat.core.decode.limits import MAX_ROWS
+from tfchat.core.decode.limits import MAX_SERVE_ROWS
 from tfchat.core.engine.text_stream import RowEvent, TextStream
 from tfchat.core.errors import TfchatError, describe_exception
 from tfchat.core.settings.sampling_params import SamplingParams
@@ -39,7 +39,7 @@ class _Request:
 
 
 class BatchScheduler:
-    def __init__(self, engine, max_rows: int = MAX_ROWS, max_queue: int = 64):
+    def __init__(self, engine, max_rows: int = MAX_SERVE_ROWS, max_queue: int = 64):
         self._engine = engine
         self._max_rows = max_rows
         self._max_queue = max_queue

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 
+from tfchat.core.decode.limits import MAX_SERVE_ROWS
 from tfchat.core.engine.text_stream import RowEvent
 from tfchat.core.errors import TfchatError, describe_exception
 from tfchat.core.serve.openai_api import (ApiError, GenerationRequest, LogprobShaper, ReplyStart, chunk_object,
@@ -57,7 +58,7 @@ def check_exposure(host: str, api_key: str | None, allow_no_key: bool) -> str | 
 class Api:
     """The routes, over one engine and its scheduler."""
 
-    def __init__(self, engine, model_name: str, api_key: str | None = None, max_rows: int = 8,
+    def __init__(self, engine, model_name: str, api_key: str | None = None, max_rows: int = MAX_SERVE_ROWS,
                  max_queue: int = 64, max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT,
                  request_timeout: float | None = None, body_read_seconds: float = BODY_READ_SECONDS):
         self.engine = engine

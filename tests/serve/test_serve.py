@@ -246,6 +246,31 @@ def test_a_request_timeout_ends_a_generation_with_what_it_has(small_model):
         process.wait(timeout=10)
 
 
+def test_by_default_32_requests_decode_together_each_as_it_would_alone(small_model):
+    """Rows are batched up to --max-rows, 32 by default: 20 greedy requests at once each get the text
+    the same request gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    process, server = start_serve(small_model)
+    try:
+        assert _call(server, "GET", "/tfchat/load", key=None)[1]["max_rows"] == 32
+        prompts = [f"Customer {n} asks" for n in range(20)]
+
+        def complete(prompt):
+            status, answer = _call(server, "POST", "/v1/completions",
+                                   {"prompt": prompt, "max_tokens": 12, "temperature": 0}, key=None)
+            assert status == 200
+            return answer["choices"][0]["text"]
+
+        alone = [complete(p) for p in prompts]
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            together = list(pool.map(complete, prompts))
+        assert together == alone
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def test_ipv6_loopback_in_brackets_is_loopback():
     from tfchat.core.serve.server import check_exposure, is_loopback
 
