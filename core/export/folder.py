@@ -54,8 +54,8 @@ def generation_config(params: SamplingParams) -> dict:
 
 def model_config(checkpoint: Checkpoint, dtype: str) -> dict:
     head_dim = padded_head_size(checkpoint.config.head_size)
-    return {**hf_folder.hf_config(checkpoint.config, head_dim), "auto_map": AUTO_MAP, "torch_dtype": dtype, "dtype": dtype,
-            "use_cache": True, "book_h_params": {str(k): json_value(v) for k, v in checkpoint.h_params.items()}}
+    return {**hf_folder.hf_config(checkpoint.config, head_dim), "auto_map": AUTO_MAP, "torch_dtype": dtype,
+            "dtype": dtype, "use_cache": True, "book_h_params": {str(k): json_value(v) for k, v in checkpoint.h_params.items()}}
 
 
 def _stored_dtype(checkpoint: Checkpoint) -> str:

