@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 
+from tfchat.core.decode.limits import MAX_SERVE_ROWS
 from tfchat.core.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 # torch warns at import when numpy is absent; tfchat never needs numpy.
@@ -116,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="clients must send it as a bearer token (default: $TFCHAT_API_KEY)")
     serve.add_argument("--allow-no-key", action="store_true",
                        help="serve a non-loopback --host without an API key (refused otherwise)")
-    serve.add_argument("--max-rows", type=int, default=32, help="requests decoded together (1-32)")
+    serve.add_argument("--max-rows", type=int, default=MAX_SERVE_ROWS,
+                       help=f"requests decoded together (1-{MAX_SERVE_ROWS})")
     serve.add_argument("--max-queue", type=int, default=64, help="requests waiting beyond those; more get 503")
     serve.add_argument("--max-tokens-limit", type=int, default=32768, metavar="N",
                        help="the most max_tokens a request may ask for (default 32768); more get 400")
@@ -300,10 +302,11 @@ def _dispatch(args) -> int:
     if args.command == "serve":
         from tfchat.core.serve.server import run_server
 
-        if not 1 <= args.max_rows <= 32 or args.max_queue < 0 or args.max_tokens_limit < 1:
+        if not 1 <= args.max_rows <= MAX_SERVE_ROWS or args.max_queue < 0 or args.max_tokens_limit < 1:
             from tfchat.core.errors import TfchatError
 
-            raise TfchatError("--max-rows takes 1 to 32, --max-queue 0 or more, --max-tokens-limit 1 or more")
+            raise TfchatError(f"--max-rows takes 1 to {MAX_SERVE_ROWS}, --max-queue 0 or more, "
+                              "--max-tokens-limit 1 or more")
         for flag, seconds in (("--request-timeout", args.request_timeout), ("--read-timeout", args.read_timeout)):
             if seconds is not None and not 0 < seconds < float("inf"):
                 from tfchat.core.errors import TfchatError

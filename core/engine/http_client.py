@@ -185,12 +185,13 @@ class HttpGeneration:
         self._backend = backend
         self._cancel = cancel
         self._forced_ids = forced_ids
-        self._prompt_tokens_guess = len(backend.encode(context))
-        params, window_notice = backend.fitted_params(params, self._prompt_tokens_guess + len(forced_ids))
+        context_ids = backend.encode(context)
+        self._prompt_tokens_guess = len(context_ids)
+        params, window_notice = backend.fitted_params(params, len(context_ids) + len(forced_ids))
         self._limit = params.token_limit if params.token_limit is not None else MAX_NEW_TOKENS
         self._params = params
         self.seed = drawn_seed(params, bits=31)  # servers take 32-bit seeds
-        prompt = backend.encode(context) + list(forced_ids) if forced_ids else context
+        prompt = context_ids + list(forced_ids) if forced_ids else context
         self._body, unsent = backend.request_body(prompt, params, self.seed, top_logprobs)
         notices = [f"{backend.endpoint} does not take {', '.join(unsent)}: not sent, the server's defaults apply"
                    if unsent else None, window_notice]

@@ -229,9 +229,9 @@ class CompareView(Vertical):
 
     def _note_row(self, row: int) -> None:
         """What the backend said of how the row ran (a server that could not take everything asked)."""
-        notices = getattr(self.generation, "notices", None) or []
-        if row < len(notices) and notices[row] and self.columns[row].note_shown is None:
-            self.columns[row].note(notices[row])
+        notice = self.generation.notices[row]  # set: its rows' ends are what call this
+        if notice and self.columns[row].note_shown is None:
+            self.columns[row].note(notice)
 
     def all_done(self, keep_key: str) -> None:
         self._hint.update(Text(f"{keep_key} keeps a column as the exchange the session continues from"))

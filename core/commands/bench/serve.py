@@ -57,11 +57,8 @@ def _start_server(model: str | None, device: str, port: int):
         if child.poll() is not None:
             raise TfchatError(f"the server did not start: {child.stderr.read().decode(errors='replace').strip()}")
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/v1/models")
-            model_name = json.loads(connection.getresponse().read())["data"][0]["id"]
-            return child, model_name
-        except (OSError, ValueError, KeyError):
+            return child, _first_model(Target("127.0.0.1", port, "/v1"), timeout=2)
+        except (OSError, ValueError, LookupError, TypeError):
             time.sleep(0.2)
     child.terminate()
     raise TfchatError("the server did not answer within 2 minutes")
@@ -113,6 +110,16 @@ def _run(target: Target, requests: int, tokens: int, concurrency: int) -> tuple[
     return outcomes, time.perf_counter() - start
 
 
+def _first_model(target: Target, timeout: float) -> str:
+    """The id of the first model the server lists (OSError, ValueError, LookupError, TypeError if none)."""
+    connection = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+    try:
+        connection.request("GET", f"{target.api_path}/models")
+        return json.loads(connection.getresponse().read())["data"][0]["id"]
+    finally:
+        connection.close()
+
+
 def _running_server(endpoint: str) -> Target:
     """A server already running at `endpoint` (http://HOST:PORT/v1), and the first model it lists."""
     url = urllib.parse.urlsplit(endpoint.rstrip("/"))
@@ -120,10 +127,8 @@ def _running_server(endpoint: str) -> Target:
         raise TfchatError(f"--endpoint {endpoint}: give the server's http://HOST:PORT/v1")
     target = Target(url.hostname, url.port or 80, url.path)
     try:
-        connection = http.client.HTTPConnection(target.host, target.port, timeout=10)
-        connection.request("GET", f"{target.api_path}/models")
-        target.model = json.loads(connection.getresponse().read())["data"][0]["id"]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        target.model = _first_model(target, timeout=10)
+    except (OSError, ValueError, LookupError, TypeError):
         raise TfchatError(f"{endpoint}: no OpenAI-compatible server listing a model there") from None
     return target
 
